@@ -1,0 +1,226 @@
+"""Settings: one typed object, read once at the edge and passed down.
+
+Precedence: ``CONVEYOR_<SECTION>_<KEY>`` environment variables > ``conveyor.toml``
+(found by walking up from the working directory) > defaults. Relative paths in
+settings are relative to the project root: the folder that holds ``conveyor.toml``,
+or the working directory when there is none.
+
+Every field carries a description; ``docs/settings.md`` is checked against them by a test.
+This module imports nothing from conveyor except ``errors``: it is a leaf.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from conveyor.errors import ConfigError
+
+__all__ = [
+    "CONFIG_FILE",
+    "Settings",
+    "StoreSettings",
+    "TrackingSettings",
+    "find_project_root",
+]
+
+CONFIG_FILE = "conveyor.toml"
+ENV_PREFIX = "CONVEYOR_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSettings(_Section):
+    """Where metadata and artifacts live."""
+
+    metadata_url: str = Field(
+        "sqlite:///.conveyor/conveyor.db",
+        description="SQLAlchemy URL of the metadata store: a SQLite file (default) or "
+        "postgresql+psycopg://user@host/db.",
+    )
+    artifacts_url: str = Field(
+        ".conveyor/artifacts",
+        description="Root of the content-addressed artifact store: a local folder or s3://bucket/prefix.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="Endpoint of an S3-compatible server (MinIO, Ceph, moto…); unset for AWS S3.",
+    )
+
+
+class TrackingSettings(_Section):
+    """How runs are recorded."""
+
+    flush_interval: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds between background writes of buffered metrics; the crash window.",
+    )
+    batch_size: int = Field(
+        5000, ge=1, description="Buffered metric points that trigger a write before the interval ends."
+    )
+    capture_git: bool = Field(True, description="Record git commit, branch and dirty flag of each run.")
+    capture_packages: bool = Field(
+        True, description="Record a digest of the installed Python packages of each run."
+    )
+
+
+class Settings(BaseModel):
+    """All of conveyor's settings, resolved against a project root.
+
+    Example::
+
+        settings = Settings.load()            # env > conveyor.toml > defaults
+        settings.metadata_url                 # absolute SQLAlchemy URL
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    root: Path = Field(description="Project root: the folder of conveyor.toml, or the working directory.")
+    store: StoreSettings = StoreSettings()
+    tracking: TrackingSettings = TrackingSettings()
+    sections: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Other tables of conveyor.toml (pipelines, gates, monitors…), read by their owners.",
+    )
+
+    # -- loading ---------------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        cwd: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """Read settings from the environment, ``conveyor.toml`` and defaults."""
+        env = os.environ if env is None else env
+        start = Path(cwd) if cwd is not None else Path.cwd()
+        if env.get(ENV_PREFIX + "ROOT"):
+            root = Path(env[ENV_PREFIX + "ROOT"]).expanduser().resolve()
+        else:
+            root = find_project_root(start) or start.resolve()
+        config_path = root / CONFIG_FILE
+        data: dict[str, Any] = {}
+        if config_path.is_file():
+            try:
+                data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(
+                    f"{config_path} is not valid TOML: {exc}", field=str(config_path), hint="fix the file"
+                ) from exc
+        return cls.from_mapping(root, data, env, source=str(config_path))
+
+    @classmethod
+    def from_mapping(
+        cls,
+        root: Path,
+        data: Mapping[str, Any],
+        env: Mapping[str, str] | None = None,
+        *,
+        source: str = CONFIG_FILE,
+    ) -> Settings:
+        env = {} if env is None else env
+        typed = {name: dict(data.get(name, {})) for name in _TYPED_SECTIONS}
+        for name, value in typed.items():
+            if not isinstance(data.get(name, {}), Mapping):
+                raise ConfigError(
+                    f"[{name}] in {source} must be a table", field=name, value=data.get(name)
+                )
+            typed[name] = value
+        origins: dict[tuple[str, str], str] = {}
+        for name, model in _TYPED_SECTIONS.items():
+            for key in typed[name]:
+                origins[(name, key)] = f"{source} [{name}] {key}"
+            for field in model.model_fields:
+                var = f"{ENV_PREFIX}{name}_{field}".upper()
+                if var in env:
+                    typed[name][field] = env[var]
+                    origins[(name, field)] = f"environment variable {var}"
+        sections = {k: v for k, v in data.items() if k not in _TYPED_SECTIONS}
+        try:
+            built = {name: model.model_validate(typed[name]) for name, model in _TYPED_SECTIONS.items()}
+        except ValidationError as exc:
+            raise _config_error(exc, typed, origins) from exc
+        return cls(root=root.resolve(), sections=sections, **built)
+
+    # -- resolved values ------------------------------------------------------------------
+    @property
+    def metadata_url(self) -> str:
+        """The metadata URL with a relative SQLite path made absolute against the root."""
+        url = self.store.metadata_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
+            path = url[len(prefix):]
+            return prefix + str((self.root / path).resolve())
+        return url
+
+    @property
+    def artifacts_url(self) -> str:
+        """The artifact-store URL with a relative folder made absolute against the root."""
+        url = self.store.artifacts_url
+        if "://" in url:
+            if url.startswith("file://"):
+                return str(Path(url[len("file://"):]).resolve())
+            return url
+        return str((self.root / Path(url).expanduser()).resolve())
+
+    @property
+    def conveyor_dir(self) -> Path:
+        """The folder conveyor writes into by default."""
+        return self.root / ".conveyor"
+
+    def section(self, name: str) -> Any:
+        """An untyped table of conveyor.toml (``{}`` when absent)."""
+        return self.sections.get(name, {})
+
+
+_TYPED_SECTIONS: dict[str, type[_Section]] = {"store": StoreSettings, "tracking": TrackingSettings}
+
+
+def _config_error(
+    exc: ValidationError, typed: Mapping[str, Mapping[str, Any]], origins: Mapping[tuple[str, str], str]
+) -> ConfigError:
+    first = exc.errors()[0]
+    # model_validate is called per section, so the loc starts at the field
+    loc = [str(p) for p in first["loc"]]
+    field = loc[0] if loc else "?"
+    section = next((s for s, values in typed.items() if field in values), "?")
+    origin = origins.get((section, field), f"[{section}] {field}")
+    value = typed.get(section, {}).get(field)
+    if first["type"] == "extra_forbidden":
+        allowed = ", ".join(sorted(_TYPED_SECTIONS[section].model_fields)) if section in _TYPED_SECTIONS else ""
+        return ConfigError(
+            f"unknown setting {origin}", field=f"{section}.{field}", value=value, hint=f"known keys: {allowed}"
+        )
+    return ConfigError(
+        f"bad value {value!r} for {origin}: {first['msg']}",
+        field=f"{section}.{field}",
+        value=value,
+        hint=_TYPED_SECTIONS[section].model_fields[field].description if section in _TYPED_SECTIONS else None,
+    )
+
+
+def find_project_root(start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` that holds ``conveyor.toml``."""
+    here = start.resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    return None
+
+
+def iter_settings() -> list[tuple[str, str, Any, str]]:
+    """(toml key, environment variable, default, description) of every typed setting."""
+    rows = []
+    for name, model in _TYPED_SECTIONS.items():
+        for field, info in model.model_fields.items():
+            rows.append(
+                (f"[{name}] {field}", f"{ENV_PREFIX}{name}_{field}".upper(), info.default, info.description or "")
+            )
+    return rows
