@@ -1,0 +1,43 @@
+"""Persistence of metadata: one SQLAlchemy store, one module per aggregate.
+
+SQLite (WAL, busy timeouts, ``BEGIN IMMEDIATE`` writers) by default, PostgreSQL through
+psycopg 3 for teams; Alembic migrations ship in ``migrations/``.
+"""
+
+from conveyor.store._artifacts import ArtifactRepo, artifacts
+from conveyor.store._dialect import insert_ignore, upsert
+from conveyor.store._experiments import DEFAULT_EXPERIMENT, ExperimentRepo, experiments
+from conveyor.store._metrics import MetricRepo, Point, latest_metrics, metrics
+from conveyor.store._runs import RunRepo, params, run_tags, runs, validate_key
+from conveyor.store._schema import DIGEST_COLUMNS, metadata, register_digest_column
+from conveyor.store._search import search_runs
+from conveyor.store._filter import parse_filter, parse_order_by
+from conveyor.store._store import Store, head_revision, normalize_url
+
+__all__ = [
+    "DEFAULT_EXPERIMENT",
+    "DIGEST_COLUMNS",
+    "ArtifactRepo",
+    "ExperimentRepo",
+    "MetricRepo",
+    "Point",
+    "RunRepo",
+    "Store",
+    "artifacts",
+    "experiments",
+    "head_revision",
+    "insert_ignore",
+    "latest_metrics",
+    "metadata",
+    "metrics",
+    "normalize_url",
+    "params",
+    "parse_filter",
+    "parse_order_by",
+    "register_digest_column",
+    "run_tags",
+    "runs",
+    "search_runs",
+    "upsert",
+    "validate_key",
+]

@@ -1,0 +1,119 @@
+"""Metrics: the full history of every key, plus a latest-value table for fast search."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Column, Float, ForeignKey, Index, String, Table, and_, func, or_, select
+from sqlalchemy.engine import Connection
+
+from conveyor.entities import Metric
+from conveyor.store._dialect import upsert
+from conveyor.store._schema import BigInt, metadata
+
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("id", BigInt, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(250), nullable=False),
+    # NULL stands for NaN: SQLite cannot store a NaN REAL.
+    Column("value", Float(precision=53)),
+    Column("step", BigInt, nullable=False),
+    Column("timestamp", BigInt, nullable=False),
+    Index("ix_metrics_run_id_key_step", "run_id", "key", "step"),
+)
+
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Float(precision=53)),
+    Column("step", BigInt, nullable=False),
+    Column("timestamp", BigInt, nullable=False),
+    Index("ix_latest_metrics_key_value", "key", "value"),
+)
+
+#: A point ready to be written: (run_id, key, value, step, timestamp).
+Point = tuple[str, str, float, int, int]
+
+
+def _stored(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _loaded(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+class MetricRepo:
+    """Write batches of points and read histories and latest values."""
+
+    def write(self, conn: Connection, points: Sequence[Point]) -> None:
+        """Append points to the history and move each latest value forward (by step, then time)."""
+        if not points:
+            return
+        conn.execute(
+            metrics.insert(),
+            [
+                {"run_id": r, "key": k, "value": _stored(v), "step": s, "timestamp": t}
+                for r, k, v, s, t in points
+            ],
+        )
+        newest = latest_points(points)
+
+        def newer(table: Any, excluded: Any) -> Any:
+            return or_(
+                excluded.step > table.c.step,
+                and_(excluded.step == table.c.step, excluded.timestamp >= table.c.timestamp),
+            )
+
+        conn.execute(
+            upsert(conn, latest_metrics, ["run_id", "key"], ["value", "step", "timestamp"], where=newer),
+            [
+                {"run_id": r, "key": k, "value": _stored(v), "step": s, "timestamp": t}
+                for r, k, v, s, t in newest.values()
+            ],
+        )
+
+    def history(self, conn: Connection, run_id: str, key: str) -> list[Metric]:
+        query = (
+            select(metrics.c.key, metrics.c.value, metrics.c.step, metrics.c.timestamp)
+            .where(metrics.c.run_id == run_id, metrics.c.key == key)
+            .order_by(metrics.c.step, metrics.c.timestamp, metrics.c.id)
+        )
+        return [Metric(k, _loaded(v), s, t) for k, v, s, t in conn.execute(query).all()]
+
+    def keys(self, conn: Connection, run_id: str) -> list[str]:
+        query = select(latest_metrics.c.key).where(latest_metrics.c.run_id == run_id).order_by(latest_metrics.c.key)
+        return list(conn.execute(query).scalars())
+
+    def latest_of(self, conn: Connection, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for start in range(0, len(run_ids), 500):
+            chunk = list(run_ids[start : start + 500])
+            query = select(latest_metrics.c.run_id, latest_metrics.c.key, latest_metrics.c.value).where(
+                latest_metrics.c.run_id.in_(chunk)
+            )
+            for run_id, key, value in conn.execute(query).all():
+                out.setdefault(run_id, {})[key] = _loaded(value)
+        return out
+
+    def count(self, conn: Connection, run_id: str | None = None) -> int:
+        query = select(func.count()).select_from(metrics)
+        if run_id is not None:
+            query = query.where(metrics.c.run_id == run_id)
+        return int(conn.execute(query).scalar_one())
+
+
+def latest_points(points: Iterable[Point]) -> Mapping[tuple[str, str], Point]:
+    newest: dict[tuple[str, str], Point] = {}
+    for point in points:
+        slot = (point[0], point[1])
+        seen = newest.get(slot)
+        if seen is None or (point[3], point[4]) >= (seen[3], seen[4]):
+            newest[slot] = point
+    return newest
