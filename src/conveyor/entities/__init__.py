@@ -4,6 +4,7 @@ They are converted to rows or JSON only at the edges. This package imports nothi
 from conveyor: it is a leaf.
 """
 
+from conveyor.entities._models import DTYPES, ColumnSpec, ModelRef, Predictor, Signature, columns
 from conveyor.entities._tracking import (
     Artifact,
     Experiment,
@@ -15,11 +16,17 @@ from conveyor.entities._tracking import (
 )
 
 __all__ = [
+    "DTYPES",
     "Artifact",
+    "ColumnSpec",
     "Experiment",
     "Metric",
+    "ModelRef",
+    "Predictor",
     "Run",
     "RunStatus",
+    "Signature",
+    "columns",
     "ms_to_datetime",
     "now_ms",
 ]

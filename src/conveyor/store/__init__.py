@@ -9,7 +9,8 @@ from conveyor.store._dialect import insert_ignore, upsert
 from conveyor.store._experiments import DEFAULT_EXPERIMENT, ExperimentRepo, experiments
 from conveyor.store._metrics import MetricRepo, Point, latest_metrics, metrics
 from conveyor.store._runs import RunRepo, params, run_tags, runs, validate_key
-from conveyor.store._schema import DIGEST_COLUMNS, metadata, register_digest_column
+from conveyor.store._schema import DIGEST_COLUMNS, DigestColumn, metadata, register_digest_column
+from conveyor.store._maintenance import DoctorReport, GcReport, collect_garbage, doctor, referenced
 from conveyor.store._search import search_runs
 from conveyor.store._filter import parse_filter, parse_order_by
 from conveyor.store._store import Store, head_revision, normalize_url
@@ -18,12 +19,17 @@ __all__ = [
     "DEFAULT_EXPERIMENT",
     "DIGEST_COLUMNS",
     "ArtifactRepo",
+    "DigestColumn",
+    "DoctorReport",
+    "GcReport",
     "ExperimentRepo",
     "MetricRepo",
     "Point",
     "RunRepo",
     "Store",
     "artifacts",
+    "collect_garbage",
+    "doctor",
     "experiments",
     "head_revision",
     "insert_ignore",
@@ -34,6 +40,7 @@ __all__ = [
     "params",
     "parse_filter",
     "parse_order_by",
+    "referenced",
     "register_digest_column",
     "run_tags",
     "runs",

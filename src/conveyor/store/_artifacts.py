@@ -23,7 +23,7 @@ artifacts = Table(
     Column("is_dir", Boolean, nullable=False, default=False),
     Index("ix_artifacts_digest", "digest"),
 )
-register_digest_column(artifacts, "digest")
+register_digest_column(artifacts, "digest", manifest=lambda t: t.c.is_dir)
 
 
 class ArtifactRepo:

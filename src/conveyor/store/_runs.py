@@ -26,7 +26,7 @@ from conveyor.entities import Run, RunStatus, now_ms
 from conveyor.errors import Conflict, InvalidInput, NotFound, ParamConflict
 from conveyor.store._dialect import insert_ignore
 from conveyor.store._experiments import experiments
-from conveyor.store._schema import BigInt, metadata
+from conveyor.store._schema import BigInt, metadata, register_digest_column
 
 MAX_KEY = 250
 MAX_PARAM_VALUE = 6000
@@ -74,6 +74,8 @@ run_tags = Table(
     Column("value", Text, nullable=False),
     Index("ix_run_tags_key_value", "key", "value"),
 )
+
+register_digest_column(runs, "packages_digest")
 
 RUN_COLUMNS = [c for c in runs.c if c.name != "deleted_at"]
 

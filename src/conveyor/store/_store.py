@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, inspect, select, text, union
+from sqlalchemy import case, create_engine, event, inspect, literal, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -177,12 +177,20 @@ class Store:
             command.upgrade(cfg, revision)
 
     # -- references -----------------------------------------------------------------------------
-    def referenced_digests(self, conn: Connection) -> set[str]:
-        """Every digest that some row points at (manifests not expanded)."""
-        if not DIGEST_COLUMNS:
-            return set()
-        query = union(*(select(column.label("digest")).where(column.is_not(None)) for _, column in DIGEST_COLUMNS))
-        return {d for (d,) in conn.execute(query).all()}
+    def referenced_digests(self, conn: Connection) -> dict[str, bool]:
+        """Every digest some row points at → whether it names a manifest (not expanded)."""
+        out: dict[str, bool] = {}
+        for ref in DIGEST_COLUMNS:
+            if ref.manifest is None or ref.manifest is False:
+                flag: Any = literal(False)
+            elif ref.manifest is True:
+                flag = literal(True)
+            else:
+                flag = case((ref.manifest, literal(True)), else_=literal(False))
+            query = select(ref.column, flag).where(ref.column.is_not(None)).distinct()
+            for digest, is_manifest in conn.execute(query).all():
+                out[digest] = out.get(digest, False) or bool(is_manifest)
+        return out
 
 
 def _alembic_config() -> Any:

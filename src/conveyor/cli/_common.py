@@ -1,0 +1,103 @@
+"""What every command shares: the console, settings, opening stores, errors → exit codes.
+
+Exit codes: 0 success; 1 a check found problems (doctor, a failing gate, validation);
+2 bad input or usage; 3 something named does not exist; 4 a store or service cannot be
+reached or is outdated.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from conveyor.errors import (
+    ConveyorError,
+    InvalidInput,
+    NotFound,
+    SchemaOutdated,
+    ServiceUnavailable,
+    StorageError,
+)
+from conveyor.settings import Settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_PROBLEMS = 1
+EXIT_INPUT = 2
+EXIT_NOT_FOUND = 3
+EXIT_STORE = 4
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def exit_code(error: ConveyorError) -> int:
+    if isinstance(error, NotFound):
+        return EXIT_NOT_FOUND
+    if isinstance(error, (SchemaOutdated, StorageError, ServiceUnavailable)):
+        return EXIT_STORE
+    if isinstance(error, InvalidInput):
+        return EXIT_INPUT
+    return EXIT_PROBLEMS
+
+
+def fail(error: ConveyorError) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {error.message}", highlight=False, markup=True, soft_wrap=True)
+    if error.hint:
+        err_console.print(f"[yellow]hint:[/] {error.hint}", highlight=False, soft_wrap=True)
+    return typer.Exit(exit_code(error))
+
+
+def handle_errors(func: F) -> F:
+    """Turn conveyor's errors into a red line, a hint and a meaningful exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConveyorError as error:
+            raise fail(error) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings() -> Settings:
+    return Settings.load()
+
+
+@contextmanager
+def tracker(*, create: bool = False) -> Iterator[Any]:
+    """The tracker of this project's stores; existing stores only unless ``create``."""
+    from conveyor.tracking import Tracker
+
+    opened = Tracker.from_settings(settings(), create=create)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output: one JSON document on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str, allow_nan=True) + "\n")
+
+
+def fmt_ms(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "" if value is None else str(value)

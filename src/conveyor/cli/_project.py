@@ -1,0 +1,172 @@
+"""Project commands: init, db upgrade, doctor, gc, quickstart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from conveyor.cli._common import EXIT_PROBLEMS, console, handle_errors, print_json, settings
+from conveyor.settings import CONFIG_FILE, Settings
+
+db_app = typer.Typer(help="Metadata database schema.", no_args_is_help=True)
+
+CONFIG_TEMPLATE = """\
+# conveyor project settings. Each key can be overridden by an environment variable
+# CONVEYOR_<SECTION>_<KEY>, e.g. CONVEYOR_STORE_METADATA_URL. See docs/settings.md.
+
+[store]
+# SQLite file by default; a team points this at PostgreSQL:
+#   metadata_url = "postgresql+psycopg://user@db-host/conveyor"
+metadata_url = "sqlite:///.conveyor/conveyor.db"
+# A local folder by default; a team points this at S3-compatible storage:
+#   artifacts_url = "s3://bucket/conveyor"   (and s3_endpoint_url for MinIO & co.)
+artifacts_url = ".conveyor/artifacts"
+
+[tracking]
+flush_interval = 1.0   # seconds between background metric writes (the crash window)
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.add_typer(db_app, name="db")
+    app.command("doctor")(doctor)
+    app.command("gc")(gc)
+    app.command("quickstart")(quickstart)
+
+
+@handle_errors
+def init(
+    path: Path = typer.Argument(Path("."), help="Project folder (created when missing)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing conveyor.toml."),
+) -> None:
+    """Write conveyor.toml, create .conveyor/ and initialise the stores."""
+    from conveyor.blobs import BlobStore
+    from conveyor.store import Store
+
+    path.mkdir(parents=True, exist_ok=True)
+    config = path / CONFIG_FILE
+    if config.exists() and not force:
+        console.print(f"{config} exists; keeping it (use --force to overwrite)")
+    else:
+        config.write_text(CONFIG_TEMPLATE, encoding="utf-8")
+        console.print(f"wrote {config}")
+    loaded = Settings.load(path)
+    loaded.conveyor_dir.mkdir(parents=True, exist_ok=True)
+    ignore = loaded.conveyor_dir / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n", encoding="utf-8")
+    store = Store.open(loaded.metadata_url, create=True)
+    store.close()
+    BlobStore.open(loaded.artifacts_url, s3_endpoint_url=loaded.store.s3_endpoint_url).init()
+    console.print(f"metadata:  {loaded.metadata_url}")
+    console.print(f"artifacts: {loaded.artifacts_url}")
+    console.print("[green]ready[/]: `import conveyor` and start a run, or try `conveyor quickstart`")
+
+
+@db_app.command("upgrade")
+@handle_errors
+def db_upgrade() -> None:
+    """Migrate the metadata database to the schema this conveyor needs."""
+    from conveyor.store import Store, head_revision
+
+    loaded = settings()
+    store = Store.connect(loaded.metadata_url)
+    before = store.current_revision()
+    store.upgrade()
+    console.print(f"schema {before or 'empty'} → {head_revision()} at {store.url}")
+    store.close()
+
+
+@db_app.command("current")
+@handle_errors
+def db_current() -> None:
+    """Print the schema revision of the metadata database and the one this conveyor needs."""
+    from conveyor.store import Store, head_revision
+
+    store = Store.connect(settings().metadata_url)
+    console.print(f"database: {store.current_revision() or 'empty'}  conveyor needs: {head_revision()}")
+    store.close()
+
+
+def _open_stores() -> tuple[object, object]:
+    from conveyor.blobs import BlobStore
+    from conveyor.store import Store
+
+    loaded = settings()
+    return (
+        Store.open(loaded.metadata_url),
+        BlobStore.open(loaded.artifacts_url, s3_endpoint_url=loaded.store.s3_endpoint_url),
+    )
+
+
+@handle_errors
+def doctor(as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+    """Verify that every referenced artifact exists and matches its digest; list orphans."""
+    from conveyor.store import doctor as run_doctor
+
+    store, blobs = _open_stores()
+    with Progress(
+        TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True, disable=as_json,
+    ) as bar:
+        task = bar.add_task("verify", total=None)
+        report = run_doctor(store, blobs, progress=lambda i, n: bar.update(task, completed=i, total=n))  # type: ignore[arg-type]
+    if as_json:
+        print_json(report.__dict__ | {"healthy": report.healthy})
+    else:
+        table = Table(title="conveyor doctor")
+        table.add_column("check")
+        table.add_column("result")
+        table.add_row("objects verified", str(report.checked))
+        table.add_row("missing", _list(report.missing, "red"))
+        table.add_row("corrupt (digest mismatch)", _list(report.corrupt, "red"))
+        table.add_row("bad references", _list(report.bad_references, "red"))
+        table.add_row("orphans (run `conveyor gc`)", _list(report.orphans, "yellow"))
+        console.print(table)
+        console.print("[green]healthy[/]" if report.healthy else "[bold red]problems found[/]")
+    if not report.healthy:
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
+def _list(items: list[str], color: str) -> str:
+    if not items:
+        return "[green]none[/]"
+    shown = "\n".join(items[:20]) + (f"\n… and {len(items) - 20} more" if len(items) > 20 else "")
+    return f"[{color}]{shown}[/]"
+
+
+@handle_errors
+def gc(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be removed."),
+    grace: float = typer.Option(
+        3600.0, "--grace", help="Keep unreferenced objects younger than this many seconds (writes in flight)."
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Purge deleted runs and remove artifact objects that nothing references any more."""
+    from conveyor.store import collect_garbage
+
+    store, blobs = _open_stores()
+    report = collect_garbage(store, blobs, dry_run=dry_run, grace_seconds=grace)  # type: ignore[arg-type]
+    if as_json:
+        print_json(report.__dict__)
+        return
+    verb = "would remove" if dry_run else "removed"
+    console.print(f"runs purged: {len(report.purged_runs)}{' (dry run)' if dry_run else ''}")
+    console.print(f"objects {verb}: {len(report.removed)} ({report.freed_bytes / 1e6:.1f} MB)")
+    if report.kept_young:
+        console.print(f"kept {report.kept_young} unreferenced objects younger than {grace:.0f}s")
+
+
+@handle_errors
+def quickstart(
+    folder: Path = typer.Option(Path("conveyor-quickstart"), "--folder", help="Where the demo project goes."),
+) -> None:
+    """Run the whole loop on bundled data in a new folder: train, track, compare."""
+    from conveyor.quickstart import run
+
+    run(folder, console=console)

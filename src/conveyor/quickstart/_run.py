@@ -1,0 +1,71 @@
+"""The quickstart driver: a project folder, a tracker, and the stages."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+
+from conveyor.settings import CONFIG_FILE, Settings
+
+
+@dataclass
+class Story:
+    """What the stages share: the project, its tracker and what earlier stages produced."""
+
+    folder: Path
+    settings: Settings
+    tracker: Any
+    console: Console
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+Stage = Callable[[Story], None]
+
+
+def _stages() -> list[tuple[str, Stage]]:
+    from conveyor.quickstart import _track
+
+    return [("Track: train four models and compare them", _track.stage)]
+
+
+def run(folder: Path, *, console: Console | None = None) -> Story:
+    """Create (or reuse) ``folder`` as a conveyor project and run every stage in it."""
+    from conveyor.tracking import Tracker, set_tracker
+
+    console = console or Console()
+    started = time.perf_counter()
+    folder = folder.resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / CONFIG_FILE
+    if not config.exists():
+        config.write_text(
+            '[store]\nmetadata_url = "sqlite:///.conveyor/conveyor.db"\nartifacts_url = ".conveyor/artifacts"\n',
+            encoding="utf-8",
+        )
+    settings = Settings.load(folder, env={})
+    tracker = Tracker.from_settings(settings, create=True)
+    set_tracker(tracker)
+    story = Story(folder, settings, tracker, console)
+    console.print(Panel.fit(f"conveyor quickstart in [bold]{folder}[/]", style="cyan"))
+    try:
+        for number, (title, stage) in enumerate(_stages(), 1):
+            console.rule(f"[bold]{number}. {title}")
+            stage(story)
+    finally:
+        tracker.flush()
+        set_tracker(None)
+        tracker.close()
+    console.rule()
+    console.print(f"metadata:  {settings.metadata_url}")
+    console.print(f"artifacts: {settings.artifacts_url}")
+    console.print(
+        f"[green]done in {time.perf_counter() - started:.1f}s.[/] Explore it: "
+        f"`cd {folder.name} && conveyor runs list` · `conveyor runs compare <id> <id>`"
+    )
+    return story

@@ -1,0 +1,117 @@
+"""The metric buffer: ``log_metric`` appends to memory, a background thread writes batches.
+
+Crash window: points logged in the last ``flush_interval`` seconds (default 1 s) are lost
+if the process dies without running its exit handlers (SIGKILL, power loss). Run end,
+``conveyor.flush()``, SIGTERM and a normal interpreter exit all flush.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+
+from conveyor.store import Point
+
+log = logging.getLogger("conveyor.tracking")
+
+Writer = Callable[[Sequence[Point]], None]
+
+
+class MetricBuffer:
+    """Thread-safe buffer of metric points with a daemon writer thread.
+
+    Example::
+
+        buffer = MetricBuffer(writer=lambda points: print(len(points)), interval=1.0, batch_size=1000)
+        buffer.add(("run", "loss", 0.3, 0, 1700000000000))
+        buffer.flush()
+    """
+
+    def __init__(self, writer: Writer, *, interval: float, batch_size: int) -> None:
+        self._writer = writer
+        self._interval = interval
+        self._batch_size = batch_size
+        self._points: list[Point] = []
+        self._lock = threading.Lock()  # guards _points
+        self._write_lock = threading.Lock()  # one writer at a time, in order
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def add(self, point: Point) -> None:
+        with self._lock:
+            self._points.append(point)
+            size = len(self._points)
+        self._ensure_thread()
+        if size >= self._batch_size:
+            self._wake.set()
+
+    def extend(self, points: Sequence[Point]) -> None:
+        with self._lock:
+            self._points.extend(points)
+            size = len(self._points)
+        self._ensure_thread()
+        if size >= self._batch_size:
+            self._wake.set()
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._points)
+
+    def flush(self) -> None:
+        """Write everything buffered now; re-raises a failure of an earlier background write."""
+        self._drain()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=30)
+        self._drain()
+
+    def _drain(self) -> None:
+        with self._write_lock:
+            with self._lock:
+                points, self._points = self._points, []
+            if not points:
+                return
+            try:
+                self._writer(points)
+            except BaseException:
+                with self._lock:  # put them back in front: nothing logged is dropped
+                    self._points[:0] = points
+                raise
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None and not self._closed:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=_run, args=(weakref.ref(self),), name="conveyor-metrics", daemon=True
+                    )
+                    self._thread.start()
+
+    def _loop_once(self) -> bool:
+        self._wake.wait(self._interval)
+        self._wake.clear()
+        try:
+            self._drain()
+        except Exception as exc:  # kept and re-raised on the next flush, never lost silently
+            log.error("conveyor could not write metrics: %s", exc)
+            self._error = exc
+        return not self._closed
+
+
+def _run(ref: weakref.ReferenceType[MetricBuffer]) -> None:
+    while True:
+        buffer = ref()
+        if buffer is None or not buffer._loop_once():
+            return
+        del buffer

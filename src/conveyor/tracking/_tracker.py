@@ -1,0 +1,376 @@
+"""The explicit tracking API: a ``Tracker`` bound to a metadata store and an artifact store.
+
+The module-level functions (``conveyor.start_run``, ``conveyor.log_metric`` …) are a thin
+layer over one default ``Tracker`` built from the settings.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from conveyor.blobs import MANIFEST_MEDIA_TYPE, BlobStore
+from conveyor.entities import Artifact, Experiment, Metric, Run, RunStatus, now_ms
+from conveyor.errors import Conflict, InvalidInput, NotFound
+from conveyor.settings import Settings, TrackingSettings
+from conveyor.store import DEFAULT_EXPERIMENT, Point, Store, search_runs, validate_key
+from conveyor.tracking import _capture
+from conveyor.tracking._buffer import MetricBuffer
+from conveyor.tracking._values import artifact_path, metric_step, metric_value
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class Tracker:
+    """Record runs into a metadata store and an artifact store.
+
+    Example::
+
+        tracker = Tracker.from_settings(Settings.load())
+        run = tracker.create_run("demo")
+        tracker.log_metric(run.id, "loss", 0.3, step=1)
+        tracker.end_run(run.id)
+    """
+
+    def __init__(self, store: Store, blobs: BlobStore, settings: TrackingSettings | None = None) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.settings = settings or TrackingSettings()
+        self._buffer = MetricBuffer(
+            self._write_points, interval=self.settings.flush_interval, batch_size=self.settings.batch_size
+        )
+        self._known_runs: set[str] = set()
+        self._experiment_ids: dict[str, int] = {}
+        self._packages_digest: str | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, create: bool = True) -> Tracker:
+        """Open the stores the settings name; ``create`` initialises brand-new ones."""
+        store = Store.open(settings.metadata_url, create=create)
+        blobs = BlobStore.open(settings.artifacts_url, s3_endpoint_url=settings.store.s3_endpoint_url)
+        if create:
+            blobs.init()
+        return cls(store, blobs, settings.tracking)
+
+    def close(self) -> None:
+        self._buffer.close()
+        self.store.close()
+
+    # -- experiments ----------------------------------------------------------------------------
+    def create_experiment(
+        self, name: str, *, description: str = "", tags: Mapping[str, str] | None = None
+    ) -> Experiment:
+        with self.store.write() as conn:
+            return self.store.experiments.create(conn, name, description=description, tags=tags)
+
+    def get_experiment(self, name_or_id: str | int) -> Experiment:
+        with self.store.read() as conn:
+            return self.store.experiments.get(conn, name_or_id)
+
+    def list_experiments(self, *, include_archived: bool = False) -> list[Experiment]:
+        with self.store.read() as conn:
+            return self.store.experiments.list(conn, include_archived=include_archived)
+
+    def _experiment_id(self, name: str) -> int:
+        cached = self._experiment_ids.get(name)
+        if cached is not None:
+            return cached
+        with self.store.write() as conn:
+            exp_id = self.store.experiments.get_or_create(conn, name)
+        self._experiment_ids[name] = exp_id
+        return exp_id
+
+    # -- runs -------------------------------------------------------------------------------------
+    def create_run(
+        self,
+        experiment: str | None = None,
+        *,
+        name: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        capture: bool = True,
+        cwd: str | Path | None = None,
+    ) -> Run:
+        """Start a RUNNING run in ``experiment`` (created when missing), capturing its context."""
+        exp_id = self._experiment_id(experiment or DEFAULT_EXPERIMENT)
+        fields: dict[str, Any] = {}
+        if capture:
+            fields = self._context(cwd)
+        with self.store.write() as conn:
+            if parent_id is not None:
+                self.store.runs.require(conn, parent_id)
+            run_id = self.store.runs.create(conn, exp_id, name=name, parent_id=parent_id, **fields)
+            if tags:
+                self.store.runs.set_tags(conn, run_id, tags)
+            self._known_runs.add(run_id)
+            return self.store.runs.get(conn, run_id)
+
+    def _context(self, cwd: str | Path | None) -> dict[str, Any]:
+        user, host = _capture.user_and_host()
+        entry, command = _capture.entry_point()
+        fields: dict[str, Any] = {
+            "user": user,
+            "host": host,
+            "entry_point": entry,
+            "command": command,
+            "python_version": _capture.python_version(),
+        }
+        if self.settings.capture_git:
+            git = _capture.git_info(str(Path(cwd or Path.cwd()).resolve()))
+            fields.update(git_commit=git.commit, git_branch=git.branch, git_dirty=git.dirty)
+        if self.settings.capture_packages:
+            fields["packages_digest"] = self._packages()
+        return fields
+
+    def _packages(self) -> str:
+        if self._packages_digest is None:
+            blob = self.blobs.put_bytes(_capture.installed_packages().encode())
+            self._packages_digest = str(blob.digest)
+        return self._packages_digest
+
+    def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, *, error: str | None = None) -> None:
+        """Flush the run's metrics, then record its end. Ending twice raises ``Conflict``."""
+        status = RunStatus(status)
+        self.flush()
+        with self.store.write() as conn:
+            self.store.runs.end(conn, run_id, status, error=error)
+
+    def get_run(self, run_id: str) -> Run:
+        self._buffer.flush()
+        with self.store.read() as conn:
+            metrics = self.store.metrics.latest_of(conn, [run_id]).get(run_id, {})
+            return self.store.runs.get(conn, run_id, metrics=metrics)
+
+    def delete_runs(self, run_ids: Sequence[str]) -> None:
+        """Mark runs deleted (``restore_runs`` undoes it; ``gc`` purges them for good)."""
+        with self.store.write() as conn:
+            self.store.runs.set_deleted(conn, run_ids, True)
+
+    def restore_runs(self, run_ids: Sequence[str]) -> None:
+        with self.store.write() as conn:
+            self.store.runs.set_deleted(conn, run_ids, False)
+
+    def _require_run(self, run_id: str) -> None:
+        if run_id in self._known_runs:
+            return
+        if not isinstance(run_id, str):
+            raise InvalidInput(f"run id {run_id!r} is not a string", field="run_id", value=run_id)
+        with self.store.read() as conn:
+            row = self.store.runs.require(conn, run_id)
+        if row.deleted_at is not None:
+            raise Conflict(f"run {run_id} is deleted; restore it before logging to it")
+        self._known_runs.add(run_id)
+
+    # -- params, tags, metrics -----------------------------------------------------------------------
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        with self.store.write() as conn:
+            self.store.runs.log_params(conn, run_id, params)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        with self.store.write() as conn:
+            self.store.runs.set_tags(conn, run_id, tags)
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        with self.store.write() as conn:
+            self.store.runs.delete_tag(conn, run_id, key)
+
+    def log_metric(
+        self, run_id: str, key: str, value: Any, step: int | None = None, timestamp: int | None = None
+    ) -> None:
+        """Buffer one point (no I/O on the caller's thread once the run is known)."""
+        self._require_run(run_id)
+        validate_key("metric", key)
+        self._buffer.add((run_id, key, metric_value(key, value), metric_step(key, step), timestamp or now_ms()))
+
+    def log_metrics(
+        self, run_id: str, metrics: Mapping[str, Any], step: int | None = None, timestamp: int | None = None
+    ) -> None:
+        self._require_run(run_id)
+        stamp = timestamp or now_ms()
+        points: list[Point] = []
+        for key, value in metrics.items():
+            validate_key("metric", key)
+            points.append((run_id, key, metric_value(key, value), metric_step(key, step), stamp))
+        self._buffer.extend(points)
+
+    def flush(self) -> None:
+        """Write every buffered metric point now."""
+        self._buffer.flush()
+
+    def _write_points(self, points: Sequence[Point]) -> None:
+        with self.store.write() as conn:
+            self.store.metrics.write(conn, points)
+
+    def metric_history(self, run_id: str, key: str) -> list[Metric]:
+        self._buffer.flush()
+        with self.store.read() as conn:
+            self.store.runs.require(conn, run_id)
+            return self.store.metrics.history(conn, run_id, key)
+
+    # -- artifacts ----------------------------------------------------------------------------------------
+    def log_artifact(self, run_id: str, local_path: str | Path, artifact_path_: str | None = None) -> Artifact:
+        """Store a file (or a folder, as a manifest) under ``artifact_path_/<name>``."""
+        source = Path(local_path)
+        if source.is_dir():
+            return self.log_artifacts(run_id, source, artifact_path_ or source.name)
+        if not source.is_file():
+            raise NotFound("file", str(source))
+        path = artifact_path(artifact_path_, source.name)
+        self._require_run(run_id)
+        blob = self.blobs.put_file(source)
+        media = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
+        return self._record(Artifact(run_id, path, str(blob.digest), blob.size, media))
+
+    def log_artifacts(self, run_id: str, local_dir: str | Path, artifact_path_: str | None = None) -> Artifact:
+        """Store a folder as one manifest object under ``artifact_path_`` (default: its name)."""
+        source = Path(local_dir)
+        if not source.is_dir():
+            raise NotFound("folder", str(source))
+        path = artifact_path(artifact_path_ or source.name)
+        self._require_run(run_id)
+        blob = self.blobs.put_tree(source)
+        manifest = self.blobs.read_manifest(blob.digest)
+        return self._record(Artifact(run_id, path, str(blob.digest), manifest.total_size, MANIFEST_MEDIA_TYPE, True))
+
+    def log_bytes(self, run_id: str, data: bytes, path: str, media_type: str | None = None) -> Artifact:
+        checked = artifact_path(path)
+        self._require_run(run_id)
+        blob = self.blobs.put_bytes(data)
+        media = media_type or mimetypes.guess_type(checked)[0] or "application/octet-stream"
+        return self._record(Artifact(run_id, checked, str(blob.digest), blob.size, media))
+
+    def log_text(self, run_id: str, text: str, path: str) -> Artifact:
+        return self.log_bytes(run_id, text.encode("utf-8"), path, "text/plain; charset=utf-8")
+
+    def log_dict(self, run_id: str, data: Any, path: str) -> Artifact:
+        """JSON (or YAML when ``path`` ends in .yaml/.yml and PyYAML is installed)."""
+        if path.endswith((".yaml", ".yml")):
+            import yaml  # type: ignore[import-untyped]
+
+            return self.log_bytes(run_id, yaml.safe_dump(data).encode(), path, "application/yaml")
+        body = json.dumps(data, indent=2, sort_keys=True, default=str, allow_nan=True)
+        return self.log_bytes(run_id, body.encode(), path, "application/json")
+
+    def log_figure(self, run_id: str, figure: Any, path: str) -> Artifact:
+        """A matplotlib figure (or anything with ``savefig``), as PNG unless ``path`` says otherwise."""
+        import io
+
+        if not hasattr(figure, "savefig"):
+            raise InvalidInput(
+                f"cannot log a {type(figure).__name__} as a figure",
+                field="figure",
+                value=type(figure).__name__,
+                hint="pass a matplotlib Figure",
+            )
+        suffix = Path(path).suffix.lstrip(".") or "png"
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format=suffix, bbox_inches="tight")
+        return self.log_bytes(run_id, buffer.getvalue(), path if Path(path).suffix else f"{path}.png")
+
+    def _record(self, artifact: Artifact) -> Artifact:
+        with self.store.write() as conn:
+            self.store.runs.require(conn, artifact.run_id)
+            self.store.artifacts.record(conn, artifact)
+        return artifact
+
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[Artifact]:
+        with self.store.read() as conn:
+            self.store.runs.require(conn, run_id)
+            return self.store.artifacts.list(conn, run_id, prefix)
+
+    def get_artifact(self, run_id: str, path: str) -> Artifact:
+        with self.store.read() as conn:
+            return self.store.artifacts.get(conn, run_id, artifact_path(path))
+
+    def download_artifact(self, run_id: str, path: str, dest: str | Path) -> Path:
+        """Copy an artifact (file or folder) to ``dest``; returns the written path."""
+        artifact = self.get_artifact(run_id, path)
+        from conveyor.blobs import Digest
+
+        digest = Digest.parse(artifact.digest)
+        target = Path(dest)
+        if artifact.is_dir:
+            self.blobs.get_tree(digest, target)
+        else:
+            if target.is_dir():
+                target = target / Path(artifact.path).name
+            self.blobs.get_file(digest, target)
+        return target
+
+    def read_artifact(self, run_id: str, path: str) -> bytes:
+        from conveyor.blobs import Digest
+
+        artifact = self.get_artifact(run_id, path)
+        if artifact.is_dir:
+            raise InvalidInput(f"artifact {path!r} is a folder", field="path", value=path, hint="download it")
+        return self.blobs.read_bytes(Digest.parse(artifact.digest))
+
+    # -- search ----------------------------------------------------------------------------------------------
+    @overload
+    def search_runs(
+        self,
+        experiments: str | Sequence[str] | None = ...,
+        filter: str = ...,
+        order_by: Sequence[str] = ...,
+        max_results: int | None = ...,
+        *,
+        output: Literal["frame"] = ...,
+        include_deleted: bool = ...,
+    ) -> pd.DataFrame: ...
+
+    @overload
+    def search_runs(
+        self,
+        experiments: str | Sequence[str] | None = ...,
+        filter: str = ...,
+        order_by: Sequence[str] = ...,
+        max_results: int | None = ...,
+        *,
+        output: Literal["runs"],
+        include_deleted: bool = ...,
+    ) -> list[Run]: ...
+
+    def search_runs(
+        self,
+        experiments: str | Sequence[str] | None = None,
+        filter: str = "",
+        order_by: Sequence[str] = (),
+        max_results: int | None = None,
+        *,
+        output: Literal["frame", "runs"] = "frame",
+        include_deleted: bool = False,
+    ) -> pd.DataFrame | list[Run]:
+        """Runs matching a filter such as ``"metrics.acc > 0.9 and params.model = 'rf'"``.
+
+        Returns a pandas DataFrame (one row per run, ``metrics.*``, ``params.*`` and ``tags.*``
+        columns) or, with ``output="runs"``, a list of ``Run`` objects.
+        """
+        self._buffer.flush()
+        if isinstance(order_by, str):
+            order_by = [order_by]
+        with self.store.read() as conn:
+            ids: list[int] | None = None
+            if experiments is not None:
+                names = [experiments] if isinstance(experiments, str) else list(experiments)
+                ids = [self.store.experiments.get(conn, n).id for n in names]
+            runs = search_runs(
+                conn,
+                experiment_ids=ids,
+                filter=filter,
+                order_by=order_by,
+                max_results=max_results,
+                include_deleted=include_deleted,
+            )
+        if output == "runs":
+            return runs
+        if output != "frame":
+            raise InvalidInput(f"unknown output {output!r}", field="output", value=output, hint="'frame' or 'runs'")
+        from conveyor.tracking._frame import runs_frame
+
+        return runs_frame(runs)
