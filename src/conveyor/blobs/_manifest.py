@@ -1,0 +1,150 @@
+"""Manifests: how a directory is stored.
+
+A directory becomes one canonical JSON document listing ``(path, digest, size)`` for every
+file, sorted by path; the document is stored as an object of its own, so a directory has a
+digest like any file and two identical trees share one manifest. Canonical means one byte
+string per tree: sorted keys, no whitespace, UTF-8, so its digest is stable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from conveyor.errors import InvalidInput
+
+from ._digest import Digest
+from ._safepath import check_relative_path
+
+__all__ = ["MANIFEST_MEDIA_TYPE", "MANIFEST_VERSION", "Manifest", "ManifestEntry"]
+
+MANIFEST_MEDIA_TYPE: Final = "application/vnd.conveyor.manifest+json"
+MANIFEST_VERSION: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One file of a stored tree; ``path`` is checked on construction.
+
+    Example::
+
+        >>> ManifestEntry("a/b.txt", Digest.parse("blake3:" + "0" * 64), 3).path
+        'a/b.txt'
+    """
+
+    path: str
+    digest: Digest
+    size: int
+
+    def __post_init__(self) -> None:
+        check_relative_path(self.path)
+        if not isinstance(self.digest, Digest):
+            raise InvalidInput(f"entry {self.path!r}: digest must be a Digest", field="digest")
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
+            raise InvalidInput(
+                f"entry {self.path!r}: bad size {self.size!r}", field="size", value=self.size
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A directory listing: entries sorted by path, each path unique and safe.
+
+    Example::
+
+        >>> m = Manifest.of([ManifestEntry("b", d, 1), ManifestEntry("a", d, 1)])  # doctest: +SKIP
+        >>> [e.path for e in m.entries]  # doctest: +SKIP
+        ['a', 'b']
+    """
+
+    entries: tuple[ManifestEntry, ...]
+
+    def __post_init__(self) -> None:
+        paths = [e.path for e in self.entries]
+        if paths != sorted(paths):
+            raise InvalidInput("manifest entries must be sorted by path", field="entries")
+        files = set(paths)
+        if len(files) != len(paths):
+            raise InvalidInput("manifest has duplicate paths", field="entries")
+        # A path that is also a parent of another ("a" and "a/b") cannot be materialized.
+        for path in paths:
+            parts = path.split("/")
+            for i in range(1, len(parts)):
+                if "/".join(parts[:i]) in files:
+                    raise InvalidInput(
+                        f"manifest path {path!r} lies under the file {'/'.join(parts[:i])!r}",
+                        field="entries",
+                        value=path,
+                    )
+
+    @classmethod
+    def of(cls, entries: Iterable[ManifestEntry]) -> Manifest:
+        """Build a manifest from entries in any order.
+
+        Example::
+
+            >>> Manifest.of([]).total_size
+            0
+        """
+        return cls(tuple(sorted(entries, key=lambda e: e.path)))
+
+    @property
+    def total_size(self) -> int:
+        """Sum of the entry sizes, in bytes."""
+        return sum(e.size for e in self.entries)
+
+    def to_bytes(self) -> bytes:
+        """The canonical JSON encoding (the bytes that get hashed and stored).
+
+        Example::
+
+            >>> Manifest.of([]).to_bytes()
+            b'{"entries":[],"media_type":"application/vnd.conveyor.manifest+json","version":1}'
+        """
+        doc = {
+            "media_type": MANIFEST_MEDIA_TYPE,
+            "version": MANIFEST_VERSION,
+            "entries": [
+                {"path": e.path, "digest": str(e.digest), "size": e.size} for e in self.entries
+            ],
+        }
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Manifest:
+        """Parse and fully validate a stored manifest (paths included).
+
+        Raises :class:`InvalidInput` (or its subclass ``UnsafePath``) on anything unexpected.
+
+        Example::
+
+            >>> Manifest.from_bytes(Manifest.of([]).to_bytes()).entries
+            ()
+        """
+        try:
+            doc: Any = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidInput(f"not a conveyor manifest: {exc}", field="manifest") from None
+        if not isinstance(doc, dict) or doc.get("media_type") != MANIFEST_MEDIA_TYPE:
+            raise InvalidInput("not a conveyor manifest (media_type missing)", field="manifest")
+        if doc.get("version") != MANIFEST_VERSION:
+            raise InvalidInput(
+                f"unsupported manifest version {doc.get('version')!r}",
+                field="version",
+                value=doc.get("version"),
+                hint=f"this conveyor reads version {MANIFEST_VERSION}",
+            )
+        raw = doc.get("entries")
+        if not isinstance(raw, list) or set(doc) != {"media_type", "version", "entries"}:
+            raise InvalidInput("malformed manifest document", field="manifest")
+        entries = []
+        for item in raw:
+            if not isinstance(item, dict) or set(item) != {"path", "digest", "size"}:
+                raise InvalidInput(f"malformed manifest entry {item!r}", field="entries")
+            entries.append(
+                ManifestEntry(check_relative_path(item["path"]), Digest.parse(item["digest"]), item["size"])
+            )
+        # Sortedness is enforced by __post_init__: a non-canonical document is refused.
+        return cls(tuple(entries))
