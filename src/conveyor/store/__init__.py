@@ -8,6 +8,15 @@ from conveyor.store._artifacts import ArtifactRepo, artifacts
 from conveyor.store._dialect import insert_ignore, upsert
 from conveyor.store._experiments import DEFAULT_EXPERIMENT, ExperimentRepo, experiments
 from conveyor.store._metrics import MetricRepo, Point, latest_metrics, metrics
+from conveyor.store._pipelines import (
+    ExecutionRecord,
+    OutputRecord,
+    PipelineRepo,
+    PipelineRunRecord,
+    pipeline_runs,
+    step_executions,
+    step_outputs,
+)
 from conveyor.store._runs import RunRepo, params, run_tags, runs, validate_key
 from conveyor.store._schema import DIGEST_COLUMNS, DigestColumn, metadata, register_digest_column
 from conveyor.store._maintenance import DoctorReport, GcReport, collect_garbage, doctor, referenced
@@ -22,8 +31,12 @@ __all__ = [
     "DigestColumn",
     "DoctorReport",
     "GcReport",
+    "ExecutionRecord",
     "ExperimentRepo",
     "MetricRepo",
+    "OutputRecord",
+    "PipelineRepo",
+    "PipelineRunRecord",
     "Point",
     "RunRepo",
     "Store",
@@ -40,11 +53,14 @@ __all__ = [
     "params",
     "parse_filter",
     "parse_order_by",
+    "pipeline_runs",
     "referenced",
     "register_digest_column",
     "run_tags",
     "runs",
     "search_runs",
+    "step_executions",
+    "step_outputs",
     "upsert",
     "validate_key",
 ]
