@@ -5,8 +5,10 @@ psycopg 3 for teams; Alembic migrations ship in ``migrations/``.
 """
 
 from conveyor.store._artifacts import ArtifactRepo, artifacts
+from conveyor.store._datasets import DatasetRepo, VersionRow, dataset_versions, datasets
 from conveyor.store._dialect import insert_ignore, upsert
 from conveyor.store._experiments import DEFAULT_EXPERIMENT, ExperimentRepo, experiments
+from conveyor.store._lineage import LineageRepo, lineage_edges
 from conveyor.store._metrics import MetricRepo, Point, latest_metrics, metrics
 from conveyor.store._pipelines import (
     ExecutionRecord,
@@ -17,6 +19,15 @@ from conveyor.store._pipelines import (
     step_executions,
     step_outputs,
 )
+from conveyor.store._registry import (
+    RegistryRepo,
+    gate_evaluations,
+    model_aliases,
+    model_version_tags,
+    model_versions,
+    registered_models,
+    registry_events,
+)
 from conveyor.store._runs import RunRepo, params, run_tags, runs, validate_key
 from conveyor.store._schema import DIGEST_COLUMNS, DigestColumn, metadata, register_digest_column
 from conveyor.store._maintenance import DoctorReport, GcReport, collect_garbage, doctor, referenced
@@ -25,30 +36,41 @@ from conveyor.store._filter import parse_filter, parse_order_by
 from conveyor.store._store import Store, head_revision, normalize_url
 
 __all__ = [
+    "ArtifactRepo",
     "DEFAULT_EXPERIMENT",
     "DIGEST_COLUMNS",
-    "ArtifactRepo",
+    "DatasetRepo",
     "DigestColumn",
     "DoctorReport",
-    "GcReport",
     "ExecutionRecord",
     "ExperimentRepo",
+    "GcReport",
+    "LineageRepo",
     "MetricRepo",
     "OutputRecord",
     "PipelineRepo",
     "PipelineRunRecord",
     "Point",
+    "RegistryRepo",
     "RunRepo",
     "Store",
+    "VersionRow",
     "artifacts",
     "collect_garbage",
+    "dataset_versions",
+    "datasets",
     "doctor",
     "experiments",
+    "gate_evaluations",
     "head_revision",
     "insert_ignore",
     "latest_metrics",
+    "lineage_edges",
     "metadata",
     "metrics",
+    "model_aliases",
+    "model_version_tags",
+    "model_versions",
     "normalize_url",
     "params",
     "parse_filter",
@@ -56,6 +78,8 @@ __all__ = [
     "pipeline_runs",
     "referenced",
     "register_digest_column",
+    "registered_models",
+    "registry_events",
     "run_tags",
     "runs",
     "search_runs",
