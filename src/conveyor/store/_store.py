@@ -95,6 +95,13 @@ class Store:
         """
         if create:
             _make_sqlite_folder(url)
+        else:
+            path = _sqlite_path(url)
+            if path is not None and not path.exists():
+                raise SchemaOutdated(
+                    f"there is no metadata store at {path}",
+                    hint="run `conveyor init` in the project folder (or point CONVEYOR_STORE_METADATA_URL at one)",
+                )
         store = cls.connect(url)
         current = store.current_revision()
         if current is None and create:
@@ -216,10 +223,16 @@ def known_revisions() -> set[str]:
     return {rev.revision for rev in _script().walk_revisions()}
 
 
-def _make_sqlite_folder(url: str) -> None:
-    url = normalize_url(url)
+def _sqlite_path(url: str) -> Path | None:
     if url.startswith("sqlite:///") and ":memory:" not in url:
-        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return Path(url[len("sqlite:///"):].split("?", 1)[0]).expanduser()
+    return None
+
+
+def _make_sqlite_folder(url: str) -> None:
+    path = _sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _tune_sqlite(engine: Engine) -> None:

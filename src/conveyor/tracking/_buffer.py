@@ -39,7 +39,6 @@ class MetricBuffer:
         self._wake = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
 
     def add(self, point: Point) -> None:
         with self._lock:
@@ -62,11 +61,8 @@ class MetricBuffer:
             return len(self._points)
 
     def flush(self) -> None:
-        """Write everything buffered now; re-raises a failure of an earlier background write."""
+        """Write everything buffered now; a failure raises and the points stay buffered."""
         self._drain()
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
 
     def close(self) -> None:
         self._closed = True
@@ -103,9 +99,8 @@ class MetricBuffer:
         self._wake.clear()
         try:
             self._drain()
-        except Exception as exc:  # kept and re-raised on the next flush, never lost silently
-            log.error("conveyor could not write metrics: %s", exc)
-            self._error = exc
+        except Exception as exc:  # the points stay buffered; the next flush retries and raises
+            log.warning("conveyor could not write metrics yet (will retry): %s", exc)
         return not self._closed
 
 

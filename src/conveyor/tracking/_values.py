@@ -33,7 +33,9 @@ def metric_step(key: str, step: Any) -> int:
 
 def artifact_path(path: str | None, name: str | None = None) -> str:
     """Join an optional artifact folder and a file name into a checked relative path."""
-    parts = [p for p in ((path or "").strip("/"), name or "") if p]
+    # Only a trailing slash is forgiven: a leading one would make the path absolute.
+    folder = (path or "").rstrip("/") if path not in (None, "") and path.strip("/") else (path or "")
+    parts = [p for p in (folder, name or "") if p]
     joined = "/".join(parts)
     if not joined:
         raise UnsafePath("an artifact needs a path", field="artifact_path", value=path)
