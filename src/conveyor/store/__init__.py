@@ -29,6 +29,7 @@ from conveyor.store._registry import (
     registry_events,
 )
 from conveyor.store._runs import RunRepo, params, run_tags, runs, validate_key
+from conveyor.store._serving import LogFile, ServingLogRepo, serving_log_files
 from conveyor.store._schema import DIGEST_COLUMNS, DigestColumn, metadata, register_digest_column
 from conveyor.store._maintenance import DoctorReport, GcReport, collect_garbage, doctor, referenced
 from conveyor.store._search import search_runs
@@ -46,6 +47,7 @@ __all__ = [
     "ExperimentRepo",
     "GcReport",
     "LineageRepo",
+    "LogFile",
     "MetricRepo",
     "OutputRecord",
     "PipelineRepo",
@@ -53,6 +55,7 @@ __all__ = [
     "Point",
     "RegistryRepo",
     "RunRepo",
+    "ServingLogRepo",
     "Store",
     "VersionRow",
     "artifacts",
@@ -83,6 +86,7 @@ __all__ = [
     "run_tags",
     "runs",
     "search_runs",
+    "serving_log_files",
     "step_executions",
     "step_outputs",
     "upsert",
