@@ -1,0 +1,99 @@
+"""How ``conveyor.data`` reaches the stores: anything with ``.store`` and ``.blobs`` (a
+``Tracker``), a ``Store`` alone for metadata-only calls, or an open connection.
+
+``conveyor.data`` sits beside ``conveyor.tracking`` in the layers and must not import it,
+so the defaults are opened from the settings here, once per project root.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from conveyor.blobs import BlobStore
+from conveyor.errors import InvalidInput
+from conveyor.settings import Settings
+from conveyor.store import Store
+
+__all__ = ["Stores", "active_run_id", "connection", "resolve"]
+
+_lock = threading.Lock()
+_defaults: dict[Path, Stores] = {}
+
+
+class Stores:
+    """The metadata store, the artifact store and the project root (for the stat cache)."""
+
+    def __init__(self, store: Store, blobs: BlobStore | None, root: Path, settings: Settings | None = None) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.root = root
+        self.settings = settings
+
+    def need_blobs(self) -> BlobStore:
+        if self.blobs is None:
+            raise InvalidInput("this operation needs an artifact store", field="tracker", hint="pass a Tracker")
+        return self.blobs
+
+
+def resolve(target: Any = None) -> Stores:
+    """Stores from a Tracker-like object, a Store, or (``None``) the project's settings."""
+    if isinstance(target, Stores):
+        return target
+    if target is None:
+        settings = Settings.load()
+        with _lock:
+            found = _defaults.get(settings.root)
+            if found is None:
+                store = Store.open(settings.metadata_url, create=True)
+                blobs = BlobStore.open(settings.artifacts_url, s3_endpoint_url=settings.store.s3_endpoint_url)
+                blobs.init()
+                found = _defaults[settings.root] = Stores(store, blobs, settings.root, settings)
+            return found
+    if isinstance(target, Store):
+        return Stores(target, None, Path.cwd())
+    store, blobs = getattr(target, "store", None), getattr(target, "blobs", None)
+    if isinstance(store, Store):
+        return Stores(store, blobs, Path.cwd())
+    raise InvalidInput(
+        f"cannot reach the stores through {type(target).__name__}", field="tracker", value=type(target).__name__,
+        hint="pass a conveyor Tracker, a Store, or nothing (the project's settings)",
+    )
+
+
+def reset_defaults() -> None:
+    """Forget the stores opened from the settings (tests switch projects)."""
+    with _lock:
+        for stores in _defaults.values():
+            stores.store.close()
+        _defaults.clear()
+
+
+@contextmanager
+def connection(target: Any, *, write: bool) -> Iterator[Connection]:
+    """A connection: the caller's own (inside its transaction), or a new transaction."""
+    if isinstance(target, Connection):
+        yield target
+        return
+    stores = resolve(target)
+    with (stores.store.write() if write else stores.store.read()) as conn:
+        yield conn
+
+
+def active_run_id() -> str | None:
+    """The innermost active run of ``conveyor.start_run`` — if tracking is loaded at all.
+
+    Read through ``sys.modules`` rather than imported: ``data`` and ``tracking`` are
+    siblings in the layers, and when tracking was never imported no run can be active.
+    """
+    tracking = sys.modules.get("conveyor.tracking")
+    if tracking is None:
+        return None
+    run = tracking.active_run()
+    return None if run is None else str(run.id)

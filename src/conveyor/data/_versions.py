@@ -1,0 +1,219 @@
+"""Adding, finding and materializing data set versions."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from conveyor.blobs import Digest
+from conveyor.entities import now_ms
+from conveyor.errors import Conflict, InvalidInput, NotFound
+from conveyor.settings import Settings
+from conveyor.store import DatasetRepo
+
+from conveyor.data._config import DataSettings
+from conveyor.data._context import Stores, active_run_id, resolve
+from conveyor.data._lineage import Edge, record_edges
+from conveyor.data._profile import profile_frame, read_table, table_format
+from conveyor.data._refs import DatasetRef, Node, check_name, parse_dataset_ref
+from conveyor.data._scan import Progress, Stored, store_file, store_folder
+from conveyor.data._statcache import StatCache
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from conveyor.data._types import DatasetVersion
+
+__all__ = ["add", "data_settings", "get_version", "list_datasets", "log_input", "versions"]
+
+_repo = DatasetRepo()
+_WRITE_ATTEMPTS = 8
+
+
+def _settings(stores: Stores) -> Settings:
+    return stores.settings if stores.settings is not None else Settings.load()
+
+
+def data_settings(tracker: Any = None) -> DataSettings:
+    """The validated ``[data]`` table of the project's conveyor.toml."""
+    stores = resolve(tracker) if tracker is not None else None
+    settings = _settings(stores) if stores is not None else Settings.load()
+    return DataSettings.from_section(settings.section("data"))
+
+
+def _is_frame(obj: object) -> bool:
+    return type(obj).__module__.startswith("pandas") and type(obj).__name__ == "DataFrame"
+
+
+def add(
+    source: str | os.PathLike[str] | pd.DataFrame,
+    *,
+    name: str,
+    tracker: Any = None,
+    run_id: str | None = None,
+    progress: Progress | None = None,
+) -> DatasetVersion:
+    """Version a file, a folder, a CSV/Parquet table or a DataFrame under ``name``.
+
+    Returns the new version, or the latest one with ``created=False`` when the content is
+    unchanged. Files whose size, mtime and inode are unchanged since the last add are not
+    read again. ``run_id`` (default: the active run, if any) records the run as producer.
+
+    Example::
+
+        >>> v = conveyor.data.add("data/images/", name="images")  # doctest: +SKIP
+        >>> v.ref, v.file_count, v.created  # doctest: +SKIP
+        ('data:/images@1', 10000, True)
+    """
+    check_name(name)
+    stores = resolve(tracker)
+    blobs = stores.need_blobs()
+    settings = _settings(stores)
+    config = DataSettings.from_section(settings.section("data"))
+    cache = StatCache(settings.conveyor_dir / "data-cache.db")
+    profile: dict[str, Any] | None = None
+    fmt: str | None = None
+    if _is_frame(source):
+        stored, profile, source_text = _store_frame(stores, settings, source), None, "<DataFrame>"
+        frame: Any = source
+        kind, fmt = "table", "parquet"
+    else:
+        if not isinstance(source, (str, os.PathLike)):
+            raise InvalidInput(
+                f"cannot version a {type(source).__name__}", field="source", value=type(source).__name__,
+                hint="pass a file path, a folder path or a pandas DataFrame",
+            )
+        path = Path(source)
+        if not path.exists():
+            raise NotFound("path", str(path), hint="check the path; data add takes a file, a folder or a CSV/Parquet table")
+        source_text = str(path.absolute())
+        frame = None
+        if path.is_dir():
+            kind = "folder"
+            stored = store_folder(blobs, path, cache, workers=config.hash_workers, progress=progress)
+        else:
+            fmt = table_format(path)
+            kind = "table" if fmt else "file"
+            stored = store_file(blobs, path, cache)
+    run_id = run_id if run_id is not None else active_run_id()
+
+    with stores.store.read() as conn:
+        latest = _repo.latest(conn, name)
+    if latest is not None and latest.digest == str(stored.digest):
+        return _unchanged(latest)
+    if kind == "table":
+        if frame is None:
+            with blobs.open_read(stored.digest) as stream:
+                frame = read_table(stream, fmt or "csv")
+        profile = profile_frame(frame)
+    values = {
+        "digest": str(stored.digest), "kind": kind, "format": fmt, "size": stored.size,
+        "file_count": stored.file_count, "source": source_text,
+        "profile": json.dumps(profile, sort_keys=True, allow_nan=False) if profile is not None else None,
+        "run_id": run_id,
+    }
+    return _insert(stores, name, values, run_id)
+
+
+def _unchanged(row: Any) -> DatasetVersion:
+    from conveyor.data._types import DatasetVersion
+
+    return DatasetVersion.from_row(row, created=False)
+
+
+def _insert(stores: Stores, name: str, values: dict[str, Any], run_id: str | None) -> DatasetVersion:
+    from conveyor.data._types import DatasetVersion
+
+    for attempt in range(_WRITE_ATTEMPTS):
+        try:
+            with stores.store.write() as conn:
+                latest = _repo.latest(conn, name)
+                if latest is not None and latest.digest == values["digest"]:
+                    return DatasetVersion.from_row(latest, created=False)  # a concurrent add won
+                created = now_ms()
+                dataset_id = _repo.dataset_id(conn, name, create_at=created)
+                assert dataset_id is not None
+                version = (latest.version if latest is not None else 0) + 1
+                _repo.insert(conn, dataset_id, version, {**values, "created_at": created})
+                if run_id is not None:
+                    node = Node("dataset_version", f"{name}@{version}")
+                    record_edges(conn, [Edge(Node("run", run_id), node, "produced", created, run_id)])
+                return DatasetVersion.from_row(_repo.get(conn, name, version), created=True)
+        except Conflict:
+            if attempt == _WRITE_ATTEMPTS - 1:
+                raise Conflict(
+                    f"data set {name!r} kept changing while a version was added", hint="retry the add"
+                ) from None
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _store_frame(stores: Stores, settings: Settings, frame: Any) -> Stored:
+    tmp_dir = settings.conveyor_dir / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_dir / f"frame-{secrets.token_hex(8)}.parquet"
+    try:
+        frame.to_parquet(tmp, index=False)
+        blob = stores.need_blobs().put_file(tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Stored(blob.digest, blob.size, 1, 1)
+
+
+def get_version(ref: str | DatasetRef, *, tracker: Any = None) -> DatasetVersion:
+    """The version a reference names (``name`` alone = the latest); ``NotFound`` otherwise.
+
+    Example::
+
+        >>> conveyor.data.get_version("images@1").file_count  # doctest: +SKIP
+        10000
+    """
+    from conveyor.data._types import DatasetVersion
+
+    parsed = parse_dataset_ref(ref)
+    with resolve(tracker).store.read() as conn:
+        return DatasetVersion.from_row(_repo.get(conn, parsed.name, parsed.version))
+
+
+def versions(name: str, *, tracker: Any = None) -> list[DatasetVersion]:
+    """Every version of a data set, oldest first."""
+    from conveyor.data._types import DatasetVersion
+
+    with resolve(tracker).store.read() as conn:
+        return [DatasetVersion.from_row(r) for r in _repo.versions(conn, check_name(name))]
+
+
+def list_datasets(*, tracker: Any = None) -> list[DatasetVersion]:
+    """The latest version of every data set, by name."""
+    from conveyor.data._types import DatasetVersion
+
+    with resolve(tracker).store.read() as conn:
+        return [DatasetVersion.from_row(r) for r in _repo.list_latest(conn)]
+
+
+def log_input(ref: str | DatasetRef, run_id: str | None = None, *, tracker: Any = None) -> Edge:
+    """Record that a run (default: the active run) read a data set version.
+
+    Example::
+
+        >>> with conveyor.start_run():  # doctest: +SKIP
+        ...     conveyor.data.log_input("train@3")
+    """
+    run_id = run_id if run_id is not None else active_run_id()
+    if run_id is None:
+        raise InvalidInput(
+            "no run to record the input on", field="run_id", hint="pass run_id=, or call inside conveyor.start_run()"
+        )
+    version = get_version(ref, tracker=tracker)
+    edge = Edge(Node("dataset_version", f"{version.name}@{version.version}"), Node("run", run_id), "input", now_ms(), run_id)
+    with resolve(tracker).store.write() as conn:
+        record_edges(conn, [edge])
+    return edge
+
+
+def digest_of(version: DatasetVersion) -> Digest:
+    return Digest.parse(version.digest)
