@@ -1,0 +1,136 @@
+"""Signatures inferred from an input example and the model's output on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conveyor.entities import ColumnSpec, Signature
+from conveyor.errors import InvalidInput
+
+
+def dtype_name(dtype: Any, sample: Any = None) -> str:
+    """The signature dtype (see ``conveyor.entities.DTYPES``) of a numpy/pandas dtype.
+
+    ``sample`` (a few values) decides between "string" and "bytes" for object columns.
+    """
+    import numpy as np
+
+    numpy_dtype = getattr(dtype, "numpy_dtype", dtype)  # pandas nullable Int64/Float64/boolean
+    try:
+        kind = np.dtype(numpy_dtype).kind
+    except TypeError:  # pandas str / category / arrow dtypes without a numpy equivalent
+        kind = "O"
+    if kind == "b":
+        return "bool"
+    if kind in "iuf":
+        return np.dtype(numpy_dtype).name
+    if kind == "M":
+        return "datetime"
+    if kind == "S":
+        return "bytes"
+    if sample is not None:
+        for value in sample:
+            if isinstance(value, bytes):
+                return "bytes"
+            if isinstance(value, str):
+                return "string"
+    return "string"
+
+
+def _has_missing(values: Any) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(values).any())
+
+
+def _frame_inputs(frame: Any) -> tuple[ColumnSpec, ...]:
+    specs = []
+    for name in frame.columns:
+        column = frame[name]
+        if not isinstance(name, str):
+            raise InvalidInput(
+                f"input example column {name!r} is not a string",
+                field="input_example",
+                value=name,
+                hint="give the DataFrame string column names",
+            )
+        specs.append(ColumnSpec(name, dtype_name(column.dtype, column.head(20)), (), _has_missing(column)))
+    return tuple(specs)
+
+
+def _array_inputs(array: Any) -> tuple[ColumnSpec, ...]:
+    import numpy as np
+
+    name = dtype_name(array.dtype, array.ravel()[:20])
+    nullable = bool(array.dtype.kind == "f" and np.isnan(array).any())
+    if array.ndim == 1:
+        return (ColumnSpec("input_0", name, (), nullable),)
+    if array.ndim == 2:
+        missing = np.isnan(array).any(axis=0) if array.dtype.kind == "f" else [False] * array.shape[1]
+        return tuple(ColumnSpec(f"input_{i}", name, (), bool(missing[i])) for i in range(array.shape[1]))
+    # images, sequences…: one tensor column whose value per row has this shape
+    return (ColumnSpec("input", name, tuple(int(d) for d in array.shape[1:]), nullable),)
+
+
+def example_frame_or_array(example: Any) -> Any:
+    """An input example as a DataFrame (tables, list of dicts) or an ndarray (tensors)."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(example, pd.DataFrame):
+        return example
+    if isinstance(example, np.ndarray):
+        return example
+    if isinstance(example, dict):
+        return pd.DataFrame({k: np.atleast_1d(v) for k, v in example.items()})
+    if isinstance(example, list) and example and all(isinstance(r, dict) for r in example):
+        return pd.DataFrame.from_records(example)
+    if isinstance(example, list):
+        return np.asarray(example)
+    raise InvalidInput(
+        f"cannot use a {type(example).__name__} as an input example",
+        field="input_example",
+        value=type(example).__name__,
+        hint="pass a pandas DataFrame, a numpy array, a dict of columns or a list of dicts",
+    )
+
+
+def infer_signature(input_example: Any, output: Any = None) -> Signature:
+    """Infer a signature from an input example and (optionally) the model's output on it.
+
+    DataFrame columns keep their names and dtypes; a 2-D array becomes columns
+    ``input_0..input_{k-1}``; a higher-dimensional array becomes one tensor column ``input``
+    with the per-row shape. A column is nullable when the example holds a missing value.
+
+    Example::
+
+        >>> import numpy as np
+        >>> infer_signature(np.zeros((2, 3))).input_names
+        ['input_0', 'input_1', 'input_2']
+    """
+    import numpy as np
+
+    data = example_frame_or_array(input_example)
+    inputs = _array_inputs(data) if isinstance(data, np.ndarray) else _frame_inputs(data)
+    return Signature(inputs, infer_outputs(output))
+
+
+def infer_outputs(output: Any) -> tuple[ColumnSpec, ...]:
+    """Output specs of a model's prediction (``prediction``, with a per-row shape if needed)."""
+    import numpy as np
+    import pandas as pd
+
+    if output is None:
+        return ()
+    if isinstance(output, pd.DataFrame):
+        return _frame_inputs(output)
+    if isinstance(output, pd.Series):
+        output = output.to_numpy()
+    array = np.asarray(output)
+    if array.ndim == 0:
+        return (ColumnSpec("prediction", dtype_name(array.dtype)),)
+    sample = array.ravel()[:20]
+    shape = tuple(int(d) for d in array.shape[1:])
+    if shape == (1,):
+        shape = ()
+    return (ColumnSpec("prediction", dtype_name(array.dtype, sample), shape),)

@@ -1,0 +1,268 @@
+"""save / log / load of model packages (a folder: ``conveyor-model.json`` + flavor files)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from conveyor.entities import Signature
+from conveyor.errors import AlreadyExists, InvalidInput, NotFound
+from conveyor.models._flavor import Flavor, flavor_for, get_flavor
+from conveyor.models._infer import example_frame_or_array, infer_outputs, infer_signature
+from conveyor.models._loaded import LoadedModel
+from conveyor.models._meta import META_FILE, ModelMeta, now_iso, pin_requirements, python_version, read_meta
+
+if TYPE_CHECKING:
+    from conveyor.blobs import BlobStore
+    from conveyor.tracking import Tracker
+
+EXAMPLE_JSON = "input_example.json"
+EXAMPLE_NPZ = "input_example.npz"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What ``save``/``log`` wrote: where it is, and its description."""
+
+    meta: ModelMeta
+    path: Path | None = None
+    uri: str | None = None  # runs:/<id>/<name> once logged
+    run_id: str | None = None
+    artifact_path: str | None = None
+    digest: str | None = None  # manifest digest of the package in the artifact store
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def flavor(self) -> str:
+        return self.meta.flavor
+
+    @property
+    def signature(self) -> Signature | None:
+        return self.meta.signature
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        return self.meta.requirements
+
+
+def save(
+    model: Any,
+    path: str | Path,
+    *,
+    signature: Signature | Literal["infer"] | None = "infer",
+    input_example: Any = None,
+    flavor: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    **options: Any,
+) -> ModelInfo:
+    """Write ``model`` as a package folder at ``path``.
+
+    ``signature="infer"`` infers it from ``input_example`` and the model's output on it
+    (no example: no signature, so predict is not checked). ``flavor`` picks one explicitly;
+    ``options`` go to the flavor (e.g. ``factory="pkg.nets:build"`` for a PyTorch state_dict).
+
+    Example::
+
+        >>> info = save(clf, "model/", input_example=X[:5])  # doctest: +SKIP
+        >>> info.signature.input_names                       # doctest: +SKIP
+        ['sepal_length', ...]
+    """
+    target = Path(path)
+    occupied = any(target.iterdir()) if target.is_dir() else target.exists()
+    if occupied:
+        if not overwrite:
+            raise AlreadyExists("model package folder", str(target), hint="pass overwrite=True or pick an empty folder")
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    chosen = get_flavor(flavor) if flavor else flavor_for(model)
+    if flavor and not chosen.can_handle(model):
+        raise InvalidInput(
+            f"flavor {flavor!r} cannot save a {type(model).__qualname__}",
+            field="flavor",
+            value=flavor,
+            hint="leave flavor unset to pick one automatically",
+        )
+    example = example_frame_or_array(input_example) if input_example is not None else None
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        config = chosen.save(model, target, example=example, **options)
+        sig = _signature(chosen, model, signature, example)
+        example_file = _write_example(target, example)
+        meta = ModelMeta(
+            flavor=chosen.name,
+            flavor_config=config,
+            signature=sig,
+            input_example=example_file,
+            requirements=pin_requirements(chosen.requirements + tuple(config.get("extra_requirements", ()))),
+            conveyor_version=_conveyor_version(),
+            python_version=python_version(),
+            created_at=now_iso(),
+            metadata=dict(metadata or {}),
+        )
+        json.dumps(meta.to_dict())  # fail here, not at load, when a flavor config is not JSON
+        meta.write(target)
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    return ModelInfo(meta, path=target)
+
+
+def _signature(flavor: Flavor, model: Any, signature: Any, example: Any) -> Signature | None:
+    if signature is None or isinstance(signature, Signature):
+        return signature
+    if signature != "infer":
+        raise InvalidInput(
+            f"signature {signature!r} is not valid", field="signature", value=signature,
+            hint='pass "infer", a conveyor.entities.Signature, or None',
+        )
+    if example is None:
+        return None
+    inferred = infer_signature(example)
+    try:
+        output = flavor.native_predict(model, example)
+    except Exception:  # noqa: BLE001 - outputs are optional; a failing example predict is the user's to see later
+        output = None
+    return Signature(inferred.inputs, infer_outputs(output))
+
+
+def _write_example(folder: Path, example: Any) -> str | None:
+    import numpy as np
+
+    if example is None:
+        return None
+    if isinstance(example, np.ndarray):
+        np.savez(folder / EXAMPLE_NPZ, input=example)
+        return EXAMPLE_NPZ
+    (folder / EXAMPLE_JSON).write_text(example.to_json(orient="split", index=False, date_format="iso"), "utf-8")
+    return EXAMPLE_JSON
+
+
+def read_example(folder: Path, name: str | None) -> Any:
+    """The stored input example (DataFrame or ndarray), or None."""
+    if not name:
+        return None
+    if name == EXAMPLE_NPZ:
+        import numpy as np
+
+        with np.load(folder / name, allow_pickle=False) as data:
+            return data["input"]
+    import io
+
+    import pandas as pd
+
+    return pd.read_json(io.StringIO((folder / name).read_text("utf-8")), orient="split")
+
+
+def _conveyor_version() -> str:
+    import conveyor
+
+    return conveyor.__version__
+
+
+def load(uri_or_path: str | Path, *, trusted: list[str] | None = None, tracker: Tracker | None = None) -> LoadedModel:
+    """Load a package from a folder or ``runs:/<run_id>/<path>`` (via ``tracker`` or the default one).
+
+    ``trusted`` lists extra types (``"module.Class"``) a scikit-learn package may contain
+    beyond the ones skops trusts by default.
+
+    Example::
+
+        >>> model = load("runs:/0a1b2c/model")  # doctest: +SKIP
+        >>> model.predict(X_test)               # doctest: +SKIP
+    """
+    text = str(uri_or_path)
+    if text.startswith("runs:/"):
+        from conveyor.tracking import get_tracker, parse_run_uri
+
+        ref = parse_run_uri(text)
+        active = tracker or get_tracker()
+        artifact = active.get_artifact(ref.run_id, ref.path or "model")
+        if not artifact.is_dir:
+            raise InvalidInput(f"{text} is a file, not a model package", field="uri", value=text)
+        return load_from_store(active.blobs, artifact.digest, trusted=trusted, source=text)
+    if text.startswith("models:/"):
+        raise InvalidInput(
+            f"{text} is a registry URI", field="uri", value=text, hint="use conveyor.registry.load_model for models:/ URIs"
+        )
+    folder = Path(text)
+    if not folder.is_dir():
+        raise NotFound("model package", text, hint=f"give a folder holding {META_FILE} or a runs:/<id>/<path> URI")
+    return load_folder(folder, trusted=trusted, source=text)
+
+
+def load_folder(folder: Path, *, trusted: list[str] | None = None, source: str | None = None) -> LoadedModel:
+    meta = read_meta(folder)
+    flavor = get_flavor(meta.flavor)
+    native = flavor.load(folder, meta.flavor_config, trusted=trusted)
+    example = read_example(folder, meta.input_example)
+    return LoadedModel(flavor, native, meta, source=source or str(folder), example=example)
+
+
+def load_from_store(
+    blobs: BlobStore, digest: str, *, trusted: list[str] | None = None, source: str | None = None
+) -> LoadedModel:
+    """Load a package stored as a manifest (``digest``) in an artifact store.
+
+    The files are materialized in a temporary folder that is removed once the model is in
+    memory (every built-in flavor reads its files fully on load).
+
+    Example::
+
+        >>> load_from_store(tracker.blobs, "blake3:9f…")  # doctest: +SKIP
+    """
+    from conveyor.blobs import Digest
+
+    parsed = Digest.parse(digest)
+    with tempfile.TemporaryDirectory(prefix="conveyor-model-") as tmp:
+        folder = Path(tmp) / "model"
+        blobs.get_tree(parsed, folder)
+        return load_folder(folder, trusted=trusted, source=source or str(parsed))
+
+
+def log(
+    model: Any,
+    name: str = "model",
+    *,
+    signature: Signature | Literal["infer"] | None = "infer",
+    input_example: Any = None,
+    flavor: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
+    tracker: Tracker | None = None,
+    **options: Any,
+) -> ModelInfo:
+    """Save ``model`` and log the package to the active run (or ``run_id``) under ``name``.
+
+    Example::
+
+        >>> with conveyor.start_run():                                  # doctest: +SKIP
+        ...     info = conveyor.models.log(clf, input_example=X[:5])
+        >>> info.uri                                                      # doctest: +SKIP
+        'runs:/0a1b2c.../model'
+    """
+    from conveyor.tracking import active_run, get_tracker
+
+    if run_id is None:
+        run = active_run()
+        if run is None:
+            raise InvalidInput(
+                "no active run to log the model to", field="run_id", value=None,
+                hint="call it inside `with conveyor.start_run():` or pass run_id=",
+            )
+        run_id = run.id
+    active = tracker or get_tracker()
+    with tempfile.TemporaryDirectory(prefix="conveyor-model-") as tmp:
+        info = save(
+            model, Path(tmp) / "model", signature=signature, input_example=input_example,
+            flavor=flavor, metadata=metadata, **options,
+        )
+        artifact = active.log_artifacts(run_id, Path(tmp) / "model", name)
+    return ModelInfo(
+        info.meta, uri=f"runs:/{run_id}/{artifact.path}", run_id=run_id, artifact_path=artifact.path,
+        digest=artifact.digest,
+    )
