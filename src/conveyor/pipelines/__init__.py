@@ -1,0 +1,63 @@
+"""Pipelines: Python steps as a cached DAG, run in local processes or on a Ray cluster.
+
+Steps pass artifacts, not paths: what a step returns is written to the artifact store by
+a materializer and handed to the next step as an object. A step is skipped when an earlier
+finished execution has the same cache key (its code and the project code it calls, its
+parameters, its inputs' digests, its packages' versions, its ``cache_version``) and that
+execution's outputs still exist and verify.
+
+Example::
+
+    import conveyor
+
+    @conveyor.step
+    def load() -> dict: return {"x": [1, 2, 3]}
+
+    @conveyor.step(metrics=True)
+    def score(data: dict, scale: float = 1.0) -> dict: return {"total": scale * sum(data["x"])}
+
+    @conveyor.pipeline
+    def demo(scale: float = 1.0):
+        score(load(), scale=scale)
+
+    result = conveyor.pipelines.run(demo, params={"scale": 2.0})
+
+``conveyor.toml`` table ``[pipelines]`` (all optional): ``executor`` ("local" or "ray"),
+``ray_address`` ("host:port"), ``max_workers`` (int, default: the cores), ``experiment``
+(default: the pipeline's name). Command-line options override them.
+"""
+
+from conveyor.pipelines._dag import Graph, Handle, Pipeline, Step, StepOptions, pipeline, step
+from conveyor.pipelines._materializers import (
+    ENTRY_POINT_GROUP,
+    Materializer,
+    get_materializer,
+    materializer_for,
+    materializer_table,
+    register_materializer,
+)
+from conveyor.pipelines._runner import PipelineResult, StepResult, run
+from conveyor.pipelines._settings import PipelineSettings
+from conveyor.pipelines._sweep import SweepResult, sweep
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Graph",
+    "Handle",
+    "Materializer",
+    "Pipeline",
+    "PipelineResult",
+    "PipelineSettings",
+    "Step",
+    "StepOptions",
+    "StepResult",
+    "SweepResult",
+    "get_materializer",
+    "materializer_for",
+    "materializer_table",
+    "pipeline",
+    "register_materializer",
+    "run",
+    "step",
+    "sweep",
+]

@@ -1,0 +1,170 @@
+"""Executors: where one attempt of one step runs. Same contract, same test suite.
+
+- ``local``: a fresh process per attempt from a forkserver (spawn off Linux), at most one
+  per core at a time; a timeout kills the process, so a stuck step cannot hang the run.
+- ``ray``: a Ray task per attempt with the step's ``cpus``/``gpus``/``memory``; a timeout
+  cancels it. Outputs go through conveyor's artifact store in both cases, so caching and
+  lineage do not depend on the executor.
+
+``run(task, options)`` blocks until the attempt ends and returns the worker's JSON result;
+the coordinator calls it from one thread per running step.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import socket
+import sys
+import threading
+from typing import Any, Protocol
+
+from conveyor.errors import InvalidInput, ServiceUnavailable
+from conveyor.pipelines._dag import StepOptions
+
+
+class Executor(Protocol):
+    name: str
+    slots: int
+
+    def run(self, task: dict[str, Any], options: StepOptions) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+def _timeout_result(seconds: float) -> dict[str, Any]:
+    return {
+        "status": "FAILED", "outputs": {}, "logs": None, "metrics": None,
+        "error": f"TimeoutError: the step ran longer than its timeout of {seconds:g} s and was stopped",
+    }
+
+
+class LocalExecutor:
+    """Steps in separate processes, bounded by the cores (or ``max_workers``)."""
+
+    name = "local"
+
+    def __init__(self, max_workers: int | None = None) -> None:
+        self.slots = max(1, max_workers or os.cpu_count() or 1)
+        self._slots = threading.BoundedSemaphore(self.slots)
+        method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+        self._ctx = multiprocessing.get_context(method)
+        if method == "forkserver":
+            # Imported once in the server, so each step's process starts warm.
+            self._ctx.set_forkserver_preload(["conveyor.pipelines._worker", "conveyor.blobs"])
+
+    def run(self, task: dict[str, Any], options: StepOptions) -> dict[str, Any]:
+        from conveyor.pipelines import _worker
+
+        with self._slots:
+            receiver, sender = self._ctx.Pipe(duplex=False)
+            process = self._ctx.Process(
+                target=_worker.child_main, args=(json.dumps(task), sender), name=f"conveyor-step-{task['node']}"
+            )
+            process.start()
+            sender.close()
+            try:
+                if not receiver.poll(options.timeout):
+                    if process.is_alive():
+                        process.kill()
+                        process.join()
+                        return _timeout_result(options.timeout or 0)
+                try:
+                    return dict(json.loads(receiver.recv_bytes()))
+                except EOFError:
+                    process.join()
+                    return {
+                        "status": "FAILED", "outputs": {}, "logs": None, "metrics": None,
+                        "error": f"the step's process died (exit code {process.exitcode})",
+                    }
+            finally:
+                receiver.close()
+                if process.is_alive():
+                    process.join(5)
+                    if process.is_alive():
+                        process.kill()
+                process.join()
+                process.close()
+
+    def close(self) -> None:
+        pass
+
+
+def _check_reachable(address: str, timeout: float = 3.0) -> None:
+    text = address.removeprefix("ray://")
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise InvalidInput(
+            f"Ray address {address!r} is not host:port", field="ray_address", value=address,
+            hint="e.g. 127.0.0.1:6379 (the GCS port printed by `ray start --head`)",
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ServiceUnavailable(
+            f"no Ray cluster answers at {address} ({exc})",
+            hint="start one with `ray start --head` or pass the right --ray-address",
+        ) from None
+
+
+_ray_lock = threading.Lock()
+
+
+class RayExecutor:
+    """Each attempt is a Ray task; the cluster's scheduler places it by its resources."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None, max_workers: int | None = None) -> None:
+        if not address:
+            raise InvalidInput(
+                "the ray executor needs a cluster address", field="ray_address",
+                hint="pass --ray-address HOST:PORT (or set [pipelines] ray_address in conveyor.toml)",
+            )
+        _check_reachable(address)
+        try:
+            import ray
+        except ImportError:
+            raise InvalidInput(
+                "the ray executor needs the ray package", field="executor", value="ray",
+                hint="pip install 'conveyor-mlops[ray]'",
+            ) from None
+        self._ray = ray
+        with _ray_lock:
+            if not ray.is_initialized():
+                try:
+                    ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=False)
+                except Exception as exc:  # any failure to join the cluster
+                    raise ServiceUnavailable(f"cannot connect to the Ray cluster at {address}: {exc}") from None
+        self.slots = max(1, max_workers or int(ray.cluster_resources().get("CPU", 1)))
+        from conveyor.pipelines import _worker
+
+        self._remote = ray.remote(_worker.ray_entry)
+
+    def run(self, task: dict[str, Any], options: StepOptions) -> dict[str, Any]:
+        resources: dict[str, Any] = {"num_cpus": options.cpus, "num_gpus": options.gpus, "max_retries": 0}
+        if options.memory:
+            resources["memory"] = options.memory
+        ref = self._remote.options(**resources).remote(json.dumps(task))
+        ready, _ = self._ray.wait([ref], timeout=options.timeout)
+        if not ready:
+            self._ray.cancel(ref, force=True)
+            return _timeout_result(options.timeout or 0)
+        try:
+            return dict(json.loads(self._ray.get(ref)))
+        except Exception as exc:  # a worker crash surfaces as a Ray error
+            return {"status": "FAILED", "outputs": {}, "logs": None, "metrics": None, "error": f"Ray task failed: {exc}"}
+
+    def close(self) -> None:
+        pass
+
+
+def make_executor(name: str, *, ray_address: str | None = None, max_workers: int | None = None) -> Executor:
+    """``local`` or ``ray``; an unreachable Ray address raises ``ServiceUnavailable`` quickly."""
+    if name == "local":
+        return LocalExecutor(max_workers)
+    if name == "ray":
+        return RayExecutor(ray_address, max_workers)
+    raise InvalidInput(f"unknown executor {name!r}", field="executor", value=name, hint="local or ray")

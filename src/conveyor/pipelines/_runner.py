@@ -1,0 +1,325 @@
+"""Running a pipeline: schedule the DAG, reuse the cache, run the rest on an executor.
+
+The coordinator (this module, in the caller's process) owns every metadata write; steps
+run elsewhere and only read and write the artifact store. Independent steps run at the
+same time, up to the executor's slots. A failed step stops its downstream steps and
+nothing else. Runs take no global lock: two pipeline runs in one project at once are
+just two coordinators writing their own rows.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conveyor.entities import RunStatus
+from conveyor.errors import InvalidInput
+from conveyor.pipelines import _lineage, _record
+from conveyor.pipelines._cache import cache_key, outputs_intact
+from conveyor.pipelines._dag import Graph, Node, Pipeline
+from conveyor.pipelines._executors import Executor, make_executor
+from conveyor.settings import find_project_root
+
+#: on_event(node, status, detail): status is one of queued, running, cached, finished, failed, skipped
+EventHook = Callable[[str, str, str], None]
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """How one step of a pipeline run ended (``SKIPPED`` when an upstream step failed)."""
+
+    node: str
+    status: str
+    cached: bool = False
+    run_id: str | None = None
+    cache_key: str | None = None
+    outputs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    error: str | None = None
+    duration_s: float = 0.0
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """A finished pipeline run: the tracking run id and each step's result."""
+
+    run_id: str
+    pipeline: str
+    status: str
+    steps: Mapping[str, StepResult]
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status == RunStatus.FINISHED.value
+
+    @property
+    def cached(self) -> list[str]:
+        return [n for n, s in self.steps.items() if s.cached]
+
+    def load(self, node: str, output: str | None = None, *, tracker: Any = None) -> Any:
+        """The value a step returned, read back from the artifact store.
+
+        Example::
+
+            result = conveyor.pipelines.run(train(C=1.0))
+            metrics = result.load("evaluate")
+        """
+        from conveyor.pipelines._load import load_output
+
+        return load_output(self.steps, node, output, tracker)
+
+
+def _import_root(module_name: str) -> str | None:
+    module = sys.modules.get(module_name)
+    path = getattr(module, "__file__", None)
+    if not path:
+        return None
+    depth = module_name.count(".") + (1 if Path(path).name == "__init__.py" else 0)
+    return str(Path(path).resolve().parents[depth])
+
+
+def _blob_url(blobs: Any) -> str:
+    # BlobStore keeps its URL on the backend; workers reopen the same store from it.
+    return str(blobs._backend.url)
+
+
+class _Run:
+    def __init__(self, graph: Graph, tracker: Any, executor: Executor, *, use_cache: bool,
+                 experiment_id: int, run_id: str, on_event: EventHook, s3_endpoint_url: str | None) -> None:
+        self.graph = graph
+        self.tracker = tracker
+        self.executor = executor
+        self.use_cache = use_cache
+        self.experiment_id = experiment_id
+        self.run_id = run_id
+        self.on_event = on_event
+        self.results: dict[str, StepResult] = {}
+        self.s3_endpoint_url = s3_endpoint_url
+        project = find_project_root(Path.cwd()) or Path.cwd()
+        roots = {str(project.resolve())} | {
+            r for n in graph.nodes.values() if (r := _import_root(n.step.module)) is not None
+        }
+        self.roots = tuple(sorted(roots))
+        self.sys_path = [r for r in self.roots] + [str(Path.cwd())]
+
+    def inputs_of(self, node: Node) -> dict[str, dict[str, str]]:
+        return {arg: dict(self.results[h.node].outputs[h.output]) for arg, h in node.inputs.items()}
+
+    def schedule(self) -> None:
+        order = self.graph.order()
+        running: dict[Future[StepResult], str] = {}
+        with ThreadPoolExecutor(max_workers=self.executor.slots, thread_name_prefix="conveyor-step") as pool:
+            while True:
+                changed = True
+                while changed:
+                    changed = False
+                    for node_id in order:
+                        if node_id in self.results or node_id in running.values():
+                            continue
+                        node = self.graph.nodes[node_id]
+                        failed = [u for u in node.upstream if u in self.results and self.results[u].status != "FINISHED"]
+                        if failed:
+                            self.results[node_id] = StepResult(node_id, "SKIPPED", error=f"upstream step {failed[0]!r} failed")
+                            self.on_event(node_id, "skipped", f"because {failed[0]} failed")
+                            changed = True
+                            continue
+                        if not all(u in self.results for u in node.upstream):
+                            continue
+                        hit = self.try_cache(node)
+                        if hit is not None:
+                            self.results[node_id] = hit
+                            changed = True
+                            continue
+                        self.on_event(node_id, "running", "")
+                        running[pool.submit(self.execute, node)] = node_id
+                if not running:
+                    return
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in done:
+                    node_id = running.pop(future)
+                    result = future.result()
+                    self.results[node_id] = result
+                    detail = f"{result.duration_s:.2f}s" + (f" after {result.attempts} attempts" if result.attempts > 1 else "")
+                    if result.status == "FINISHED":
+                        self.on_event(node_id, "finished", detail)
+                    else:
+                        self.on_event(node_id, "failed", result.error or "")
+
+    def key_of(self, node: Node) -> tuple[str, dict[str, dict[str, str]]]:
+        inputs = self.inputs_of(node)
+        key = cache_key(
+            step=node.step, params=node.params, inputs={k: v["digest"] for k, v in inputs.items()}, roots=self.roots
+        )
+        return key, inputs
+
+    def try_cache(self, node: Node) -> StepResult | None:
+        if not (self.use_cache and node.step.options.cache):
+            return None
+        key, inputs = self.key_of(node)
+        store = self.tracker.store
+        with store.read() as conn:
+            candidates = _record.repo.cache_candidates(conn, key)
+        for execution in candidates:
+            outputs = {
+                name: {"digest": o.digest, "materializer": o.materializer, "type_name": o.type_name}
+                for name, o in execution.outputs.items()
+            }
+            if set(outputs) != set(node.step.options.outputs) or not outputs_intact(self.tracker.blobs, {
+                n: o["digest"] for n, o in outputs.items()
+            }):
+                continue  # deleted or corrupted outputs: this execution cannot be reused
+            started = time.perf_counter()
+            metrics = self.step_metrics(node, outputs)
+            run_id = _record.open_step(self.tracker, self.experiment_id, self.run_id, node.id, key, node.params, "hit")
+            _record.close_step(
+                self.tracker, run_id, status="FINISHED", outputs=outputs, logs=None,
+                metrics={"cache_hit": 1.0, **metrics},
+            )
+            _record.tag(self.tracker, run_id, {"conveyor.cached_from": execution.run_id})
+            self.after_step(node, run_id, metrics)
+            self.on_event(node.id, "cached", f"from run {execution.run_id[:8]}")
+            return StepResult(node.id, "FINISHED", True, run_id, key, outputs, None, time.perf_counter() - started, 0)
+        return None
+
+    def step_metrics(self, node: Node, outputs: Mapping[str, Mapping[str, str]]) -> dict[str, float]:
+        if not node.step.options.metrics:
+            return {}
+        from conveyor.pipelines._load import read_output
+
+        value = read_output(self.tracker.blobs, outputs[node.step.options.outputs[0]])
+        return {k: float(v) for k, v in value.items()}
+
+    def after_step(self, node: Node, run_id: str, metrics: Mapping[str, float]) -> None:
+        if metrics:
+            self.tracker.log_metrics(self.run_id, dict(metrics))
+        upstream = {arg: (self.results[h.node].run_id, h.output) for arg, h in node.inputs.items()}
+        _lineage.record_step(self.tracker, run_id, upstream)
+
+    def execute(self, node: Node) -> StepResult:
+        started = time.perf_counter()
+        options = node.step.options
+        try:
+            key, inputs = self.key_of(node)
+            cache_state = "miss" if self.use_cache and options.cache else "disabled"
+            run_id = _record.open_step(self.tracker, self.experiment_id, self.run_id, node.id, key, node.params, cache_state)
+        except Exception as exc:  # a bad step definition or an unreachable store fails this step only
+            return StepResult(node.id, "FAILED", error=f"{type(exc).__name__}: {exc}", duration_s=time.perf_counter() - started)
+        task = {
+            "node": node.id, "module": node.step.module, "qualname": node.step.qualname,
+            "sys_path": self.sys_path, "artifacts_url": _blob_url(self.tracker.blobs),
+            "s3_endpoint_url": self.s3_endpoint_url, "inputs": inputs, "params": node.params,
+            "outputs": list(options.outputs), "metrics": options.metrics,
+            "materializers": _registered_materializers(),
+        }
+        attempts = 0
+        outcome: dict[str, Any] = {}
+        while attempts <= options.retries:
+            attempts += 1
+            try:
+                outcome = self.executor.run(task, options)
+            except Exception as exc:  # the executor itself broke (e.g. the Ray cluster went away)
+                outcome = {"status": "FAILED", "outputs": {}, "logs": None, "error": f"{type(exc).__name__}: {exc}"}
+            if outcome.get("status") == "FINISHED":
+                break
+        status = "FINISHED" if outcome.get("status") == "FINISHED" else "FAILED"
+        metrics = dict(outcome.get("metrics") or {})
+        duration = time.perf_counter() - started
+        error = outcome.get("traceback") or outcome.get("error")
+        _record.close_step(
+            self.tracker, run_id, status=status, outputs=outcome.get("outputs") or {}, logs=outcome.get("logs"),
+            metrics={"cache_hit": 0.0, "attempts": float(attempts), "duration_s": duration, **metrics}, error=error,
+        )
+        if status == "FINISHED":
+            self.after_step(node, run_id, metrics)
+        return StepResult(
+            node.id, status, False, run_id, key, outcome.get("outputs") or {},
+            None if status == "FINISHED" else outcome.get("error"), duration, attempts,
+        )
+
+
+def _registered_materializers() -> dict[str, str]:
+    from conveyor.pipelines import _materializers
+
+    return dict(_materializers._registered)
+
+
+def run(
+    target: Pipeline | Graph,
+    *,
+    params: Mapping[str, Any] | None = None,
+    executor: str | Executor = "local",
+    ray_address: str | None = None,
+    cache: bool = True,
+    experiment: str | None = None,
+    tracker: Any = None,
+    max_workers: int | None = None,
+    on_event: EventHook | None = None,
+    s3_endpoint_url: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> PipelineResult:
+    """Run a pipeline (or a graph built by calling one) and wait for it.
+
+    Every step is a child run of the pipeline run; steps whose cache key matches an earlier
+    finished execution with intact outputs are not run again. Returns how each step ended;
+    a failed step does not raise (``result.ok`` is False, ``result.steps[name].error`` says why).
+
+    Example::
+
+        result = conveyor.pipelines.run(train, params={"C": 0.5}, executor="local")
+        assert result.ok and "load" in result.cached
+    """
+    if isinstance(target, Pipeline):
+        graph = target(**dict(params or {}))
+    elif isinstance(target, Graph):
+        if params:
+            raise InvalidInput("params go to the pipeline call when passing a graph", field="params")
+        graph = target
+    else:
+        raise InvalidInput(
+            f"cannot run a {type(target).__name__}", field="target", value=type(target).__name__,
+            hint="pass a @pipeline function or the graph its call returned",
+        )
+    graph.order()
+    if tracker is None:
+        from conveyor.tracking import get_tracker
+
+        tracker = get_tracker()
+    engine = executor if not isinstance(executor, str) else make_executor(
+        executor, ray_address=ray_address, max_workers=max_workers
+    )
+    started = time.perf_counter()
+    parent = tracker.create_run(
+        experiment or graph.pipeline, name=graph.pipeline,
+        tags={"conveyor.pipeline": graph.pipeline, "conveyor.executor": engine.name, **(tags or {})},
+    )
+    if graph.params:
+        tracker.log_params(parent.id, {k: _record._param_text(v) for k, v in graph.params.items()})
+    with tracker.store.write() as conn:
+        _record.repo.create_run(conn, parent.id, graph.pipeline, engine.name, graph.describe())
+    state = _Run(
+        graph, tracker, engine, use_cache=cache, experiment_id=parent.experiment_id, run_id=parent.id,
+        on_event=on_event or (lambda *_: None), s3_endpoint_url=s3_endpoint_url,
+    )
+    try:
+        state.schedule()
+    except BaseException as exc:
+        status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
+        tracker.end_run(parent.id, status, error="".join(traceback.format_exception(exc)))
+        raise
+    results = {n: state.results[n] for n in graph.order()}
+    failed = [n for n, r in results.items() if r.status != "FINISHED"]
+    cached = sum(r.cached for r in results.values())
+    tracker.set_tags(parent.id, {"conveyor.cached_steps": f"{cached}/{len(results)}"})
+    error = None
+    if failed:
+        error = "; ".join(f"{n}: {results[n].error}" for n in failed if results[n].status == "FAILED")
+    tracker.end_run(parent.id, RunStatus.FAILED if failed else RunStatus.FINISHED, error=error)
+    status = "FAILED" if failed else "FINISHED"
+    return PipelineResult(parent.id, graph.pipeline, status, results, time.perf_counter() - started)

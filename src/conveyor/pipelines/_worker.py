@@ -1,0 +1,146 @@
+"""What runs inside a worker (a local process or a Ray task): one attempt of one step.
+
+The worker touches only the artifact store, never the metadata store, so a Ray worker on
+another machine needs nothing but the artifact store URL. Input and output are JSON
+documents (no pickles cross the process boundary): inputs arrive as digests, outputs
+leave as digests of folders written by materializers, plus the captured stdout/stderr.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+@contextmanager
+def _capture_fds(log_path: Path) -> Iterator[None]:
+    """Send fd 1 and 2 (so subprocesses and C extensions too) into ``log_path``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    with open(log_path, "wb") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _resolve(module: str, qualname: str) -> Any:
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return getattr(obj, "func", obj) if hasattr(obj, "options") else obj
+
+
+def execute(task: dict[str, Any]) -> dict[str, Any]:
+    """Run one attempt of a step described by ``task``; never raises (errors are reported)."""
+    from conveyor.blobs import BlobStore, Digest
+    from conveyor.pipelines import _materializers as mat
+
+    for entry in reversed(task.get("sys_path", [])):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    for name, target in task.get("materializers", {}).items():
+        mat.register_materializer(name, target)
+    started = time.perf_counter()
+    result: dict[str, Any] = {"status": "FAILED", "outputs": {}, "logs": None, "error": None, "metrics": None}
+    blobs = BlobStore.open(task["artifacts_url"], s3_endpoint_url=task.get("s3_endpoint_url"))
+    with tempfile.TemporaryDirectory(prefix="conveyor-step-") as tmp:
+        work = Path(tmp)
+        log_path = work / "step.log"
+        log_path.touch()
+        try:
+            func = _resolve(task["module"], task["qualname"])
+            kwargs = dict(task["params"])
+            for arg, ref in task["inputs"].items():
+                folder = work / "in" / arg
+                blobs.get_tree(Digest.parse(ref["digest"]), folder)
+                kwargs[arg] = mat.get_materializer(ref["materializer"]).load(folder)
+            with _capture_fds(log_path):
+                value = func(**kwargs)
+            result["outputs"] = _store_outputs(blobs, task, value, work / "out")
+            if task.get("metrics"):
+                result["metrics"] = _metrics(task["node"], value)
+            result["status"] = "FINISHED"
+        except BaseException as exc:  # the step's own failure is data, reported to the coordinator
+            headline = getattr(exc, "headline", None) or f"{type(exc).__name__}: {exc}"
+            hint = getattr(exc, "hint", None)
+            result["error"] = headline + (f" ({hint})" if hint else "")
+            result["traceback"] = "".join(traceback.format_exception(exc))
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+        finally:
+            result["logs"] = str(blobs.put_file(log_path).digest)
+    result["duration_s"] = time.perf_counter() - started
+    return result
+
+
+def _store_outputs(blobs: Any, task: dict[str, Any], value: Any, out: Path) -> dict[str, Any]:
+    from conveyor.pipelines import _materializers as mat
+    from conveyor.errors import InvalidInput
+
+    names: list[str] = task["outputs"]
+    if len(names) == 1:
+        values = [value]
+    elif isinstance(value, tuple) and len(value) == len(names):
+        values = list(value)
+    else:
+        raise InvalidInput(
+            f"step {task['node']!r} declares outputs {names} but returned a {type(value).__name__}"
+            + (f" of {len(value)}" if isinstance(value, tuple) else ""),
+            field=f"{task['node']}.outputs", hint=f"return a tuple of {len(names)} values",
+        )
+    stored: dict[str, Any] = {}
+    for name, item in zip(names, values, strict=True):
+        materializer = mat.materializer_for(item, step=task["node"], output=name)
+        folder = out / name
+        folder.mkdir(parents=True)
+        materializer.save(item, folder)
+        stored[name] = {
+            "digest": str(blobs.put_tree(folder).digest),
+            "materializer": materializer.name,
+            "type_name": f"{type(item).__module__}.{type(item).__qualname__}",
+        }
+    return stored
+
+
+def _metrics(node: str, value: Any) -> dict[str, float]:
+    from conveyor.errors import InvalidInput
+
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in value.items()
+    ):
+        raise InvalidInput(
+            f"step {node!r} has metrics=True but returned a {type(value).__name__}",
+            field=f"{node}.metrics", hint="return a dict of metric name → number",
+        )
+    return {k: float(v) for k, v in value.items()}
+
+
+def child_main(task_json: str, conn: Any) -> None:
+    """Entry point of a local worker process: run the task, send the JSON result back."""
+    try:
+        conn.send_bytes(json.dumps(execute(json.loads(task_json))).encode())
+    finally:
+        conn.close()
+
+
+def ray_entry(task_json: str) -> str:
+    """Entry point of a Ray task (same contract as ``child_main``)."""
+    return json.dumps(execute(json.loads(task_json)))
