@@ -20,7 +20,9 @@ _project.register(app)
 _tracking.register(app)
 
 # Command groups of later layers register here, one module each (see _GROUPS).
-_GROUPS: list[tuple[str, str]] = []
+_GROUPS: list[tuple[str, str]] = [
+    ("_pipeline", "pipeline"),
+]
 
 
 def _register_groups() -> None:
