@@ -1,0 +1,123 @@
+"""PyTorch flavor: TorchScript, or a ``state_dict`` plus a model factory.
+
+- TorchScript (default): ``torch.jit.script`` (or ``trace`` on the input example when the
+  module cannot be scripted); loads without the model's Python code.
+- ``factory="package.module:function"``: only the weights are stored (``state_dict.pt``)
+  and loaded with ``torch.load(weights_only=True)``, which refuses arbitrary pickled
+  objects; the factory (``factory_kwargs`` are JSON) builds the module they go into.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from conveyor.errors import InvalidInput
+from conveyor.models._flavor import Flavor, load_reference
+
+SCRIPT_FILE = "model.pt"
+STATE_FILE = "state_dict.pt"
+
+
+class TorchFlavor(Flavor):
+    name: ClassVar[str] = "pytorch"
+    requirements: ClassVar[tuple[str, ...]] = ("torch",)
+
+    def can_handle(self, obj: Any) -> bool:
+        if "torch" not in sys.modules:
+            return False
+        import torch
+
+        return isinstance(obj, torch.nn.Module)
+
+    def save(self, obj: Any, folder: Path, **options: Any) -> dict[str, Any]:
+        import torch
+
+        example = options.pop("example", None)
+        factory = options.pop("factory", None)
+        kwargs = dict(options.pop("factory_kwargs", None) or {})
+        mode = options.pop("mode", "script")
+        if options:
+            raise InvalidInput(f"unknown option(s) for the pytorch flavor: {', '.join(sorted(options))}", field="options")
+        dtype = _input_dtype(example)
+        if factory is not None:
+            load_reference(factory, what="factory")  # fail now, not when someone loads it
+            torch.save(obj.state_dict(), folder / STATE_FILE)
+            return {"format": "state_dict", "file": STATE_FILE, "factory": factory,
+                    "factory_kwargs": kwargs, "input_dtype": dtype}
+        scripted = self._script(obj, example, mode, dtype)
+        torch.jit.save(scripted, str(folder / SCRIPT_FILE))
+        return {"format": "torchscript", "file": SCRIPT_FILE, "input_dtype": dtype}
+
+    def _script(self, obj: Any, example: Any, mode: str, dtype: str) -> Any:
+        import torch
+
+        if isinstance(obj, torch.jit.ScriptModule):
+            return obj
+        if mode == "script":
+            try:
+                return torch.jit.script(obj)
+            except Exception:  # noqa: BLE001 - unscriptable Python: fall back to tracing below
+                if example is None:
+                    raise InvalidInput(
+                        f"{type(obj).__qualname__} cannot be scripted and there is no input example to trace it with",
+                        field="input_example", hint="pass input_example=, or factory='module:function' to store a state_dict",
+                    ) from None
+        if example is None:
+            raise InvalidInput("tracing needs an input example", field="input_example")
+        with torch.no_grad():
+            return torch.jit.trace(obj.eval(), _tensor(example, dtype))
+
+    def load(self, folder: Path, config: Mapping[str, Any], **opts: Any) -> Any:
+        import torch
+
+        path = folder / str(config["file"])
+        if config.get("format") == "state_dict":
+            build = load_reference(str(config["factory"]), what="factory")
+            model = build(**dict(config.get("factory_kwargs") or {}))
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        else:
+            model = torch.jit.load(str(path), map_location="cpu")
+        model.eval()
+        return _Torch(model, str(config.get("input_dtype", "float32")))
+
+    def predict(self, model: Any, batch: Any) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            out = model.model(torch.from_numpy(batch.to_numpy(model.dtype)))
+        return out.numpy()
+
+    def native_predict(self, model: Any, example: Any) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            return model.eval()(_tensor(example, _input_dtype(example))).numpy()
+
+
+class _Torch:
+    __slots__ = ("model", "dtype")
+
+    def __init__(self, model: Any, dtype: str) -> None:
+        self.model = model
+        self.dtype = dtype
+
+
+def _input_dtype(example: Any) -> str:
+    """float32 unless the example says otherwise (torch weights are float32 by default)."""
+    import numpy as np
+
+    if example is None:
+        return "float32"
+    data = example.to_numpy() if hasattr(example, "to_numpy") else np.asarray(example)
+    return "float32" if data.dtype == np.float64 else str(data.dtype)
+
+
+def _tensor(example: Any, dtype: str) -> Any:
+    import numpy as np
+    import torch
+
+    data = example.to_numpy() if hasattr(example, "to_numpy") else example
+    return torch.from_numpy(np.ascontiguousarray(data, dtype=dtype))
