@@ -21,21 +21,33 @@ without it they use the stores named by the project's settings.
 """
 
 from conveyor.data._checkout import get, load
+from conveyor.data._config import DataSettings
+from conveyor.data._diff import DatasetDiff, diff
 from conveyor.data._lineage import Edge, LineageGraph, lineage_graph, record_lineage
 from conveyor.data._refs import KINDS, DatasetRef, Node, parse_dataset_ref, parse_node
+from conveyor.data._schema import ColumnSchema, Schema, infer_schema
 from conveyor.data._types import DatasetVersion
+from conveyor.data._validate import Anomaly, check_frame, schema_of, validate
 from conveyor.data._versions import add, get_version, list_datasets, log_input, versions
 
 __all__ = [
-    "KINDS",
+    "Anomaly",
+    "ColumnSchema",
+    "DataSettings",
+    "DatasetDiff",
     "DatasetRef",
     "DatasetVersion",
     "Edge",
+    "KINDS",
     "LineageGraph",
     "Node",
+    "Schema",
     "add",
+    "check_frame",
+    "diff",
     "get",
     "get_version",
+    "infer_schema",
     "lineage_graph",
     "list_datasets",
     "load",
@@ -43,5 +55,7 @@ __all__ = [
     "parse_dataset_ref",
     "parse_node",
     "record_lineage",
+    "schema_of",
+    "validate",
     "versions",
 ]

@@ -1,0 +1,268 @@
+"""Data commands: ``conveyor data …`` (versioned data sets, schemas, validation) and
+``conveyor lineage REF``. conveyor.data is imported inside the commands: the CLI starts
+fast, and ``data add`` with nothing changed stays well under a second."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+from rich.tree import Tree
+
+from conveyor.cli._common import EXIT_PROBLEMS, console, fmt_ms, fmt_value, handle_errors, print_json
+
+data_app = typer.Typer(help="Versioned data sets: add, list, show, diff, get, validate, schema.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data")
+    app.command("lineage")(lineage)
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)
+
+
+@data_app.command("add")
+@handle_errors
+def add(
+    path: Path = typer.Argument(..., help="A file, a folder, or a CSV/Parquet table."),
+    name: str = typer.Option(..., "--name", "-n", help="Data set name (new versions are numbered 1, 2, …)."),
+    run_id: str | None = typer.Option(None, "--run", help="Record this run as the producer."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Version PATH under NAME: a new version when the content changed, else "unchanged"."""
+    import conveyor.data as cd
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True, disable=as_json) as bar:
+        task = bar.add_task("hashing new files", total=None)
+        version = cd.add(path, name=name, run_id=run_id, progress=lambda n, total: bar.update(task, completed=n, total=total))
+    if as_json:
+        print_json(version.to_dict(profile=False))
+    elif version.created:
+        console.print(f"[green]added[/] {version.ref}  {version.kind}, {version.file_count} file(s), {_size(version.size)}")
+    else:
+        console.print(f"unchanged: {version.ref}")
+
+
+@data_app.command("list")
+@handle_errors
+def list_(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every data set with its latest version."""
+    import conveyor.data as cd
+
+    found = cd.list_datasets()
+    if as_json:
+        print_json([v.to_dict(profile=False) for v in found])
+        return
+    table = Table(title="data sets")
+    for col in ("name", "latest", "kind", "files", "size", "created", "digest"):
+        table.add_column(col, justify="right" if col in ("latest", "files", "size") else "left")
+    for v in found:
+        table.add_row(v.name, str(v.version), v.kind + (f" ({v.format})" if v.format else ""), str(v.file_count),
+                      _size(v.size), fmt_ms(v.created_at), v.digest[:19])
+    console.print(table)
+
+
+@data_app.command("show")
+@handle_errors
+def show(
+    ref: str = typer.Argument(..., help="NAME, NAME@VERSION or data:/NAME@VERSION."),
+    files: int = typer.Option(20, "--files", help="How many files of a folder to list."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """A version: schema and statistics (tables), files (folders), lineage and history."""
+    import conveyor.data as cd
+    from conveyor.data._checkout import manifest_of
+    from conveyor.data._context import resolve
+
+    version = cd.get_version(ref)
+    manifest = manifest_of(resolve(None).need_blobs(), version)
+    graph = cd.lineage_graph(None, version.ref, depth=1)
+    history = cd.versions(version.name)
+    if as_json:
+        out = version.to_dict()
+        out["files"] = [{"path": e.path, "digest": str(e.digest), "size": e.size} for e in manifest.entries] if manifest else None
+        out["lineage"] = graph.to_dict()
+        out["versions"] = [v.version for v in history]
+        print_json(out)
+        return
+    console.print(f"[bold]{version.ref}[/]  {version.kind}{f' ({version.format})' if version.format else ''}  "
+                  f"{version.file_count} file(s), {_size(version.size)}  created {fmt_ms(version.created_at)}")
+    console.print(f"digest {version.digest}\nsource {version.source}\nversions {', '.join(str(v.version) for v in history)}")
+    if version.profile:
+        _print_profile(version.profile)
+    if manifest:
+        table = Table(title=f"files ({len(manifest.entries)})")
+        table.add_column("path")
+        table.add_column("size", justify="right")
+        table.add_column("digest")
+        for entry in manifest.entries[:files]:
+            table.add_row(entry.path, _size(entry.size), str(entry.digest)[:19])
+        console.print(table)
+        if len(manifest.entries) > files:
+            console.print(f"… and {len(manifest.entries) - files} more (--files N)")
+    for edge in graph.upstream:
+        console.print(f"upstream:   {edge.upstream} --{edge.relation}--> {edge.downstream}")
+    for edge in graph.downstream:
+        console.print(f"downstream: {edge.upstream} --{edge.relation}--> {edge.downstream}")
+
+
+def _print_profile(profile: dict[str, Any]) -> None:
+    table = Table(title=f"schema and statistics ({profile['rows']} rows)")
+    for col in ("column", "type", "nulls", "min", "p50", "max", "mean", "distinct", "categories"):
+        table.add_column(col, justify="left" if col in ("column", "type", "categories") else "right")
+    for name, col in profile["columns"].items():
+        cats = col.get("categories")
+        shown = "" if cats is None else ", ".join(cats[:6]) + (" …" if len(cats) > 6 else "")
+        table.add_row(
+            name, col["type"], f"{col['nulls']} ({col['null_rate']:.1%})", fmt_value(col.get("min")),
+            fmt_value((col.get("quantiles") or {}).get("0.5")), fmt_value(col.get("max")), fmt_value(col.get("mean")),
+            str(col.get("distinct", "")), shown,
+        )
+    console.print(table)
+
+
+@data_app.command("diff")
+@handle_errors
+def diff(
+    a: str = typer.Argument(..., help="The old version, NAME@A."),
+    b: str = typer.Argument(..., help="The new version, NAME@B."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Files added/removed/changed; for tables also rows, schema changes and statistic shifts."""
+    import conveyor.data as cd
+
+    d = cd.diff(a, b)
+    if as_json:
+        print_json(d.to_dict())
+        return
+    console.print(f"[bold]{d.a} → {d.b}[/]" + ("  (same content)" if d.same_content else ""))
+    for mark, color, paths in (("+", "green", d.added), ("-", "red", d.removed), ("~", "yellow", d.changed)):
+        for p in paths:
+            console.print(f"[{color}]{mark} {p}[/]", highlight=False)
+    if d.rows is not None:
+        console.print(f"rows: {d.rows[0]} → {d.rows[1]} ({d.rows[1] - d.rows[0]:+d})")
+        for line in d.schema_changes:
+            console.print(f"schema: {line}", highlight=False)
+        if d.changed_columns:
+            table = Table(title="statistic shifts")
+            for col in ("column", "statistic", d.a, d.b):
+                table.add_column(col)
+            for column, stats in d.changed_columns.items():
+                for stat, (old, new) in stats.items():
+                    table.add_row(column, stat, fmt_value(old), fmt_value(new))
+            console.print(table)
+
+
+@data_app.command("get")
+@handle_errors
+def get(
+    ref: str = typer.Argument(..., help="NAME@VERSION."),
+    dest: Path = typer.Argument(..., help="Destination file or folder."),
+    copy: bool = typer.Option(False, "--copy", help="Copy instead of hard-linking the read-only stored objects."),
+) -> None:
+    """Write a version to DEST (hard links where the filesystem allows, else copies)."""
+    import conveyor.data as cd
+
+    written = cd.get(ref, dest, link=not copy)
+    console.print(f"wrote {cd.get_version(ref).ref} to {written}")
+
+
+@data_app.command("validate")
+@handle_errors
+def validate(
+    ref: str = typer.Argument(..., help="The version to check, NAME@NEW."),
+    against: str | None = typer.Option(None, "--against", help="Compare with this version (default: the previous one)."),
+    schema: Path | None = typer.Option(None, "--schema", help="A schema file (TOML or JSON) to check against."),
+    fail_on: str | None = typer.Option(None, "--fail-on", help="warning or error (default: [data] fail_on)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Report anomalies (missing/extra columns, type changes, new categories, out-of-range
+    values, null-rate jumps); exit 1 when one reaches the configured severity."""
+    import conveyor.data as cd
+    from conveyor.data._versions import data_settings
+    from conveyor.errors import InvalidInput
+
+    if against is not None and schema is not None:
+        raise InvalidInput("give --against or --schema, not both", field="--schema", value=str(schema))
+    settings = data_settings()
+    threshold = fail_on or settings.fail_on
+    if threshold not in ("warning", "error"):
+        raise InvalidInput(f"--fail-on {threshold!r} is not valid", field="--fail-on", value=threshold, hint="warning or error")
+    anomalies = cd.validate(ref, against=against, schema=schema, settings=settings)
+    failing = [a for a in anomalies if threshold == "warning" or a.severity == "error"]
+    if as_json:
+        print_json({"ref": ref, "anomalies": [a.to_dict() for a in anomalies], "failed": bool(failing)})
+    elif not anomalies:
+        console.print(f"[green]no anomalies[/] in {ref}")
+    else:
+        table = Table(title=f"anomalies in {ref}")
+        for col in ("severity", "column", "anomaly", "expected", "found"):
+            table.add_column(col)
+        for a in anomalies:
+            color = "red" if a.severity == "error" else "yellow"
+            table.add_row(f"[{color}]{a.severity}[/]", a.column or "(table)", a.kind, a.expected, a.found)
+        console.print(table)
+    if failing:
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
+@data_app.command("schema")
+@handle_errors
+def schema(
+    ref: str = typer.Argument(..., help="A table version, NAME@V."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write to this .toml or .json file (default: print TOML)."),
+) -> None:
+    """Write the inferred schema of a table version: edit it and keep it in the project."""
+    import conveyor.data as cd
+
+    inferred = cd.schema_of(ref)
+    if out is None:
+        import tomli_w
+
+        typer.echo(tomli_w.dumps(inferred.to_dict()), nl=False)
+        return
+    inferred.write(out)
+    console.print(f"wrote the schema of {ref} to {out}; edit it, then `conveyor data validate NAME@V --schema {out}`")
+
+
+@handle_errors
+def lineage(
+    ref: str = typer.Argument(..., help="runs:/ID, runs:/ID/PATH, data:/NAME@V, models:/NAME/V or KIND:ID."),
+    direction: str = typer.Option("both", "--direction", "-d", help="up, down or both."),
+    depth: int | None = typer.Option(None, "--depth", help="Levels to follow (default: all)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Print what is upstream and downstream of REF as trees."""
+    import conveyor.data as cd
+
+    graph = cd.lineage_graph(None, ref, direction=direction, depth=depth)  # type: ignore[arg-type]
+    if as_json:
+        print_json(graph.to_dict())
+        return
+    for upstream, title in ((True, "upstream (where it came from)"), (False, "downstream (what used it)")):
+        if (direction == "down" and upstream) or (direction == "up" and not upstream):
+            continue
+        tree = Tree(f"[bold]{graph.root}[/]  [dim]{title}[/]")
+        _grow(tree, graph, graph.root, upstream, {graph.root})
+        console.print(tree)
+
+
+def _grow(tree: Tree, graph: Any, node: Any, upstream: bool, path: set[Any]) -> None:
+    for edge in graph.children(node, upstream=upstream):
+        far = edge.upstream if upstream else edge.downstream
+        label = f"{far}  [dim]{edge.relation}{' (implied)' if edge.implied else ''}[/]"
+        if far in path:
+            tree.add(label + " [dim](cycle)[/]")
+            continue
+        _grow(tree.add(label), graph, far, upstream, path | {far})
