@@ -22,6 +22,7 @@ _tracking.register(app)
 # Command groups of later layers register here, one module each (see _GROUPS).
 _GROUPS: list[tuple[str, str]] = [
     ("_pipeline", "pipeline"),
+    ("_data", "data"),
 ]
 
 
