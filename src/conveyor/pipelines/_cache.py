@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import sys
+import tempfile
 import sysconfig
 import types
 from collections.abc import Iterator, Mapping
@@ -117,7 +119,29 @@ def _local(value: Any, roots: tuple[str, ...]) -> bool:
 
 @cache
 def _distributions() -> Mapping[str, list[str]]:
-    return importlib_metadata.packages_distributions()
+    """Top-level module → distributions. Scanning every installed package's metadata takes
+    a noticeable fraction of a second, so the map is kept in a temp file keyed by the
+    modification times of the import path's folders (an install or removal changes them)."""
+    stamp = []
+    for entry in sys.path:
+        try:
+            stamp.append(f"{entry}:{os.stat(entry or '.').st_mtime_ns}")
+        except OSError:
+            continue
+    key = blake3.blake3("\n".join(stamp).encode()).hexdigest()[:32]
+    path = Path(tempfile.gettempdir()) / f"conveyor-dists-{os.getuid() if hasattr(os, 'getuid') else 0}-{key}.json"
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        pass
+    found = importlib_metadata.packages_distributions()
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(found), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:  # a read-only temp folder only costs the rescan next time
+        pass
+    return found
 
 
 @cache
