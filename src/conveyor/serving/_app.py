@@ -1,0 +1,355 @@
+"""``create_app``: the ASGI application (Starlette) with both protocols."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route as Path
+
+from conveyor import __version__
+from conveyor.errors import ConveyorError, InvalidInput
+from conveyor.serving import _mlflow, _oip
+from conveyor.serving._codec import Columns
+from conveyor.serving._config import CanarySpec, ServingConfig, model_uri
+from conveyor.serving._deploy import Deployment, Fleet, ModelSource, ServedModel
+from conveyor.serving._errors import HTTPError, bad_request, from_conveyor
+from conveyor.serving._follow import follow_forever
+from conveyor.serving._http import (
+    AccessLog,
+    error_response,
+    json_response,
+    parse_json,
+    read_body,
+    require_json,
+    valid_request_id,
+)
+from conveyor.serving._metrics import Metrics
+from conveyor.serving._predlog import LogWriter, Record
+
+log = logging.getLogger("conveyor.serving")
+
+
+class Server:
+    """The state behind the routes: the fleet, metrics, the prediction log."""
+
+    def __init__(self, fleet: Fleet, config: ServingConfig, metrics: Metrics, writer: LogWriter | None,
+                 source: ModelSource | None, follow: bool) -> None:
+        self.fleet = fleet
+        self.config = config
+        self.metrics = metrics
+        self.writer = writer
+        self.source = source
+        self.follow = follow
+        self.ready = False
+        self.background: set[asyncio.Task[Any]] = set()
+        self.sticky = config.sticky_header.lower() if config.sticky_header else None
+        metrics.gauge("conveyor_queue_depth", "Requests waiting or being predicted, per model version.", fleet.depth)
+        if writer is not None:
+            metrics.gauge("conveyor_prediction_log_dropped_total",
+                          "Prediction-log rows dropped because the buffer was full.",
+                          lambda: [((), float(writer.dropped))])
+
+    # -- lifespan ---------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        if self.writer is not None:
+            self.writer.start()
+        follower = None
+        if self.follow and self.source is not None:
+            follower = asyncio.create_task(
+                follow_forever(self.fleet, self.source, self.config.follow_interval_s, self.background))
+        self.ready = True
+        try:
+            yield
+        finally:
+            self.ready = False
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
+            while self.background:  # shadow copies and draining old versions
+                await asyncio.gather(*list(self.background), return_exceptions=True)
+            await asyncio.gather(*(d.batcher.close() for d in self.fleet.all()), return_exceptions=True)
+            if self.writer is not None:
+                await asyncio.to_thread(self.writer.close)
+
+    # -- inference --------------------------------------------------------------------------
+    def _pick(self, request: Request, name: str, version: str | None) -> Deployment:
+        if version is not None:
+            return self.fleet.version(name, version)
+        sticky = request.headers.get(self.sticky) if self.sticky else None
+        return self.fleet.route(name).pick(sticky)
+
+    async def _run(self, dep: Deployment, cols: Columns, rows: int, rid: str, started: float) -> Columns:
+        try:
+            outputs = await dep.infer(cols, rows)
+        except HTTPError:
+            raise
+        except InvalidInput as exc:  # the model's own input check: still the client's mistake
+            raise HTTPError(422, str(exc)) from None
+        except ConveyorError as exc:
+            raise from_conveyor(exc) from None
+        except Exception as exc:
+            log.error("request %s: model %s version %s failed: %s: %s", rid, dep.name, dep.version,
+                      type(exc).__name__, exc, exc_info=exc)
+            raise HTTPError(500, f"model {dep.name!r} version {dep.version} failed: {type(exc).__name__}: "
+                            f"{exc} (request id {rid})") from None
+        self._log(dep, rid, cols, outputs, rows, started)
+        route = self.fleet.routes.get(dep.name)
+        if route is not None and route.shadow is not None and dep is route.champion:
+            task = asyncio.get_running_loop().create_task(self._shadow(route.shadow, cols, rows, rid))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
+        return outputs
+
+    def _log(self, dep: Deployment, rid: str, cols: Columns, outputs: Columns, rows: int, started: float) -> None:
+        if self.writer is not None and self.writer.sampled():
+            latency = (time.perf_counter() - started) * 1000
+            self.writer.add(Record("predictions", dep.name, dep.version, rid, int(time.time() * 1000), rows,
+                                   cols, outputs, latency))
+
+    async def _shadow(self, dep: Deployment, cols: Columns, rows: int, rid: str) -> None:
+        started = time.perf_counter()
+        status = 200
+        try:
+            outputs = await dep.infer(cols, rows)
+            self._log(dep, rid, cols, outputs, rows, started)
+        except Exception as exc:  # a shadow never answers anyone: count and move on
+            status = exc.status if isinstance(exc, HTTPError) else 500
+            log.warning("request %s: shadow %s version %s failed: %s", rid, dep.name, dep.version, exc)
+        self.metrics.request(dep.name, dep.version, "shadow", status, time.perf_counter() - started)
+
+    async def _answer(self, request: Request, protocol: str, handler: Any) -> Response:
+        started = time.perf_counter()
+        state = request.scope["state"]
+        name = request.path_params.get("name") or request.query_params.get("model") or (
+            self.fleet.order[0] if self.fleet.order else "")
+        version = request.path_params.get("version")
+        dep: Deployment | None = None
+        status = 200
+        try:
+            dep = self._pick(request, name, version)
+            state["model"], state["version"] = dep.name, dep.version
+            response = await handler(request, dep, started)
+        except HTTPError as exc:
+            status = exc.status
+            response = error_response(exc, state["request_id"])
+        self.metrics.request(name, dep.version if dep else "", protocol, status, time.perf_counter() - started)
+        return response
+
+    async def infer(self, request: Request) -> Response:
+        return await self._answer(request, "oip", self._infer)
+
+    async def _infer(self, request: Request, dep: Deployment, started: float) -> Response:
+        require_json(request)
+        body = parse_json(await read_body(request, self.config.max_body_bytes, self.config.body_timeout_s))
+        state = request.scope["state"]
+        if isinstance(body, dict) and "x-request-id" not in request.headers and valid_request_id(body.get("id")):
+            state["request_id"] = body["id"]
+        cols, rows, wanted = _oip.parse_infer(body, dep.signature)
+        outputs = await self._run(dep, cols, rows, state["request_id"], started)
+        answer = _oip.infer_response(dep.name, dep.version, state["request_id"], outputs, dep.signature, wanted)
+        return json_response(answer)
+
+    async def invocations(self, request: Request) -> Response:
+        return await self._answer(request, "mlflow", self._invocations)
+
+    async def _invocations(self, request: Request, dep: Deployment, started: float) -> Response:
+        kind = require_json(request, allow=("text/csv",))
+        data = await read_body(request, self.config.max_body_bytes, self.config.body_timeout_s)
+        if kind == "text/csv":
+            cols, rows = _mlflow.parse_csv(data, dep.signature)
+        else:
+            cols, rows = _mlflow.parse_json(parse_json(data), dep.signature)
+        outputs = await self._run(dep, cols, rows, request.scope["state"]["request_id"], started)
+        return json_response({"predictions": _mlflow.predictions(outputs)})
+
+    # -- feedback ---------------------------------------------------------------------------
+    async def feedback(self, request: Request) -> Response:
+        rid = request.scope["state"]["request_id"]
+        try:
+            name = request.path_params["name"]
+            self.fleet.route(name)
+            require_json(request)
+            body = parse_json(await read_body(request, self.config.max_body_bytes, self.config.body_timeout_s))
+            entries = body.get("feedback", [body]) if isinstance(body, dict) else body
+            if not isinstance(entries, list) or not entries:
+                raise bad_request("send {'request_id': id, 'label': value} (or 'labels': [...] per row), "
+                                  "or {'feedback': [those…]}")
+            records = [_feedback_record(name, e, i) for i, e in enumerate(entries)]
+            if self.writer is None:
+                raise HTTPError(501, "feedback needs the prediction log; it is off (log_predictions = false)")
+            accepted = sum(r.rows for r in records if self.writer.add(r))
+            if accepted < sum(r.rows for r in records):
+                raise HTTPError(503, "the log buffer is full; retry later", headers={"retry-after": "1"})
+        except HTTPError as exc:
+            return error_response(exc, rid)
+        return json_response({"accepted": accepted})
+
+    # -- metadata and health ------------------------------------------------------------------
+    async def model_metadata(self, request: Request) -> Response:
+        try:
+            name, version = request.path_params["name"], request.path_params.get("version")
+            dep = self.fleet.version(name, version) if version else self.fleet.route(name).champion
+            versions = [d.version for d in self.fleet.route(name).deployments()]
+            return json_response(_oip.metadata(name, versions, dep.flavor, dep.signature))
+        except HTTPError as exc:
+            return error_response(exc, request.scope["state"]["request_id"])
+
+    async def model_ready(self, request: Request) -> Response:
+        try:
+            name, version = request.path_params["name"], request.path_params.get("version")
+            _ = self.fleet.version(name, version) if version else self.fleet.route(name)
+        except HTTPError as exc:
+            return error_response(exc, request.scope["state"]["request_id"])
+        return json_response({"name": name, "ready": self.ready})
+
+    async def live(self, request: Request) -> Response:
+        return json_response({"live": True})
+
+    async def server_ready(self, request: Request) -> Response:
+        return json_response({"ready": self.ready}, 200 if self.ready else 503)
+
+    async def server_metadata(self, request: Request) -> Response:
+        return json_response({"name": "conveyor", "version": __version__, "extensions": ["feedback"]})
+
+    async def models(self, request: Request) -> Response:
+        return json_response({"models": list(self.fleet.order)})
+
+    async def ping(self, request: Request) -> Response:
+        return PlainTextResponse("\n", 200 if self.ready else 503)
+
+    async def version(self, request: Request) -> Response:
+        return PlainTextResponse(__version__)
+
+    async def prometheus(self, request: Request) -> Response:
+        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _feedback_record(model: str, entry: Any, index: int) -> Record:
+    if not isinstance(entry, dict) or not valid_request_id(entry.get("request_id")):
+        raise bad_request(f"feedback[{index}] needs a 'request_id' (letters, digits, . _ : -; up to 128)")
+    if ("label" in entry) == ("labels" in entry):
+        raise bad_request(f"feedback[{index}] needs exactly one of 'label' (one row) or 'labels' (one per row)")
+    labels = entry["labels"] if "labels" in entry else [entry["label"]]
+    row = entry.get("row", 0)
+    if not isinstance(labels, list) or not labels or not isinstance(row, int) or row < 0:
+        raise bad_request(f"feedback[{index}]: 'labels' must be a non-empty list and 'row' a row index ≥ 0")
+    if any(isinstance(v, (dict, list)) for v in labels):
+        raise bad_request(f"feedback[{index}]: labels must be numbers, strings or booleans")
+    return Record("feedback", model, "", entry["request_id"], int(time.time() * 1000), len(labels), {},
+                  {"label": np.asarray(labels)}, first_row=row)
+
+
+def create_app(
+    models: Sequence[str | ServedModel],
+    *,
+    canary: Sequence[str | tuple[ServedModel, float]] = (),
+    shadow: Sequence[str | ServedModel] = (),
+    config: ServingConfig | None = None,
+    source: ModelSource | None = None,
+    tracker: Any = None,
+    follow: bool = False,
+) -> Starlette:
+    """The inference server as an ASGI application.
+
+    ``models`` are registry references (``models:/name@champion``; loaded through
+    ``source``, by default the registry of ``tracker``) or already loaded
+    :class:`ServedModel` objects. ``canary`` entries are ``"name@alias:percent"`` strings
+    or ``(ServedModel, percent)``; ``shadow`` entries get a copy of every request of their
+    model name. The prediction log goes to ``tracker``'s stores (default: the module-level
+    tracker) unless ``config.log_predictions`` is false.
+
+    Example::
+
+        >>> app = create_app(["models:/iris@champion"], canary=["iris@challenger:10"])  # doctest: +SKIP
+        >>> uvicorn.run(app, host="127.0.0.1", port=8080)                                # doctest: +SKIP
+    """
+    from conveyor.serving._source import RegistrySource
+
+    config = config or ServingConfig()
+    metrics = Metrics()
+    fleet = Fleet(metrics, config)
+    needs_source = any(isinstance(m, str) for m in (*models, *canary, *shadow)) or follow
+    if source is None and needs_source:
+        source = RegistrySource(tracker)
+
+    def load(ref: str) -> ServedModel:
+        assert source is not None
+        return source.load(model_uri(ref))
+
+    for m in models:
+        fleet.add(load(m) if isinstance(m, str) else m)
+    for c in canary:
+        if isinstance(c, str):
+            spec = CanarySpec.parse(c)
+            fleet.add(load(spec.ref), "canary", spec.percent)
+        else:
+            fleet.add(c[0], "canary", c[1])
+    for s in shadow:
+        fleet.add(load(s) if isinstance(s, str) else s, "shadow")
+    if not fleet.order:
+        raise InvalidInput("no model to serve", field="models", hint="name at least one, e.g. models:/iris@champion")
+
+    writer = None
+    if config.log_predictions:
+        if tracker is None:
+            from conveyor.tracking import get_tracker
+
+            tracker = get_tracker()
+        writer = LogWriter(tracker.store, tracker.blobs, flush_s=config.log_flush_s, flush_rows=config.log_flush_rows,
+                           buffer_rows=config.log_buffer_rows, sample_rate=config.log_sample_rate)
+    server = Server(fleet, config, metrics, writer, source, follow)
+    return _starlette(server)
+
+
+def _starlette(server: Server) -> Starlette:
+    from conveyor.serving._openapi import docs_page, openapi_document
+
+    s = server
+    post, get = ["POST"], ["GET"]
+    routes = [
+        Path("/v2/health/live", s.live, methods=get),
+        Path("/v2/health/ready", s.server_ready, methods=get),
+        Path("/v2", s.server_metadata, methods=get),
+        Path("/v2/models", s.models, methods=get),
+        Path("/v2/models/{name}/infer", s.infer, methods=post),
+        Path("/v2/models/{name}/versions/{version}/infer", s.infer, methods=post),
+        Path("/v2/models/{name}/feedback", s.feedback, methods=post),
+        Path("/v2/models/{name}/ready", s.model_ready, methods=get),
+        Path("/v2/models/{name}/versions/{version}/ready", s.model_ready, methods=get),
+        Path("/v2/models/{name}/versions/{version}", s.model_metadata, methods=get),
+        Path("/v2/models/{name}", s.model_metadata, methods=get),
+        Path("/invocations", s.invocations, methods=post),
+        Path("/ping", s.ping, methods=get),
+        Path("/health", s.ping, methods=get),
+        Path("/version", s.version, methods=get),
+        Path("/metrics", s.prometheus, methods=get),
+        Path("/openapi.json", lambda r: json_response(openapi_document(s.fleet)), methods=get),
+        Path("/docs", lambda r: docs_page(), methods=get),
+    ]
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+        if status == 405:
+            detail = f"method {request.method} is not allowed on {request.url.path}"
+        elif status == 404:
+            detail = f"no route {request.url.path}; see /docs"
+        return error_response(HTTPError(status, str(detail)), request.scope.get("state", {}).get("request_id"))
+
+    app = Starlette(routes=routes, lifespan=server.lifespan,
+                    exception_handlers={HTTPException: http_error, Exception: http_error})
+    app.state.server = server
+    app.add_middleware(AccessLog, enabled=server.config.access_log)
+    return app

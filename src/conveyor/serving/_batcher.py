@@ -1,0 +1,181 @@
+"""Adaptive micro-batching over a bounded queue, one batcher per served model version.
+
+Requests wait in a deque; one worker task takes as many as fit in ``max_batch_size``
+rows, runs a single ``predict`` in the model's own thread and hands each request its
+slice of the answer. While a batch runs, new requests pile up and form the next batch, so
+batches grow with load by themselves. The worker only *waits* (up to ``max_wait_ms``) for
+company when the previous batch had company too: a lone client never pays the wait.
+A full queue answers 503 with ``Retry-After`` instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from conveyor.serving._codec import Columns, concat
+from conveyor.serving._errors import HTTPError
+
+PredictFn = Callable[[Columns, int], Columns]
+
+
+@dataclass(slots=True)
+class _Item:
+    cols: Columns
+    rows: int
+    future: asyncio.Future[Columns]
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class Batcher:
+    """Run ``predict(columns, rows) -> named outputs`` for many requests at once.
+
+    Example::
+
+        batcher = Batcher(predict, name="iris/3", max_batch_size=64, max_wait_ms=2)
+        outputs = await batcher.submit(columns, rows)   # inside the event loop
+    """
+
+    def __init__(
+        self,
+        predict: PredictFn,
+        *,
+        name: str,
+        max_batch_size: int = 64,
+        max_wait_ms: float = 2.0,
+        queue_size: int = 1024,
+        batching: bool = True,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self._predict = predict
+        self.name = name
+        self.max_rows = max_batch_size if batching else 1
+        self.max_wait = max_wait_ms / 1000 if batching else 0.0
+        self.queue_size = queue_size
+        self._on_batch = on_batch
+        self._items: deque[_Item] = deque()
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"predict-{name}")
+        self._busy = 0  # requests taken from the queue and not answered yet
+        self._closing = False
+        self._company = False
+
+    @property
+    def depth(self) -> int:
+        """Requests waiting or being predicted."""
+        return len(self._items) + self._busy
+
+    def _ensure_started(self) -> asyncio.Event:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.name}")
+        return self._wake
+
+    async def submit(self, cols: Columns, rows: int) -> Columns:
+        """Queue one request; its own outputs come back (503 when the queue is full)."""
+        wake = self._ensure_started()
+        if self._closing:
+            raise HTTPError(503, f"model {self.name} is shutting down", headers={"retry-after": "1"})
+        if len(self._items) >= self.queue_size:
+            raise HTTPError(
+                503, f"model {self.name} is busy: {len(self._items)} requests queued (queue_size)",
+                headers={"retry-after": "1"},
+            )
+        future: asyncio.Future[Columns] = asyncio.get_running_loop().create_future()
+        self._items.append(_Item(cols, rows, future))
+        wake.set()
+        return await future
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._items:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch, rows = self._take()
+            if not batch:
+                continue
+            if self.max_wait and rows < self.max_rows and (self._company or self._items):
+                deadline = batch[0].enqueued + self.max_wait
+                while rows < self.max_rows and (left := deadline - time.perf_counter()) > 0:
+                    if not self._items:
+                        self._wake.clear()
+                        try:
+                            await asyncio.wait_for(self._wake.wait(), left)
+                        except TimeoutError:
+                            break
+                    more, extra = self._take(self.max_rows - rows)
+                    batch += more
+                    rows += extra
+            self._company = len(batch) > 1
+            self._busy = len(batch)
+            try:
+                await self._execute(loop, batch, rows)
+            finally:
+                self._busy = 0
+
+    def _take(self, room: int | None = None) -> tuple[list[_Item], int]:
+        room = self.max_rows if room is None else room
+        taken: list[_Item] = []
+        rows = 0
+        while self._items and (not taken or rows + self._items[0].rows <= room) and room > 0:
+            item = self._items.popleft()
+            if item.future.done():  # the client went away while waiting
+                continue
+            taken.append(item)
+            rows += item.rows
+            if rows >= room:
+                break
+        return taken, rows
+
+    async def _execute(self, loop: asyncio.AbstractEventLoop, batch: list[_Item], rows: int) -> None:
+        if not batch:
+            return
+        if self._on_batch is not None:
+            self._on_batch(rows)
+        try:
+            outputs = await loop.run_in_executor(self._executor, self._predict, concat([i.cols for i in batch]), rows)
+        except Exception as exc:
+            if len(batch) == 1:
+                _fail(batch[0], exc)
+                return
+            # One request may have made the whole batch fail: retry each alone so that only
+            # the culprit gets the error.
+            for item in batch:
+                try:
+                    _answer(item, await loop.run_in_executor(self._executor, self._predict, item.cols, item.rows))
+                except Exception as one:
+                    _fail(item, one)
+            return
+        start = 0
+        for item in batch:
+            stop = start + item.rows
+            _answer(item, {n: a[start:stop] for n, a in outputs.items()})
+            start = stop
+
+    async def close(self) -> None:
+        """Answer everything queued, then stop (new requests get 503)."""
+        self._closing = True
+        if self._wake is not None and self._task is not None:
+            self._wake.set()
+            await self._task
+        self._executor.shutdown(wait=True)
+
+
+def _answer(item: _Item, outputs: Columns) -> None:
+    if not item.future.done():
+        item.future.set_result(outputs)
+
+
+def _fail(item: _Item, exc: BaseException) -> None:
+    if not item.future.done():
+        item.future.set_exception(exc)

@@ -1,0 +1,103 @@
+"""Read the prediction log and the feedback back as pandas DataFrames (for monitoring)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from conveyor.errors import InvalidInput
+
+
+def _ms(value: datetime | str | int | float | None, field: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidInput(f"{field} {value!r} is not an ISO date/time", field=field, value=value,
+                               hint="write e.g. 2026-11-27T09:00:00+00:00") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return int(value.timestamp() * 1000)
+
+
+def _stores(tracker: Any) -> tuple[Any, Any]:
+    if tracker is None:
+        from conveyor.tracking import get_tracker
+
+        tracker = get_tracker()
+    return tracker.store, tracker.blobs
+
+
+def _read(kind: str, model: str, version: str | None, since: Any, until: Any, tracker: Any) -> Any:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from conveyor.blobs import Digest
+    from conveyor.store import ServingLogRepo
+
+    since_ms, until_ms = _ms(since, "since"), _ms(until, "until")
+    store, blobs = _stores(tracker)
+    with store.read() as conn:
+        files = ServingLogRepo().find(conn, kind, model, version, since_ms, until_ms)
+    tables = [pq.read_table(pa.BufferReader(blobs.read_bytes(Digest.parse(f.digest)))) for f in files]
+    if not tables:
+        columns = ["request_id", "row", "timestamp", "model", "version"]
+        return pd.DataFrame(columns=columns + (["latency_ms"] if kind == "predictions" else ["label"]))
+    frame = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+    if since_ms is not None:
+        frame = frame[frame["timestamp"] >= pd.Timestamp(since_ms, unit="ms", tz="UTC")]
+    if until_ms is not None:
+        frame = frame[frame["timestamp"] < pd.Timestamp(until_ms, unit="ms", tz="UTC")]
+    return frame.sort_values(["timestamp", "request_id", "row"], kind="stable").reset_index(drop=True)
+
+
+def read_prediction_log(
+    model: str,
+    version: str | int | None = None,
+    since: datetime | str | int | None = None,
+    until: datetime | str | int | None = None,
+    *,
+    with_feedback: bool = False,
+    tracker: Any = None,
+) -> Any:
+    """Every logged prediction of ``model`` (one row per predicted row), oldest first.
+
+    Columns: ``request_id, row, timestamp, model, version, latency_ms``, the input columns
+    under their signature names, then the outputs (``prediction`` or the signature's
+    output names; ``output_<name>`` if a name clashes). ``since``/``until`` take datetimes
+    (naive = UTC), ISO strings or ms since the epoch. ``with_feedback=True`` adds the
+    ``label`` column from :func:`read_feedback` (NaN where none arrived).
+
+    Example::
+
+        >>> log = conveyor.serving.read_prediction_log("iris", since="2026-11-27T00:00")  # doctest: +SKIP
+        >>> log[["request_id", "prediction"]].head()                                       # doctest: +SKIP
+    """
+    frame = _read("predictions", model, None if version is None else str(version), since, until, tracker)
+    if with_feedback:
+        labels = read_feedback(model, tracker=tracker)
+        labels = labels.drop_duplicates(["request_id", "row"], keep="last")[["request_id", "row", "label"]]
+        frame = frame.merge(labels, on=["request_id", "row"], how="left")
+    return frame
+
+
+def read_feedback(
+    model: str,
+    since: datetime | str | int | None = None,
+    until: datetime | str | int | None = None,
+    *,
+    tracker: Any = None,
+) -> Any:
+    """Ground-truth labels posted to ``/v2/models/{model}/feedback``: ``request_id, row,
+    timestamp, model, label`` (a later label for the same row wins when joined).
+
+    Example::
+
+        >>> conveyor.serving.read_feedback("iris").label.mean()  # doctest: +SKIP
+    """
+    return _read("feedback", model, None, since, until, tracker)
