@@ -16,9 +16,9 @@ from conveyor.entities._tracking import (
 )
 
 __all__ = [
-    "DTYPES",
     "Artifact",
     "ColumnSpec",
+    "DTYPES",
     "Experiment",
     "Metric",
     "ModelRef",
