@@ -45,14 +45,14 @@ from conveyor.models._sklearn import UntrustedTypes
 from conveyor.models._validate import Batch, Validator
 
 __all__ = [
+    "Batch",
     "ENTRY_POINT_GROUP",
     "FLAVORS",
     "FORMAT_VERSION",
-    "META_FILE",
-    "Batch",
     "Flavor",
     "FlavorCase",
     "LoadedModel",
+    "META_FILE",
     "ModelInfo",
     "ModelMeta",
     "UntrustedTypes",

@@ -22,6 +22,7 @@ def to_onnx(model: Any, signature: Signature, path: str | Path, *, target_opset:
         >>> info = to_onnx(clf, loaded.signature, "model-onnx/")  # doctest: +SKIP
         >>> conveyor.models.load("model-onnx/").predict(X[:1])       # doctest: +SKIP
     """
+    from sklearn.base import is_classifier
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
@@ -46,7 +47,8 @@ def to_onnx(model: Any, signature: Signature, path: str | Path, *, target_opset:
         proto = convert_sklearn(
             model,
             initial_types=[("input", tensor([None, len(signature.inputs)]))],
-            options={"zipmap": False},
+            # probabilities as a plain tensor (not a list of dicts) for predict_proba
+            options={"zipmap": False} if is_classifier(model) else None,
             target_opset=target_opset,
         )
     except Exception as exc:  # skl2onnx raises RuntimeError/NotImplementedError/… per unsupported piece
