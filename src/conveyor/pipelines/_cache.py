@@ -198,15 +198,30 @@ def cache_key(
 
 def outputs_intact(blobs: BlobStore, digests: Mapping[str, str]) -> bool:
     """Every output manifest and every file it lists exists and matches its digest."""
-    try:
-        for text in digests.values():
-            digest = Digest.parse(text)
+    for text in digests.values():
+        digest = Digest.parse(text)
+        try:
             if not blobs.exists(digest):
                 return False
-            manifest = blobs.read_manifest(digest)  # verifies the manifest bytes
-            for entry in manifest.entries:
-                if not blobs.exists(entry.digest) or not blobs.verify(entry.digest):
+            if not blobs.verify(digest):
+                _discard(blobs, digest)
+                return False
+            entries = blobs.read_manifest(digest).entries
+        except (OSError, ValueError, KeyError):  # unreadable: not reusable
+            return False
+        for entry in entries:
+            try:
+                if not blobs.exists(entry.digest):
                     return False
-    except (OSError, ValueError, KeyError):  # missing, corrupt or unreadable: not reusable
-        return False
+                if not blobs.verify(entry.digest):
+                    _discard(blobs, entry.digest)
+                    return False
+            except (OSError, ValueError, KeyError):
+                return False
     return True
+
+
+def _discard(blobs: BlobStore, digest: Digest) -> None:
+    """Remove a corrupt object: the store deduplicates by name, so re-running the step could
+    not replace it while it is there."""
+    blobs.delete(digest)
