@@ -23,6 +23,7 @@ _tracking.register(app)
 _GROUPS: list[tuple[str, str]] = [
     ("_pipeline", "pipeline"),
     ("_data", "data"),
+    ("_serve", "serve"),
 ]
 
 

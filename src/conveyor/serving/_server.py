@@ -35,9 +35,15 @@ def worker_app() -> Any:
         from conveyor.settings import Settings
         from conveyor.tracking import Tracker, set_tracker
 
-        tracker = Tracker.from_settings(Settings.load(spec["root"]))
+        tracker = Tracker.from_settings(Settings.load(spec["root"]), create=bool(spec.get("folders")))
         set_tracker(tracker)
-    return create_app(spec["models"], canary=spec.get("canary", []), shadow=spec.get("shadow", []),
+    served = []
+    if spec.get("folders"):
+        from conveyor.models import load
+        from conveyor.serving._deploy import ServedModel
+
+        served = [ServedModel(f["name"], load(f["path"]), f["version"]) for f in spec["folders"]]
+    return create_app([*spec["models"], *served], canary=spec.get("canary", []), shadow=spec.get("shadow", []),
                       config=ServingConfig.model_validate(spec.get("config", {})), tracker=tracker,
                       follow=bool(spec.get("follow")))
 
