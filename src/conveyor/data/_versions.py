@@ -35,14 +35,13 @@ _WRITE_ATTEMPTS = 8
 
 
 def _settings(stores: Stores) -> Settings:
-    return stores.settings if stores.settings is not None else Settings.load()
+    # Read each time (a small TOML file): the stores are cached, the settings may change.
+    return Settings.load()
 
 
 def data_settings(tracker: Any = None) -> DataSettings:
     """The validated ``[data]`` table of the project's conveyor.toml."""
-    stores = resolve(tracker) if tracker is not None else None
-    settings = _settings(stores) if stores is not None else Settings.load()
-    return DataSettings.from_section(settings.section("data"))
+    return DataSettings.from_section(Settings.load().section("data"))
 
 
 def _is_frame(obj: object) -> bool:
