@@ -11,6 +11,7 @@ Model cards read ``[model_cards.<model name>]`` in conveyor.toml: ``intended_use
 (strings; a list for owners).
 """
 
+from conveyor.registry._aliases import current_user as current_user_name
 from conveyor.registry._aliases import parse_instant
 from conveyor.registry._card import CardSettings, model_card
 from conveyor.registry._entities import Event, ModelVersion, RegisteredModel, Status
@@ -44,6 +45,7 @@ __all__ = [
     "Status",
     "aliases_at",
     "archive",
+    "current_user_name",
     "delete_alias",
     "delete_version",
     "get_registry",

@@ -1,46 +1,39 @@
-"""What a run read: the data set versions a registered version is linked to.
+"""Lineage of registered versions through ``conveyor.data``: the data set versions the run
+read (edges into the run), and the edge run → model version recorded at registration.
 
-``conveyor.data`` (built separately) records lineage edges; until it is installed, or when
-it records nothing for the run, the run's ``conveyor.data.inputs`` tag (comma-separated
-``data:/name@version`` URIs) is the hook.
+A run can also name its inputs in the ``conveyor.data.inputs`` tag (comma-separated
+``data:/name@version`` URIs), for data read outside ``conveyor.data``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from conveyor.errors import ConveyorError
+
 INPUTS_TAG = "conveyor.data.inputs"
 
 
 def run_data_inputs(tracker: Any, run_id: str) -> tuple[str, ...]:
     """``data:/…`` URIs of the data set versions run ``run_id`` read (may be empty)."""
+    from conveyor.data import lineage_graph
+
     found: list[str] = []
     try:
-        from conveyor import data  # optional layer beside us; absent until it lands
-    except ImportError:
-        data = None  # type: ignore[assignment]
-    reader = getattr(data, "run_inputs", None) if data is not None else None
-    if callable(reader):
-        try:
-            found = [str(uri) for uri in reader(run_id)]
-        except Exception:  # a lineage lookup must never block registration
-            found = []
-    if not found:
-        run = tracker.get_run(run_id)
-        tag = run.tags.get(INPUTS_TAG, "")
-        found = [part.strip() for part in tag.split(",") if part.strip()]
+        graph = lineage_graph(tracker, f"runs:/{run_id}", direction="up", depth=1)
+        found = sorted({str(e.upstream) for e in graph.upstream if e.upstream.kind == "dataset_version"})
+    except ConveyorError:  # no lineage recorded for this run
+        found = []
+    tag = tracker.get_run(run_id).tags.get(INPUTS_TAG, "")
+    for part in tag.split(","):
+        if part.strip() and part.strip() not in found:
+            found.append(part.strip())
     return tuple(found)
 
 
 def record_version_lineage(tracker: Any, run_id: str | None, name: str, version: int) -> None:
-    """Add the lineage edge model version ← run when ``conveyor.data`` offers one."""
-    try:
-        from conveyor import data
-    except ImportError:
-        return
-    link = getattr(data, "record_edge", None)
-    if callable(link) and run_id:
-        try:
-            link(f"runs:/{run_id}", f"models:/{name}/{version}")
-        except Exception:  # lineage is best effort; the registry row is the record
-            return
+    """The lineage edge run → model version, so ``conveyor lineage`` walks from data to models."""
+    from conveyor.data import record_lineage
+
+    if run_id:
+        record_lineage(tracker, f"runs:/{run_id}", f"models:/{name}/{version}", "registered_as", run_id=run_id)

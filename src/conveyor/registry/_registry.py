@@ -192,14 +192,13 @@ class Registry(AliasMixin):
         alias = parse_model_uri(uri).alias
         return ModelRef(found.name, found.version, alias, found.digest, found.run_id)
 
-    def load_model(self, uri: str, **options: Any) -> Any:
-        """Load the package a ``models:/`` URI names with ``conveyor.models`` (any flavor)."""
-        from conveyor import models
+    def load_model(self, uri: str, *, trusted: list[str] | None = None) -> Any:
+        """Load the package a ``models:/`` URI names with ``conveyor.models`` (any flavor);
+        ``trusted`` lists extra scikit-learn types to accept (see ``conveyor.models.load``)."""
+        from conveyor.models import load_from_store
 
         found = self.get(uri)
-        if found.source.startswith("runs:/"):
-            return models.load(found.source, tracker=self.tracker, **options) if _takes_tracker() else models.load(found.source, **options)
-        raise InvalidInput(f"cannot load {uri}", field="uri", value=uri)
+        return load_from_store(self.blobs, found.digest, trusted=trusted, source=uri)
 
     # -- changing ---------------------------------------------------------------------------------
     def set_tags(self, name: str, version: int, tags: Mapping[str, Any]) -> None:
@@ -296,17 +295,6 @@ class Registry(AliasMixin):
                 f"cannot {verb} {name}/{version}: it holds alias {', '.join(held)}",
                 hint=f"move the alias first: `conveyor models alias {name} {held[0]} <version>`",
             )
-
-
-def _takes_tracker() -> bool:
-    import inspect
-
-    from conveyor import models
-
-    try:
-        return "tracker" in inspect.signature(models.load).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 __all__ = ["Registry"]

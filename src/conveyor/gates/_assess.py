@@ -1,0 +1,167 @@
+"""The statistical core of a gate: metrics, thresholds, the paired comparison with the
+champion, slices and the baseline, computed from labels and predictions alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from conveyor.gates import _metrics as m
+from conveyor.gates import _stats
+from conveyor.gates._result import Check
+from conveyor.gates._slices import slice_checks
+from conveyor.gates._spec import GateSpec
+
+Array = Any
+
+
+class Scored:
+    """Labels and predictions of one evaluation set, encoded once."""
+
+    def __init__(self, spec: GateSpec, y: Array, cand: Array, champ: Array | None, base: Array | None) -> None:
+        self.spec = spec
+        self.task = spec.task
+        preds = [p for p in (cand, champ, base) if p is not None]
+        if spec.task == "classification":
+            self.encoded, codes = m.encode(y, *preds, positive=spec.positive_label)
+            it = iter(codes)
+            self.y = self.encoded.y
+        else:
+            self.encoded = None
+            it = iter(np.asarray(p, dtype=np.float64) for p in preds)
+            self.y = np.asarray(y, dtype=np.float64)
+        self.cand = next(it)
+        self.champ = next(it) if champ is not None else None
+        self.base = next(it) if base is not None else None
+
+    def metrics(self, pred: Array, mask: Array | None = None) -> dict[str, float]:
+        y = self.y if mask is None else self.y[mask]
+        pred = pred if mask is None else pred[mask]
+        if self.encoded is not None:
+            return m.classification_metrics(self.encoded.with_y(y) if mask is not None else self.encoded, pred)
+        return m.regression_metrics(y, pred)
+
+
+def assess(
+    spec: GateSpec,
+    y: Array,
+    candidate: Array,
+    champion: Array | None = None,
+    *,
+    frame: Any = None,
+    baseline: Array | None = None,
+) -> tuple[dict[str, Any], list[Check], list[dict[str, Any]]]:
+    """Metrics of each subject, the checks, and the slice table (worst first).
+
+    Example::
+
+        spec = define_gate(metrics=["accuracy >= 0.8"])
+        metrics, checks, slices = assess(spec, y, model.predict(X), champion.predict(X))
+    """
+    scored = Scored(spec, y, candidate, champion, baseline)
+    values: dict[str, Any] = {
+        "candidate": scored.metrics(scored.cand),
+        "champion": scored.metrics(scored.champ) if scored.champ is not None else None,
+        "baseline": scored.metrics(scored.base) if scored.base is not None else None,
+    }
+    checks = [_threshold_check(t, values) for t in spec.thresholds()]
+    if spec.compare is not None:
+        checks += compare_checks(spec, scored)
+    if spec.baseline is not None:
+        checks.append(_baseline_check(spec, values))
+    slice_rows: list[dict[str, Any]] = []
+    if spec.slices is not None and frame is not None:
+        more, slice_rows = slice_checks(spec, scored, frame)
+        checks += more
+    return values, checks, slice_rows
+
+
+def _threshold_check(threshold: Any, values: dict[str, Any]) -> Check:
+    passed, actual, bound = threshold.check(values)
+    if passed is None:
+        missing = sorted(s for s in threshold.subjects if values.get(s) is None)
+        summary = f"skipped: no {' or '.join(missing)} to compare with"
+    else:
+        summary = f"{threshold.metric} = {actual:.4f} {threshold.op} {bound:.4f}"
+    return Check(f"threshold: {threshold.text}", "threshold", passed, summary,
+                 {"metric": threshold.metric, "value": actual, "bound": bound, "op": threshold.op})
+
+
+def compare_checks(spec: GateSpec, scored: Scored) -> list[Check]:
+    compare = spec.compare
+    assert compare is not None
+    metric = spec.compare_metric
+    if scored.champ is None:
+        return [Check(f"compare: {metric} vs champion", "compare", None, "skipped: no champion yet", {})]
+    checks = []
+    test = compare.test
+    if test in ("auto", "bootstrap"):
+        checks.append(_bootstrap_check(spec, scored, metric))
+    if scored.task == "classification" and (test == "mcnemar" or (test == "auto" and metric == "accuracy")):
+        checks.append(_paired_test_check(spec, _stats.mcnemar(scored.y, scored.cand, scored.champ), "accuracy"))
+    if scored.task == "regression" and test in ("auto", "wilcoxon"):
+        evidence = _stats.wilcoxon(scored.y, scored.cand, scored.champ, squared=metric != "mae")
+        checks.append(_paired_test_check(spec, evidence, metric))
+    return checks
+
+
+def _bootstrap_check(spec: GateSpec, scored: Scored, metric: str) -> Check:
+    compare = spec.compare
+    assert compare is not None and scored.champ is not None
+    options = {"resamples": compare.resamples, "confidence": compare.confidence, "seed": compare.seed}
+    if scored.encoded is not None:
+        ev = _stats.bootstrap_classification(scored.encoded, scored.cand, scored.champ, metric, **options)
+    else:
+        ev = _stats.bootstrap_regression(scored.y, scored.cand, scored.champ, metric, **options)
+    if compare.mode == "non_inferior":
+        passed = ev["ci_low"] >= -compare.margin
+        rule = f"lower bound ≥ −{compare.margin:g} (non-inferiority)"
+    else:
+        passed = ev["ci_low"] > compare.margin
+        rule = f"lower bound > {compare.margin:g} (superiority)"
+    ev.update(metric=metric, mode=compare.mode, margin=compare.margin, rule=rule)
+    summary = (
+        f"{metric} improvement {ev['observed_improvement']:+.4f}, {compare.confidence:.0%} CI "
+        f"[{ev['ci_low']:+.4f}, {ev['ci_high']:+.4f}] ({ev['resamples']} paired resamples, n={ev['n']}); "
+        f"needs {rule}"
+    )
+    return Check(f"compare: paired bootstrap of {metric}", "compare", bool(passed), summary, ev)
+
+
+def _paired_test_check(spec: GateSpec, ev: dict[str, Any], metric: str) -> Check:
+    compare = spec.compare
+    assert compare is not None
+    if compare.mode == "non_inferior":
+        passed = ev["p_worse"] >= compare.alpha
+        rule = f"candidate not significantly worse (one-sided p ≥ {compare.alpha:g})"
+        p = ev["p_worse"]
+    else:
+        passed = ev["p_better"] < compare.alpha
+        rule = f"candidate significantly better (one-sided p < {compare.alpha:g})"
+        p = ev["p_better"]
+    ev.update(metric=metric, alpha=compare.alpha, mode=compare.mode, rule=rule)
+    if "candidate_only_right" in ev:
+        detail = f"{ev['candidate_only_right']} rows only the candidate gets right, {ev['champion_only_right']} only the champion"
+    else:
+        detail = f"median loss difference {ev['median_loss_difference']:+.4g} ({ev['loss']})"
+    summary = f"{ev['test']}: {detail}; one-sided p = {p:.3g}, n={ev['n']}; needs {rule}"
+    return Check(f"compare: {ev['test'].split(' (')[0]}", "compare", bool(passed), summary, ev)
+
+
+def _baseline_check(spec: GateSpec, values: dict[str, Any]) -> Check:
+    baseline = spec.baseline
+    assert baseline is not None
+    metric = baseline.metric or spec.compare_metric
+    base = values.get("baseline")
+    if base is None:
+        return Check(f"baseline: {baseline.kind}", "baseline", None, "skipped: no baseline predictions", {})
+    gain = float(m.improvement(metric, np.float64(values["candidate"][metric]), np.float64(base[metric])))
+    passed = gain >= baseline.margin
+    summary = (
+        f"{metric} {values['candidate'][metric]:.4f} vs {baseline.kind} baseline {base[metric]:.4f}: "
+        f"gain {gain:+.4f}, needs ≥ {baseline.margin:g}"
+    )
+    return Check(f"baseline: beat {baseline.kind} by {baseline.margin:g}", "baseline", passed, summary,
+                 {"metric": metric, "candidate": values["candidate"][metric], "baseline": base[metric],
+                  "gain": gain, "margin": baseline.margin, "kind": baseline.kind})

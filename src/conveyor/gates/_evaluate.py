@@ -1,0 +1,216 @@
+"""Evaluate a candidate with a gate: load the models, read the held-out data, predict, run
+every check, and store the evaluation with its evidence."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from conveyor.entities import now_ms
+from conveyor.errors import InvalidInput, NotFound
+from conveyor.gates._assess import assess
+from conveyor.gates._checks import baseline_predictions, data_check, operational_check
+from conveyor.gates._result import Evaluation
+from conveyor.gates._spec import GateSpec, load_gate
+from conveyor.registry import Registry, current_user_name
+from conveyor.store import gate_evaluations
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A model under evaluation and what is known about it."""
+
+    model: Any
+    name: str | None = None
+    version: int | None = None
+    size: int | None = None
+    load_seconds: float | None = None
+
+
+def evaluate(
+    gate: str | GateSpec,
+    candidate: Any,
+    data: Any = None,
+    *,
+    champion: Any = "auto",
+    train: tuple[Any, Any] | None = None,
+    registry: Registry | None = None,
+    save: bool = True,
+    trusted: list[str] | None = None,
+) -> Evaluation:
+    """Run gate ``gate`` for ``candidate`` on held-out ``data``.
+
+    ``candidate`` is a ``models:/name/N`` URI (the evaluation is then stored) or any object
+    with ``predict``; ``data`` a DataFrame, ``data:/name@version`` or a .parquet/.csv path
+    (default: the gate's ``data``); ``champion`` ``"auto"`` (the model's ``@champion``),
+    ``None``, a URI or a model object.
+
+    Example::
+
+        result = evaluate("default", "models:/churn/4", holdout)
+        result.passed, [c.summary for c in result.failures]
+    """
+    spec = gate if isinstance(gate, GateSpec) else load_gate(gate)
+    if registry is None:
+        from conveyor.registry import get_registry
+
+        registry = get_registry()
+    cand = _subject(registry, candidate, trusted)
+    champ = _champion(registry, spec, cand, champion, trusted)
+    frame, dataset = _frame(spec, data, registry.tracker)
+    if spec.label not in frame.columns:
+        raise InvalidInput(
+            f"gates.{spec.name}.label names column {spec.label!r}, absent from the evaluation data",
+            field=f"gates.{spec.name}.label", value=spec.label,
+            hint=f"columns: {', '.join(map(str, list(frame.columns)[:20]))}",
+        )
+    y = frame[spec.label].to_numpy()
+    features = frame.drop(columns=[spec.label])
+    checks = [data_check(spec, frame, features, cand.model, dataset, registry.tracker)] if spec.data_checks else []
+    if checks and checks[0].failed:
+        return _finish(registry, spec, cand, champ, dataset, frame, checks, {"candidate": {}}, [], save)
+    base = baseline_predictions(spec, features, y, train) if spec.baseline is not None else None
+    values, more, slices = assess(
+        spec, y, _predict(cand.model, features),
+        _predict(champ.model, features) if champ is not None else None,
+        frame=frame, baseline=base,
+    )
+    checks += more
+    if spec.operational is not None:
+        checks.append(operational_check(spec, cand.model, features, size=cand.size, load_seconds=cand.load_seconds))
+    return _finish(registry, spec, cand, champ, dataset, frame, checks, values, slices, save)
+
+
+def _finish(
+    registry: Registry, spec: GateSpec, cand: Subject, champ: Subject | None, dataset: str, frame: Any,
+    checks: list[Any], values: dict[str, Any], slices: list[dict[str, Any]], save: bool,
+) -> Evaluation:
+    worst = spec.slices.worst if spec.slices else 5
+    evaluation = Evaluation(
+        gate=spec.name, checks=tuple(checks), metrics=values.get("candidate") or {}, n_rows=int(len(frame)),
+        champion_metrics=values.get("champion"), baseline_metrics=values.get("baseline"),
+        slices=tuple(slices[: max(worst, 15)]), model=cand.name, version=cand.version,
+        champion_version=champ.version if champ is not None else None, dataset=dataset,
+        schema=tuple({"name": str(c), "dtype": str(t)} for c, t in frame.dtypes.items()),
+        id=uuid.uuid4().hex, created_at=now_ms(),
+    )
+    if save and cand.name is not None and cand.version is not None:
+        store_evaluation(registry, evaluation)
+    return evaluation
+
+
+def store_evaluation(registry: Registry, evaluation: Evaluation) -> None:
+    assert evaluation.model is not None and evaluation.version is not None
+    with registry.store.write() as conn:
+        model = registry.repo.model_row(conn, evaluation.model)
+        conn.execute(gate_evaluations.insert().values(
+            id=evaluation.id, model_id=model.id, version=evaluation.version, gate=evaluation.gate,
+            passed=evaluation.passed, champion_version=evaluation.champion_version, dataset=evaluation.dataset,
+            n_rows=evaluation.n_rows, evidence=json.dumps(evaluation.to_dict(), default=_json),
+            user=current_user_name(), created_at=evaluation.created_at,
+        ))
+
+
+def evaluations(registry: Registry, name: str, version: int | None = None) -> list[Evaluation]:
+    """Stored evaluations of a model (or one version), newest first."""
+    with registry.store.read() as conn:
+        model = registry.repo.model_row(conn, name)
+        query = select(gate_evaluations.c.evidence).where(gate_evaluations.c.model_id == model.id)
+        if version is not None:
+            query = query.where(gate_evaluations.c.version == version)
+        rows = conn.execute(query.order_by(gate_evaluations.c.created_at.desc())).scalars().all()
+    return [Evaluation.from_dict(json.loads(text)) for text in rows]
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _subject(registry: Registry, model: Any, trusted: list[str] | None) -> Subject:
+    if isinstance(model, Subject):
+        return model
+    if not isinstance(model, str):
+        if not callable(getattr(model, "predict", None)):
+            raise InvalidInput(f"{type(model).__name__} has no predict method", field="candidate", value=model,
+                               hint="pass a models:/ URI or a loaded model")
+        return Subject(model)
+    version = registry.get(model)
+    started = time.perf_counter()
+    loaded = registry.load_model(version.uri, trusted=trusted)
+    return Subject(loaded, version.name, version.version, _package_size(registry, version.digest),
+                   time.perf_counter() - started)
+
+
+def _package_size(registry: Registry, digest: str) -> int | None:
+    try:
+        return sum(entry.size for entry in registry.blobs.read_manifest(digest).entries)
+    except Exception:  # a file package, or an old object: size is then unknown, not an error
+        return None
+
+
+def _champion(registry: Registry, spec: GateSpec, cand: Subject, champion: Any, trusted: list[str] | None) -> Subject | None:
+    if champion is None:
+        return None
+    if champion != "auto":
+        return _subject(registry, champion, trusted)
+    name = cand.name or spec.model
+    if name is None:
+        return None
+    try:
+        holder = registry.get(f"models:/{name}@champion")
+    except NotFound:
+        return None
+    if holder.version == cand.version:
+        return None
+    return _subject(registry, holder.uri, trusted)
+
+
+def _frame(spec: GateSpec, data: Any, tracker: Any) -> tuple[Any, str]:
+    import pandas as pd
+
+    data = spec.data if data is None else data
+    if data is None:
+        raise InvalidInput(
+            f"gate {spec.name!r} has no evaluation data", field=f"gates.{spec.name}.data",
+            hint="set data = \"data:/<name>@<version>\" in the gate or pass data=",
+        )
+    if isinstance(data, pd.DataFrame):
+        return data.reset_index(drop=True), "DataFrame"
+    text = str(data)
+    if text.startswith("data:/") or ("@" in text and not Path(text).exists()):
+        from conveyor.data import load
+
+        loaded = load(text, tracker=tracker)
+        if not isinstance(loaded, pd.DataFrame):
+            raise InvalidInput(f"{text} is not a table", field=f"gates.{spec.name}.data", value=text,
+                               hint="evaluate on a table data set (parquet/csv)")
+        return loaded.reset_index(drop=True), text if text.startswith("data:/") else f"data:/{text}"
+    path = Path(text)
+    if not path.is_file():
+        raise NotFound("evaluation data", text, hint="give a data:/name@version, a .parquet or a .csv file")
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    return frame, str(path)
+
+
+def _predict(model: Any, features: Any) -> Any:
+    output = model.predict(features)
+    if hasattr(output, "to_numpy"):
+        output = output.to_numpy()
+    output = np.asarray(output)
+    if output.ndim == 2 and output.shape[1] == 1:
+        output = output[:, 0]
+    if output.ndim != 1 or len(output) != len(features):
+        raise InvalidInput(
+            f"the model returned predictions of shape {output.shape} for {len(features)} rows",
+            field="predict", hint="a gate needs one label or value per row",
+        )
+    return output
