@@ -1,0 +1,214 @@
+"""Drift between a reference and a current window, per column and for the whole table.
+
+Method choice when ``method="auto"`` (Evidently's rule, so verdicts compare):
+
+* reference with ≤ 1,000 values: numeric columns with more than 5 distinct values → ``ks``;
+  columns with 3–5 distinct values or categorical → ``chisquare``; two values → ``z``.
+* more than 1,000 values: numeric with more than 5 distinct values → ``wasserstein``;
+  otherwise ``jensenshannon``.
+
+Fallbacks, each noted on the column: a window with no values (empty, or all missing) gets
+no verdict; a distance (``wasserstein``, ``psi``, ``jensenshannon``) on fewer than 30
+current values is mostly noise, so the column falls back to a test that accounts for the
+sample size (``ks`` for numeric columns, ``chisquare`` for categorical ones).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from conveyor.errors import InvalidInput
+from conveyor.monitoring._columns import CATEGORICAL, NUMERIC
+from conveyor.monitoring._quality import QualityReport, check_quality
+from conveyor.monitoring._stats import get_stat_test
+from conveyor.monitoring._summary import ColumnSummary, Summary, summarize
+
+SMALL_REFERENCE = 1000
+FEW_DISTINCT = 5
+TINY = 30
+DISTANCES = frozenset({"wasserstein", "psi", "jensenshannon"})
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """The drift verdict of one column. ``value`` is a p-value or a distance (see ``method``)."""
+
+    column: str
+    kind: str
+    role: str
+    method: str
+    threshold: float
+    value: float | None
+    drifted: bool
+    status: str  # ok | empty
+    exact: bool
+    n_reference: int
+    n_current: int
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Per-column verdicts, the data-set verdict, prediction and label drift, and data quality."""
+
+    columns: tuple[ColumnDrift, ...]
+    drift_share: float | None
+    n_drifted: int
+    n_features: int
+    dataset_drift: bool
+    drift_share_threshold: float
+    quality: QualityReport
+    reference: Summary = field(repr=False)
+    current: Summary = field(repr=False)
+
+    def column(self, name: str) -> ColumnDrift:
+        return next(c for c in self.columns if c.column == name)
+
+    @property
+    def prediction(self) -> ColumnDrift | None:
+        return next((c for c in self.columns if c.role == "prediction"), None)
+
+    @property
+    def label(self) -> ColumnDrift | None:
+        return next((c for c in self.columns if c.role == "target"), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "drift_share": self.drift_share,
+            "n_drifted": self.n_drifted,
+            "n_features": self.n_features,
+            "dataset_drift": self.dataset_drift,
+            "drift_share_threshold": self.drift_share_threshold,
+            "prediction_drift": asdict(self.prediction) if self.prediction else None,
+            "label_drift": asdict(self.label) if self.label else None,
+            "columns": [asdict(c) for c in self.columns],
+            "quality": self.quality.to_dict(),
+            "n_reference": self.reference.n_rows,
+            "n_current": self.current.n_rows,
+        }
+
+
+def compare(
+    reference: Any,
+    current: Any,
+    *,
+    columns: Sequence[str] | None = None,
+    method: str = "auto",
+    methods: Mapping[str, str] | None = None,
+    threshold: float | None = None,
+    thresholds: Mapping[str, float] | None = None,
+    drift_share: float = 0.5,
+    prediction: str | None = None,
+    target: str | None = None,
+    schema: Mapping[str, Mapping[str, Any]] | None = None,
+) -> DriftReport:
+    """Compare ``current`` with ``reference`` (each a ``Summary``, DataFrame, Arrow table or
+    Parquet path). ``method``/``threshold`` apply to every column, ``methods``/``thresholds``
+    per column; the data set drifts when the share of drifted features is ≥ ``drift_share``.
+
+    Example::
+
+        report = compare(summarize(train_df), live_df, prediction="score")
+        report.drift_share, report.column("age").drifted
+    """
+    ref = reference if isinstance(reference, Summary) else summarize(reference)
+    names = _columns(ref, current, columns)
+    cur = current if isinstance(current, Summary) else summarize(current, columns=names)
+    _check_columns(ref, cur, names)
+    methods, thresholds = dict(methods or {}), dict(thresholds or {})
+    results = []
+    for name in names:
+        role = "prediction" if name == prediction else "target" if name == target else "feature"
+        chosen = methods.get(name, method)
+        results.append(_drift(ref[name], cur[name], role, chosen, thresholds.get(name, threshold)))
+    features = [r for r in results if r.role == "feature" and r.status == "ok"]
+    drifted = sum(r.drifted for r in features)
+    share = drifted / len(features) if features else None
+    return DriftReport(
+        tuple(results), share, drifted, len(features),
+        share is not None and share >= drift_share, drift_share,
+        check_quality(ref, cur, names, schema), ref, cur,
+    )
+
+
+def _columns(ref: Summary, current: Any, columns: Sequence[str] | None) -> list[str]:
+    if columns is not None:
+        return list(columns)
+    if isinstance(current, Summary):
+        have = list(current.columns)
+    else:
+        from conveyor.monitoring._columns import open_source
+
+        have = [n for n, k in open_source(current).kinds.items() if k is not None]
+    missing = [n for n in ref.columns if n not in have]
+    extra = [n for n in have if n not in ref.columns]
+    if missing or extra:
+        raise InvalidInput(
+            f"reference and current have different columns: current lacks {missing}, "
+            f"has extra {extra}",
+            field="columns", value={"missing": missing, "extra": extra},
+            hint="pass columns=[...] to compare only the shared ones, or fix the window",
+        )
+    return list(ref.columns)
+
+
+def _check_columns(ref: Summary, cur: Summary, names: list[str]) -> None:
+    missing_ref = [n for n in names if n not in ref.columns]
+    missing_cur = [n for n in names if n not in cur.columns]
+    if missing_ref or missing_cur:
+        raise InvalidInput(
+            f"columns missing from the reference: {missing_ref}; from the current window: {missing_cur}",
+            field="columns", value=missing_ref + missing_cur,
+            hint=f"the reference has {list(ref.columns)}",
+        )
+    clash = [f"{n} ({ref[n].kind} vs {cur[n].kind})" for n in names if ref[n].kind != cur[n].kind]
+    if clash:
+        raise InvalidInput(
+            f"columns changed type between reference and current: {', '.join(clash)}",
+            field="columns", value=clash, hint="cast the window's columns to the reference's types",
+        )
+
+
+def auto_method(ref: ColumnSummary, cur: ColumnSummary) -> str:
+    """Evidently's default choice by type, distinct values and reference size."""
+    distinct = _distinct(ref, cur)
+    few = ref.kind == CATEGORICAL or distinct <= FEW_DISTINCT
+    if ref.n_valid <= SMALL_REFERENCE:
+        if not few:
+            return "ks"
+        return "chisquare" if distinct > 2 else "z"
+    return "jensenshannon" if few else "wasserstein"
+
+
+def _distinct(ref: ColumnSummary, cur: ColumnSummary) -> int:
+    if ref.counts is not None and cur.counts is not None:
+        return len(set(ref.counts) | set(cur.counts)) + (1 if ref.other_count or cur.other_count else 0)
+    return max(ref.n_unique, cur.n_unique)
+
+
+def _drift(ref: ColumnSummary, cur: ColumnSummary, role: str, method: str, threshold: float | None) -> ColumnDrift:
+    def result(m: str, thr: float, value: float | None, drifted: bool, status: str, exact: bool, note: str) -> ColumnDrift:
+        return ColumnDrift(ref.name, ref.kind, role, m, thr, value, drifted, status, exact,
+                           ref.n_valid, cur.n_valid, note)
+
+    if ref.n_valid == 0 or cur.n_valid == 0:
+        where = "reference" if ref.n_valid == 0 else "current window"
+        return result(method, threshold or 0.0, None, False, "empty", False,
+                      f"the {where} has no values in this column (empty or all missing): no verdict")
+    note = ""
+    chosen = auto_method(ref, cur) if method == "auto" else method
+    if chosen in DISTANCES and cur.n_valid < TINY:
+        fallback = "chisquare" if ref.kind == CATEGORICAL or ref.counts is not None else "ks"
+        note = f"{cur.n_valid} current values are too few for {chosen}; fell back to {fallback}"
+        chosen = fallback
+    test = get_stat_test(chosen)
+    if ref.kind not in test.kinds:
+        raise InvalidInput(
+            f"{chosen} does not apply to {ref.kind} column {ref.name!r}", field="method", value=chosen,
+            hint="categorical columns take chisquare, z, psi or jensenshannon",
+        )
+    thr = test.threshold if threshold is None or note else threshold
+    value, exact = test.compute(ref, cur, ref.kind != NUMERIC)
+    return result(chosen, thr, value, test.drifted(value, thr), "ok", exact, note)

@@ -1,0 +1,205 @@
+"""The drift engine: statistics against SciPy / Evidently's definitions, the automatic choice,
+the sketch approximation, and the faults (columns, empty, all-NaN, constant, tiny)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from conveyor.errors import CorruptObject, InvalidInput
+from conveyor.monitoring import Summary, auto_method, compare, summarize
+
+
+@pytest.fixture
+def frames():
+    def make(n_ref: int = 800, n_cur: int = 600, shift: float = 0.0, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        ref = pd.DataFrame({
+            "x": rng.normal(0, 1, n_ref),
+            "y": rng.exponential(2.0, n_ref),
+            "c": rng.choice(["a", "b", "c", "d"], n_ref),
+        })
+        cur = pd.DataFrame({
+            "x": rng.normal(shift, 1, n_cur),
+            "y": rng.exponential(2.0 + shift, n_cur),
+            "c": rng.choice(["a", "b", "c", "d"], n_cur, p=[0.25 + shift / 8, 0.25, 0.25, 0.25 - shift / 8]),
+        })
+        return ref, cur
+
+    return make
+
+
+def _evidently_binned(ref: np.ndarray, cur: np.ndarray, fill: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Evidently's numeric binning, restated: Sturges edges over both, zero bins filled."""
+    edges = np.histogram_bin_edges(np.concatenate([ref, cur]), bins="sturges")
+    r = np.histogram(ref, edges)[0] / len(ref)
+    c = np.histogram(cur, edges)[0] / len(cur)
+    if fill:
+        r = np.where(r == 0, 0.0001, r)
+        c = np.where(c == 0, 0.0001, c)
+    return r, c
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.15, 0.6])
+def test_exact_statistics_match_scipy_and_evidently_definitions(frames, shift):
+    ref, cur = frames(shift=shift)
+    report = compare(ref, cur, methods={"x": "ks", "y": "wasserstein"})
+    x, y = report.column("x"), report.column("y")
+    assert x.exact and y.exact
+    assert x.value == pytest.approx(stats.ks_2samp(ref.x, cur.x).pvalue)
+    expected = stats.wasserstein_distance(ref.y, cur.y) / np.std(ref.y)
+    assert y.value == pytest.approx(expected)
+    for method in ("psi", "jensenshannon"):
+        got = compare(ref, cur, columns=["x"], method=method).column("x").value
+        r, c = _evidently_binned(ref.x.to_numpy(), cur.x.to_numpy(), fill=method == "psi")
+        want = np.sum((r - c) * np.log(r / c)) if method == "psi" else _js(r, c)
+        assert got == pytest.approx(want, rel=1e-9)
+
+
+def _js(p: np.ndarray, q: np.ndarray) -> float:
+    from scipy.spatial import distance
+
+    return float(distance.jensenshannon(p, q))
+
+
+def test_chisquare_matches_scipy(frames):
+    ref, cur = frames(shift=0.5)
+    got = compare(ref, cur, columns=["c"], method="chisquare").column("c")
+    r, c = ref.c.value_counts(), cur.c.value_counts()
+    keys = sorted(set(r.index) | set(c.index))
+    want = stats.chisquare([c.get(k, 0) for k in keys], [r.get(k, 0) * len(cur) / len(ref) for k in keys]).pvalue
+    assert got.value == pytest.approx(want)
+    assert got.drifted == (want < 0.05)
+
+
+@pytest.mark.parametrize("method", ["ks", "wasserstein", "psi", "jensenshannon"])
+@pytest.mark.parametrize("shift", [0.0, 0.3])
+def test_sketch_approximates_exact_values(frames, method, shift):
+    ref, cur = frames(n_ref=20_000, n_cur=15_000, shift=shift, seed=3)
+    exact = compare(summarize(ref, exact_limit=10**6), summarize(cur, exact_limit=10**6),
+                    columns=["x", "y"], method=method)
+    sketch = compare(summarize(ref, exact_limit=10), summarize(cur, exact_limit=10), columns=["x", "y"], method=method)
+    for name in ("x", "y"):
+        a, b = exact.column(name), sketch.column(name)
+        assert a.exact and not b.exact
+        assert a.drifted == b.drifted
+        if method == "ks":
+            assert abs(np.log10(max(a.value, 1e-300)) - np.log10(max(b.value, 1e-300))) < 1.0 or a.value < 1e-10
+        else:
+            assert b.value == pytest.approx(a.value, rel=0.05, abs=2e-3)
+
+
+def test_auto_choice_follows_evidentlys_rule():
+    rng = np.random.default_rng(1)
+    small = summarize(pd.DataFrame({"n": rng.normal(size=500), "k": rng.integers(0, 4, 500),
+                                    "b": rng.choice(["y", "n"], 500), "c": rng.choice(list("abc"), 500)}))
+    big = summarize(pd.DataFrame({"n": rng.normal(size=5000), "k": rng.integers(0, 4, 5000),
+                                  "c": rng.choice(list("abc"), 5000)}))
+    assert [auto_method(small[c], small[c]) for c in ("n", "k", "b", "c")] == ["ks", "chisquare", "z", "chisquare"]
+    assert [auto_method(big[c], big[c]) for c in ("n", "k", "c")] == ["wasserstein", "jensenshannon", "jensenshannon"]
+
+
+def test_drift_detected_and_dataset_verdict(frames):
+    ref, cur = frames(shift=1.0)
+    report = compare(ref, cur, drift_share=0.5)
+    assert report.n_drifted == 3 and report.drift_share == 1.0 and report.dataset_drift
+    calm = compare(*frames(shift=0.0, seed=5))
+    assert calm.drift_share is not None and calm.drift_share < 0.5 and not calm.dataset_drift
+
+
+def test_prediction_and_label_drift_are_reported_apart(frames):
+    ref, cur = frames(shift=1.0)
+    ref["score"], cur["score"] = ref.x * 2, cur.x * 2
+    report = compare(ref, cur, prediction="score", target="c")
+    assert report.prediction is not None and report.prediction.drifted
+    assert report.label is not None and report.label.column == "c"
+    assert report.n_features == 2  # x and y; score and c are not features
+    assert report.to_dict()["prediction_drift"]["column"] == "score"
+
+
+def test_different_columns_are_named(frames):
+    ref, cur = frames()
+    cur = cur.rename(columns={"x": "x_renamed"})
+    with pytest.raises(InvalidInput) as info:
+        compare(ref, cur)
+    assert "['x']" in str(info.value) and "x_renamed" in str(info.value)
+    report = compare(ref, cur.rename(columns={"x_renamed": "x"}), columns=["x", "c"])
+    assert [c.column for c in report.columns] == ["x", "c"]
+
+
+def test_changed_type_is_named(frames):
+    ref, cur = frames()
+    cur["x"] = cur.x.astype(str)
+    with pytest.raises(InvalidInput, match="x \\(numeric vs categorical\\)"):
+        compare(ref, cur)
+
+
+def test_empty_window_gives_no_verdict(frames):
+    ref, cur = frames()
+    report = compare(ref, cur.iloc[:0])
+    assert report.drift_share is None and not report.dataset_drift
+    assert all(c.status == "empty" and "no values" in c.note for c in report.columns)
+
+
+def test_all_nan_and_constant_columns(frames):
+    ref, cur = frames(n_ref=3000, n_cur=3000)
+    ref["nan"], cur["nan"] = np.nan, np.nan
+    ref["const"], cur["const"] = 1.0, 1.0
+    report = compare(ref, cur)
+    assert report.column("nan").status == "empty"
+    const = report.column("const")
+    assert const.status == "ok" and not const.drifted
+    assert report.quality.columns["nan"].missing_rate == 1.0
+    cur["const"] = 2.0
+    assert compare(ref, cur).column("const").drifted
+
+
+def test_tiny_window_falls_back_and_says_so(frames):
+    ref, cur = frames(n_ref=5000, n_cur=12, shift=2.0)
+    report = compare(ref, cur)
+    x, c = report.column("x"), report.column("c")
+    assert x.method == "ks" and "fell back to ks" in x.note and "12 current values" in x.note
+    assert c.method == "chisquare" and "fell back" in c.note
+    assert x.drifted
+
+
+def test_unknown_method_names_the_choices(frames):
+    with pytest.raises(InvalidInput, match="wasserstein"):
+        compare(*frames(), method="kolmogorov")
+    with pytest.raises(InvalidInput, match="does not apply to categorical"):
+        compare(*frames(), columns=["c"], method="ks")
+
+
+def test_quality_against_reference_and_schema(frames):
+    ref, cur = frames()
+    cur.loc[:59, "x"] = np.nan
+    cur.loc[:9, "y"] = 1e6
+    cur.loc[:29, "c"] = "zzz"
+    quality = compare(ref, cur, schema={"y": {"min": 0, "max": 100}}).quality.columns
+    assert quality["x"].missing_rate == pytest.approx(0.1)
+    assert quality["y"].out_of_range_rate == pytest.approx(10 / 600) and quality["y"].high == 100
+    assert quality["c"].new_categories == ("zzz",) and quality["c"].new_category_rate == pytest.approx(0.05)
+
+
+def test_summary_roundtrip_and_corruption(frames):
+    ref, _ = frames()
+    summary = summarize(ref, label="data:/train@1")
+    again = Summary.from_bytes(summary.to_bytes())
+    assert again.label == "data:/train@1" and again["c"].counts == summary["c"].counts
+    assert np.array_equal(again["x"].values, summary["x"].values)
+    with pytest.raises(CorruptObject):
+        Summary.from_bytes(b"not a summary")
+
+
+def test_parquet_source_streams_the_same_summary(frames, tmp_path):
+    ref, cur = frames()
+    path = tmp_path / "ref.parquet"
+    ref.to_parquet(path)
+    from_file = summarize(path, chunk=1)
+    from_frame = summarize(ref)
+    for name in ref.columns:
+        assert from_file[name].n_unique == from_frame[name].n_unique
+        assert from_file[name].mean == pytest.approx(from_frame[name].mean)
+    assert compare(from_file, cur).drift_share == compare(from_frame, cur).drift_share
