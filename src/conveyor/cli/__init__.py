@@ -24,6 +24,8 @@ _GROUPS: list[tuple[str, str]] = [
     ("_pipeline", "pipeline"),
     ("_data", "data"),
     ("_serve", "serve"),
+    ("_models", "models"),
+    ("_ci", "ci"),
 ]
 
 
