@@ -28,6 +28,17 @@ from conveyor.store._registry import (
     registered_models,
     registry_events,
 )
+from conveyor.store._monitoring import (
+    AlertRow,
+    EvaluationRow,
+    MonitoringRepo,
+    TriggerRow,
+    monitor_alerts,
+    monitor_evaluations,
+    monitor_notifications,
+    monitor_references,
+    retrain_triggers,
+)
 from conveyor.store._runs import RunRepo, params, run_tags, runs, validate_key
 from conveyor.store._serving import LogFile, ServingLogRepo, serving_log_files
 from conveyor.store._schema import DIGEST_COLUMNS, DigestColumn, metadata, register_digest_column
@@ -37,18 +48,21 @@ from conveyor.store._filter import parse_filter, parse_order_by
 from conveyor.store._store import Store, head_revision, normalize_url
 
 __all__ = [
+    "AlertRow",
     "ArtifactRepo",
     "DEFAULT_EXPERIMENT",
     "DIGEST_COLUMNS",
     "DatasetRepo",
     "DigestColumn",
     "DoctorReport",
+    "EvaluationRow",
     "ExecutionRecord",
     "ExperimentRepo",
     "GcReport",
     "LineageRepo",
     "LogFile",
     "MetricRepo",
+    "MonitoringRepo",
     "OutputRecord",
     "PipelineRepo",
     "PipelineRunRecord",
@@ -57,6 +71,7 @@ __all__ = [
     "RunRepo",
     "ServingLogRepo",
     "Store",
+    "TriggerRow",
     "VersionRow",
     "artifacts",
     "collect_garbage",
@@ -74,6 +89,10 @@ __all__ = [
     "model_aliases",
     "model_version_tags",
     "model_versions",
+    "monitor_alerts",
+    "monitor_evaluations",
+    "monitor_notifications",
+    "monitor_references",
     "normalize_url",
     "params",
     "parse_filter",
@@ -83,6 +102,7 @@ __all__ = [
     "register_digest_column",
     "registered_models",
     "registry_events",
+    "retrain_triggers",
     "run_tags",
     "runs",
     "search_runs",
