@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.blobs import BlobStore, Digest, Manifest, check_relative_path
 from conveyor.errors import UnsafePath
-from conveyor.settings import Settings
 
 from conveyor.data._context import resolve
 from conveyor.data._profile import read_table
 from conveyor.data._refs import DatasetRef
-from conveyor.data._versions import data_settings, get_version
+from conveyor.data._versions import _settings, data_settings, get_version
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -103,7 +102,7 @@ def load(ref: str | DatasetRef, *, tracker: Any = None) -> Path | pd.DataFrame:
     if version.kind == "table":
         with blobs.open_read(Digest.parse(version.digest)) as stream:
             return read_table(stream, version.format or "csv")
-    settings = stores.settings or Settings.load()
+    settings = _settings(stores)
     home = settings.conveyor_dir / "datasets" / version.name / str(version.version)
     name = Path(version.source).name or version.name
     result = home / name

@@ -28,7 +28,11 @@ _defaults: dict[Path, Stores] = {}
 
 
 class Stores:
-    """The metadata store, the artifact store and the project root (for the stat cache)."""
+    """The metadata store, the artifact store and the project root (for the stat cache).
+
+    ``settings`` pins the project settings (the quickstart passes its own); when None they
+    are read from the working directory at each call.
+    """
 
     def __init__(self, store: Store, blobs: BlobStore | None, root: Path, settings: Settings | None = None) -> None:
         self.store = store
@@ -54,7 +58,7 @@ def resolve(target: Any = None) -> Stores:
                 store = Store.open(settings.metadata_url, create=True)
                 blobs = BlobStore.open(settings.artifacts_url, s3_endpoint_url=settings.store.s3_endpoint_url)
                 blobs.init()
-                found = _defaults[settings.root] = Stores(store, blobs, settings.root, settings)
+                found = _defaults[settings.root] = Stores(store, blobs, settings.root)
             return found
     if isinstance(target, Store):
         return Stores(target, None, Path.cwd())

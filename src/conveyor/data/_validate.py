@@ -179,6 +179,10 @@ def check_frame(
     return out
 
 
+def _show(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else repr(value)
+
+
 def _row_checks(frame: pd.DataFrame, specs: list[ColumnSchema], add: Any, ranges_warn: bool) -> None:
     """Run pandera over the rows; report each failing (column, check) once, with examples."""
     import pandera.errors
@@ -209,7 +213,7 @@ def _row_checks(frame: pd.DataFrame, specs: list[ColumnSchema], add: Any, ranges
         cases = exc.failure_cases
     for (column, check, number), group in cases.groupby(["column", "check", "check_number"], dropna=False, sort=True):
         values = group["failure_case"].tolist()
-        examples = sorted({repr(v) for v in values})[:_EXAMPLES]
+        examples = sorted({_show(v) for v in values})[:_EXAMPLES]
         found = f"{len(values)} value{'s' if len(values) != 1 else ''}, e.g. [{', '.join(examples)}]"
         if check == "not_nullable":
             add(column, "unexpected_nulls", "no nulls", f"{len(values)} null{'s' if len(values) != 1 else ''}")

@@ -34,14 +34,17 @@ _repo = DatasetRepo()
 _WRITE_ATTEMPTS = 8
 
 
-def _settings(stores: Stores) -> Settings:
-    # Read each time (a small TOML file): the stores are cached, the settings may change.
+def _settings(stores: Stores | None) -> Settings:
+    # Explicit Stores may carry settings; otherwise read them each time (a small TOML file):
+    # the default stores are cached per project, but conveyor.toml may change meanwhile.
+    if stores is not None and stores.settings is not None:
+        return stores.settings
     return Settings.load()
 
 
 def data_settings(tracker: Any = None) -> DataSettings:
     """The validated ``[data]`` table of the project's conveyor.toml."""
-    return DataSettings.from_section(Settings.load().section("data"))
+    return DataSettings.from_section(_settings(resolve(tracker) if tracker is not None else None).section("data"))
 
 
 def _is_frame(obj: object) -> bool:
