@@ -11,10 +11,29 @@ from conveyor.errors import SchemaOutdated
 from conveyor.store import Store, head_revision, metadata
 
 
-def test_migrations_match_metadata(store: Store) -> None:
+def test_migrations_match_metadata(store_url: str) -> None:
+    """Running every Alembic migration builds exactly what ``Store.install`` creates."""
+    from conveyor.store._store import _make_sqlite_folder
+
+    _make_sqlite_folder(store_url)
+    store = Store.connect(store_url)
+    store.upgrade()
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
+    assert store.current_revision() == head_revision()
+    store.close()
+
+
+def test_head_constant_matches_the_migration_scripts() -> None:
+    from conveyor.store._store import scripted_head
+
+    assert head_revision() == scripted_head()
+
+
+def test_install_is_idempotent(store: Store) -> None:
+    store.install()
+    assert store.current_revision() == head_revision()
 
 
 def test_fresh_database_is_at_head(store: Store) -> None:
@@ -28,10 +47,11 @@ def test_uninitialised_database_names_the_fix(store_url: str) -> None:
 
 
 def test_outdated_database_names_db_upgrade(store_url: str) -> None:
-    store = Store.open(store_url, create=True)
-    store.engine.dispose()
-    with store.engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
+    from conveyor.store._store import _make_sqlite_folder
+
+    _make_sqlite_folder(store_url)
+    store = Store.connect(store_url)
+    store.upgrade("0001")  # a database made by an older conveyor
     with pytest.raises(SchemaOutdated) as info:
         Store.open(store_url)
     assert "conveyor db upgrade" in str(info.value)

@@ -49,6 +49,25 @@ def _loaded(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
+_INSERT = metrics.insert()
+_UPSERTS: dict[str, Any] = {}
+
+
+def _newer(table: Any, excluded: Any) -> Any:
+    return or_(
+        excluded.step > table.c.step,
+        and_(excluded.step == table.c.step, excluded.timestamp >= table.c.timestamp),
+    )
+
+
+def _upsert_latest(conn: Connection) -> Any:
+    """The latest-value upsert, built once per dialect (statement building is costly)."""
+    dialect = conn.dialect.name
+    if dialect not in _UPSERTS:
+        _UPSERTS[dialect] = upsert(conn, latest_metrics, ["run_id", "key"], ["value", "step", "timestamp"], where=_newer)
+    return _UPSERTS[dialect]
+
+
 class MetricRepo:
     """Write batches of points and read histories and latest values."""
 
@@ -57,22 +76,15 @@ class MetricRepo:
         if not points:
             return
         conn.execute(
-            metrics.insert(),
+            _INSERT,
             [
                 {"run_id": r, "key": k, "value": _stored(v), "step": s, "timestamp": t}
                 for r, k, v, s, t in points
             ],
         )
         newest = latest_points(points)
-
-        def newer(table: Any, excluded: Any) -> Any:
-            return or_(
-                excluded.step > table.c.step,
-                and_(excluded.step == table.c.step, excluded.timestamp >= table.c.timestamp),
-            )
-
         conn.execute(
-            upsert(conn, latest_metrics, ["run_id", "key"], ["value", "step", "timestamp"], where=newer),
+            _upsert_latest(conn),
             [
                 {"run_id": r, "key": k, "value": _stored(v), "step": s, "timestamp": t}
                 for r, k, v, s, t in newest.values()

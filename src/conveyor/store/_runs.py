@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     select,
 
@@ -108,24 +109,28 @@ class RunRepo:
     """Create, read, end and delete runs; log params and tags."""
 
     def create(self, conn: Connection, experiment_id: int, *, name: str | None = None, **fields: Any) -> str:
+        return self.insert(conn, experiment_id, "", name=name, **fields).id
+
+    def insert(
+        self, conn: Connection, experiment_id: int, experiment: str, *, name: str | None = None, **fields: Any
+    ) -> Run:
+        """Insert a RUNNING run and return it as the entity (no read-back: this is a hot path)."""
         run_id = uuid.uuid4().hex
-        conn.execute(
-            runs.insert().values(
-                id=run_id,
-                experiment_id=experiment_id,
-                name=name or run_id[:8],
-                status=RunStatus.RUNNING.value,
-                start_time=fields.pop("start_time", None) or now_ms(),
-                **fields,
-            )
-        )
-        return run_id
+        row = {column.name: None for column in RUN_COLUMNS}
+        row.update(user="", host="")
+        row.update(fields)
+        row.update(id=run_id, experiment_id=experiment_id, name=name or run_id[:8], status=RunStatus.RUNNING.value)
+        row["start_time"] = row.get("start_time") or now_ms()
+        conn.execute(_INSERT_RUN, row)
+        row["deleted_at"] = None
+        row["experiment"] = experiment
+        return self.from_row(_Row(row))
 
     def exists(self, conn: Connection, run_id: str) -> bool:
         return conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is not None
 
     def require(self, conn: Connection, run_id: str) -> Row[Any]:
-        row = conn.execute(select(runs.c.status, runs.c.deleted_at).where(runs.c.id == run_id)).first()
+        row = conn.execute(_SELECT_STATE, {"run_id": run_id}).first()
         if row is None:
             raise NotFound("run", run_id, hint="`conveyor runs list` shows the known runs")
         return row
@@ -182,12 +187,12 @@ class RunRepo:
     def end(self, conn: Connection, run_id: str, status: RunStatus, *, error: str | None = None) -> None:
         if not status.is_terminal:
             raise InvalidInput(f"cannot end a run as {status}", field="status", value=status)
-        current = self.require(conn, run_id)
-        if current.status != RunStatus.RUNNING.value:
-            raise Conflict(f"run {run_id} already ended as {current.status}")
-        conn.execute(
-            update(runs).where(runs.c.id == run_id).values(status=status.value, end_time=now_ms(), error=error)
+        done = conn.execute(
+            _END_RUN, {"run_id": run_id, "status": status.value, "end_time": now_ms(), "error": error}
         )
+        if done.rowcount == 0:
+            current = self.require(conn, run_id)
+            raise Conflict(f"run {run_id} already ended as {current.status}")
 
     def log_params(self, conn: Connection, run_id: str, values: Mapping[str, object]) -> None:
         """Insert params; the same value again is fine, a different one raises ``ParamConflict``."""
@@ -195,14 +200,19 @@ class RunRepo:
         if not rows:
             return
         self._require_active(conn, run_id)
-        conn.execute(
-            insert_ignore(conn, params, ["run_id", "key"]),
-            [{"run_id": run_id, "key": k, "value": v} for k, v in rows.items()],
-        )
-        stored = self._values(conn, params, run_id, list(rows))
+        stored = dict(conn.execute(_SELECT_PARAMS, {"run_id": run_id, "keys": list(rows)}).all())
         for key, new in rows.items():
-            if stored.get(key) != new:
-                raise ParamConflict(run_id, key, stored.get(key, ""), new)
+            if key in stored and stored[key] != new:
+                raise ParamConflict(run_id, key, stored[key], new)
+        fresh = [{"run_id": run_id, "key": k, "value": v} for k, v in rows.items() if k not in stored]
+        if fresh:
+            # a concurrent writer may insert the same key between our read and this write:
+            # insert-or-ignore, then the read-back below decides
+            conn.execute(insert_ignore(conn, params, ["run_id", "key"]), fresh)
+            again = dict(conn.execute(_SELECT_PARAMS, {"run_id": run_id, "keys": [r["key"] for r in fresh]}).all())
+            for row in fresh:
+                if again.get(row["key"]) != row["value"]:
+                    raise ParamConflict(run_id, row["key"], again.get(row["key"], ""), row["value"])
 
     def set_tags(self, conn: Connection, run_id: str, values: Mapping[str, object]) -> None:
         rows = {validate_key("tag", k): str(v) for k, v in values.items()}
@@ -223,11 +233,6 @@ class RunRepo:
         row = self.require(conn, run_id)
         if row.deleted_at is not None:
             raise Conflict(f"run {run_id} is deleted; restore it before logging to it")
-
-    @staticmethod
-    def _values(conn: Connection, table: Table, run_id: str, keys: Sequence[str]) -> dict[str, str]:
-        query = select(table.c.key, table.c.value).where(table.c.run_id == run_id, table.c.key.in_(keys))
-        return {k: v for k, v in conn.execute(query).all()}
 
     def params_of(self, conn: Connection, run_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         return _grouped(conn, params, run_ids)
@@ -257,6 +262,25 @@ class RunRepo:
                 if table is not runs and "run_id" in table.c and _references_runs(table):
                     conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
             conn.execute(delete(runs).where(runs.c.id.in_(chunk)))
+
+
+class _Row(dict[str, Any]):
+    """A dict read like a Row (attribute access), to build entities without a read-back."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self[name]
+
+
+_INSERT_RUN = runs.insert()
+_SELECT_STATE = select(runs.c.status, runs.c.deleted_at).where(runs.c.id == bindparam("run_id"))
+_END_RUN = (
+    update(runs)
+    .where(runs.c.id == bindparam("run_id"), runs.c.status == RunStatus.RUNNING.value)
+    .values(status=bindparam("status"), end_time=bindparam("end_time"), error=bindparam("error"))
+)
+_SELECT_PARAMS = select(params.c.key, params.c.value).where(
+    params.c.run_id == bindparam("run_id"), params.c.key.in_(bindparam("keys", expanding=True))
+)
 
 
 def _references_runs(table: Table) -> bool:

@@ -72,18 +72,24 @@ class MetricBuffer:
             thread.join(timeout=30)
         self._drain()
 
-    def _drain(self) -> None:
+    def drain_into(self, write: Writer, *, always: bool = False) -> None:
+        """Hand every buffered point to ``write`` (in order with the background writer); on
+        failure the points go back in front of the buffer. ``always`` calls ``write`` even
+        with nothing buffered (to do other work in the same transaction)."""
         with self._write_lock:
             with self._lock:
                 points, self._points = self._points, []
-            if not points:
+            if not points and not always:
                 return
             try:
-                self._writer(points)
+                write(points)
             except BaseException:
                 with self._lock:  # put them back in front: nothing logged is dropped
                     self._points[:0] = points
                 raise
+
+    def _drain(self) -> None:
+        self.drain_into(self._writer)
 
     def _ensure_thread(self) -> None:
         if self._thread is None and not self._closed:

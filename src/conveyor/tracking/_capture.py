@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import os
 import platform
+import re
 import shlex
 import socket
 import subprocess
@@ -46,16 +47,28 @@ def git_info(folder: str) -> GitInfo:
     return GitInfo(commit, branch if branch != "HEAD" else None, bool(status) if status is not None else None)
 
 
+_DIST = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._]*?)-(?P<version>[0-9][^-]*?)\.(?:dist|egg)-info$")
+
+
 @cache
 def installed_packages() -> str:
-    """``name==version`` of every installed distribution, sorted, one per line."""
-    from importlib.metadata import distributions
+    """``name==version`` of every installed distribution, sorted, one per line.
 
-    seen = {}
-    for dist in distributions():
-        name = dist.metadata.get("Name")
-        if name:
-            seen[name.lower()] = f"{name.lower()}=={dist.version}"
+    Read from the ``*.dist-info`` folder names on ``sys.path`` (their names carry the
+    normalised name and version): a directory listing, not a parse of every METADATA file,
+    which keeps it to milliseconds with hundreds of packages installed.
+    """
+    seen: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            match = _DIST.match(name)
+            if match:
+                key = re.sub(r"[-_.]+", "-", match["name"]).lower()
+                seen.setdefault(key, f"{key}=={match['version']}")
     return "\n".join(seen[k] for k in sorted(seen)) + "\n"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import threading
+from dataclasses import replace
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -98,18 +99,20 @@ class Tracker:
         cwd: str | Path | None = None,
     ) -> Run:
         """Start a RUNNING run in ``experiment`` (created when missing), capturing its context."""
-        exp_id = self._experiment_id(experiment or DEFAULT_EXPERIMENT)
+        experiment = experiment or DEFAULT_EXPERIMENT
+        exp_id = self._experiment_id(experiment)
         fields: dict[str, Any] = {}
         if capture:
             fields = self._context(cwd)
         with self.store.write() as conn:
             if parent_id is not None:
                 self.store.runs.require(conn, parent_id)
-            run_id = self.store.runs.create(conn, exp_id, name=name, parent_id=parent_id, **fields)
+            run = self.store.runs.insert(conn, exp_id, experiment, name=name, parent_id=parent_id, **fields)
             if tags:
-                self.store.runs.set_tags(conn, run_id, tags)
-            self._known_runs.add(run_id)
-            return self.store.runs.get(conn, run_id)
+                self.store.runs.set_tags(conn, run.id, tags)
+                run = replace(run, tags={k: str(v) for k, v in tags.items()})
+        self._known_runs.add(run.id)
+        return run
 
     def _context(self, cwd: str | Path | None) -> dict[str, Any]:
         user, host = _capture.user_and_host()
@@ -137,9 +140,14 @@ class Tracker:
     def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, *, error: str | None = None) -> None:
         """Flush the run's metrics, then record its end. Ending twice raises ``Conflict``."""
         status = RunStatus(status)
-        self.flush()
-        with self.store.write() as conn:
-            self.store.runs.end(conn, run_id, status, error=error)
+
+        def write_and_end(points: Sequence[Point]) -> None:
+            # one transaction: the last points and the end are committed together
+            with self.store.write() as conn:
+                self.store.metrics.write(conn, points)
+                self.store.runs.end(conn, run_id, status, error=error)
+
+        self._buffer.drain_into(write_and_end, always=True)
 
     def get_run(self, run_id: str) -> Run:
         self._buffer.flush()
