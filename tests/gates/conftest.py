@@ -20,7 +20,7 @@ def frames() -> tuple[Any, Any]:
     import pandas as pd
     from sklearn.datasets import make_classification
 
-    X, y = make_classification(n_samples=900, n_features=6, n_informative=4, random_state=0)
+    X, y = make_classification(n_samples=900, n_features=6, n_informative=4, n_clusters_per_class=1, class_sep=1.5, flip_y=0.02, random_state=0)
     frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(6)])
     frame["region"] = np.random.default_rng(0).integers(0, 3, len(frame))
     frame["label"] = y
@@ -29,13 +29,12 @@ def frames() -> tuple[Any, Any]:
 
 def fit(kind: str, train: Any) -> Any:
     from sklearn.linear_model import LogisticRegression
-    from sklearn.tree import DecisionTreeClassifier
 
     X, y = train.drop(columns=["label"]), train["label"]
     if kind == "good":
         return LogisticRegression(max_iter=500).fit(X, y)
     if kind == "bad":  # one weak feature only: clearly worse on the same rows
-        return DecisionTreeClassifier(max_depth=1, random_state=0).fit(X.assign(**{c: 0.0 for c in X.columns if c != "x5"}), y)
+        return LogisticRegression(max_iter=500).fit(X.assign(**{c: 0.0 for c in X.columns if c != "x5"}), y)
     raise ValueError(kind)
 
 
