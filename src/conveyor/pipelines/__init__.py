@@ -27,6 +27,7 @@ Example::
 (default: the pipeline's name). Command-line options override them.
 """
 
+from conveyor.pipelines._datasets import dataset
 from conveyor.pipelines._dag import Graph, Handle, Pipeline, Step, StepOptions, pipeline, step
 from conveyor.pipelines._materializers import (
     ENTRY_POINT_GROUP,
@@ -52,6 +53,7 @@ __all__ = [
     "StepOptions",
     "StepResult",
     "SweepResult",
+    "dataset",
     "get_materializer",
     "materializer_for",
     "materializer_table",

@@ -20,6 +20,11 @@ from conveyor.errors import InvalidInput
 _building: contextvars.ContextVar[Graph | None] = contextvars.ContextVar("conveyor_pipeline_graph", default=None)
 
 
+def current_graph() -> Graph | None:
+    """The graph a pipeline call is building right now, if any."""
+    return _building.get()
+
+
 @dataclass(frozen=True)
 class StepOptions:
     """How a step runs and is cached."""
@@ -141,11 +146,14 @@ class Graph:
     params: dict[str, Any] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)
 
-    def add(self, step_: Step, args: tuple[Any, ...], kwargs: dict[str, Any], after: Sequence[Handle | str]) -> Any:
-        node_id = step_.name
-        n = 2
+    def add(
+        self, step_: Step, args: tuple[Any, ...], kwargs: dict[str, Any], after: Sequence[Handle | str],
+        *, name: str | None = None,
+    ) -> Any:
+        base = name or step_.name
+        node_id, n = base, 2
         while node_id in self.nodes:
-            node_id, n = f"{step_.name}_{n}", n + 1
+            node_id, n = f"{base}_{n}", n + 1
         try:
             bound = step_.signature.bind(*args, **kwargs)
         except TypeError as exc:

@@ -1,7 +1,7 @@
 """Executors: where one attempt of one step runs. Same contract, same test suite.
 
-- ``local``: a fresh process per attempt from a forkserver (spawn off Linux), at most one
-  per core at a time; a timeout kills the process, so a stuck step cannot hang the run.
+- ``local``: a fresh Python process per attempt, at most one per core at a time; a
+  timeout kills the process, so a stuck step cannot hang the run.
 - ``ray``: a Ray task per attempt with the step's ``cpus``/``gpus``/``memory``; a timeout
   cancels it. Outputs go through conveyor's artifact store in both cases, so caching and
   lineage do not depend on the executor.
@@ -13,11 +13,13 @@ the coordinator calls it from one thread per running step.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any, Protocol
 
 from conveyor.errors import InvalidInput, ServiceUnavailable
@@ -48,44 +50,36 @@ class LocalExecutor:
     def __init__(self, max_workers: int | None = None) -> None:
         self.slots = max(1, max_workers or os.cpu_count() or 1)
         self._slots = threading.BoundedSemaphore(self.slots)
-        method = "forkserver" if sys.platform.startswith("linux") else "spawn"
-        self._ctx = multiprocessing.get_context(method)
-        if method == "forkserver":
-            # Imported once in the server, so each step's process starts warm.
-            self._ctx.set_forkserver_preload(["conveyor.pipelines._worker", "conveyor.blobs"])
 
     def run(self, task: dict[str, Any], options: StepOptions) -> dict[str, Any]:
-        from conveyor.pipelines import _worker
-
-        with self._slots:
-            receiver, sender = self._ctx.Pipe(duplex=False)
-            process = self._ctx.Process(
-                target=_worker.child_main, args=(json.dumps(task), sender), name=f"conveyor-step-{task['node']}"
+        # A fresh interpreter per attempt (``python -m conveyor.pipelines._worker``), talking
+        # JSON through files. Not multiprocessing's spawn/forkserver: both re-import the
+        # caller's __main__ in the child, which re-runs a pipeline script that calls
+        # ``run()`` at top level without an ``if __name__ == "__main__"`` guard.
+        with self._slots, tempfile.TemporaryDirectory(prefix="conveyor-task-") as tmp:
+            task_path, result_path = Path(tmp) / "task.json", Path(tmp) / "result.json"
+            task_path.write_text(json.dumps(task), encoding="utf-8")
+            process = subprocess.Popen(
+                [sys.executable, "-m", "conveyor.pipelines._worker", str(task_path), str(result_path)],
+                stdin=subprocess.DEVNULL,
             )
-            process.start()
-            sender.close()
             try:
-                if not receiver.poll(options.timeout):
-                    if process.is_alive():
-                        process.kill()
-                        process.join()
-                        return _timeout_result(options.timeout or 0)
-                try:
-                    return dict(json.loads(receiver.recv_bytes()))
-                except EOFError:
-                    process.join()
-                    return {
-                        "status": "FAILED", "outputs": {}, "logs": None, "metrics": None,
-                        "error": f"the step's process died (exit code {process.exitcode})",
-                    }
+                process.wait(options.timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                return _timeout_result(options.timeout or 0)
             finally:
-                receiver.close()
-                if process.is_alive():
-                    process.join(5)
-                    if process.is_alive():
-                        process.kill()
-                process.join()
-                process.close()
+                if process.poll() is None:  # the coordinator is being interrupted
+                    process.kill()
+                    process.wait()
+            try:
+                return dict(json.loads(result_path.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                return {
+                    "status": "FAILED", "outputs": {}, "logs": None, "metrics": None,
+                    "error": f"the step's process died (exit code {process.returncode})",
+                }
 
     def close(self) -> None:
         pass

@@ -1,30 +1,31 @@
-"""Lineage of step executions, recorded through ``conveyor.data``'s lineage API.
+"""Lineage of pipeline runs, recorded through ``conveyor.data``'s lineage API.
 
-Edges: each input artifact (``runs:/<upstream step run>/outputs/<name>``) → the step's run,
-relation ``input``. The step's own outputs are artifacts of its run, which the lineage walk
-already links (an artifact is produced by its run). ``conveyor.data`` is a sibling layer
-built in parallel; while it is absent this records nothing (``HOOK``).
+Edges, relation ``input``: each input of a step (``runs:/<upstream step run>/outputs/<name>``
+or a data set version ``data:/name@N``) → the step's run; each data set version a pipeline
+reads → the pipeline run. A step's outputs are artifacts of its run, which the lineage walk
+already links (an artifact is produced by its run), and runs link to their git commit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 
-def record_step(tracker: Any, run_id: str, upstream: Mapping[str, tuple[str | None, str]]) -> None:
-    """Record ``upstream`` outputs as inputs of the step run ``run_id``."""
+def record_step(tracker: Any, run_id: str, upstream: Sequence[str]) -> None:
+    """Record every ``upstream`` node URI as an input of the step run ``run_id``."""
     if not upstream:
         return
-    try:
-        from conveyor.data._lineage import Edge, record_edges
-        from conveyor.data._refs import parse_node
-    except ImportError:  # HOOK: conveyor.data not installed yet; lineage is not recorded
-        return
-    edges = [
-        Edge(parse_node(f"runs:/{up_run}/outputs/{output}"), parse_node(f"runs:/{run_id}"), "input", run_id=run_id)
-        for up_run, output in upstream.values()
-        if up_run
-    ]
-    with tracker.store.write() as conn:
-        record_edges(conn, edges)
+    from conveyor.data import record_lineage
+
+    with tracker.store.write() as conn:  # one transaction for all the step's edges
+        for ref in upstream:
+            record_lineage(conn, ref, f"runs:/{run_id}", "input", run_id=run_id)
+
+
+def record_inputs(tracker: Any, run_id: str, refs: Sequence[str]) -> None:
+    """The data set versions a pipeline run reads, as inputs of that run."""
+    from conveyor.data import log_input
+
+    for ref in refs:
+        log_input(ref, run_id, tracker=tracker)

@@ -207,6 +207,7 @@ BUILTIN_MATERIALIZERS: dict[str, str] = {
     "text": "conveyor.pipelines._materializers:TextMaterializer",
     "bytes": "conveyor.pipelines._materializers:BytesMaterializer",
     "json": "conveyor.pipelines._materializers:JsonMaterializer",
+    "dataset": "conveyor.pipelines._datasets:DatasetMaterializer",
 }
 
 _registered: dict[str, str] = {}

@@ -20,7 +20,7 @@ from typing import Any
 
 from conveyor.entities import RunStatus
 from conveyor.errors import InvalidInput
-from conveyor.pipelines import _lineage, _record
+from conveyor.pipelines import _datasets, _lineage, _record
 from conveyor.pipelines._cache import cache_key, outputs_intact
 from conveyor.pipelines._dag import Graph, Node, Pipeline
 from conveyor.pipelines._executors import Executor, make_executor
@@ -92,7 +92,8 @@ def _blob_url(blobs: Any) -> str:
 
 class _Run:
     def __init__(self, graph: Graph, tracker: Any, executor: Executor, *, use_cache: bool,
-                 experiment_id: int, run_id: str, on_event: EventHook, s3_endpoint_url: str | None) -> None:
+                 experiment_id: int, run_id: str, on_event: EventHook, s3_endpoint_url: str | None,
+                 datasets: Mapping[str, tuple[str, dict[str, str]]]) -> None:
         self.graph = graph
         self.tracker = tracker
         self.executor = executor
@@ -101,6 +102,10 @@ class _Run:
         self.run_id = run_id
         self.on_event = on_event
         self.results: dict[str, StepResult] = {}
+        self.datasets = datasets
+        for node_id, (ref, output) in datasets.items():
+            self.results[node_id] = StepResult(node_id, "FINISHED", outputs={"output": output})
+            on_event(node_id, "finished", ref)
         self.s3_endpoint_url = s3_endpoint_url
         project = find_project_root(Path.cwd()) or Path.cwd()
         roots = {str(project.resolve())} | {
@@ -199,7 +204,10 @@ class _Run:
     def after_step(self, node: Node, run_id: str, metrics: Mapping[str, float]) -> None:
         if metrics:
             self.tracker.log_metrics(self.run_id, dict(metrics))
-        upstream = {arg: (self.results[h.node].run_id, h.output) for arg, h in node.inputs.items()}
+        upstream = [
+            self.datasets[h.node][0] if h.node in self.datasets else f"runs:/{self.results[h.node].run_id}/outputs/{h.output}"
+            for h in node.inputs.values()
+        ]
         _lineage.record_step(self.tracker, run_id, upstream)
 
     def execute(self, node: Node) -> StepResult:
@@ -291,6 +299,11 @@ def run(
         from conveyor.tracking import get_tracker
 
         tracker = get_tracker()
+    # Data set references are pinned (and a missing one reported) before anything starts.
+    datasets = {
+        node.id: _datasets.resolve(tracker, node.params["ref"])
+        for node in graph.nodes.values() if node.step is _datasets.DATASET_STEP
+    }
     engine = executor if not isinstance(executor, str) else make_executor(
         executor, ray_address=ray_address, max_workers=max_workers
     )
@@ -305,8 +318,9 @@ def run(
         _record.repo.create_run(conn, parent.id, graph.pipeline, engine.name, graph.describe())
     state = _Run(
         graph, tracker, engine, use_cache=cache, experiment_id=parent.experiment_id, run_id=parent.id,
-        on_event=on_event or (lambda *_: None), s3_endpoint_url=s3_endpoint_url,
+        on_event=on_event or (lambda *_: None), s3_endpoint_url=s3_endpoint_url, datasets=datasets,
     )
+    _lineage.record_inputs(tracker, parent.id, [ref for ref, _ in datasets.values()])
     try:
         state.schedule()
     except BaseException as exc:

@@ -133,14 +133,20 @@ def _metrics(node: str, value: Any) -> dict[str, float]:
     return {k: float(v) for k, v in value.items()}
 
 
-def child_main(task_json: str, conn: Any) -> None:
-    """Entry point of a local worker process: run the task, send the JSON result back."""
-    try:
-        conn.send_bytes(json.dumps(execute(json.loads(task_json))).encode())
-    finally:
-        conn.close()
+def main(argv: list[str]) -> int:
+    """``python -m conveyor.pipelines._worker TASK.json RESULT.json`` (the local executor)."""
+    task_path, result_path = Path(argv[0]), Path(argv[1])
+    result = execute(json.loads(task_path.read_text(encoding="utf-8")))
+    tmp = result_path.with_name(result_path.name + ".tmp")
+    tmp.write_text(json.dumps(result), encoding="utf-8")
+    os.replace(tmp, result_path)  # the coordinator never reads half a result
+    return 0
 
 
 def ray_entry(task_json: str) -> str:
     """Entry point of a Ray task (same contract as ``child_main``)."""
     return json.dumps(execute(json.loads(task_json)))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
