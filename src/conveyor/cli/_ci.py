@@ -23,8 +23,11 @@ def check(
 ) -> None:
     """Gate a candidate against the champion; exit 1 when a check fails."""
     from conveyor.ci import ci_check
+    from conveyor.errors import InvalidInput
     from conveyor.registry import Registry
 
+    if candidate is None and pipeline is None:
+        raise InvalidInput("give --candidate runs:/<id>/<path> or --pipeline module:pipeline", field="candidate")
     with tracker() as opened:
         result = ci_check(Registry(opened), gate=gate, candidate=candidate, pipeline=pipeline, data=data,
                           settings=settings())

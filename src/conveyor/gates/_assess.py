@@ -83,7 +83,7 @@ def _threshold_check(threshold: Any, values: dict[str, Any]) -> Check:
         missing = sorted(s for s in threshold.subjects if values.get(s) is None)
         summary = f"skipped: no {' or '.join(missing)} to compare with"
     else:
-        summary = f"{threshold.metric} = {actual:.4f} {threshold.op} {bound:.4f}"
+        summary = f"{threshold.metric} = {actual:.4f}, needs {threshold.op} {bound:.4f}"
     return Check(f"threshold: {threshold.text}", "threshold", passed, summary,
                  {"metric": threshold.metric, "value": actual, "bound": bound, "op": threshold.op})
 
