@@ -85,6 +85,7 @@ class DriftReport:
             "label_drift": asdict(self.label) if self.label else None,
             "columns": [asdict(c) for c in self.columns],
             "quality": self.quality.to_dict(),
+            "reference": self.reference.label,
             "n_reference": self.reference.n_rows,
             "n_current": self.current.n_rows,
         }

@@ -230,6 +230,12 @@ class MonitoringRepo:
         rows = conn.execute(query.limit(limit)).all()
         return [TriggerRow(**{k: v for k, v in r._mapping.items() if k != "lock_key"}) for r in rows]
 
+    def get_trigger(self, conn: Connection, trigger_id: int) -> TriggerRow:
+        row = conn.execute(select(retrain_triggers).where(retrain_triggers.c.id == trigger_id)).first()
+        if row is None:
+            raise NotFound("retraining trigger", trigger_id)
+        return TriggerRow(**{k: v for k, v in row._mapping.items() if k != "lock_key"})
+
     def last_started(self, conn: Connection, model: str) -> int | None:
         """When the newest retraining of ``model`` (not a skipped one) started, in ms."""
         query = select(retrain_triggers.c.created_at).where(

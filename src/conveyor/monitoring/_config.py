@@ -1,0 +1,132 @@
+"""Monitors declared in conveyor.toml, validated with pydantic (a bad key is named).
+
+::
+
+    [monitoring]                       # defaults for every monitor (all optional)
+    webhook = "https://hooks.example/x"  # POSTed JSON for every alert
+    webhook_retries = 3                # attempts after the first, with exponential backoff
+    webhook_backoff = 0.5              # seconds before the first retry (doubles each time)
+    webhook_timeout = 5.0              # seconds per attempt
+    cooldown = "6h"                    # minimum time between two retrainings of a model
+
+    [monitors.churn]
+    model = "churn"                    # registered model whose traffic is watched
+    alias = "champion"                 # which version's traffic (default champion)
+    reference = "data:/train@3"        # default: the first training data set of that version
+    target = "churned"                 # label column of the reference (for label drift)
+    window = "1h"                      # the current window: the last hour of the prediction log
+    schedule = "10m"                   # how often `conveyor monitor watch` evaluates
+    method = "auto"                    # drift method for every column (ks, psi, …)
+    threshold = 0.1                    # its threshold (default: the method's)
+    methods = { age = "psi" }          # per-column methods
+    drift_share = 0.5                  # share of drifted features for a data-set drift
+    columns = ["age", "plan"]          # default: the reference's columns
+    rules = ["drift_share > 0.3", "accuracy < 0.85", "missing_rate(age) > 0.05"]
+    retrain = true                     # an alert triggers the training pipeline
+    pipeline = "train"                 # which pipeline (default: the model's name)
+    webhook = "…"                      # overrides [monitoring] webhook
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from conveyor.errors import ConfigError
+from conveyor.monitoring._rules import Rule, parse_rules
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def parse_duration(text: str | float | int, *, field: str = "duration") -> float:
+    """Seconds in ``"90s"``, ``"10m"``, ``"1h"``, ``"2d"`` (a bare number is seconds)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ConfigError(f"{field}: {text!r} is not a duration", field=field, value=text,
+                          hint='write e.g. "30s", "10m", "1h", "2d"')
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MonitoringDefaults(_Model):
+    webhook: str | None = None
+    webhook_retries: int = Field(3, ge=0, le=10)
+    webhook_backoff: float = Field(0.5, ge=0)
+    webhook_timeout: float = Field(5.0, gt=0)
+    cooldown: str = "6h"
+
+
+class MonitorConfig(_Model):
+    name: str
+    model: str
+    alias: str = "champion"
+    reference: str | None = None
+    target: str | None = None
+    prediction: str = "prediction"
+    window: str = "1h"
+    schedule: str = "10m"
+    method: str = "auto"
+    threshold: float | None = None
+    methods: dict[str, str] = Field(default_factory=dict)
+    drift_share: float = Field(0.5, gt=0, le=1)
+    columns: list[str] | None = None
+    rules: list[str] = Field(default_factory=list)
+    retrain: bool = False
+    pipeline: str | None = None
+    webhook: str | None = None
+    cooldown: str | None = None
+
+    @field_validator("window", "schedule", "cooldown")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    def parsed_rules(self) -> list[Rule]:
+        return parse_rules(self.rules, field=f"monitors.{self.name}.rules")
+
+    @property
+    def window_seconds(self) -> float:
+        return parse_duration(self.window)
+
+    @property
+    def schedule_seconds(self) -> float:
+        return parse_duration(self.schedule)
+
+
+def load_monitors(settings: Any) -> tuple[MonitoringDefaults, dict[str, MonitorConfig]]:
+    """The ``[monitoring]`` defaults and every ``[monitors.<name>]`` of the settings."""
+    defaults = _validate(MonitoringDefaults, dict(settings.section("monitoring")), "monitoring")
+    raw = settings.section("monitors")
+    if not isinstance(raw, dict):
+        raise ConfigError("[monitors] must be a table of [monitors.<name>] tables", field="monitors", value=raw)
+    monitors = {}
+    for name, table in raw.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"[monitors.{name}] must be a table", field=f"monitors.{name}", value=table)
+        config = _validate(MonitorConfig, {"name": name, **table}, f"monitors.{name}")
+        config.parsed_rules()  # a bad rule fails at load time, not at the first evaluation
+        monitors[name] = config
+    return defaults, monitors
+
+
+def _validate(model: type[_Model], data: dict[str, Any], section: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "extra_forbidden":
+            raise ConfigError(f"unknown key [{section}] {key}", field=f"{section}.{key}", value=data.get(key),
+                              hint=f"known keys: {', '.join(sorted(model.model_fields))}") from exc
+        raise ConfigError(f"bad value for [{section}] {key}: {first['msg']}", field=f"{section}.{key}",
+                          value=data.get(key.split(".")[0]), hint="see conveyor.monitoring._config") from exc

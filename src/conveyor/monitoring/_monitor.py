@@ -1,0 +1,233 @@
+"""Evaluating a monitor once: window → drift, quality, live performance → rules → alerts.
+
+Every evaluation is stored (status ``ok``, ``alert``, ``empty`` or ``error`` and all its
+metrics); each fired rule becomes an alert, logged and POSTed to the webhook in the
+background; with ``retrain = true`` an alert triggers the retraining policy.
+
+The prediction log belongs to ``conveyor.serving``, one layer up, so reading a window is
+a hook (``MonitorHooks.load_window``) the edges wire to
+``conveyor.serving.read_prediction_log(model, version, since, until, with_feedback=True)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from conveyor.entities import now_ms
+from conveyor.errors import ConveyorError, InvalidInput, NotFound
+from conveyor.monitoring._config import MonitorConfig, MonitoringDefaults, parse_duration
+from conveyor.monitoring._drift import DriftReport, compare
+from conveyor.monitoring._performance import score_frame
+from conveyor.monitoring._reference import reference_summary
+from conveyor.monitoring._retrain import ContinuousTrainer, RetrainHook
+from conveyor.monitoring._rules import RuleResult
+from conveyor.monitoring._summary import summarize
+from conveyor.monitoring._webhook import Delivery, Notifier
+from conveyor.store import MonitoringRepo, TriggerRow
+
+log = logging.getLogger("conveyor.monitoring")
+#: Columns of the prediction log that are bookkeeping, not model inputs.
+LOG_COLUMNS = frozenset({"request_id", "row", "timestamp", "model", "version", "latency_ms", "label"})
+
+
+@dataclass(frozen=True)
+class MonitorHooks:
+    """What monitoring needs from the layers above it.
+
+    ``load_window(model, version, since_ms, until_ms)`` → the prediction log of that window
+    with feedback labels (a DataFrame); ``load_reference(key)`` → the reference table
+    (default ``conveyor.data.load``); ``retrain(model, trigger_id)`` → ``RetrainOutcome``.
+    """
+
+    load_window: Callable[[str, str | None, int, int], Any] | None = None
+    load_reference: Callable[[str], Any] | None = None
+    retrain: RetrainHook | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    id: int
+    monitor: str
+    model: str
+    model_version: str | None
+    status: str
+    metrics: dict[str, Any]
+    rules: tuple[RuleResult, ...]
+    alert_ids: tuple[int, ...] = ()
+    triggers: tuple[TriggerRow, ...] = ()
+    drift: DriftReport | None = field(default=None, repr=False)
+    error: str | None = None
+
+
+class Monitoring:
+    """Evaluates monitors against one project's stores.
+
+    Example::
+
+        monitoring = Monitoring(tracker, defaults, MonitorHooks(load_window=read_window))
+        evaluation = monitoring.evaluate(monitors["churn"])
+        evaluation.status, evaluation.metrics["drift_share"]
+    """
+
+    def __init__(self, tracker: Any, defaults: MonitoringDefaults | None = None,
+                 hooks: MonitorHooks | None = None) -> None:
+        self.tracker = tracker
+        self.defaults = defaults or MonitoringDefaults()
+        self.hooks = hooks or MonitorHooks()
+        self.repo = MonitoringRepo()
+        self._notifiers: dict[str | None, Notifier] = {}
+
+    # -- notifications ------------------------------------------------------------------------------
+    def notifier(self, url: str | None) -> Notifier:
+        if url not in self._notifiers:
+            d = self.defaults
+            self._notifiers[url] = Notifier(url, retries=d.webhook_retries, backoff=d.webhook_backoff,
+                                            timeout=d.webhook_timeout, record=self._record_delivery)
+        return self._notifiers[url]
+
+    def _record_delivery(self, alert_id: int, delivery: Delivery) -> None:
+        with self.tracker.store.write() as conn:
+            self.repo.add_notification(conn, alert_id=alert_id, target=delivery.target, status=delivery.status,
+                                       attempts=delivery.attempts, http_status=delivery.http_status,
+                                       error=delivery.error)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Let background webhook deliveries and retrainings finish (bounded by ``timeout``)."""
+        done = all([n.wait(timeout) for n in self._notifiers.values()])
+        return done
+
+    def alert(self, config: MonitorConfig, kind: str, rule: str, value: float | None, message: str,
+              evaluation_id: int | None = None) -> int:
+        """Record an alert, log it and send it to the monitor's webhook."""
+        with self.tracker.store.write() as conn:
+            alert_id = self.repo.add_alert(conn, evaluation_id=evaluation_id, monitor=config.name,
+                                           model=config.model, kind=kind, rule=rule, value=value, message=message)
+        payload = {"alert_id": alert_id, "monitor": config.name, "model": config.model, "kind": kind,
+                   "rule": rule, "value": value, "message": message, "evaluation_id": evaluation_id}
+        self.notifier(config.webhook or self.defaults.webhook).notify(alert_id, payload)
+        return alert_id
+
+    def trainer(self, config: MonitorConfig) -> ContinuousTrainer:
+        cooldown = parse_duration(config.cooldown or self.defaults.cooldown, field="cooldown")
+
+        def failed(model: str, decision: str, trigger_id: int) -> None:
+            self.alert(config, "retrain_failed", f"retraining trigger {trigger_id}", None,
+                       f"retraining of {model} failed (trigger {trigger_id}): {decision}")
+
+        return ContinuousTrainer(self.tracker, self.hooks.retrain, cooldown=cooldown, on_failure=failed)
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    def evaluate(self, config: MonitorConfig, *, current: Any = None, until_ms: int | None = None) -> Evaluation:
+        """Evaluate ``config`` once over its window ending at ``until_ms`` (default now), or over
+        ``current`` (a DataFrame) when given; store the result; alert and maybe retrain."""
+        until = until_ms if until_ms is not None else now_ms()
+        since = until - int(config.window_seconds * 1000)
+        version: str | None = None
+        try:
+            version, data_versions = self._served_version(config)
+            ref_key = config.reference or (data_versions[0] if data_versions else None)
+            if ref_key is None:
+                raise InvalidInput(
+                    f"monitor {config.name!r} has no reference and {config.model} has no training data set",
+                    field=f"monitors.{config.name}.reference", hint='set reference = "data:/<name>@<version>"')
+            window = current if current is not None else self._window(config, version, since, until)
+            metrics, drift = self._measure(config, ref_key, window)
+        except ConveyorError as exc:
+            return self._store(config, version, since, until, "error", {}, [], None, error=exc.message)
+        rules = [rule.evaluate(metrics) for rule in config.parsed_rules()]
+        status = "empty" if not metrics.get("rows") else "alert" if any(r.fired for r in rules) else "ok"
+        return self._store(config, version, since, until, status, metrics, rules, drift)
+
+    def _served_version(self, config: MonitorConfig) -> tuple[str | None, tuple[str, ...]]:
+        from conveyor.registry import Registry
+
+        try:
+            mv = Registry(self.tracker).get(f"models:/{config.model}@{config.alias}")
+        except (NotFound, ConveyorError):
+            return None, ()
+        return str(mv.version), tuple(mv.data_versions)
+
+    def _window(self, config: MonitorConfig, version: str | None, since: int, until: int) -> Any:
+        if self.hooks.load_window is None:
+            raise InvalidInput("no prediction-log reader is wired into monitoring", field="load_window",
+                               hint="use `conveyor monitor run` or pass MonitorHooks(load_window=...)")
+        return self.hooks.load_window(config.model, version, since, until)
+
+    def _measure(self, config: MonitorConfig, ref_key: str, window: Any) -> tuple[dict[str, Any], DriftReport | None]:
+        reference = reference_summary(self.tracker, ref_key, load=self.hooks.load_reference)
+        metrics: dict[str, Any] = score_frame(window, prediction=config.prediction)
+        metrics.setdefault("labelled_rows", 0.0)
+        if not len(window):
+            return metrics, None
+        features = config.columns or [c for c in reference.columns if c != config.target and c not in LOG_COLUMNS]
+        absent = [c for c in features if c not in window.columns]
+        if absent:
+            raise InvalidInput(f"the window lacks reference columns {absent}", field="columns", value=absent,
+                               hint=f"the window has {sorted(window.columns)}; set columns = [...] on the monitor")
+        frame = window[features].copy()
+        names = list(features)
+        if config.target and config.target in reference.columns and "label" in window:
+            frame[config.target] = window["label"]  # label drift: feedback labels vs training labels
+            names.append(config.target)
+        drift = compare(reference, summarize(frame), columns=names, method=config.method, methods=config.methods,
+                        threshold=config.threshold, drift_share=config.drift_share, target=config.target)
+        metrics.update(flatten(drift))
+        if config.target and config.target in reference.columns and config.prediction in window:
+            # prediction drift: predicted values against the training labels' distribution
+            pred = window[[config.prediction]].rename(columns={config.prediction: config.target})
+            kinds_match = reference[config.target].kind == summarize(pred)[config.target].kind
+            if kinds_match:
+                p = compare(reference, pred, columns=[config.target]).column(config.target)
+                metrics["prediction_drift"] = float(p.drifted) if p.status == "ok" else None
+                metrics["prediction_drift_value"] = p.value
+        return metrics, drift
+
+    def _store(self, config: MonitorConfig, version: str | None, since: int, until: int, status: str,
+               metrics: dict[str, Any], rules: list[RuleResult], drift: DriftReport | None,
+               error: str | None = None) -> Evaluation:
+        report_digest = None
+        if drift is not None:
+            report_digest = str(self.tracker.blobs.put_bytes(drift.current.to_bytes()).digest)
+        stored_metrics = {**metrics, "drift_report": drift.to_dict() if drift is not None else None}
+        with self.tracker.store.write() as conn:
+            evaluation_id = self.repo.add_evaluation(
+                conn, monitor=config.name, model=config.model, model_version=version, window_start=since,
+                window_end=until, status=status, metrics=stored_metrics, rules=[r.to_dict() for r in rules],
+                report_digest=report_digest, error=error)
+        if error:
+            log.error("monitor %s: %s", config.name, error)
+        alert_ids, triggers = [], []
+        for result in rules:
+            if result.fired:
+                message = f"monitor {config.name}: {result.rule} (value {_fmt(result.value)}) for {config.model}"
+                alert_ids.append(self.alert(config, "rule", result.rule, result.value, message, evaluation_id))
+        if alert_ids and config.retrain:
+            triggers.append(self.trainer(config).trigger(config.model, "alert", alert_id=alert_ids[0]))
+        return Evaluation(evaluation_id, config.name, config.model, version, status, metrics, tuple(rules),
+                          tuple(alert_ids), tuple(triggers), drift, error)
+
+
+def flatten(drift: DriftReport) -> dict[str, Any]:
+    """The drift report as rule metrics: ``drift_share``, ``drifted(col)``, ``missing_rate(col)``…"""
+    out: dict[str, Any] = {
+        "drift_share": drift.drift_share, "n_drifted": float(drift.n_drifted),
+        "dataset_drift": float(drift.dataset_drift),
+    }
+    for c in drift.columns:
+        if c.status == "ok":
+            out[f"drift({c.column})"] = c.value
+            out[f"drifted({c.column})"] = float(c.drifted)
+    if drift.label is not None and drift.label.status == "ok":
+        out["label_drift"] = float(drift.label.drifted)
+    for name, q in drift.quality.columns.items():
+        out[f"missing_rate({name})"] = q.missing_rate
+        out[f"new_category_rate({name})"] = q.new_category_rate
+        out[f"out_of_range_rate({name})"] = q.out_of_range_rate
+    return out
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
