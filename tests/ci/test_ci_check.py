@@ -133,5 +133,5 @@ def test_ci_init_writes_a_workflow(ci_project: Path, provider: str, path: str) -
     text = (ci_project / path).read_text(encoding="utf-8")
     assert "conveyor ci check --pipeline train:pipeline" in text and "conveyor ci promote" in text
     yaml.safe_load(text)
-    assert _invoke("ci", "init", "--provider", provider).exit_code == 2  # exists: --force needed
+    assert _invoke("ci", "init", "--provider", provider).exit_code == 1  # exists: --force needed
     assert _invoke("ci", "init", "--provider", "jenkins").exit_code == 2
