@@ -26,6 +26,7 @@ _GROUPS: list[tuple[str, str]] = [
     ("_serve", "serve"),
     ("_models", "models"),
     ("_ci", "ci"),
+    ("_monitor", "monitor"),
 ]
 
 

@@ -23,7 +23,8 @@
     columns = ["age", "plan"]          # default: the reference's columns
     rules = ["drift_share > 0.3", "accuracy < 0.85", "missing_rate(age) > 0.05"]
     retrain = true                     # an alert triggers the training pipeline
-    pipeline = "train"                 # which pipeline (default: the model's name)
+    pipeline = "training:train"        # MODULE:PIPELINE run by `conveyor monitor` on a trigger
+    gate = "default"                   # the [gates.<name>] the candidate must pass
     webhook = "…"                      # overrides [monitoring] webhook
 """
 
@@ -81,6 +82,7 @@ class MonitorConfig(_Model):
     rules: list[str] = Field(default_factory=list)
     retrain: bool = False
     pipeline: str | None = None
+    gate: str = "default"
     webhook: str | None = None
     cooldown: str | None = None
 

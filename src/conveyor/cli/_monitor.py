@@ -1,0 +1,309 @@
+"""``conveyor monitor``: evaluate monitors once or on a schedule, reports, alerts, retraining.
+
+This edge wires monitoring to the layers above and beside it: windows come from
+``conveyor.serving.read_prediction_log`` and a retraining runs the monitor's pipeline
+(``conveyor.pipelines.run``), then its gate (``conveyor.gates.evaluate``) and promotes the
+candidate (``conveyor.gates.promote``) only when the gate passed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from conveyor.cli._common import console, fmt_ms, handle_errors, print_json, settings, tracker
+from conveyor.errors import InvalidInput, NotFound
+
+app = typer.Typer(help="Drift, data quality, live performance, alerts and retraining.", no_args_is_help=True)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="monitor")
+
+
+# -- wiring ---------------------------------------------------------------------------------------
+def _window_reader(t: Any) -> Any:
+    def load(model: str, version: str | None, since: int, until: int) -> Any:
+        from conveyor.serving import read_prediction_log
+
+        return read_prediction_log(model, version, since, until, with_feedback=True, tracker=t)
+
+    return load
+
+
+def retrain_hook(t: Any, config: Any) -> Any:
+    """Run ``config.pipeline``, find the version it registered, gate it, promote if it passed."""
+    from conveyor.monitoring import RetrainOutcome
+
+    def hook(model: str, trigger_id: int) -> RetrainOutcome:
+        from conveyor.cli._pipeline import load_pipeline
+        from conveyor.gates import evaluate, promote
+        from conveyor.pipelines import run
+        from conveyor.registry import Registry
+
+        if not config.pipeline:
+            raise InvalidInput(f"monitor {config.name!r} has retrain = true but no pipeline",
+                               field=f"monitors.{config.name}.pipeline", hint='set pipeline = "module:pipeline"')
+        registry = Registry(t)
+        before = {v.version for v in registry.list_versions(model)} if _has_model(registry, model) else set()
+        result = run(load_pipeline(config.pipeline), tracker=t, tags={"conveyor.retrain_trigger": str(trigger_id)})
+        if not result.ok:
+            failed = {n: s.error for n, s in result.steps.items() if s.error}
+            raise RuntimeError(f"pipeline run {result.run_id} {result.status}: {failed}")
+        new = sorted(v.version for v in registry.list_versions(model) if v.version not in before)
+        if not new:
+            raise RuntimeError(f"pipeline run {result.run_id} registered no new version of {model}")
+        candidate = new[-1]
+        verdict = evaluate(config.gate, f"models:/{model}/{candidate}", registry=registry)
+        if not verdict.passed:
+            why = "; ".join(f"{c.name} ({c.summary})" for c in verdict.failures)
+            return RetrainOutcome(result.run_id, candidate, False, f"gate {config.gate!r} failed: {why}")
+        promote(model, candidate, registry=registry, reason=f"retraining trigger {trigger_id}")
+        return RetrainOutcome(result.run_id, candidate, True,
+                              f"gate {config.gate!r} passed; {model}@champion → {candidate}")
+
+    return hook
+
+
+def _has_model(registry: Any, model: str) -> bool:
+    try:
+        registry.list_versions(model)
+        return True
+    except NotFound:
+        return False
+
+
+def _monitoring(t: Any, names: list[str] | None = None) -> tuple[Any, list[Any]]:
+    from conveyor.monitoring import MonitorHooks, Monitoring, load_monitors
+
+    defaults, monitors = load_monitors(settings())
+    if not monitors:
+        raise NotFound("monitor", "any", hint="declare [monitors.<name>] in conveyor.toml")
+    unknown = [n for n in names or [] if n not in monitors]
+    if unknown:
+        raise NotFound("monitor", unknown[0], hint=f"known: {', '.join(sorted(monitors))}")
+    chosen = [monitors[n] for n in names] if names else list(monitors.values())
+    hooks = {c.name: retrain_hook(t, c) for c in chosen}
+
+    def retrain(model: str, trigger_id: int) -> Any:
+        config = next(c for c in chosen if c.model == model)
+        return hooks[config.name](model, trigger_id)
+
+    return Monitoring(t, defaults, MonitorHooks(load_window=_window_reader(t), retrain=retrain)), chosen
+
+
+def _show(evaluation: Any) -> None:
+    colour = {"ok": "green", "alert": "red", "empty": "yellow", "error": "red"}[evaluation.status]
+    m = evaluation.metrics
+    console.print(
+        f"[bold]{evaluation.monitor}[/] ({evaluation.model} v{evaluation.model_version or '?'}): "
+        f"[{colour}]{evaluation.status}[/] · rows {int(m.get('rows') or 0)} · drift share "
+        f"{_f(m.get('drift_share'))} · accuracy {_f(m.get('accuracy'))} · p95 {_f(m.get('p95_latency_ms'))} ms",
+        highlight=False)
+    if evaluation.error:
+        console.print(f"  [red]{evaluation.error}[/]", highlight=False)
+    for rule in evaluation.rules:
+        mark = {"fired": "[red]ALERT[/]", "ok": "[green]ok[/]", "no data": "[yellow]no data[/]"}[rule.status]
+        console.print(f"  {mark} {rule.rule} (value {_f(rule.value)})", highlight=False)
+    for trig in evaluation.triggers:
+        console.print(f"  retraining trigger {trig.id}: {trig.status} — {trig.decision}", highlight=False)
+
+
+def _f(value: Any) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
+def _as_dict(evaluation: Any) -> dict[str, Any]:
+    return {"id": evaluation.id, "monitor": evaluation.monitor, "model": evaluation.model,
+            "version": evaluation.model_version, "status": evaluation.status, "error": evaluation.error,
+            "metrics": {k: v for k, v in evaluation.metrics.items() if k != "drift_report"},
+            "rules": [r.to_dict() for r in evaluation.rules], "alerts": list(evaluation.alert_ids),
+            "triggers": [t.__dict__ for t in evaluation.triggers]}
+
+
+# -- commands --------------------------------------------------------------------------------------
+@app.command("run")
+@handle_errors
+def run_cmd(
+    names: list[str] = typer.Argument(None, help="Monitors to evaluate (default: all)."),
+    as_json: bool = typer.Option(False, "--json"),
+    wait: float = typer.Option(30.0, "--wait", help="Seconds to let webhook deliveries finish before exiting."),
+) -> None:
+    """Evaluate monitors once (for cron or CI); exit 1 when an alert fired."""
+    with tracker() as t:
+        monitoring, chosen = _monitoring(t, names)
+        results = [monitoring.evaluate(c) for c in chosen]
+        monitoring.wait(wait)
+    if as_json:
+        print_json([_as_dict(e) for e in results])
+    else:
+        for evaluation in results:
+            _show(evaluation)
+    if any(e.status in ("alert", "error") for e in results):
+        raise typer.Exit(1)
+
+
+@app.command("watch")
+@handle_errors
+def watch_cmd(
+    names: list[str] = typer.Argument(None, help="Monitors to evaluate (default: all)."),
+    every: str = typer.Option(None, "--every", help="Interval, e.g. 10m (default: each monitor's schedule)."),
+    max_runs: int = typer.Option(0, "--max-runs", min=0, help="Stop after this many rounds (0: never)."),
+) -> None:
+    """Keep evaluating monitors, each on its schedule (or --every); Ctrl-C stops."""
+    from conveyor.monitoring import parse_duration
+
+    with tracker() as t:
+        monitoring, chosen = _monitoring(t, names)
+        interval = {c.name: parse_duration(every) if every else c.schedule_seconds for c in chosen}
+        due = {c.name: 0.0 for c in chosen}
+        rounds = 0
+        try:
+            while not max_runs or rounds < max_runs:
+                now = time.monotonic()
+                for config in chosen:
+                    if now >= due[config.name]:
+                        _show(monitoring.evaluate(config))
+                        due[config.name] = now + interval[config.name]
+                rounds += 1
+                if max_runs and rounds >= max_runs:
+                    break
+                time.sleep(max(0.0, min(due.values()) - time.monotonic()))
+        except KeyboardInterrupt:
+            console.print("stopped")
+        monitoring.wait(10)
+
+
+@app.command("report")
+@handle_errors
+def report_cmd(
+    model: str = typer.Argument(..., help="Registered model name."),
+    html: Path = typer.Option(None, "--html", help="Write a self-contained HTML page here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report document as JSON."),
+    monitor: str = typer.Option(None, "--monitor", help="Only this monitor's evaluations."),
+) -> None:
+    """Drift table, reference-vs-current distributions and metrics over time of MODEL."""
+    from conveyor.monitoring import render_html, report_data
+
+    with tracker() as t:
+        data = report_data(t, model, monitor=monitor)
+    if html is not None:
+        html.write_text(render_html(data), encoding="utf-8")
+        console.print(f"wrote {html} ({html.stat().st_size / 1024:.0f} KiB)")
+    if as_json:
+        print_json(data)
+    if html is None and not as_json:
+        drift = data["drift"]
+        console.print(f"{len(data['series'])} evaluations; newest drift share {_f(drift.get('drift_share'))}; "
+                      f"use --html FILE or --json", highlight=False)
+
+
+@app.command("drift")
+@handle_errors
+def drift_cmd(
+    reference: str = typer.Argument(..., help="data:/name@version or a Parquet/CSV file."),
+    current: str = typer.Argument(..., help="data:/name@version or a Parquet/CSV file."),
+    method: str = typer.Option("auto", "--method"),
+    threshold: float = typer.Option(None, "--threshold"),
+    html: Path = typer.Option(None, "--html"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Compare two tables column by column (ad hoc, nothing stored); exit 1 on data-set drift."""
+    from conveyor.monitoring import compare
+    from conveyor.monitoring._report import drift_report_data, render_html
+
+    with tracker() as t:
+        report = compare(_table(t, reference), _table(t, current), method=method, threshold=threshold)
+    if html is not None:
+        html.write_text(render_html(drift_report_data(report, title=f"{reference} → {current}")), encoding="utf-8")
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        table = Table("column", "method", "value", "threshold", "drifted", "note")
+        for c in report.columns:
+            table.add_row(c.column, c.method, _f(c.value), _f(c.threshold),
+                          "[red]yes[/]" if c.drifted else "no", c.note)
+        console.print(table)
+        console.print(f"drift share {_f(report.drift_share)} → data-set drift: {report.dataset_drift}")
+    if report.dataset_drift:
+        raise typer.Exit(1)
+
+
+def _table(t: Any, ref: str) -> Any:
+    if ref.startswith("data:/"):
+        from conveyor.data import load
+
+        return load(ref, tracker=t)
+    path = Path(ref)
+    if not path.exists():
+        raise NotFound("table", ref, hint="give data:/name@version or an existing .parquet/.csv file")
+    if path.suffix == ".csv":
+        import pandas as pd
+
+        return pd.read_csv(path)
+    return path
+
+
+@app.command("retrain")
+@handle_errors
+def retrain_cmd(
+    monitor: str = typer.Argument(..., help="The monitor whose model, pipeline and gate to use."),
+    force: bool = typer.Option(False, "--force", help="Ignore the cool-down (never the one-in-flight rule)."),
+) -> None:
+    """Trigger a retraining by hand: pipeline → gate → promotion if it passed."""
+    with tracker() as t:
+        monitoring, (config,) = _monitoring(t, [monitor])
+        row = monitoring.trainer(config).trigger(config.model, "command", force=force)
+        monitoring.wait(10)
+    console.print(f"trigger {row.id}: {row.status} — {row.decision}", highlight=False)
+    if row.status in ("failed", "rejected"):
+        raise typer.Exit(1)
+
+
+@app.command("history")
+@handle_errors
+def history_cmd(
+    model: str = typer.Option(None, "--model"),
+    what: str = typer.Option("evaluations", "--show", help="evaluations, alerts or triggers."),
+    limit: int = typer.Option(50, "--limit", min=1),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Stored evaluations, alerts or retraining triggers, newest first."""
+    from conveyor.store import MonitoringRepo
+
+    repo = MonitoringRepo()
+    with tracker() as t, t.store.read() as conn:
+        if what == "evaluations":
+            rows = [{"id": r.id, "at": r.created_at, "monitor": r.monitor, "model": r.model,
+                     "version": r.model_version, "status": r.status,
+                     "drift_share": r.metrics.get("drift_share"), "accuracy": r.metrics.get("accuracy"),
+                     "error": r.error} for r in repo.evaluations(conn, model=model, limit=limit)]
+        elif what == "alerts":
+            rows = [{**a.__dict__, "at": a.created_at} for a in repo.alerts(conn, model=model, limit=limit)]
+        elif what == "triggers":
+            rows = [{**r.__dict__, "at": r.created_at} for r in repo.triggers(conn, model=model, limit=limit)]
+        else:
+            raise InvalidInput(f"--show {what!r} is not one of evaluations, alerts, triggers", field="show", value=what)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print(f"no {what} yet")
+        return
+    keys = [k for k in rows[0] if k not in ("created_at", "finished_at")]
+    table = Table(*keys)
+    for row in rows:
+        table.add_row(*[fmt_ms(row[k]) if k == "at" else json.dumps(row[k]) if isinstance(row[k], dict)
+                        else _cell(row[k]) for k in keys])
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
