@@ -55,7 +55,6 @@ runs = Table(
     Column("deleted_at", BigInt),
     Index("ix_runs_experiment_id_start_time", "experiment_id", "start_time"),
     Index("ix_runs_parent_id", "parent_id"),
-    Index("ix_runs_deleted_at", "deleted_at"),
 )
 
 params = Table(

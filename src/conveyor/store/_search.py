@@ -82,6 +82,16 @@ def _compile(node: Node) -> ColumnElement[bool]:
     return runs.c.id.in_(has_key.where(_apply(table.c.value, op, value)))
 
 
+def _uses_child_tables(node: Node | None) -> bool:
+    if node is None:
+        return False
+    if isinstance(node, (And, Or)):
+        return any(_uses_child_tables(p) for p in node.parts)
+    if isinstance(node, Not):
+        return False
+    return node.field.kind != "attribute" and node.op not in ("is_null", "not_in")
+
+
 def _order(query: Select[Any], order: list[tuple[Field, bool]]) -> Select[Any]:
     clauses = []
     for i, (field, descending) in enumerate(order):
@@ -118,7 +128,13 @@ def search_runs(
     )
     conditions: list[ColumnElement[bool]] = []
     if experiment_ids is not None:
-        conditions.append(runs.c.experiment_id.in_(list(experiment_ids)) if experiment_ids else false())
+        experiment = runs.c.experiment_id
+        if conn.dialect.name == "sqlite" and _uses_child_tables(node):
+            # Without statistics SQLite would walk every run of the experiment and probe each
+            # condition; "+ 0" hides that index so the (smaller) set of runs matching the
+            # metric/param/tag conditions drives the query instead.
+            experiment = experiment + 0
+        conditions.append(experiment.in_(list(experiment_ids)) if experiment_ids else false())
     if not include_deleted:
         conditions.append(runs.c.deleted_at.is_(None))
     if node is not None:

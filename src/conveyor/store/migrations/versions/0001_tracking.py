@@ -56,7 +56,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_runs'))
     )
     with op.batch_alter_table('runs', schema=None) as batch_op:
-        batch_op.create_index('ix_runs_deleted_at', ['deleted_at'], unique=False)
         batch_op.create_index('ix_runs_experiment_id_start_time', ['experiment_id', 'start_time'], unique=False)
         batch_op.create_index('ix_runs_parent_id', ['parent_id'], unique=False)
 
@@ -144,7 +143,6 @@ def downgrade() -> None:
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.drop_index('ix_runs_parent_id')
         batch_op.drop_index('ix_runs_experiment_id_start_time')
-        batch_op.drop_index('ix_runs_deleted_at')
 
     op.drop_table('runs')
     op.drop_table('experiment_tags')
