@@ -88,7 +88,9 @@ def run_pipeline(registry: Registry, target: str) -> str:
 
 
 def _is_package(registry: Registry, digest: str) -> bool:
-    return any(entry.path == META_FILE for entry in registry.blobs.read_manifest(digest).entries)
+    from conveyor.blobs import Digest
+
+    return any(entry.path == META_FILE for entry in registry.blobs.read_manifest(Digest.parse(digest)).entries)
 
 
 def ci_promote(

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
+from conveyor.blobs import Digest
 from conveyor.entities import now_ms
-from conveyor.errors import InvalidInput, NotFound
+from conveyor.errors import ConveyorError, InvalidInput, NotFound
 from conveyor.gates._assess import assess
 from conveyor.gates._checks import baseline_predictions, data_check, operational_check
 from conveyor.gates._result import Evaluation
@@ -152,8 +153,8 @@ def _subject(registry: Registry, model: Any, trusted: list[str] | None) -> Subje
 
 def _package_size(registry: Registry, digest: str) -> int | None:
     try:
-        return sum(entry.size for entry in registry.blobs.read_manifest(digest).entries)
-    except Exception:  # a file package, or an old object: size is then unknown, not an error
+        return sum(entry.size for entry in registry.blobs.read_manifest(Digest.parse(digest)).entries)
+    except ConveyorError:  # a single-file package: its size is then unknown, not an error
         return None
 
 

@@ -163,7 +163,8 @@ def _gate(evaluation: dict[str, Any] | None) -> list[str]:
     verdict = "PASSED" if evaluation.get("passed") else "FAILED"
     out = [f"## Gate `{evaluation.get('gate')}`: {verdict}", "", "| check | result | summary |", "|---|---|---|"]
     for check in evaluation.get("checks", []):
-        out.append(f"| {check['name']} | {'pass' if check['passed'] else 'FAIL'} | {check['summary']} |")
+        result = {True: "pass", False: "FAIL", None: "skipped"}[check["passed"]]
+        out.append(f"| {check['name']} | {result} | {check['summary']} |")
     return out + [""]
 
 
