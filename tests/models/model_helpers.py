@@ -1,11 +1,16 @@
-"""Importable helpers for the model tests: a pyfunc class and an untrusted sklearn transformer."""
+"""Importable helpers for the model tests: a pyfunc class, an untrusted sklearn transformer and a
+third-party flavor plugin."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+
+from conveyor.models import Flavor
 
 
 class Threshold:
@@ -39,3 +44,37 @@ class Doubler(TransformerMixin, BaseEstimator):
 
     def transform(self, X: Any) -> Any:
         return np.asarray(X) * 2.0
+
+
+class Linear:
+    """A model type only the third-party ``linear-npz`` flavor below knows."""
+
+    def __init__(self, weights: np.ndarray) -> None:
+        self.weights = weights
+
+    def predict(self, x: Any) -> np.ndarray:
+        return np.asarray(x) @ self.weights
+
+
+class LinearFlavor(Flavor):
+    """A third-party flavor, as a plugin package would declare it under ``conveyor.flavors``."""
+
+    name = "linear-npz"
+    requirements = ()
+
+    def can_handle(self, obj: Any) -> bool:
+        return isinstance(obj, Linear)
+
+    def save(self, obj: Any, folder: Path, **options: Any) -> dict[str, Any]:
+        np.savez(folder / "weights.npz", w=obj.weights)
+        return {"file": "weights.npz"}
+
+    def load(self, folder: Path, config: Mapping[str, Any], **opts: Any) -> Any:
+        with np.load(folder / config["file"], allow_pickle=False) as data:
+            return Linear(data["w"])
+
+    def predict(self, model: Any, batch: Any) -> Any:
+        return model.predict(batch.to_numpy())
+
+    def native_predict(self, model: Any, example: Any) -> Any:
+        return model.predict(example)

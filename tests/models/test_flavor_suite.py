@@ -99,3 +99,18 @@ def case(request: pytest.FixtureRequest) -> FlavorCase:
 @pytest.mark.parametrize("check", flavor_checks(), ids=lambda c: c.__name__)
 def test_flavor_suite(case: FlavorCase, check: Callable[[FlavorCase, Path], None], tmp_path: Path) -> None:
     check(case, tmp_path)
+
+
+def test_a_plugin_flavor_passes_the_same_suite(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A third-party flavor, found through the ``conveyor.flavors`` entry-point group."""
+    from model_helpers import Linear
+
+    from conveyor.models import _flavor, check_flavor, flavor_names
+
+    # the entry-point table as an installed plugin distribution would declare it
+    monkeypatch.setattr(_flavor, "_plugins", lambda: {"linear-npz": "model_helpers:LinearFlavor"})
+    monkeypatch.setattr(_flavor, "_cache", {})
+    assert flavor_names()[-1] == "linear-npz"
+    model = Linear(np.array([0.5, -1.0, 2.0, 0.0]))
+    x = np.random.default_rng(1).random((6, 4))
+    check_flavor(FlavorCase("linear-npz", model, x, model.predict), tmp_path)

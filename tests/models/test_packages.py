@@ -141,3 +141,23 @@ def test_public_surface_is_pinned_and_sorted() -> None:
     )
     for name in exported:
         assert getattr(conveyor.models, name) is not None
+
+
+def test_loaded_models_are_predictors(tmp_path: Path, sk_classifier: Any, table: Any) -> None:
+    from conveyor.entities import Predictor
+
+    save(sk_classifier, tmp_path / "m", input_example=table[0].iloc[:2])
+    loaded = load(tmp_path / "m")
+    assert isinstance(loaded, Predictor)
+    assert loaded.has_proba
+
+
+def test_pyfunc_array_input_and_from_state(tmp_path: Path, floats: np.ndarray) -> None:
+    from model_helpers import Threshold
+
+    model = Threshold([1.0, 1.0, 1.0, 1.0], 2.0)
+    save(model, tmp_path / "m", input_example=floats)
+    loaded = load(tmp_path / "m")
+    assert loaded.meta.flavor_config["accepts"] == "array"
+    assert loaded.meta.flavor_config["arrays"] == "state.npz"  # the weights, not JSON
+    np.testing.assert_array_equal(loaded.predict(floats), model.predict(floats))
