@@ -121,7 +121,7 @@ def run_cmd(
         colour = "green" if result.ok else "red"
         console.print(
             f"[{colour}]{result.status}[/] run {result.run_id} in {result.duration_s:.2f}s · "
-            f"{len(result.cached)}/{len(result.steps)} steps cached",
+            f"{len(result.cached)}/{result.step_count} steps cached",
             highlight=False,
         )
     if not result.ok:
@@ -235,7 +235,7 @@ def sweep_cmd(
             table.add_column(col)
         for p, r, v in result.points:
             table.add_row(*(str(p[k]) for k in values), fmt_value(v), r.status,
-                          f"{len(r.cached)}/{len(r.steps)}", r.run_id[:12])
+                          f"{len(r.cached)}/{r.step_count}", r.run_id[:12])
         console.print(table)
         if result.best:
             p, r, v = result.best

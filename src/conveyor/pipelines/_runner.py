@@ -43,6 +43,7 @@ class StepResult:
     error: str | None = None
     duration_s: float = 0.0
     attempts: int = 0
+    kind: str = "step"  # or "dataset": an input resolved by the coordinator, not run
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,11 @@ class PipelineResult:
     @property
     def cached(self) -> list[str]:
         return [n for n, s in self.steps.items() if s.cached]
+
+    @property
+    def step_count(self) -> int:
+        """Steps proper (data set inputs are resolved, not run)."""
+        return sum(1 for s in self.steps.values() if s.kind == "step")
 
     def load(self, node: str, output: str | None = None, *, tracker: Any = None) -> Any:
         """The value a step returned, read back from the artifact store.
@@ -104,7 +110,7 @@ class _Run:
         self.results: dict[str, StepResult] = {}
         self.datasets = datasets
         for node_id, (ref, output) in datasets.items():
-            self.results[node_id] = StepResult(node_id, "FINISHED", outputs={"output": output})
+            self.results[node_id] = StepResult(node_id, "FINISHED", outputs={"output": output}, kind="dataset")
             on_event(node_id, "finished", ref)
         self.s3_endpoint_url = s3_endpoint_url
         project = find_project_root(Path.cwd()) or Path.cwd()
@@ -330,7 +336,8 @@ def run(
     results = {n: state.results[n] for n in graph.order()}
     failed = [n for n, r in results.items() if r.status != "FINISHED"]
     cached = sum(r.cached for r in results.values())
-    tracker.set_tags(parent.id, {"conveyor.cached_steps": f"{cached}/{len(results)}"})
+    steps = sum(1 for r in results.values() if r.kind == "step")
+    tracker.set_tags(parent.id, {"conveyor.cached_steps": f"{cached}/{steps}"})
     error = None
     if failed:
         error = "; ".join(f"{n}: {results[n].error}" for n in failed if results[n].status == "FAILED")

@@ -106,7 +106,7 @@ def stage(story: Story) -> None:
     for column in ("run", "steps run", "steps cached", "seconds"):
         table.add_column(column, justify="right" if column != "run" else "left")
     for label, result in (("first", first), ("second", second)):
-        ran = sum(1 for s in result.steps.values() if s.run_id and not s.cached)
+        ran = sum(1 for s in result.steps.values() if s.kind == "step" and not s.cached)
         table.add_row(f"{label} {result.run_id[:8]}", str(ran), str(len(result.cached)), f"{result.duration_s:.2f}")
     story.console.print(table)
     metrics = story.tracker.get_run(second.run_id).metrics
