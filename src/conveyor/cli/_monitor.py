@@ -83,7 +83,7 @@ def _monitoring(t: Any, names: list[str] | None = None) -> tuple[Any, list[Any]]
 
     defaults, monitors = load_monitors(settings())
     if not monitors:
-        raise NotFound("monitor", "any", hint="declare [monitors.<name>] in conveyor.toml")
+        raise NotFound("monitor", "any", hint="declare a table monitors.<name> in conveyor.toml")
     unknown = [n for n in names or [] if n not in monitors]
     if unknown:
         raise NotFound("monitor", unknown[0], hint=f"known: {', '.join(sorted(monitors))}")

@@ -1,0 +1,188 @@
+"""Quickstart stage, the loop closes: train → gate → promote → serve → production traffic
+shifts → drift detected → retraining on the newest data → gated → promoted → serving follows.
+
+Self-contained (it needs nothing from earlier stages, only ``story.tracker``): a synthetic
+churn model ``churn-loop`` is trained on data set ``churn-train@1``, passes gate
+``churn-loop``, becomes champion and is served in-process (``create_app(..., follow=True)``
+through Starlette's test client). Four batches of traffic are replayed with feedback
+labels; from the third on, customers pay more, call support more and buy bigger plans,
+and the relation between those and churn changes. A monitor evaluates each batch; its
+alert triggers the retraining hook, which versions the labelled production rows as
+``churn-train@2``, trains, gates against the champion and promotes; the server follows
+the alias and the last batch is answered by the new version. Leaves
+``story.facts["monitoring"]`` with the evaluations, the trigger and the versions served.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.table import Table
+
+from conveyor.quickstart._run import Story
+
+MODEL = "churn-loop"
+EXPERIMENT = "quickstart-monitoring"
+BATCH = 400
+FEATURES = ["tenure", "charges", "calls", "plan"]
+
+
+def traffic(n: int, shifted: bool, seed: int) -> Any:
+    """Customers with a churn label; ``shifted`` moves the inputs and changes the concept."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    tenure = np.clip(rng.exponential(24, n), 1, 72).round()
+    charges = rng.normal(85 if shifted else 60, 15, n).round(2)
+    calls = rng.poisson(3 if shifted else 1, n).astype(float)
+    plan = rng.choice(["basic", "pro", "team"], n, p=[0.2, 0.3, 0.5] if shifted else [0.5, 0.3, 0.2])
+    if shifted:  # support calls now drive churn, high charges on team plans no longer do
+        logit = -0.5 + 0.9 * (calls - 3) - 0.04 * (tenure - 24) - 1.2 * (plan == "team")
+    else:
+        logit = -0.5 + 0.08 * (charges - 60) - 0.05 * (tenure - 24) + 0.2 * (calls - 1)
+    churned = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return pd.DataFrame({"tenure": tenure, "charges": charges, "calls": calls, "plan": plan, "churned": churned})
+
+
+def _fit(frame: Any) -> Any:
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    prep = make_column_transformer((StandardScaler(), ["tenure", "charges", "calls"]),
+                                   (OneHotEncoder(handle_unknown="ignore"), ["plan"]))
+    return make_pipeline(prep, LogisticRegression(max_iter=500)).fit(frame[FEATURES], frame["churned"])
+
+
+def _gate(holdout: str) -> Any:
+    from conveyor.gates import define_gate
+
+    return define_gate("churn-loop", model=MODEL, label="churned", data=holdout, metrics=["accuracy >= 0.65"],
+                       compare={"metric": "accuracy", "margin": 0.02}, data_checks=False)
+
+
+def train_and_gate(story: Story, frame: Any, holdout: Any, reason: str) -> tuple[str, int, bool, str]:
+    """Version ``frame``, train on it, register, gate on ``holdout``, promote if it passes."""
+    import conveyor
+    import conveyor.data
+    import conveyor.models
+    from conveyor.gates import evaluate, promote
+    from conveyor.registry import Registry
+
+    t = story.tracker
+    train_ref = conveyor.data.add(frame, name="churn-train", tracker=t).ref
+    holdout_ref = conveyor.data.add(holdout, name="churn-holdout", tracker=t).ref
+    model = _fit(frame)
+    with conveyor.start_run(experiment=EXPERIMENT, name=f"train {MODEL} ({reason})", tags={"stage": "monitor"}) as run:
+        conveyor.log_params({"train": train_ref, "reason": reason})
+        conveyor.log_metric("accuracy", float((model.predict(holdout[FEATURES]) == holdout["churned"]).mean()))
+        conveyor.models.log(model, "model", input_example=frame[FEATURES].head(3))
+    t.flush()
+    registry = Registry(t)
+    version = registry.register(f"runs:/{run.id}/model", MODEL, data_versions=[train_ref]).version
+    verdict = evaluate(_gate(holdout_ref), f"models:/{MODEL}/{version}", registry=registry)
+    if not verdict.passed:
+        return run.id, version, False, "gate failed: " + "; ".join(c.summary for c in verdict.failures)
+    promote(MODEL, version, registry=registry, reason=reason)
+    return run.id, version, True, f"gate passed on {holdout_ref}; {MODEL}@champion → v{version}"
+
+
+def stage(story: Story) -> None:
+    import warnings
+
+    with warnings.catch_warnings():  # Starlette nudges towards httpx2; httpx is what conveyor ships
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    from conveyor.monitoring import MonitorConfig, MonitorHooks, Monitoring, MonitoringDefaults, RetrainOutcome
+    from conveyor.serving import ServingConfig, create_app, read_prediction_log
+
+    out = story.console.print
+    t = story.tracker
+    run_id, v1, ok, decision = train_and_gate(story, traffic(3000, False, 1), traffic(1000, False, 2), "initial")
+    out(f"trained {MODEL} v{v1} on data:/churn-train@1 (run {run_id[:8]}): {decision}")
+    state: dict[str, Any] = {"since": 0}
+
+    def window(model: str, version: str | None, since: int, until: int) -> Any:
+        return read_prediction_log(model, None, max(since, state["since"]), until, with_feedback=True, tracker=t)
+
+    def retrain(model: str, trigger_id: int) -> RetrainOutcome:
+        log = read_prediction_log(model, since=state["shift_started"], with_feedback=True, tracker=t)
+        newest = log[log["label"].notna()][FEATURES].assign(churned=log["label"].dropna().astype(int))
+        out(f"  retraining (trigger {trigger_id}) on the {len(newest)} newest labelled production rows")
+        run, version, promoted, why = train_and_gate(story, newest, traffic(1000, True, 99), f"trigger {trigger_id}")
+        return RetrainOutcome(run, version, promoted, why)
+
+    config = MonitorConfig(name="churn-loop", model=MODEL, target="churned", window="1h", retrain=True,
+                           rules=["drift_share > 0.3", "accuracy < 0.7"], cooldown="1h")
+    monitoring = Monitoring(t, MonitoringDefaults(), MonitorHooks(load_window=window, retrain=retrain))
+    app = create_app([f"models:/{MODEL}@champion"], tracker=t, follow=True,
+                     config=ServingConfig(access_log=False, log_flush_s=0.1, follow_interval_s=0.2))
+    table = Table(title=f"production traffic to {MODEL}@champion, {BATCH} requests per batch")
+    for column in ("batch", "traffic", "served by", "accuracy", "drift share", "monitor", "retraining"):
+        table.add_column(column)
+    evaluations, served = [], []
+    with TestClient(app) as client:
+        for batch, shifted in enumerate((False, False, True, True, True), 1):
+            if shifted and "shift_started" not in state:
+                state["shift_started"] = _now_ms()
+            state["since"] = _now_ms()
+            frame = traffic(BATCH, shifted, 10 + batch)
+            _replay(client, frame, batch)
+            time.sleep(0.4)  # the log writer flushes every 0.1 s
+            evaluation = monitoring.evaluate(config)
+            log = read_prediction_log(MODEL, since=state["since"], tracker=t)
+            versions = sorted(set(log["version"].astype(str)))
+            evaluations.append(evaluation)
+            served.append(versions)
+            trig = evaluation.triggers[0] if evaluation.triggers else None
+            table.add_row(str(batch), "shifted" if shifted else "as trained", ", ".join(f"v{v}" for v in versions),
+                          _f(evaluation.metrics.get("accuracy")), _f(evaluation.metrics.get("drift_share")),
+                          {"alert": "[red]ALERT[/]", "ok": "[green]ok[/]"}.get(evaluation.status, evaluation.status),
+                          f"{trig.status}: {trig.decision}" if trig else "")
+            if trig and trig.status == "promoted":
+                _wait_for_follow(client, trig.candidate_version)
+    monitoring.wait(5)
+    story.console.print(table)
+    trigger = next((e.triggers[0] for e in evaluations if e.triggers and e.triggers[0].status == "promoted"), None)
+    if trigger is not None:
+        out(f"trace: evaluation {next(e.id for e in evaluations if trigger in e.triggers)} → alert "
+            f"{trigger.alert_id} → retraining trigger {trigger.id} → run {str(trigger.run_id)[:8]} → "
+            f"{MODEL} v{trigger.candidate_version} promoted; the last batch was served by "
+            f"{', '.join('v' + v for v in served[-1])}")
+    out("see it: `conveyor monitor report churn-loop --html report.html` · `conveyor monitor history --show triggers`")
+    story.facts["monitoring"] = {"evaluations": [e.id for e in evaluations], "served": served,
+                                 "trigger": trigger.__dict__ if trigger else None}
+
+
+def _replay(client: Any, frame: Any, batch: int) -> None:
+    """Send ``frame`` in requests of 20 rows, then its labels as feedback."""
+    for start in range(0, len(frame), 20):
+        part = frame.iloc[start:start + 20]
+        rid = f"qs-{batch}-{start}"
+        answer = client.post("/invocations", headers={"x-request-id": rid}, json={"dataframe_split": {
+            "columns": FEATURES, "data": part[FEATURES].to_numpy().tolist()}})
+        answer.raise_for_status()
+        client.post(f"/v2/models/{MODEL}/feedback",
+                    json={"request_id": rid, "labels": part["churned"].tolist()}).raise_for_status()
+
+
+def _wait_for_follow(client: Any, version: int | None, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        meta = client.get(f"/v2/models/{MODEL}").json()
+        if str(meta.get("versions", [meta.get("version")])[-1]) == str(version) or str(version) in map(
+                str, meta.get("versions", [])):
+            return
+        time.sleep(0.2)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _f(value: Any) -> str:
+    return "—" if value is None else f"{value:.3f}"
