@@ -161,3 +161,8 @@ def test_pyfunc_array_input_and_from_state(tmp_path: Path, floats: np.ndarray) -
     assert loaded.meta.flavor_config["accepts"] == "array"
     assert loaded.meta.flavor_config["arrays"] == "state.npz"  # the weights, not JSON
     np.testing.assert_array_equal(loaded.predict(floats), model.predict(floats))
+
+
+def test_unknown_flavor_option_is_named(tmp_path: Path, sk_classifier: Any) -> None:
+    with pytest.raises(InvalidInput, match="unknown option.*factory"):
+        save(sk_classifier, tmp_path / "m", factory="x:y")

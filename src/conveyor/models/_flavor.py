@@ -67,6 +67,17 @@ class Flavor:
         """The model's own prediction on an input example, used to infer output specs."""
         return None
 
+    def reject_options(self, options: Mapping[str, Any], known: tuple[str, ...] = ()) -> None:
+        """Refuse save options this flavor does not know (``example`` is always passed)."""
+        unknown = sorted(k for k in options if k != "example" and k not in known)
+        if unknown:
+            raise InvalidInput(
+                f"unknown option(s) for the {self.name} flavor: {', '.join(unknown)}",
+                field=unknown[0],
+                value=options[unknown[0]],
+                hint=f"this flavor takes: {', '.join(known) or 'no options'}",
+            )
+
 
 _cache: dict[str, Flavor] = {}
 

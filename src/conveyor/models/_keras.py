@@ -27,6 +27,7 @@ class KerasFlavor(Flavor):
         return isinstance(obj, keras.Model)
 
     def save(self, obj: Any, folder: Path, **options: Any) -> dict[str, Any]:
+        self.reject_options(options)
         obj.save(folder / FILE)
         dtype = getattr(obj.inputs[0], "dtype", "float32") if getattr(obj, "inputs", None) else "float32"
         return {"file": FILE, "input_dtype": str(dtype)}

@@ -64,6 +64,7 @@ class OnnxFlavor(Flavor):
         return isinstance(obj, onnx.ModelProto)
 
     def save(self, obj: Any, folder: Path, **options: Any) -> dict[str, Any]:
+        self.reject_options(options)
         (folder / FILE).write_bytes(obj.SerializeToString())
         return {
             "file": FILE,

@@ -41,8 +41,7 @@ class PyfuncFlavor(Flavor):
 
         example = options.pop("example", None)
         accepts = options.pop("accepts", None) or ("array" if isinstance(example, np.ndarray) else "frame")
-        if options:
-            raise InvalidInput(f"unknown option(s) for the pyfunc flavor: {', '.join(sorted(options))}", field="options")
+        self.reject_options(options, ("accepts",))
         if accepts not in ("frame", "array"):
             raise InvalidInput(f"accepts={accepts!r} is not valid", field="accepts", value=accepts, hint='use "frame" or "array"')
         reference = reference_of(type(obj))

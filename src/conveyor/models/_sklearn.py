@@ -37,7 +37,7 @@ class SklearnFlavor(Flavor):
     def save(self, obj: Any, folder: Path, **options: Any) -> dict[str, Any]:
         import skops.io as sio
 
-        _reject_unknown(options)
+        self.reject_options(options)
         sio.dump(obj, folder / FILE)
         names = getattr(obj, "feature_names_in_", None)
         return {
@@ -84,10 +84,3 @@ class SklearnFlavor(Flavor):
     def native_predict(self, model: Any, example: Any) -> Any:
         return model.predict(example)
 
-
-def _reject_unknown(options: Mapping[str, Any]) -> None:
-    unknown = sorted(k for k in options if k != "example")
-    if unknown:
-        raise InvalidInput(
-            f"unknown option(s) for the sklearn flavor: {', '.join(unknown)}", field=unknown[0], value=options[unknown[0]]
-        )

@@ -39,8 +39,7 @@ class TorchFlavor(Flavor):
         factory = options.pop("factory", None)
         kwargs = dict(options.pop("factory_kwargs", None) or {})
         mode = options.pop("mode", "script")
-        if options:
-            raise InvalidInput(f"unknown option(s) for the pytorch flavor: {', '.join(sorted(options))}", field="options")
+        self.reject_options(options, ("factory", "factory_kwargs", "mode"))
         dtype = _input_dtype(example)
         if factory is not None:
             load_reference(factory, what="factory")  # fail now, not when someone loads it
