@@ -59,13 +59,17 @@ def evaluate(
         result.passed, [c.summary for c in result.failures]
     """
     spec = gate if isinstance(gate, GateSpec) else load_gate(gate)
-    if registry is None:
+    needs_store = (
+        isinstance(candidate, str) or isinstance(champion, str) or isinstance(data, str) or data is None
+        or (champion == "auto" and spec.model is not None)
+    )
+    if registry is None and needs_store:
         from conveyor.registry import get_registry
 
         registry = get_registry()
     cand = _subject(registry, candidate, trusted)
     champ = _champion(registry, spec, cand, champion, trusted)
-    frame, dataset = _frame(spec, data, registry.tracker)
+    frame, dataset = _frame(spec, data, registry.tracker if registry is not None else None)
     if spec.label not in frame.columns:
         raise InvalidInput(
             f"gates.{spec.name}.label names column {spec.label!r}, absent from the evaluation data",
@@ -74,7 +78,8 @@ def evaluate(
         )
     y = frame[spec.label].to_numpy()
     features = frame.drop(columns=[spec.label])
-    checks = [data_check(spec, frame, features, cand.model, dataset, registry.tracker)] if spec.data_checks else []
+    tracker = registry.tracker if registry is not None else None
+    checks = [data_check(spec, frame, features, cand.model, dataset, tracker)] if spec.data_checks else []
     if checks and checks[0].failed:
         return _finish(registry, spec, cand, champ, dataset, frame, checks, {"candidate": {}}, [], save)
     base = baseline_predictions(spec, features, y, train) if spec.baseline is not None else None
@@ -90,7 +95,7 @@ def evaluate(
 
 
 def _finish(
-    registry: Registry, spec: GateSpec, cand: Subject, champ: Subject | None, dataset: str, frame: Any,
+    registry: Registry | None, spec: GateSpec, cand: Subject, champ: Subject | None, dataset: str, frame: Any,
     checks: list[Any], values: dict[str, Any], slices: list[dict[str, Any]], save: bool,
 ) -> Evaluation:
     worst = spec.slices.worst if spec.slices else 5
@@ -102,7 +107,7 @@ def _finish(
         schema=tuple({"name": str(c), "dtype": str(t)} for c, t in frame.dtypes.items()),
         id=uuid.uuid4().hex, created_at=now_ms(),
     )
-    if save and cand.name is not None and cand.version is not None:
+    if save and registry is not None and cand.name is not None and cand.version is not None:
         store_evaluation(registry, evaluation)
     return evaluation
 
@@ -136,7 +141,7 @@ def _json(value: Any) -> Any:
     return str(value)
 
 
-def _subject(registry: Registry, model: Any, trusted: list[str] | None) -> Subject:
+def _subject(registry: Registry | None, model: Any, trusted: list[str] | None) -> Subject:
     if isinstance(model, Subject):
         return model
     if not isinstance(model, str):
@@ -144,6 +149,7 @@ def _subject(registry: Registry, model: Any, trusted: list[str] | None) -> Subje
             raise InvalidInput(f"{type(model).__name__} has no predict method", field="candidate", value=model,
                                hint="pass a models:/ URI or a loaded model")
         return Subject(model)
+    assert registry is not None
     version = registry.get(model)
     started = time.perf_counter()
     loaded = registry.load_model(version.uri, trusted=trusted)
@@ -158,13 +164,13 @@ def _package_size(registry: Registry, digest: str) -> int | None:
         return None
 
 
-def _champion(registry: Registry, spec: GateSpec, cand: Subject, champion: Any, trusted: list[str] | None) -> Subject | None:
+def _champion(registry: Registry | None, spec: GateSpec, cand: Subject, champion: Any, trusted: list[str] | None) -> Subject | None:
     if champion is None:
         return None
     if champion != "auto":
         return _subject(registry, champion, trusted)
     name = cand.name or spec.model
-    if name is None:
+    if name is None or registry is None:
         return None
     try:
         holder = registry.get(f"models:/{name}@champion")

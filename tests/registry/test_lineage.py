@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+
+def test_registered_version_links_the_data_the_run_read_and_records_an_edge(
+    registry: Any, model_run: Any, tracker: Any
+) -> None:
+    import conveyor.data as cd
+
+    version = cd.add(pd.DataFrame({"a": [1, 2, 3]}), name="train", tracker=tracker)
+    source = model_run()
+    run_id = source.split("/")[1]
+    cd.log_input(f"data:/train@{version.version}", run_id, tracker=tracker)
+    registered = registry.register(source, "m")
+    assert registered.data_versions == (f"data:/train@{version.version}",)
+    graph = cd.lineage_graph(tracker, "models:/m/1", direction="up", depth=2)
+    assert f"runs:/{run_id}" in {str(n) for n in graph.nodes}
+    assert f"data:/train@{version.version}" in {str(n) for n in graph.nodes}
+
+
+def test_public_names_are_pinned() -> None:
+    import conveyor.ci
+    import conveyor.gates
+    import conveyor.registry
+
+    for module in (conveyor.registry, conveyor.gates, conveyor.ci):
+        assert module.__all__ == sorted(module.__all__)
+        assert all(hasattr(module, name) for name in module.__all__)
