@@ -78,8 +78,9 @@ def _has_model(registry: Any, model: str) -> bool:
         return False
 
 
-def _monitoring(t: Any, names: list[str] | None = None) -> tuple[Any, list[Any]]:
-    from conveyor.monitoring import MonitorHooks, Monitoring, load_monitors
+def _configs(names: list[str] | None) -> tuple[Any, list[Any]]:
+    """The defaults and the chosen monitors, checked before any store is opened."""
+    from conveyor.monitoring import load_monitors
 
     defaults, monitors = load_monitors(settings())
     if not monitors:
@@ -87,7 +88,13 @@ def _monitoring(t: Any, names: list[str] | None = None) -> tuple[Any, list[Any]]
     unknown = [n for n in names or [] if n not in monitors]
     if unknown:
         raise NotFound("monitor", unknown[0], hint=f"known: {', '.join(sorted(monitors))}")
-    chosen = [monitors[n] for n in names] if names else list(monitors.values())
+    return defaults, [monitors[n] for n in names] if names else list(monitors.values())
+
+
+def _monitoring(t: Any, names: list[str] | None = None) -> tuple[Any, list[Any]]:
+    from conveyor.monitoring import MonitorHooks, Monitoring
+
+    defaults, chosen = _configs(names)
     hooks = {c.name: retrain_hook(t, c) for c in chosen}
 
     def retrain(model: str, trigger_id: int) -> Any:
@@ -135,6 +142,7 @@ def run_cmd(
     wait: float = typer.Option(30.0, "--wait", help="Seconds to let webhook deliveries finish before exiting."),
 ) -> None:
     """Evaluate monitors once (for cron or CI); exit 1 when an alert fired."""
+    _configs(names)
     with tracker() as t:
         monitoring, chosen = _monitoring(t, names)
         results = [monitoring.evaluate(c) for c in chosen]
@@ -158,6 +166,7 @@ def watch_cmd(
     """Keep evaluating monitors, each on its schedule (or --every); Ctrl-C stops."""
     from conveyor.monitoring import parse_duration
 
+    _configs(names)
     with tracker() as t:
         monitoring, chosen = _monitoring(t, names)
         interval = {c.name: parse_duration(every) if every else c.schedule_seconds for c in chosen}
@@ -217,8 +226,7 @@ def drift_cmd(
     from conveyor.monitoring import compare
     from conveyor.monitoring._report import drift_report_data, render_html
 
-    with tracker() as t:
-        report = compare(_table(t, reference), _table(t, current), method=method, threshold=threshold)
+    report = compare(_table(reference), _table(current), method=method, threshold=threshold)
     if html is not None:
         html.write_text(render_html(drift_report_data(report, title=f"{reference} → {current}")), encoding="utf-8")
     if as_json:
@@ -234,11 +242,12 @@ def drift_cmd(
         raise typer.Exit(1)
 
 
-def _table(t: Any, ref: str) -> Any:
+def _table(ref: str) -> Any:
     if ref.startswith("data:/"):
         from conveyor.data import load
 
-        return load(ref, tracker=t)
+        with tracker() as t:
+            return load(ref, tracker=t)
     path = Path(ref)
     if not path.exists():
         raise NotFound("table", ref, hint="give data:/name@version or an existing .parquet/.csv file")

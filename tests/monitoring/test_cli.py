@@ -1,0 +1,76 @@
+"""``conveyor monitor`` on a real project folder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from conveyor.cli import app
+
+runner = CliRunner()
+
+
+def _invoke(*args: str):
+    return runner.invoke(app, ["monitor", *args])
+
+
+def test_drift_command_on_files(project, make_frame):
+    make_frame(seed=1).to_parquet(project / "ref.parquet")
+    make_frame(seed=2).to_parquet(project / "calm.parquet")
+    make_frame(seed=3, shift=1.0).to_parquet(project / "shifted.parquet")
+    calm = _invoke("drift", "ref.parquet", "calm.parquet", "--json")
+    assert calm.exit_code == 0, calm.output
+    assert json.loads(calm.output)["dataset_drift"] is False
+    shifted = _invoke("drift", "ref.parquet", "shifted.parquet", "--html", "drift.html")
+    assert shifted.exit_code == 1 and "data-set drift: True" in shifted.output
+    assert "<svg" in (project / "drift.html").read_text()
+    missing = _invoke("drift", "ref.parquet", "nope.parquet")
+    assert missing.exit_code == 3 and "nope.parquet" in missing.output
+
+
+def test_run_without_monitors_names_the_fix(project):
+    result = _invoke("run")
+    assert result.exit_code == 3 and "monitors.<name>" in result.output
+
+
+def test_bad_monitor_key_is_bad_input(project):
+    with (project / "conveyor.toml").open("a") as f:
+        f.write('\n[monitors.m]\nmodel = "x"\nwindwo = "1h"\n')
+    result = _invoke("run")
+    assert result.exit_code == 2 and "windwo" in result.output
+
+
+def test_run_report_history_on_an_unserved_model(project, make_frame):
+    import conveyor.data
+    from conveyor.tracking import get_tracker
+
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    ref = conveyor.data.add(make_frame(), name="train", tracker=get_tracker()).ref
+    get_tracker().close()
+    with (project / "conveyor.toml").open("a") as f:
+        f.write(f'\n[monitors.m]\nmodel = "churn"\nreference = "{ref}"\nrules = ["drift_share > 0.3"]\n')
+    result = _invoke("run", "--json")
+    (evaluation,) = json.loads(result.output)
+    assert evaluation["status"] in ("empty", "error") and evaluation["monitor"] == "m"
+    history = _invoke("history", "--json")
+    assert history.exit_code == 0 and json.loads(history.output)[0]["monitor"] == "m"
+    assert _invoke("history", "--show", "nonsense").exit_code == 2
+
+
+@pytest.mark.slow
+def test_quickstart_stage_closes_the_loop(tmp_path):
+    from rich.console import Console
+
+    from conveyor.quickstart import _monitor, _run
+
+    original = _run._stages
+    _run._stages = lambda: [("monitor", _monitor.stage)]
+    try:
+        story = _run.run(tmp_path / "qs", console=Console(file=open(tmp_path / "out.txt", "w"), width=200))
+    finally:
+        _run._stages = original
+    facts = story.facts["monitoring"]
+    assert facts["trigger"]["status"] == "promoted" and facts["trigger"]["candidate_version"] == 2
+    assert facts["served"][0] == ["1"] and facts["served"][-1] == ["2"]
