@@ -27,8 +27,10 @@ Example::
 (default: the pipeline's name). Command-line options override them.
 """
 
-from conveyor.pipelines._datasets import dataset
+from typing import TYPE_CHECKING, Any
+
 from conveyor.pipelines._dag import Graph, Handle, Pipeline, Step, StepOptions, pipeline, step
+from conveyor.pipelines._datasets import dataset
 from conveyor.pipelines._materializers import (
     ENTRY_POINT_GROUP,
     Materializer,
@@ -37,9 +39,34 @@ from conveyor.pipelines._materializers import (
     materializer_table,
     register_materializer,
 )
-from conveyor.pipelines._runner import PipelineResult, StepResult, run
-from conveyor.pipelines._settings import PipelineSettings
-from conveyor.pipelines._sweep import SweepResult, sweep
+
+if TYPE_CHECKING:
+    from conveyor.pipelines._runner import PipelineResult, StepResult, run
+    from conveyor.pipelines._settings import PipelineSettings
+    from conveyor.pipelines._sweep import SweepResult, sweep
+
+# Running needs the stores (SQLAlchemy, pydantic); defining steps must not, because every
+# step module imports this package, in the caller and in each worker process.
+_LAZY = {
+    "PipelineResult": "conveyor.pipelines._runner",
+    "StepResult": "conveyor.pipelines._runner",
+    "run": "conveyor.pipelines._runner",
+    "PipelineSettings": "conveyor.pipelines._settings",
+    "SweepResult": "conveyor.pipelines._sweep",
+    "sweep": "conveyor.pipelines._sweep",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'conveyor.pipelines' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ENTRY_POINT_GROUP",
