@@ -62,9 +62,9 @@ def resolve(target: Any = None) -> Stores:
             return found
     if isinstance(target, Store):
         return Stores(target, None, Path.cwd())
-    store, blobs = getattr(target, "store", None), getattr(target, "blobs", None)
-    if isinstance(store, Store):
-        return Stores(store, blobs, Path.cwd())
+    tracker_store, tracker_blobs = getattr(target, "store", None), getattr(target, "blobs", None)
+    if isinstance(tracker_store, Store):
+        return Stores(tracker_store, tracker_blobs if isinstance(tracker_blobs, BlobStore) else None, Path.cwd())
     raise InvalidInput(
         f"cannot reach the stores through {type(target).__name__}", field="tracker", value=type(target).__name__,
         hint="pass a conveyor Tracker, a Store, or nothing (the project's settings)",

@@ -137,7 +137,7 @@ def check_frame(
     ranges_warn: bool = False,
 ) -> list[Anomaly]:
     """The anomalies of ``frame`` against ``schema`` (and, if given, an old profile)."""
-    config = config or DataSettings()
+    config = config or DataSettings.from_section({})
     profile = profile or profile_frame(frame)
     out: list[Anomaly] = []
 

@@ -66,5 +66,5 @@ class LineageRepo:
                 t.c.upstream_kind, t.c.upstream_id, t.c.downstream_kind, t.c.downstream_id,
                 t.c.relation, t.c.created_at, t.c.run_id,
             ).where(tuple_(kind, ident).in_(chunk)).order_by(t.c.id)
-            out.extend(tuple(r) for r in conn.execute(query).all())  # type: ignore[misc]
+            out.extend(tuple(r) for r in conn.execute(query).all())
         return out
