@@ -74,3 +74,12 @@ def test_quickstart_stage_closes_the_loop(tmp_path):
     facts = story.facts["monitoring"]
     assert facts["trigger"]["status"] == "promoted" and facts["trigger"]["candidate_version"] == 2
     assert facts["served"][0] == ["1"] and facts["served"][-1] == ["2"]
+
+
+def test_watch_stops_after_max_runs(project, make_frame):
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    with (project / "conveyor.toml").open("a") as f:
+        f.write('\n[monitors.m]\nmodel = "churn"\nreference = "data:/train@1"\nschedule = "1s"\n')
+    result = _invoke("watch", "--max-runs", "2", "--every", "0.1s")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("m (churn") == 2

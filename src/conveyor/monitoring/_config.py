@@ -22,7 +22,10 @@
     drift_share = 0.5                  # share of drifted features for a data-set drift
     columns = ["age", "plan"]          # default: the reference's columns
     rules = ["drift_share > 0.3", "accuracy < 0.85", "missing_rate(age) > 0.05"]
+    score = "proba"                    # log column with the positive-class score (for live ROC AUC)
     retrain = true                     # an alert triggers the training pipeline
+    retrain_every = "7d"               # also retrain on a schedule (default: never)
+    retrain_on_new_data = true         # also retrain when the training data set has a newer version
     pipeline = "training:train"        # MODULE:PIPELINE run by `conveyor monitor` on a trigger
     gate = "default"                   # the [gates.<name>] the candidate must pass
     webhook = "…"                      # overrides [monitoring] webhook
@@ -80,13 +83,16 @@ class MonitorConfig(_Model):
     drift_share: float = Field(0.5, gt=0, le=1)
     columns: list[str] | None = None
     rules: list[str] = Field(default_factory=list)
+    score: str | None = None
     retrain: bool = False
+    retrain_every: str | None = None
+    retrain_on_new_data: bool = False
     pipeline: str | None = None
     gate: str = "default"
     webhook: str | None = None
     cooldown: str | None = None
 
-    @field_validator("window", "schedule", "cooldown")
+    @field_validator("window", "schedule", "cooldown", "retrain_every")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:

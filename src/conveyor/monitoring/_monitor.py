@@ -126,6 +126,7 @@ class Monitoring:
         until = until_ms if until_ms is not None else now_ms()
         since = until - int(config.window_seconds * 1000)
         version: str | None = None
+        data_versions: tuple[str, ...] = ()
         try:
             version, data_versions = self._served_version(config)
             ref_key = config.reference or (data_versions[0] if data_versions else None)
@@ -139,7 +140,20 @@ class Monitoring:
             return self._store(config, version, since, until, "error", {}, [], None, error=exc.message)
         rules = [rule.evaluate(metrics) for rule in config.parsed_rules()]
         status = "empty" if not metrics.get("rows") else "alert" if any(r.fired for r in rules) else "ok"
-        return self._store(config, version, since, until, status, metrics, rules, drift)
+        return self._store(config, version, since, until, status, metrics, rules, drift, data_versions=data_versions)
+
+    def _retrain_reason(self, config: MonitorConfig, alerted: bool, data_versions: tuple[str, ...]) -> str | None:
+        """alert > new data > schedule: the first that applies names the trigger."""
+        if alerted and config.retrain:
+            return "alert"
+        if config.retrain_on_new_data and _newer_data(data_versions, self.tracker):
+            return "new_data"
+        if config.retrain_every:
+            with self.tracker.store.read() as conn:
+                last = self.repo.last_started(conn, config.model)
+            if last is None or now_ms() - last >= parse_duration(config.retrain_every) * 1000:
+                return "schedule"
+        return None
 
     def _served_version(self, config: MonitorConfig) -> tuple[str | None, tuple[str, ...]]:
         from conveyor.registry import Registry
@@ -158,7 +172,7 @@ class Monitoring:
 
     def _measure(self, config: MonitorConfig, ref_key: str, window: Any) -> tuple[dict[str, Any], DriftReport | None]:
         reference = reference_summary(self.tracker, ref_key, load=self.hooks.load_reference)
-        metrics: dict[str, Any] = score_frame(window, prediction=config.prediction)
+        metrics: dict[str, Any] = score_frame(window, prediction=config.prediction, score=config.score)
         metrics.setdefault("labelled_rows", 0.0)
         if not len(window):
             return metrics, None
@@ -187,7 +201,7 @@ class Monitoring:
 
     def _store(self, config: MonitorConfig, version: str | None, since: int, until: int, status: str,
                metrics: dict[str, Any], rules: list[RuleResult], drift: DriftReport | None,
-               error: str | None = None) -> Evaluation:
+               error: str | None = None, data_versions: tuple[str, ...] = ()) -> Evaluation:
         report_digest = None
         if drift is not None:
             report_digest = str(self.tracker.blobs.put_bytes(drift.current.to_bytes()).digest)
@@ -204,10 +218,25 @@ class Monitoring:
             if result.fired:
                 message = f"monitor {config.name}: {result.rule} (value {_fmt(result.value)}) for {config.model}"
                 alert_ids.append(self.alert(config, "rule", result.rule, result.value, message, evaluation_id))
-        if alert_ids and config.retrain:
-            triggers.append(self.trainer(config).trigger(config.model, "alert", alert_id=alert_ids[0]))
+        reason = self._retrain_reason(config, bool(alert_ids), data_versions)
+        if reason is not None:
+            alert_id = alert_ids[0] if reason == "alert" else None
+            triggers.append(self.trainer(config).trigger(config.model, reason, alert_id=alert_id))
         return Evaluation(evaluation_id, config.name, config.model, version, status, metrics, tuple(rules),
                           tuple(alert_ids), tuple(triggers), drift, error)
+
+
+def _newer_data(data_versions: tuple[str, ...], tracker: Any) -> bool:
+    """True when the first training data set of the served version has a newer version."""
+    if not data_versions or "@" not in data_versions[0]:
+        return False
+    from conveyor.data import get_version
+
+    name, _, number = data_versions[0].rpartition("@")
+    try:
+        return get_version(name, tracker=tracker).version > int(number)
+    except (ConveyorError, ValueError):
+        return False
 
 
 def flatten(drift: DriftReport) -> dict[str, Any]:
