@@ -13,7 +13,7 @@ import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from conveyor.errors import InvalidInput
 
@@ -62,6 +62,27 @@ class Step:
         if graph is None:
             return self.func(*args, **kwargs)
         return graph.add(self, args, kwargs, after)
+
+
+@overload
+def step(func: Callable[..., Any]) -> Step: ...
+
+
+@overload
+def step(
+    func: None = None,
+    *,
+    outputs: Sequence[str] | None = None,
+    cache: bool = True,
+    cache_version: str | None = None,
+    env: Sequence[str] | None = None,
+    retries: int = 0,
+    timeout: float | None = None,
+    cpus: float = 1.0,
+    gpus: float = 0.0,
+    memory: int | None = None,
+    metrics: bool = False,
+) -> Callable[[Callable[..., Any]], Step]: ...
 
 
 def step(
@@ -294,6 +315,14 @@ class Pipeline:
             _building.reset(token)
         graph.order()  # cycles and unknown steps fail here, before anything runs
         return graph
+
+
+@overload
+def pipeline(func: Callable[..., Any]) -> Pipeline: ...
+
+
+@overload
+def pipeline(func: None = None, *, name: str | None = None) -> Callable[[Callable[..., Any]], Pipeline]: ...
 
 
 def pipeline(func: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:

@@ -13,6 +13,7 @@ the coordinator calls it from one thread per running step.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -129,10 +130,10 @@ class RayExecutor:
         with _ray_lock:
             if not ray.is_initialized():
                 try:
-                    ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=False)
+                    ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, configure_logging=False)
                 except Exception as exc:  # any failure to join the cluster
                     raise ServiceUnavailable(f"cannot connect to the Ray cluster at {address}: {exc}") from None
-        self.slots = max(1, max_workers or int(ray.cluster_resources().get("CPU", 1)))
+        self.slots = max(1, max_workers or int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
         from conveyor.pipelines import _worker
 
         self._remote = ray.remote(_worker.ray_entry)

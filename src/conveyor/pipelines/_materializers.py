@@ -149,7 +149,7 @@ class SklearnMaterializer:
         return _module_of(obj) == "sklearn" and hasattr(obj, "get_params")
 
     def save(self, obj: Any, folder: Path) -> None:
-        import skops.io
+        import skops.io  # type: ignore[import-untyped]
 
         skops.io.dump(obj, folder / "model.skops")
 

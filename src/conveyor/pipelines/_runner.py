@@ -330,8 +330,8 @@ def run(
     try:
         state.schedule()
     except BaseException as exc:
-        status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
-        tracker.end_run(parent.id, status, error="".join(traceback.format_exception(exc)))
+        ended = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
+        tracker.end_run(parent.id, ended, error="".join(traceback.format_exception(exc)))
         raise
     results = {n: state.results[n] for n in graph.order()}
     failed = [n for n, r in results.items() if r.status != "FINISHED"]

@@ -63,7 +63,7 @@ def evaluate(model: Any, frame: Any) -> dict[str, float]:
 
 
 @pipeline(name="quickstart-training")
-def training(C: float = 1.0, ref: str = DATASET):
+def training(C: float = 1.0, ref: str = DATASET) -> None:
     train_rows, test_rows = split(validate(dataset(ref)))
     evaluate(train(train_rows, C=C), test_rows)
 
