@@ -83,3 +83,10 @@ def test_watch_stops_after_max_runs(project, make_frame):
     result = _invoke("watch", "--max-runs", "2", "--every", "0.1s")
     assert result.exit_code == 0, result.output
     assert result.output.count("m (churn") == 2
+
+
+def test_performance_without_traffic(project):
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    result = _invoke("performance", "churn")
+    assert result.exit_code in (0, 3), result.output
+    assert "no logged predictions" in result.output or "churn" in result.output

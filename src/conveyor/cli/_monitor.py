@@ -316,3 +316,44 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "" if value is None else str(value)
+
+
+@app.command("performance")
+@handle_errors
+def performance_cmd(
+    model: str = typer.Argument(..., help="Registered model name."),
+    every: str = typer.Option("1h", "--every", help="Window length, e.g. 15m, 1h, 1d."),
+    since: str = typer.Option(None, "--since", help="ISO time or ms since the epoch."),
+    score: str = typer.Option(None, "--score", help="Log column with the positive-class score (for ROC AUC)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Live metrics from feedback labels joined to the prediction log, per window and version,
+    beside each version's offline metrics (from the run that trained it)."""
+    from conveyor.monitoring import live_performance, parse_duration
+    from conveyor.registry import Registry
+    from conveyor.serving import read_prediction_log
+
+    with tracker() as t:
+        log = read_prediction_log(model, since=since, with_feedback=True, tracker=t)
+        rows = live_performance(log, every=parse_duration(every, field="--every"), score=score)
+        offline: dict[str, dict[str, float]] = {}
+        for version in {r.version for r in rows if r.version}:
+            try:
+                mv = Registry(t).get_version(model, int(version))
+                offline[version] = dict(t.get_run(mv.run_id).metrics) if mv.run_id else {}
+            except (NotFound, ValueError):
+                offline[version] = {}
+    if as_json:
+        print_json({"windows": [r.__dict__ for r in rows], "offline": offline})
+        return
+    if not rows:
+        console.print(f"no logged predictions of {model} yet")
+        return
+    keys = sorted({k for r in rows for k in r.metrics if not k.endswith("_latency_ms")} | {"p95_latency_ms"})
+    table = Table("window", "version", "rows", "labelled", *keys)
+    for r in rows:
+        table.add_row(fmt_ms(r.window_start), r.version or "", str(r.rows), str(r.labelled_rows),
+                      *[_f(r.metrics.get(k)) for k in keys])
+    for version, metrics in sorted(offline.items()):
+        table.add_row("[dim]offline[/]", version, "", "", *[_f(metrics.get(k)) for k in keys])
+    console.print(table)
