@@ -38,7 +38,13 @@ class FractionMaterializer:
         return Fraction(*json.loads((folder / "f.json").read_text()))
 
 
-register_materializer("fraction", f"{__name__}:FractionMaterializer")
+@pytest.fixture(autouse=True)
+def fraction_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registered for these tests only (pipelines in other tests must not inherit it)."""
+    from conveyor.pipelines import _materializers
+
+    monkeypatch.setattr(_materializers, "_registered", dict(_materializers._registered))
+    register_materializer("fraction", f"{__name__}:FractionMaterializer")
 
 
 def _model() -> Any:
@@ -117,7 +123,7 @@ def test_contract_round_trip(name: str, make: Any, tmp_path: Path) -> None:
     _equal(value, loaded)
 
 
-@pytest.mark.parametrize("name", sorted(materializer_table()))
+@pytest.mark.parametrize("name", [*sorted(materializer_table()), "fraction"])
 def test_contract_declares_its_name(name: str) -> None:
     materializer = get_materializer(name)
     assert materializer.name == name
@@ -154,3 +160,10 @@ def test_sklearn_loader_refuses_foreign_types(tmp_path: Path) -> None:
 def test_bad_registration_is_reported() -> None:
     with pytest.raises(InvalidInput):
         register_materializer("broken", "no_colon_here")
+
+
+def test_a_broken_plugin_is_skipped_and_named() -> None:
+    register_materializer("ghost", "no_such_module_xyz:Ghost")
+    assert materializer_for([1, 2]).name == "json"
+    with pytest.raises(InvalidInput, match="ghost"):
+        materializer_for(object())

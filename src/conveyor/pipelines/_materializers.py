@@ -267,14 +267,24 @@ def get_materializer(name: str) -> Materializer:
 
 
 def materializer_for(obj: object, *, step: str = "?", output: str = "output") -> Materializer:
-    """The first materializer that handles ``obj``; ``InvalidInput`` naming the type otherwise."""
+    """The first materializer that handles ``obj``; ``InvalidInput`` naming the type otherwise.
+
+    A plugin that cannot be imported is skipped (one broken plugin must not stop every
+    step) and named in the error if nothing else handles the object.
+    """
+    broken: list[str] = []
     for name, target in materializer_table().items():
-        candidate = _load(name, target)
+        try:
+            candidate = _load(name, target)
+        except ConfigError:
+            broken.append(f"{name} ({target})")
+            continue
         if candidate.handles(obj):
             return candidate
     kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
+    unusable = f"; these could not be imported here: {', '.join(broken)}" if broken else ""
     raise InvalidInput(
-        f"step {step!r} returned a {kind} as {output!r}, and no materializer handles that type",
+        f"step {step!r} returned a {kind} as {output!r}, and no materializer handles that type{unusable}",
         field=f"{step}.{output}", value=kind,
         hint="return a supported type (DataFrame, ndarray, dict/list, estimator, str, bytes, Path), or "
         "register one: conveyor.pipelines.register_materializer('name', 'module:Class') or the "
