@@ -33,7 +33,8 @@ class Doubler:
         self.calls: list[int] = []
 
     def predict(self, data: Any) -> Any:
-        x = np.asarray(data["x"], dtype=float)
+        # the Predictor protocol: a DataFrame, or an array with columns in signature order
+        x = np.asarray(data[:, 0] if isinstance(data, np.ndarray) else data["x"], dtype=float)
         self.calls.append(len(x))
         if self.delay:
             time.sleep(self.delay)

@@ -198,12 +198,16 @@ def split_matrix(matrix: Any, signature: Signature | None, label: str) -> tuple[
 
 
 def to_model_input(cols: Columns, signature: Signature | None) -> Any:
-    """What ``Predictor.predict`` receives: a DataFrame of scalar columns, or the array of a
-    single tensor column."""
-    if len(cols) == 1:
-        (arr,) = cols.values()
-        if arr.ndim > 1:
-            return arr
+    """What ``Predictor.predict`` receives: a 2-D array when every column is a number of the
+    same dtype in signature order, the array of a single tensor column, else a DataFrame."""
+    arrays = list(cols.values())
+    if len(arrays) == 1 and arrays[0].ndim > 1:
+        return arrays[0]
+    if (signature is not None and signature.inputs and list(cols) == signature.input_names
+            and all(a.ndim == 1 and a.dtype == arrays[0].dtype and a.dtype.kind in "iuf" for a in arrays)):
+        # Same-typed numeric columns in signature order: one matrix is what the protocol
+        # allows and the cheapest thing for a model to check (no per-column frame work).
+        return np.column_stack(arrays)
     import pandas as pd
 
     return pd.DataFrame(cols, copy=False)

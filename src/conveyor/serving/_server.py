@@ -58,10 +58,12 @@ def run(
     nodelay: bool = True,
     log_level: str = "info",
     graceful_timeout: float = 30.0,
+    loop: str = "auto",
 ) -> None:
     """Serve ``app`` (one process) or, for ``workers > 1``, the app described by ``spec``
     (``{"models": [...], "canary": [...], "shadow": [...], "config": {...}, "root": dir}``)
-    in each worker. Binds 127.0.0.1 unless told otherwise; SIGTERM drains in-flight requests
+    in each worker. ``nodelay=False`` and ``loop="asyncio"`` reproduce plain uvicorn (the
+    benchmark's comparison); uvloop, when installed, sets TCP_NODELAY by itself. Binds 127.0.0.1 unless told otherwise; SIGTERM drains in-flight requests
     and flushes the prediction log before exiting.
 
     Example::
@@ -75,7 +77,7 @@ def run(
     configure_logging(log_level)
     kwargs: dict[str, Any] = {
         "host": host, "port": port, "log_level": log_level, "access_log": False, "lifespan": "on",
-        "timeout_graceful_shutdown": graceful_timeout, "http": NoDelayProtocol if nodelay else "auto",
+        "timeout_graceful_shutdown": graceful_timeout, "http": NoDelayProtocol if nodelay else "auto", "loop": loop,
     }
     if workers > 1 or app is None:
         if spec is None:
