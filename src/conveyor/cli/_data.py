@@ -4,7 +4,6 @@ fast, and ``data add`` with nothing changed stays well under a second."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 

@@ -94,7 +94,7 @@ def profile_frame(frame: pd.DataFrame) -> dict[str, Any]:
             col.update(
                 min=_num(values.min()), max=_num(values.max()), mean=_num(numeric.mean()),
                 std=_num(numeric.std()) if len(values) > 1 else 0.0,
-                quantiles={str(q): _num(v) for q, v in zip(QUANTILES, numeric.quantile(list(QUANTILES)))},
+                quantiles={str(q): _num(v) for q, v in zip(QUANTILES, numeric.quantile(list(QUANTILES)), strict=True)},
             )
         elif kind == "datetime" and len(values):
             col.update(min=str(values.min()), max=str(values.max()))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import blake3
 
-from conveyor.blobs import Blob, BlobStore, Digest, Manifest, ManifestEntry, check_relative_path
+from conveyor.blobs import Blob, BlobStore, Digest, Manifest, ManifestEntry
 from conveyor.errors import NotFound, UnsafePath
 
 from conveyor.data._statcache import StatCache, StatKey
@@ -72,9 +72,16 @@ def _scan(root: Path) -> list[tuple[str, str, os.stat_result]]:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append((entry.path, rel + "/"))
                 elif entry.is_file(follow_symlinks=False):
-                    check_relative_path(rel)
                     out.append((rel, entry.path, entry.stat(follow_symlinks=False)))
     return out
+
+
+def _fingerprint(files: list[tuple[str, str, os.stat_result]]) -> str:
+    """A hash of every file's relative path and stat key: equal means "nothing changed"."""
+    hasher = blake3.blake3()
+    for rel, _, st in sorted(files, key=lambda f: f[0]):
+        hasher.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode("utf-8", "surrogateescape"))
+    return hasher.hexdigest()
 
 
 def store_folder(
@@ -85,6 +92,13 @@ def store_folder(
         raise NotFound("folder", str(root))
     base = str(root.absolute())
     files = _scan(Path(base))
+    fingerprint = _fingerprint(files)
+    known_folder = cache.lookup_folder(base, fingerprint)
+    if known_folder is not None:
+        # A stored manifest vouches for its files (gc keeps both or neither).
+        digest = Digest.parse(known_folder[0])
+        if blobs.exists(digest):
+            return Stored(digest, known_folder[1], known_folder[2], 0)
     cached = cache.lookup_tree(base)
     entries: list[ManifestEntry] = []
     todo: list[tuple[str, str, os.stat_result]] = []
@@ -100,6 +114,7 @@ def store_folder(
         data = manifest.to_bytes()
         known = Digest("blake3", blake3.blake3(data).hexdigest())
         if blobs.exists(known):
+            cache.update_folder(base, fingerprint, str(known), manifest.total_size, len(entries))
             return Stored(known, manifest.total_size, len(entries), 0)
     # Objects named by the cache may have been collected since; store those files again.
     missing = {e.path for e in entries if not blobs.exists(e.digest)}
@@ -110,6 +125,7 @@ def store_folder(
         entries.extend(_put_all(blobs, todo, cache, workers, progress))
     manifest = Manifest.of(entries)
     blob = blobs.put_bytes(manifest.to_bytes())
+    cache.update_folder(base, fingerprint, str(blob.digest), manifest.total_size, len(entries))
     return Stored(blob.digest, manifest.total_size, len(entries), len(todo))
 
 
@@ -123,7 +139,7 @@ def _put_all(
     out: list[ManifestEntry] = []
     rows: list[tuple[str, StatKey, str]] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for n, (item, blob) in enumerate(zip(todo, pool.map(put, todo)), 1):
+        for n, (item, blob) in enumerate(zip(todo, pool.map(put, todo), strict=True), 1):
             rel, full, st = item
             out.append(ManifestEntry(rel, blob.digest, blob.size))
             rows.append((full, _key(st), str(blob.digest)))

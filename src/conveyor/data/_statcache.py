@@ -34,6 +34,12 @@ class StatCache:
             "CREATE TABLE IF NOT EXISTS stat (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
             "mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, digest TEXT NOT NULL) WITHOUT ROWID"
         )
+        # A folder's fingerprint (a hash of every file's path and stat key) → its manifest:
+        # an unchanged folder is answered without building the manifest again.
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS folder (path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, "
+            "digest TEXT NOT NULL, size INTEGER NOT NULL, files INTEGER NOT NULL) WITHOUT ROWID"
+        )
         return conn
 
     def lookup_tree(self, root: str) -> dict[str, tuple[StatKey, str]]:
@@ -45,6 +51,34 @@ class StatCache:
 
     def lookup(self, path: str) -> tuple[StatKey, str] | None:
         return self._select("SELECT path, size, mtime_ns, inode, digest FROM stat WHERE path = ?", (path,)).get(path)
+
+    def lookup_folder(self, root: str, fingerprint: str) -> tuple[str, int, int] | None:
+        """(manifest digest, total size, file count) if ``root`` last had this fingerprint."""
+        try:
+            conn = self._connect()
+        except sqlite3.Error:
+            return None
+        try:
+            row = conn.execute(
+                "SELECT digest, size, files FROM folder WHERE path = ? AND fingerprint = ?", (root, fingerprint)
+            ).fetchone()
+        except sqlite3.DatabaseError:
+            return None
+        finally:
+            conn.close()
+        return None if row is None else (str(row[0]), int(row[1]), int(row[2]))
+
+    def update_folder(self, root: str, fingerprint: str, digest: str, size: int, files: int) -> None:
+        try:
+            conn = self._connect()
+        except sqlite3.Error:
+            return
+        try:
+            conn.execute("INSERT OR REPLACE INTO folder VALUES (?, ?, ?, ?, ?)", (root, fingerprint, digest, size, files))
+        except sqlite3.DatabaseError:
+            pass
+        finally:
+            conn.close()
 
     def _select(self, sql: str, args: tuple[str, ...]) -> dict[str, tuple[StatKey, str]]:
         try:
