@@ -228,3 +228,17 @@ def test_two_processes_add_the_same_name(project: Path) -> None:
         assert cd.diff(f"shared@{v.version}", f"shared@{v.version}").same_content
         out = cd.get(f"shared@{v.version}", project / f"out{v.version}")
         assert len(list(out.glob("*.txt"))) == 20
+
+
+def test_orphan_manifest_with_collected_entries_is_not_trusted(
+    dt: Any, make_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A gc pass interrupted between entries and manifest must not yield a hollow version."""
+    root = make_tree("orphan", {"a": "1", "b": "2"})
+    cache = StatCache(tmp_path / "cache.db")
+    stored = store_folder(dt.blobs, root, cache, workers=2)
+    for entry in dt.blobs.read_manifest(stored.digest).entries:
+        dt.blobs.delete(entry.digest)  # the manifest is left, its files are gone
+    again = store_folder(dt.blobs, root, cache, workers=2)
+    assert again.digest == stored.digest and again.hashed == 2
+    assert all(dt.blobs.exists(e.digest) for e in dt.blobs.read_manifest(again.digest).entries)

@@ -84,10 +84,33 @@ def _fingerprint(files: list[tuple[str, str, os.stat_result]]) -> str:
     return hasher.hexdigest()
 
 
+def _complete(blobs: BlobStore, digest: Digest, trusted: str | None) -> bool:
+    """Whether a stored manifest can stand for its files without storing them again.
+
+    A referenced manifest (``trusted``: the data set's latest version) keeps its entries
+    alive through gc. Any other one may be an orphan whose entries a gc pass is deleting,
+    so each entry is checked.
+    """
+    if not blobs.exists(digest):
+        return False
+    if str(digest) == trusted:
+        return True
+    return all(blobs.exists(e.digest) for e in blobs.read_manifest(digest).entries)
+
+
 def store_folder(
-    blobs: BlobStore, root: Path, cache: StatCache, *, workers: int, progress: Progress | None = None
+    blobs: BlobStore,
+    root: Path,
+    cache: StatCache,
+    *,
+    workers: int,
+    progress: Progress | None = None,
+    trusted: str | None = None,
 ) -> Stored:
-    """Store every file under ``root`` that the cache does not vouch for, then the manifest."""
+    """Store every file under ``root`` that the cache does not vouch for, then the manifest.
+
+    ``trusted`` is the digest of a manifest known to be referenced (the latest version).
+    """
     if not root.is_dir():
         raise NotFound("folder", str(root))
     base = str(root.absolute())
@@ -95,9 +118,8 @@ def store_folder(
     fingerprint = _fingerprint(files)
     known_folder = cache.lookup_folder(base, fingerprint)
     if known_folder is not None:
-        # A stored manifest vouches for its files (gc keeps both or neither).
         digest = Digest.parse(known_folder[0])
-        if blobs.exists(digest):
+        if _complete(blobs, digest, trusted):
             return Stored(digest, known_folder[1], known_folder[2], 0)
     cached = cache.lookup_tree(base)
     entries: list[ManifestEntry] = []
@@ -109,11 +131,11 @@ def store_folder(
         else:
             todo.append((rel, full, st))
     if not todo:
-        # Nothing to read. A stored manifest vouches for its files (gc keeps both or neither).
+        # Nothing to read: if this manifest is already stored and complete, that is the answer.
         manifest = Manifest.of(entries)
         data = manifest.to_bytes()
         known = Digest("blake3", blake3.blake3(data).hexdigest())
-        if blobs.exists(known):
+        if _complete(blobs, known, trusted):
             cache.update_folder(base, fingerprint, str(known), manifest.total_size, len(entries))
             return Stored(known, manifest.total_size, len(entries), 0)
     # Objects named by the cache may have been collected since; store those files again.

@@ -96,7 +96,12 @@ def add(
         frame = None
         if path.is_dir():
             kind = "folder"
-            stored = store_folder(blobs, path, cache, workers=config.hash_workers, progress=progress)
+            with stores.store.read() as conn:
+                before = _repo.latest(conn, name)
+            stored = store_folder(
+                blobs, path, cache, workers=config.hash_workers, progress=progress,
+                trusted=before.digest if before is not None else None,
+            )
         else:
             fmt = table_format(path)
             kind = "table" if fmt else "file"
