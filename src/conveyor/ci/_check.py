@@ -103,7 +103,7 @@ def ci_promote(
     if not spec.model:
         raise ConfigError(f"gate {spec.name!r} names no model", field=f"gates.{spec.name}.model")
     if version is None:
-        latest = {}
+        latest: dict[int, Evaluation] = {}
         for found in evaluations(registry, spec.model):
             if found.gate == spec.name and found.version is not None:
                 latest.setdefault(found.version, found)

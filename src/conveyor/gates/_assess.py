@@ -23,6 +23,7 @@ class Scored:
         self.spec = spec
         self.task = spec.task
         preds = [p for p in (cand, champ, base) if p is not None]
+        self.encoded: m.Encoded | None
         if spec.task == "classification":
             self.encoded, codes = m.encode(y, *preds, positive=spec.positive_label)
             it = iter(codes)
@@ -109,11 +110,12 @@ def compare_checks(spec: GateSpec, scored: Scored) -> list[Check]:
 def _bootstrap_check(spec: GateSpec, scored: Scored, metric: str) -> Check:
     compare = spec.compare
     assert compare is not None and scored.champ is not None
-    options = {"resamples": compare.resamples, "confidence": compare.confidence, "seed": compare.seed}
     if scored.encoded is not None:
-        ev = _stats.bootstrap_classification(scored.encoded, scored.cand, scored.champ, metric, **options)
+        ev = _stats.bootstrap_classification(scored.encoded, scored.cand, scored.champ, metric,
+                                             resamples=compare.resamples, confidence=compare.confidence, seed=compare.seed)
     else:
-        ev = _stats.bootstrap_regression(scored.y, scored.cand, scored.champ, metric, **options)
+        ev = _stats.bootstrap_regression(scored.y, scored.cand, scored.champ, metric,
+                                         resamples=compare.resamples, confidence=compare.confidence, seed=compare.seed)
     if compare.mode == "non_inferior":
         passed = ev["ci_low"] >= -compare.margin
         rule = f"lower bound ≥ −{compare.margin:g} (non-inferiority)"

@@ -69,10 +69,14 @@ def operational_check(spec: GateSpec, model: Any, features: Any, *, size: int | 
         "limits": ops.model_dump(),
     }
     failures = []
+    measured: dict[str, float | None] = {
+        "size_mb": None if size is None else size / 1e6, "load_seconds": load_seconds, "p95_latency_ms": p95,
+    }
     for key, limit in (("size_mb", ops.max_size_mb), ("load_seconds", ops.max_load_seconds),
                        ("p95_latency_ms", ops.max_p95_latency_ms)):
-        if limit is not None and evidence[key] is not None and evidence[key] > limit:
-            failures.append(f"{key} {evidence[key]:.4g} > {limit:g}")
+        value = measured[key]
+        if limit is not None and value is not None and value > limit:
+            failures.append(f"{key} {value:.4g} > {limit:g}")
     shown = ", ".join(f"{k}={evidence[k]:.4g}" for k in ("size_mb", "load_seconds", "p95_latency_ms") if evidence[k] is not None)
     summary = shown + ("; " + "; ".join(failures) if failures else "; within limits")
     return Check("operational: size, load time, p95 latency", "operational", not failures, summary, evidence)

@@ -159,7 +159,7 @@ def _subject(registry: Registry | None, model: Any, trusted: list[str] | None) -
 
 def _package_size(registry: Registry, digest: str) -> int | None:
     try:
-        return sum(entry.size for entry in registry.blobs.read_manifest(Digest.parse(digest)).entries)
+        return int(sum(entry.size for entry in registry.blobs.read_manifest(Digest.parse(digest)).entries))
     except ConveyorError:  # a single-file package: its size is then unknown, not an error
         return None
 

@@ -131,7 +131,7 @@ REGRESSION: dict[str, Callable[[Array], Array]] = {
 
 #: Metrics for which smaller is better; every other metric is better when larger.
 LOWER_IS_BETTER = frozenset({"error_rate", "mae", "mse", "rmse"})
-TASKS = {"classification": CLASSIFICATION, "regression": REGRESSION}
+TASKS: dict[str, dict[str, Any]] = {"classification": CLASSIFICATION, "regression": REGRESSION}
 
 
 def known_metrics(task: str) -> set[str]:

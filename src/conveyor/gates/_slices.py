@@ -55,6 +55,7 @@ def _groups(spec: GateSpec, frame: Any) -> list[tuple[str, list[tuple[str, Any]]
 
 def slice_checks(spec: GateSpec, scored: Scored, frame: Any) -> tuple[list[Check], list[dict[str, Any]]]:
     assert spec.slices is not None
+    settings = spec.slices
     thresholds = spec.slice_thresholds()
     rank = thresholds[0].metric if thresholds else spec.compare_metric
     checks: list[Check] = []
@@ -65,12 +66,13 @@ def slice_checks(spec: GateSpec, scored: Scored, frame: Any) -> tuple[list[Check
             n = int(np.count_nonzero(mask))
             if n == 0:
                 continue
-            values = {
-                "candidate": scored.metrics(scored.cand, mask),
+            mine = scored.metrics(scored.cand, mask)
+            values: dict[str, dict[str, float] | None] = {
+                "candidate": mine,
                 "champion": scored.metrics(scored.champ, mask) if scored.champ is not None else None,
                 "baseline": scored.metrics(scored.base, mask) if scored.base is not None else None,
             }
-            judged = n >= spec.slices.min_size
+            judged = n >= settings.min_size
             failed = []
             for threshold in thresholds if judged else []:
                 passed, _, _ = threshold.check(values)
@@ -78,7 +80,7 @@ def slice_checks(spec: GateSpec, scored: Scored, frame: Any) -> tuple[list[Check
                     failed.append(threshold.text)
             column_rows.append({
                 "column": column, "value": label, "n": n, "metric": rank,
-                "score": values["candidate"][rank],
+                "score": mine[rank],
                 "champion_score": (values["champion"] or {}).get(rank),
                 "judged": judged,
                 "passed": (not failed) if judged and thresholds else None,
@@ -93,9 +95,9 @@ def slice_checks(spec: GateSpec, scored: Scored, frame: Any) -> tuple[list[Check
         verdict: bool | None = (not bad) if thresholds else None
         checks.append(Check(
             f"slices: {column}", "slices", verdict,
-            f"{len(bad)} of {len(column_rows)} slices fail {', '.join(spec.slices.thresholds) or '(no thresholds)'}; {worst_text}",
+            f"{len(bad)} of {len(column_rows)} slices fail {', '.join(settings.thresholds) or '(no thresholds)'}; {worst_text}",
             {"slices": len(column_rows), "failing": [f"{r['column']}={r['value']}" for r in bad],
-             "min_size": spec.slices.min_size},
+             "min_size": settings.min_size},
         ))
     return checks, _sorted(rows, rank)
 

@@ -74,7 +74,7 @@ class GateSpec(_Spec):
     positive_label: Any = Field(None, description="Positive class for f1/precision/recall (binary).")
     metrics: list[str] = Field(default_factory=list, description="Thresholds on the whole evaluation set.")
     data: str | None = Field(None, description="Held-out data: data:/name@version or a .parquet/.csv path.")
-    compare: CompareSpec | None = CompareSpec()
+    compare: CompareSpec | None = Field(default_factory=lambda: CompareSpec.model_validate({}))
     slices: SliceSpec | None = None
     baseline: BaselineSpec | None = None
     operational: OperationalSpec | None = None
