@@ -304,9 +304,10 @@ def history_cmd(
     if not rows:
         console.print(f"no {what} yet")
         return
-    keys = [k for k in rows[0] if k not in ("created_at", "finished_at")]
+    keys: list[str] = [k for k in rows[0] if k not in ("created_at", "finished_at")]
+    rows_any: list[dict[str, Any]] = rows
     table = Table(*keys)
-    for row in rows:
+    for row in rows_any:
         table.add_row(*[fmt_ms(row[k]) if k == "at" else json.dumps(row[k]) if isinstance(row[k], dict)
                         else _cell(row[k]) for k in keys])
     console.print(table)

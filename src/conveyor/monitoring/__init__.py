@@ -30,8 +30,6 @@ from conveyor.monitoring._summary import ColumnSummary, Summary, summarize
 from conveyor.monitoring._webhook import Delivery, Notifier
 
 __all__ = [
-    "METRICS",
-    "STAT_TESTS",
     "ColumnDrift",
     "ColumnQuality",
     "ColumnSummary",
@@ -39,6 +37,7 @@ __all__ = [
     "Delivery",
     "DriftReport",
     "Evaluation",
+    "METRICS",
     "MonitorConfig",
     "MonitorHooks",
     "Monitoring",
@@ -50,6 +49,7 @@ __all__ = [
     "RetrainOutcome",
     "Rule",
     "RuleResult",
+    "STAT_TESTS",
     "StatTest",
     "Summary",
     "auto_method",

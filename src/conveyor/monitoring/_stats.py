@@ -99,7 +99,8 @@ def _shares(
         rs, cs = rs / max(ref.n_valid, 1), cs / max(cur.n_valid, 1)
         exact = True
     else:
-        lo, hi = min(ref.min, cur.min), max(ref.max, cur.max)  # type: ignore[type-var]
+        assert ref.min is not None and cur.min is not None and ref.max is not None and cur.max is not None
+        lo, hi = min(ref.min, cur.min), max(ref.max, cur.max)
         n = ref.n_valid + cur.n_valid
         if hi > lo:
             bins = int(np.ceil((hi - lo) / ((hi - lo) / (np.log2(n) + 1.0))))

@@ -17,7 +17,7 @@ import io
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from conveyor.errors import CorruptObject, InvalidInput
 from conveyor.monitoring._columns import CATEGORICAL, DEFAULT_CHUNK, NUMERIC, ColumnChunk, open_source
@@ -62,7 +62,7 @@ class ColumnSummary:
     def missing_rate(self) -> float:
         return self.n_missing / self.n if self.n else 0.0
 
-    def cdf(self, x: Any, side: str = "left") -> Any:
+    def cdf(self, x: Any, side: Literal["left", "right"] = "left") -> Any:
         """P(X < x) (``side="left"``) or P(X ≤ x), exact from the values when kept, else
         interpolated linearly between the sketch's quantiles."""
         import numpy as np
@@ -204,7 +204,7 @@ def _numeric(names: tuple[str, ...], matrix: Any, exact_limit: int) -> dict[str,
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, last[None, :])
     frac = pos - lo
-    quantiles = matrix[lo, cols] * (1 - frac) + matrix[hi, cols] * frac if n else None
+    quantiles: Any = matrix[lo, cols] * (1 - frac) + matrix[hi, cols] * frac if n else None
     out = {}
     for j, name in enumerate(names):
         nv = int(n_valid[j])

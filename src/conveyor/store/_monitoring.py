@@ -164,7 +164,7 @@ class MonitoringRepo:
     def add_evaluation(self, conn: Connection, **values: Any) -> int:
         values = {**values, "metrics": json.dumps(values.get("metrics", {}), default=str),
                   "rules": json.dumps(values.get("rules", []), default=str), "created_at": now_ms()}
-        return int(conn.execute(insert(monitor_evaluations).values(**values)).inserted_primary_key[0])
+        return _new_id(conn, insert(monitor_evaluations).values(**values))
 
     def evaluations(self, conn: Connection, *, monitor: str | None = None, model: str | None = None,
                     limit: int = 100) -> list[EvaluationRow]:
@@ -179,7 +179,7 @@ class MonitoringRepo:
     # -- alerts and notifications --------------------------------------------------------------
     def add_alert(self, conn: Connection, **values: Any) -> int:
         values = {**values, "created_at": now_ms()}
-        return int(conn.execute(insert(monitor_alerts).values(**values)).inserted_primary_key[0])
+        return _new_id(conn, insert(monitor_alerts).values(**values))
 
     def alerts(self, conn: Connection, *, model: str | None = None, limit: int = 100) -> list[AlertRow]:
         query = select(monitor_alerts).order_by(monitor_alerts.c.created_at.desc(), monitor_alerts.c.id.desc())
@@ -189,7 +189,7 @@ class MonitoringRepo:
 
     def add_notification(self, conn: Connection, **values: Any) -> int:
         values = {**values, "created_at": now_ms()}
-        return int(conn.execute(insert(monitor_notifications).values(**values)).inserted_primary_key[0])
+        return _new_id(conn, insert(monitor_notifications).values(**values))
 
     def notifications(self, conn: Connection, alert_id: int) -> list[dict[str, Any]]:
         query = select(monitor_notifications).where(monitor_notifications.c.alert_id == alert_id)
@@ -202,7 +202,7 @@ class MonitoringRepo:
                   "lock_key": model, "decision": "", "created_at": now_ms()}
         try:
             with conn.begin_nested():
-                return int(conn.execute(insert(retrain_triggers).values(**values)).inserted_primary_key[0])
+                return _new_id(conn, insert(retrain_triggers).values(**values))
         except IntegrityError as exc:
             raise Conflict(f"a retraining of {model!r} is already in flight",
                            hint="wait for it to finish (conveyor monitor triggers)") from exc
@@ -210,7 +210,7 @@ class MonitoringRepo:
     def record_skip(self, conn: Connection, model: str, reason: str, alert_id: int | None, decision: str) -> int:
         values = {"model": model, "reason": reason, "alert_id": alert_id, "status": "skipped",
                   "decision": decision, "created_at": now_ms(), "finished_at": now_ms()}
-        return int(conn.execute(insert(retrain_triggers).values(**values)).inserted_primary_key[0])
+        return _new_id(conn, insert(retrain_triggers).values(**values))
 
     def finish_trigger(self, conn: Connection, trigger_id: int, status: str, decision: str, *,
                        run_id: str | None = None, candidate_version: int | None = None) -> None:
@@ -242,6 +242,11 @@ class MonitoringRepo:
             retrain_triggers.c.model == model, retrain_triggers.c.status != "skipped"
         ).order_by(retrain_triggers.c.created_at.desc()).limit(1)
         return conn.execute(query).scalar()
+
+
+def _new_id(conn: Connection, statement: Any) -> int:
+    key: Any = conn.execute(statement).inserted_primary_key
+    return int(key[0])
 
 
 def _evaluation(row: Any) -> EvaluationRow:
