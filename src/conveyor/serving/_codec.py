@@ -156,8 +156,30 @@ def columns_from_mapping(data: dict[str, Any], signature: Signature | None) -> t
     return cols, rows.pop() if rows else 0
 
 
+def _fast_matrix(names: Sequence[str], rows: Any, signature: Signature | None) -> tuple[Columns, int] | None:
+    """The common case in one step: float columns in signature order, no missing values.
+    Anything else (or any doubt) returns None and takes the per-column path, which names
+    the exact problem."""
+    if signature is None or not signature.inputs or list(names) != signature.input_names:
+        return None
+    dtype = signature.inputs[0].dtype
+    if not dtype.startswith("float") or any(c.dtype != dtype or c.shape for c in signature.inputs):
+        return None
+    try:
+        mat = np.asarray(rows, dtype=np.float64)
+    except (ValueError, TypeError):
+        return None
+    if mat.ndim != 2 or mat.shape[1] != len(names) or np.isnan(mat).any():
+        return None
+    mat = mat.astype(dtype, copy=False)
+    return {n: mat[:, i] for i, n in enumerate(names)}, len(mat)
+
+
 def columns_from_rows(names: Sequence[str], rows: Sequence[Any], signature: Signature | None) -> tuple[Columns, int]:
     """Positional rows (lists) under ``names`` → checked column arrays."""
+    fast = _fast_matrix(names, rows, signature)
+    if fast is not None:
+        return fast
     width = len(names)
     for i, row in enumerate(rows):
         if not isinstance(row, (list, tuple)) or len(row) != width:
@@ -190,6 +212,9 @@ def split_matrix(matrix: Any, signature: Signature | None, label: str) -> tuple[
         raise unprocessable(f"{label}: ragged rows ({exc})") from None
     if names is None:
         return {label: arr}, (len(arr) if arr.ndim else 1)
+    fast = _fast_matrix(names, arr, signature)
+    if fast is not None:
+        return fast
     if arr.ndim != 2 or arr.shape[1] != len(names):
         raise unprocessable(
             f"{label} has shape {list(arr.shape)}; expected [rows, {len(names)}] with columns {names}"
