@@ -178,3 +178,32 @@ def test_slow_client_times_out_while_others_are_served(make_app: Any) -> None:
             answer += slow.recv(4096)
         slow.close()
         assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
+
+
+def test_model_failure_over_real_http(make_app: Any) -> None:
+    app = make_app(("d", Doubler()))
+    with live_server(app) as url:
+        r = httpx.post(f"{url}/invocations", json={"instances": [666]}, headers={"x-request-id": "http-boom"})
+        assert r.status_code == 500 and r.json()["request_id"] == "http-boom"
+        assert httpx.post(f"{url}/invocations", json={"instances": [2]}).json() == {"predictions": [4.0]}
+
+
+def test_nodelay_protocol_sets_the_socket_option() -> None:
+    from conveyor.serving._nodelay import set_nodelay
+
+    class Transport:  # the one method set_nodelay uses, over a real accepted TCP socket
+        def __init__(self, sock: socket.socket) -> None:
+            self.sock = sock
+
+        def get_extra_info(self, name: str) -> Any:
+            return self.sock if name == "socket" else None
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        # a bare socket() has proto 0, like the one uvicorn's workers inherit
+        plain = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        plain.connect(listener.getsockname())
+        accepted, _ = listener.accept()
+        with plain, accepted:
+            accepted.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+            set_nodelay(Transport(accepted))  # type: ignore[arg-type]
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1

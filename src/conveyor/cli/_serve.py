@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 
 from conveyor.cli._common import console, handle_errors, print_json, settings, tracker
+from conveyor.entities import Predictor
 from conveyor.errors import InvalidInput
 
 
@@ -68,7 +69,8 @@ def serve(
     with tracker(create=bool(folders)) as t:
         from conveyor.models import load
 
-        served = [ServedModel(f["name"], load(f["path"]), f["version"]) for f in folders]
+        # LoadedModel answers the Predictor protocol (its members are read-only properties)
+        served = [ServedModel(f["name"], cast(Predictor, load(f["path"])), f["version"]) for f in folders]
         app = create_app([*refs, *served], canary=canary, shadow=shadow, config=config, tracker=t, follow=follow)
         names = ", ".join(f"{d.name} v{d.version}" for d in app.state.server.fleet.all())
         console.print(f"serving {names} on http://{host}:{port} (docs: /docs, metrics: /metrics)", highlight=False)

@@ -140,7 +140,7 @@ class Server:
         try:
             dep = self._pick(request, name, version)
             state["model"], state["version"] = dep.name, dep.version
-            response = await handler(request, dep, started)
+            response: Response = await handler(request, dep, started)
         except HTTPError as exc:
             status = exc.status
             response = error_response(exc, state["request_id"])

@@ -77,7 +77,10 @@ def _manifest(name: str, version: str, image: str) -> list[dict[str, Any]]:
     app = re.sub(r"[^a-z0-9-]", "-", name.lower()).strip("-")[:50] or "model"
     labels = {"app.kubernetes.io/name": app, "app.kubernetes.io/version": str(version),
               "app.kubernetes.io/part-of": "conveyor"}
-    probe = lambda path: {"httpGet": {"path": path, "port": PORT}, "periodSeconds": 10}  # noqa: E731
+
+    def probe(path: str) -> dict[str, Any]:
+        return {"httpGet": {"path": path, "port": PORT}, "periodSeconds": 10}
+
     container = {
         "name": "server", "image": image, "ports": [{"name": "http", "containerPort": PORT}],
         "readinessProbe": {**probe("/v2/health/ready"), "initialDelaySeconds": 5},

@@ -148,7 +148,7 @@ def columns_from_mapping(data: dict[str, Any], signature: Signature | None) -> t
     """Named columns (one list per column) → checked arrays and the row count."""
     check_names(list(data), signature)
     specs = {c.name: c for c in signature.inputs} if signature and signature.inputs else {}
-    order = signature.input_names if specs else list(data)
+    order = signature.input_names if signature is not None and specs else list(data)
     cols = {n: cast_column(n, data[n], specs.get(n)) for n in order}
     rows = {len(a) for a in cols.values()}
     if len(rows) > 1:
@@ -281,4 +281,5 @@ def jsonable(arr: np.ndarray) -> list[Any]:
         return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in arr.tolist()]
     if arr.dtype.kind == "M":
         return [str(v) for v in arr.astype("datetime64[ms]").tolist()]
-    return arr.tolist()
+    values: list[Any] = arr.tolist()
+    return values

@@ -27,9 +27,9 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
             pass
 
 
-class NoDelayProtocol(_Base):  # type: ignore[misc, valid-type]
+class NoDelayProtocol(_Base):
     """uvicorn's HTTP protocol plus TCP_NODELAY."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override,unused-ignore]
         set_nodelay(transport)
-        super().connection_made(transport)  # type: ignore[arg-type]
+        super().connection_made(transport)

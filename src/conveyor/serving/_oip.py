@@ -43,7 +43,7 @@ def _tensor(spec: Any, index: int) -> tuple[str, str, list[int], np.ndarray]:
         raise bad_request(f"input {name!r} has no 'data' (binary tensor data is not supported)")
     data = spec["data"]
     try:
-        arr = np.asarray(data, dtype=_NUMPY[datatype])
+        arr: np.ndarray = np.asarray(data, dtype=_NUMPY[datatype])
     except (ValueError, TypeError, OverflowError):
         raise unprocessable(f"input {name!r}: data do not match datatype {datatype} (or rows are ragged)") from None
     if arr.size != math.prod(shape):

@@ -20,7 +20,7 @@ _ERRORS = {str(c): {**_ERR, "description": d} for c, d in (
     (500, "the model failed (carries request_id)"), (503, "queue full; see Retry-After"))}
 
 
-def _op(summary: str, *, body: str | None = None, answer: str | None = None, params: list[str] = ()) -> dict[str, Any]:
+def _op(summary: str, *, body: str | None = None, answer: str | None = None, params: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "responses": {"200": {"description": "ok"}}}
     if answer:
         op["responses"]["200"]["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{answer}"}}}

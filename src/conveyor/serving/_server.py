@@ -6,7 +6,9 @@ import json
 import logging
 import os
 import sys
-from typing import Any
+from typing import Any, cast
+
+from conveyor.entities import Predictor
 
 SPEC_ENV = "CONVEYOR_SERVE_SPEC"
 
@@ -42,7 +44,7 @@ def worker_app() -> Any:
         from conveyor.models import load
         from conveyor.serving._deploy import ServedModel
 
-        served = [ServedModel(f["name"], load(f["path"]), f["version"]) for f in spec["folders"]]
+        served = [ServedModel(f["name"], cast(Predictor, load(f["path"])), f["version"]) for f in spec["folders"]]
     return create_app([*spec["models"], *served], canary=spec.get("canary", []), shadow=spec.get("shadow", []),
                       config=ServingConfig.model_validate(spec.get("config", {})), tracker=tracker,
                       follow=bool(spec.get("follow")))
