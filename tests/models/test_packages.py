@@ -166,3 +166,34 @@ def test_pyfunc_array_input_and_from_state(tmp_path: Path, floats: np.ndarray) -
 def test_unknown_flavor_option_is_named(tmp_path: Path, sk_classifier: Any) -> None:
     with pytest.raises(InvalidInput, match="unknown option.*factory"):
         save(sk_classifier, tmp_path / "m", factory="x:y")
+
+
+def test_sklearn_native_model_is_untouched(tmp_path: Path, sk_classifier: Any, table: Any) -> None:
+    frame, _ = table
+    save(sk_classifier, tmp_path / "m", input_example=frame.iloc[:5])
+    loaded = load(tmp_path / "m")
+    assert list(loaded.native.feature_names_in_) == list(frame.columns)  # the ndarray twin is a copy
+    row = frame.iloc[:1].to_dict(orient="records")
+    np.testing.assert_allclose(loaded.predict_proba(row), sk_classifier.predict_proba(frame.iloc[:1]))
+
+
+def test_mixed_string_and_numeric_columns_end_to_end(tmp_path: Path) -> None:
+    import pandas as pd
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame = pd.DataFrame({"city": ["a", "b", "a", "c"] * 5, "age": list(range(20)), "income": np.linspace(0, 1, 20)})
+    target = (frame["age"] > 9).astype(int)
+    model = make_pipeline(
+        make_column_transformer((OneHotEncoder(handle_unknown="ignore"), ["city"]), remainder="passthrough"),
+        LogisticRegression(),
+    ).fit(frame, target)
+    save(model, tmp_path / "m", input_example=frame.iloc[:3])
+    loaded = load(tmp_path / "m")
+    assert [c.dtype for c in loaded.signature.inputs] == ["string", "int64", "float64"]
+    np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
+    assert loaded.predict([{"city": "b", "age": 12, "income": 0.5}]).shape == (1,)
+    with pytest.raises(InvalidInput, match="'age'"):
+        loaded.predict([{"city": "b", "age": 12.5, "income": 0.5}])

@@ -55,6 +55,10 @@ class Flavor:
     def predict(self, model: Any, batch: Any) -> Any:
         raise NotImplementedError
 
+    def native(self, model: Any) -> Any:
+        """The framework's own model object inside what ``load`` returned."""
+        return model
+
     def has_proba(self, model: Any, config: Mapping[str, Any]) -> bool:
         return False
 

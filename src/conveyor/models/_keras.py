@@ -38,6 +38,9 @@ class KerasFlavor(Flavor):
         model = keras.saving.load_model(folder / str(config.get("file", FILE)), compile=False, safe_mode=True)
         return _Keras(model, str(config.get("input_dtype", "float32")))
 
+    def native(self, model: Any) -> Any:
+        return model.model
+
     def predict(self, model: Any, batch: Any) -> Any:
         import numpy as np
 

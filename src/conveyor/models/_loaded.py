@@ -21,11 +21,11 @@ class LoadedModel:
         array([0])
     """
 
-    __slots__ = ("_flavor", "_validator", "meta", "native", "source", "example")
+    __slots__ = ("_flavor", "_model", "_validator", "meta", "source", "example")
 
     def __init__(self, flavor: Flavor, native: Any, meta: ModelMeta, *, source: str, example: Any = None) -> None:
         self._flavor = flavor
-        self.native = native  # the framework's own model object
+        self._model = native  # what the flavor loaded (the model, maybe with its helpers)
         self.meta = meta
         self.source = source
         self.example = example
@@ -33,6 +33,11 @@ class LoadedModel:
 
     def __repr__(self) -> str:
         return f"LoadedModel(flavor={self.flavor!r}, source={self.source!r})"
+
+    @property
+    def native(self) -> Any:
+        """The framework's own model object (scikit-learn estimator, keras.Model, …)."""
+        return self._flavor.native(self._model)
 
     @property
     def flavor(self) -> str:
@@ -53,7 +58,7 @@ class LoadedModel:
 
     @property
     def has_proba(self) -> bool:
-        return self._flavor.has_proba(self.native, self.meta.flavor_config)
+        return self._flavor.has_proba(self._model, self.meta.flavor_config)
 
     def validate(self, data: Any) -> Batch:
         """Check ``data`` against the signature; raises ``InvalidInput`` naming bad columns."""
@@ -61,8 +66,8 @@ class LoadedModel:
 
     def predict(self, data: Any) -> Any:
         """Predictions for a DataFrame, ndarray (signature column order) or list of dicts."""
-        return self._flavor.predict(self.native, self._validator(data))
+        return self._flavor.predict(self._model, self._validator(data))
 
     def predict_proba(self, data: Any) -> Any:
         """Class probabilities (rows × classes) for classifiers that have them."""
-        return self._flavor.predict_proba(self.native, self._validator(data))
+        return self._flavor.predict_proba(self._model, self._validator(data))

@@ -84,6 +84,9 @@ class OnnxFlavor(Flavor):
         session = ort.InferenceSession(path.read_bytes(), options, providers=["CPUExecutionProvider"])
         return OnnxSession(session)
 
+    def native(self, model: Any) -> Any:
+        return model.session
+
     def predict(self, model: OnnxSession, batch: Any) -> Any:
         return model.session.run([model.label], model.feed(batch))[0]
 

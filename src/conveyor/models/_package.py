@@ -198,8 +198,8 @@ def load(uri_or_path: str | Path, *, trusted: list[str] | None = None, tracker: 
 def load_folder(folder: Path, *, trusted: list[str] | None = None, source: str | None = None) -> LoadedModel:
     meta = read_meta(folder)
     flavor = get_flavor(meta.flavor)
-    native = flavor.load(folder, meta.flavor_config, trusted=trusted)
     example = read_example(folder, meta.input_example)
+    native = flavor.load(folder, meta.flavor_config, trusted=trusted, example=example)
     return LoadedModel(flavor, native, meta, source=source or str(folder), example=example)
 
 

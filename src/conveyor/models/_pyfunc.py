@@ -93,6 +93,9 @@ class PyfuncFlavor(Flavor):
             obj.__dict__.update(state)
         return _Pyfunc(obj, config.get("accepts", "frame"))
 
+    def native(self, model: Any) -> Any:
+        return model.obj
+
     def predict(self, model: Any, batch: Any) -> Any:
         import numpy as np
 

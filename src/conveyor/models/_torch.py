@@ -82,6 +82,9 @@ class TorchFlavor(Flavor):
         model.eval()
         return _Torch(model, str(config.get("input_dtype", "float32")))
 
+    def native(self, model: Any) -> Any:
+        return model.model
+
     def predict(self, model: Any, batch: Any) -> Any:
         import torch
 
