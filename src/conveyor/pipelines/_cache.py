@@ -121,9 +121,12 @@ def _local(value: Any, roots: tuple[str, ...]) -> bool:
 def _distributions() -> Mapping[str, list[str]]:
     """Top-level module → distributions. Scanning every installed package's metadata takes
     a noticeable fraction of a second, so the map is kept in a temp file keyed by the
-    modification times of the import path's folders (an install or removal changes them)."""
+    modification times of the site-packages folders (an install or removal changes them)."""
     stamp = []
+    # Only folders packages are installed into: the project's own folders change all the time.
     for entry in sys.path:
+        if "site-packages" not in entry and "dist-packages" not in entry:
+            continue
         try:
             stamp.append(f"{entry}:{os.stat(entry or '.').st_mtime_ns}")
         except OSError:

@@ -12,15 +12,15 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def record_step(tracker: Any, run_id: str, upstream: Sequence[str]) -> None:
-    """Record every ``upstream`` node URI as an input of the step run ``run_id``."""
+def record_step(conn: Any, run_id: str, upstream: Sequence[str]) -> None:
+    """Record every ``upstream`` node URI as an input of the step run ``run_id``, in the
+    caller's transaction (``conn``)."""
     if not upstream:
         return
     from conveyor.data import record_lineage
 
-    with tracker.store.write() as conn:  # one transaction for all the step's edges
-        for ref in upstream:
-            record_lineage(conn, ref, f"runs:/{run_id}", "input", run_id=run_id)
+    for ref in upstream:
+        record_lineage(conn, ref, f"runs:/{run_id}", "input", run_id=run_id)
 
 
 def record_inputs(tracker: Any, run_id: str, refs: Sequence[str]) -> None:

@@ -7,8 +7,11 @@ leaves either nothing or a RUNNING execution that the cache never reuses.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
+
+from sqlalchemy.engine import Connection
 
 from conveyor.blobs import MANIFEST_MEDIA_TYPE
 from conveyor.entities import Artifact, RunStatus, now_ms
@@ -21,12 +24,23 @@ def _param_text(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool)) else json.dumps(value, sort_keys=True)
 
 
+@contextmanager
+def transaction(tracker: Any, conn: Connection | None) -> Iterator[Connection]:
+    """The caller's transaction when given (a cache hit is recorded in one), else a new one."""
+    if conn is not None:
+        yield conn
+        return
+    with tracker.store.write() as new:
+        yield new
+
+
 def open_step(
-    tracker: Any, experiment_id: int, parent_id: str, node: str, key: str, params: Mapping[str, Any], cache: str
+    tracker: Any, experiment_id: int, parent_id: str, node: str, key: str, params: Mapping[str, Any], cache: str,
+    *, conn: Connection | None = None,
 ) -> str:
     """Create the step's RUNNING child run and its execution row."""
     store = tracker.store
-    with store.write() as conn:
+    with transaction(tracker, conn) as conn:
         run_id = store.runs.create(conn, experiment_id, name=node, parent_id=parent_id)
         store.runs.set_tags(
             conn, run_id, {"conveyor.step": node, "conveyor.cache": cache, "conveyor.cache_key": key}
@@ -46,11 +60,12 @@ def close_step(
     logs: str | None,
     metrics: Mapping[str, float],
     error: str | None = None,
+    conn: Connection | None = None,
 ) -> None:
     """Record outputs (as artifacts too), logs, metrics and the end of the child run."""
     store = tracker.store
     sizes = {name: _size(tracker, o["digest"]) for name, o in outputs.items()}
-    with store.write() as conn:
+    with transaction(tracker, conn) as conn:
         for name, out in outputs.items():
             store.artifacts.record(
                 conn, Artifact(run_id, f"outputs/{name}", out["digest"], sizes[name], MANIFEST_MEDIA_TYPE, True)
@@ -76,6 +91,6 @@ def _size(tracker: Any, digest: str) -> int:
         return 0
 
 
-def tag(tracker: Any, run_id: str, tags: Mapping[str, str]) -> None:
-    with tracker.store.write() as conn:
+def tag(tracker: Any, run_id: str, tags: Mapping[str, str], *, conn: Connection | None = None) -> None:
+    with transaction(tracker, conn) as conn:
         tracker.store.runs.set_tags(conn, run_id, tags)

@@ -188,13 +188,18 @@ class _Run:
                 continue  # deleted or corrupted outputs: this execution cannot be reused
             started = time.perf_counter()
             metrics = self.step_metrics(node, outputs)
-            run_id = _record.open_step(self.tracker, self.experiment_id, self.run_id, node.id, key, node.params, "hit")
-            _record.close_step(
-                self.tracker, run_id, status="FINISHED", outputs=outputs, logs=None,
-                metrics={"cache_hit": 1.0, **metrics},
-            )
-            _record.tag(self.tracker, run_id, {"conveyor.cached_from": execution.run_id})
-            self.after_step(node, run_id, metrics)
+            with store.write() as conn:  # the whole cache hit is one transaction
+                run_id = _record.open_step(
+                    self.tracker, self.experiment_id, self.run_id, node.id, key, node.params, "hit", conn=conn
+                )
+                _record.close_step(
+                    self.tracker, run_id, status="FINISHED", outputs=outputs, logs=None,
+                    metrics={"cache_hit": 1.0, **metrics}, conn=conn,
+                )
+                _record.tag(self.tracker, run_id, {"conveyor.cached_from": execution.run_id}, conn=conn)
+                self.after_step(node, run_id, conn)
+            if metrics:  # outside the transaction: the metric buffer may write on its own
+                self.tracker.log_metrics(self.run_id, dict(metrics))
             self.on_event(node.id, "cached", f"from run {execution.run_id[:8]}")
             return StepResult(node.id, "FINISHED", True, run_id, key, outputs, None, time.perf_counter() - started, 0)
         return None
@@ -207,14 +212,13 @@ class _Run:
         value = read_output(self.tracker.blobs, outputs[node.step.options.outputs[0]])
         return {k: float(v) for k, v in value.items()}
 
-    def after_step(self, node: Node, run_id: str, metrics: Mapping[str, float]) -> None:
-        if metrics:
-            self.tracker.log_metrics(self.run_id, dict(metrics))
+    def after_step(self, node: Node, run_id: str, conn: Any) -> None:
+        """Lineage of a finished step, in the transaction that records its end."""
         upstream = [
             self.datasets[h.node][0] if h.node in self.datasets else f"runs:/{self.results[h.node].run_id}/outputs/{h.output}"
             for h in node.inputs.values()
         ]
-        _lineage.record_step(self.tracker, run_id, upstream)
+        _lineage.record_step(conn, run_id, upstream)
 
     def execute(self, node: Node) -> StepResult:
         started = time.perf_counter()
@@ -246,12 +250,16 @@ class _Run:
         metrics = dict(outcome.get("metrics") or {})
         duration = time.perf_counter() - started
         error = outcome.get("traceback") or outcome.get("error")
-        _record.close_step(
-            self.tracker, run_id, status=status, outputs=outcome.get("outputs") or {}, logs=outcome.get("logs"),
-            metrics={"cache_hit": 0.0, "attempts": float(attempts), "duration_s": duration, **metrics}, error=error,
-        )
-        if status == "FINISHED":
-            self.after_step(node, run_id, metrics)
+        with self.tracker.store.write() as conn:
+            _record.close_step(
+                self.tracker, run_id, status=status, outputs=outcome.get("outputs") or {}, logs=outcome.get("logs"),
+                metrics={"cache_hit": 0.0, "attempts": float(attempts), "duration_s": duration, **metrics},
+                error=error, conn=conn,
+            )
+            if status == "FINISHED":
+                self.after_step(node, run_id, conn)
+        if metrics and status == "FINISHED":
+            self.tracker.log_metrics(self.run_id, dict(metrics))
         return StepResult(
             node.id, status, False, run_id, key, outcome.get("outputs") or {},
             None if status == "FINISHED" else outcome.get("error"), duration, attempts,
