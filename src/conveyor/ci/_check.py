@@ -67,6 +67,11 @@ def run_pipeline(registry: Registry, target: str) -> str:
     model package one of its steps logged (the last one, in step order)."""
     from conveyor import pipelines
 
+    import sys
+    from pathlib import Path
+
+    if str(Path.cwd()) not in sys.path:  # `conveyor ci check` runs from the project root
+        sys.path.insert(0, str(Path.cwd()))
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise InvalidInput(f"{target!r} is not module:pipeline", field="pipeline", value=target,
@@ -84,7 +89,17 @@ def run_pipeline(registry: Registry, target: str) -> str:
         for artifact in registry.tracker.list_artifacts(run_id):
             if artifact.is_dir and _is_package(registry, artifact.digest):
                 return f"runs:/{run_id}/{artifact.path}"
-    raise NotFound("model package", target, hint="log the model in a step with conveyor.models.log")
+    # No step logged a package: package the last model a step returned (the pipelines'
+    # scikit-learn materializer stores a bare skops file, which a registry version is not).
+    from conveyor import models
+
+    for node, step in reversed(list(result.steps.items())):
+        for output, info in step.outputs.items():
+            if info.get("materializer") == "sklearn" and step.run_id:
+                model = result.load(node, output, tracker=registry.tracker)
+                models.log(model, "model", run_id=step.run_id, tracker=registry.tracker)
+                return f"runs:/{step.run_id}/model"
+    raise NotFound("model package", target, hint="return the model from a step, or log it with conveyor.models.log")
 
 
 def _is_package(registry: Registry, digest: str) -> bool:
