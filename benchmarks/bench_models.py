@@ -119,7 +119,6 @@ def per_call(fn: Callable[[], Any], calls: int, repeats: int = 7) -> float:
 
 
 def latency() -> list[tuple[str, float, float]]:
-    import numpy as np
     import onnxruntime as ort
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression
@@ -141,14 +140,17 @@ def latency() -> list[tuple[str, float, float]]:
     assert (onnx_pkg.predict(big) == model.predict(big)).all(), "ONNX and sklearn disagree"
 
     rows = [
-        ("sklearn model.predict(DataFrame row)", lambda: model.predict(row_frame), lambda: model.predict(big)),
-        ("conveyor sklearn package, list of dicts", lambda: sk_pkg.predict(row_dict), lambda: sk_pkg.predict(big)),
+        ("sklearn model.predict(DataFrame)", lambda: model.predict(row_frame), lambda: model.predict(big)),
+        ("conveyor sklearn package, list of dicts (batch: DataFrame)", lambda: sk_pkg.predict(row_dict),
+         lambda: sk_pkg.predict(big)),
         ("conveyor sklearn package, ndarray", lambda: sk_pkg.predict(row_np), lambda: sk_pkg.predict(big_np)),
-        ("conveyor ONNX package, list of dicts", lambda: onnx_pkg.predict(row_dict), lambda: onnx_pkg.predict(big)),
+        ("conveyor ONNX package, list of dicts (batch: DataFrame)", lambda: onnx_pkg.predict(row_dict),
+         lambda: onnx_pkg.predict(big)),
         ("conveyor ONNX package, ndarray", lambda: onnx_pkg.predict(row_np), lambda: onnx_pkg.predict(big_np)),
         ("raw onnxruntime session.run", lambda: session.run(["label"], {"input": row_np}),
          lambda: session.run(["label"], {"input": big_np})),
-        ("conveyor signature validation only", lambda: sk_pkg.validate(row_dict), lambda: sk_pkg.validate(big)),
+        ("conveyor signature validation only (batch: DataFrame)", lambda: sk_pkg.validate(row_dict),
+         lambda: sk_pkg.validate(big)),
     ]
     return [(name, per_call(one, 2000), per_call(batch, 20, repeats=5)) for name, one, batch in rows]
 
@@ -202,7 +204,7 @@ def main() -> None:
     lat = latency()
     if mlflow_py:
         mlflow_row = run_timed(mlflow_py, MLFLOW_LATENCY.replace("ROW", json.dumps(row)), HERE)["row"]
-        lat.append(("MLflow pyfunc predict(DataFrame row)", mlflow_row, float("nan")))
+        lat.append(("MLflow pyfunc predict(DataFrame), own venv", mlflow_row, float("nan")))
     base = lat[0][1]
     print("\nPredict latency (this process; median per call)")
     print(table(

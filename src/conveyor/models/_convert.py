@@ -22,9 +22,9 @@ def to_onnx(model: Any, signature: Signature, path: str | Path, *, target_opset:
         >>> info = to_onnx(clf, loaded.signature, "model-onnx/")  # doctest: +SKIP
         >>> conveyor.models.load("model-onnx/").predict(X[:1])       # doctest: +SKIP
     """
-    from sklearn.base import is_classifier
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+    from sklearn.base import is_classifier
 
     from conveyor.models._package import save
 

@@ -18,8 +18,6 @@ from typing import Any
 from conveyor.entities import ColumnSpec, Signature
 from conveyor.errors import InvalidInput
 
-_NUMERIC = {"bool": "b", "int": "iu", "uint": "iu", "float": "f"}
-
 
 def _family(dtype: str) -> str:
     if dtype == "bool":
@@ -175,10 +173,10 @@ class Validator:
             _check_int_range([s.name for s in self.specs], array, spec.dtype)
         out = array.astype(self.matrix_dtype, copy=False)
         if out.dtype.kind == "f" and self.not_null:
-            bad = np.isnan(out[:, self.not_null]).any(axis=0) if len(self.not_null) != out.shape[1] else np.isnan(out).any(axis=0)
+            checked = out if len(self.not_null) == out.shape[1] else out[:, self.not_null]
+            bad = np.isnan(checked).any(axis=0)
             if bad.any():
-                idx = self.not_null if len(self.not_null) != out.shape[1] else range(out.shape[1])
-                _raise_nulls([self.names[i] for i, b in zip(idx, bad) if b])
+                _raise_nulls([self.names[i] for i, b in zip(self.not_null, bad) if b])
         return out
 
     # -- list of dicts ----------------------------------------------------------------------------
