@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from conveyor.cli import app
+
+
+def _run(*args: str) -> Any:
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def _logged_run(project: Path) -> str:
+    import conveyor
+
+    folder = project / "pkg"
+    folder.mkdir(exist_ok=True)
+    (folder / "weights.txt").write_text("w", encoding="utf-8")
+    with conveyor.start_run(experiment="cli") as run:
+        conveyor.log_artifacts(folder, "model")
+    return f"runs:/{run.id}/model"
+
+
+def test_models_commands(project: Path) -> None:
+    from conveyor.tracking import set_tracker
+
+    sources = [_logged_run(project), _logged_run(project)]
+    set_tracker(None)
+    for source in sources:
+        assert _run("models", "register", source, "churn").exit_code == 0
+    assert [v["version"] for v in json.loads(_run("models", "versions", "churn", "--json").output)] == [1, 2]
+    assert _run("models", "alias", "churn", "challenger", "2", "--reason", "A/B").exit_code == 0
+    assert _run("models", "tag", "churn/2", "reviewed=yes").exit_code == 0
+    assert _run("models", "describe", "churn/2", "second try").exit_code == 0
+    shown = json.loads(_run("models", "show", "churn@challenger", "--json").output)
+    assert (shown["version"], shown["tags"], shown["description"]) == (2, {"reviewed": "yes"}, "second try")
+    assert json.loads(_run("models", "show", "churn", "--json").output)["aliases"] == {"challenger": 2}
+    assert _run("models", "archive", "churn/2").exit_code == 1  # holds an alias
+    assert _run("models", "alias", "churn", "challenger", "--delete").exit_code == 0
+    assert _run("models", "archive", "churn/2", "--reason", "old").exit_code == 0
+    assert _run("models", "archive", "churn/2", "--restore").exit_code == 0
+    assert _run("models", "delete", "churn/1", "--reason", "cleanup").exit_code == 0
+    kinds = [e["kind"] for e in json.loads(_run("models", "history", "churn", "--json").output)]
+    assert kinds == ["register", "register", "alias", "alias_deleted", "status", "status", "deleted"]
+    assert _run("models", "show", "nope").exit_code == 3
+    assert _run("models", "history", "churn", "--at", "yesterday").exit_code == 2
+    assert "churn" in _run("models", "list").output
