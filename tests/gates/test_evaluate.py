@@ -96,3 +96,22 @@ def test_linear_baseline_out_of_fold(registry: Any, candidate: Any, frames: Any)
     result = evaluate(spec, version.uri, frames[1], registry=registry)
     check = next(c for c in result.checks if c.kind == "baseline")
     assert check.passed is False and check.evidence["kind"] == "linear"
+
+
+def test_columns_outside_the_signature_slice_but_are_not_features(registry: Any, candidate: Any, frames: Any) -> None:
+    version = candidate("good")
+    holdout = frames[1].assign(group=["a", "b"] * (len(frames[1]) // 2))
+    spec = define_gate(metrics=["accuracy >= 0.7"], slices={"columns": ["group"], "thresholds": ["accuracy >= 0.6"]})
+    result = evaluate(spec, version.uri, holdout, registry=registry)
+    assert result.passed, [c.summary for c in result.failures]
+    assert {s["column"] for s in result.slices} == {"group"}
+
+
+def test_evaluation_on_a_versioned_data_set(registry: Any, candidate: Any, frames: Any, tracker: Any) -> None:
+    import conveyor.data as cd
+
+    version = candidate("good")
+    added = cd.add(frames[1], name="holdout", tracker=tracker)
+    result = evaluate(define_gate(metrics=["accuracy >= 0.7"]), version.uri, f"data:/holdout@{added.version}",
+                      registry=registry)
+    assert result.passed and result.dataset == f"data:/holdout@{added.version}" and result.n_rows == len(frames[1])

@@ -79,18 +79,19 @@ def evaluate(
     y = frame[spec.label].to_numpy()
     features = frame.drop(columns=[spec.label])
     tracker = registry.tracker if registry is not None else None
-    checks = [data_check(spec, frame, features, cand.model, dataset, tracker)] if spec.data_checks else []
+    checks = [data_check(spec, frame, _inputs(cand.model, features), cand.model, dataset, tracker)] if spec.data_checks else []
     if checks and checks[0].failed:
         return _finish(registry, spec, cand, champ, dataset, frame, checks, {"candidate": {}}, [], save)
     base = baseline_predictions(spec, features, y, train) if spec.baseline is not None else None
     values, more, slices = assess(
-        spec, y, _predict(cand.model, features),
-        _predict(champ.model, features) if champ is not None else None,
+        spec, y, _predict(cand.model, _inputs(cand.model, features)),
+        _predict(champ.model, _inputs(champ.model, features)) if champ is not None else None,
         frame=frame, baseline=base,
     )
     checks += more
     if spec.operational is not None:
-        checks.append(operational_check(spec, cand.model, features, size=cand.size, load_seconds=cand.load_seconds))
+        checks.append(operational_check(spec, cand.model, _inputs(cand.model, features),
+                                        size=cand.size, load_seconds=cand.load_seconds))
     return _finish(registry, spec, cand, champ, dataset, frame, checks, values, slices, save)
 
 
@@ -206,6 +207,16 @@ def _frame(spec: GateSpec, data: Any, tracker: Any) -> tuple[Any, str]:
         raise NotFound("evaluation data", text, hint="give a data:/name@version, a .parquet or a .csv file")
     frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     return frame, str(path)
+
+
+def _inputs(model: Any, features: Any) -> Any:
+    """The columns the model's signature names, when all are present: other columns of the
+    evaluation data (a slicing column such as a demographic group) are not features."""
+    signature = getattr(model, "signature", None)
+    names = list(getattr(signature, "input_names", None) or [])
+    if names and all(name in features.columns for name in names):
+        return features[names]
+    return features  # let the signature check name what is missing
 
 
 def _predict(model: Any, features: Any) -> Any:
