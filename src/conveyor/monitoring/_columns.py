@@ -19,8 +19,15 @@ from conveyor.errors import InvalidInput, NotFound
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 
-#: Columns read together; 16 × 1,000,000 float64 values is ~128 MB at most.
+#: Columns read together at most; fewer on long tables (see ``chunk_width``).
 DEFAULT_CHUNK = 16
+#: Bytes of float64 values one chunk may hold: memory stays bounded whatever the row count.
+CHUNK_BUDGET = 48 * 2**20
+
+
+def chunk_width(n_rows: int, chunk: int = DEFAULT_CHUNK) -> int:
+    """Columns per chunk so that a chunk's float64 matrix stays within ``CHUNK_BUDGET``."""
+    return max(1, min(chunk, CHUNK_BUDGET // max(8 * n_rows, 1)))
 
 
 @dataclass(frozen=True)
@@ -48,9 +55,16 @@ class TableSource:
             path = Path(source)
             if not path.exists():
                 raise NotFound("table", str(path), hint="give a Parquet file or a folder of Parquet files")
-            self._parquet = ds.dataset(str(path), format="parquet")
-            schema = self._parquet.schema
-            self.n_rows = int(self._parquet.count_rows())
+            if path.is_file():  # one file: read column chunks without the dataset scanner's readahead
+                import pyarrow.parquet as pq
+
+                self._parquet = pq.ParquetFile(str(path))
+                schema = self._parquet.schema_arrow
+                self.n_rows = int(self._parquet.metadata.num_rows)
+            else:
+                self._parquet = ds.dataset(str(path), format="parquet")
+                schema = self._parquet.schema
+                self.n_rows = int(self._parquet.count_rows())
         elif isinstance(source, pa.Table):
             self._table = source
             schema = source.schema
@@ -74,17 +88,24 @@ class TableSource:
         import pyarrow as pa
 
         if self._parquet is not None:
+            if hasattr(self._parquet, "read"):
+                return self._parquet.read(columns=list(names), use_threads=True)
             return self._parquet.to_table(columns=list(names))
         if self._table is not None:
             return self._table.select(list(names))
         return pa.Table.from_pandas(self._frame[list(names)], preserve_index=False)
 
     def iter_chunks(self, names: Sequence[str], chunk: int = DEFAULT_CHUNK) -> Iterator[ColumnChunk]:
-        """Yield ``chunk`` columns at a time, numeric ones stacked into one float64 matrix."""
+        """Yield up to ``chunk`` columns at a time (fewer on long tables, see ``chunk_width``),
+        numeric ones stacked into one float64 matrix."""
+        chunk = chunk_width(self.n_rows, chunk)
         for start in range(0, len(names), chunk):
             part = list(names[start:start + chunk])
             if self._frame is not None:
                 yield self._frame_chunk(part)
+                continue
+            if hasattr(self._parquet, "iter_batches"):
+                yield self._file_chunk(part)
                 continue
             table = self.read(part)
             numeric = [n for n in part if self.kinds[n] == NUMERIC]
@@ -94,6 +115,25 @@ class TableSource:
                 {n: table.column(n) for n in part if self.kinds[n] == CATEGORICAL},
             )
 
+
+    def _file_chunk(self, part: list[str]) -> ColumnChunk:
+        # batch by batch into the matrix: Parquet's read buffers stay one batch large
+        import numpy as np
+        import pyarrow as pa
+
+        numeric = [n for n in part if self.kinds[n] == NUMERIC]
+        categorical = [n for n in part if self.kinds[n] == CATEGORICAL]
+        matrix = np.empty((self.n_rows, len(numeric)), dtype=np.float64, order="F")
+        pieces: dict[str, list[Any]] = {n: [] for n in categorical}
+        row = 0
+        for batch in self._parquet.iter_batches(batch_size=65_536, columns=part, use_threads=True):
+            table = pa.Table.from_batches([batch])
+            matrix[row:row + batch.num_rows] = _float_matrix(table, numeric, batch.num_rows)
+            for name in categorical:
+                pieces[name].append(batch.column(name))
+            row += batch.num_rows
+        cats = {n: pa.chunked_array(pieces[n], type=self._parquet.schema_arrow.field(n).type) for n in categorical}
+        return ColumnChunk(tuple(numeric), matrix, cats)
 
     def _frame_chunk(self, part: list[str]) -> ColumnChunk:
         # pandas numeric columns convert to float64 without a detour through Arrow
@@ -128,8 +168,15 @@ def _float_matrix(table: Any, names: Sequence[str], n_rows: int) -> Any:
 
     out = np.empty((n_rows, len(names)), dtype=np.float64, order="F")
     for j, name in enumerate(names):
-        column = pc.cast(table.column(name), pa.float64())
-        out[:, j] = column.fill_null(float("nan")).to_numpy()
+        column = table.column(name)
+        if column.type != pa.float64():
+            column = pc.cast(column, pa.float64())
+        if column.null_count:
+            column = column.fill_null(float("nan"))
+        row = 0
+        for piece in column.chunks:  # copy chunk by chunk: no concatenated temporary
+            out[row:row + len(piece), j] = piece.to_numpy(zero_copy_only=False)
+            row += len(piece)
     return out
 
 

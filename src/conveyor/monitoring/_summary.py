@@ -190,59 +190,90 @@ def _summarize_chunk(part: ColumnChunk, n_rows: int, exact_limit: int) -> dict[s
 
 
 def _numeric(names: tuple[str, ...], matrix: Any, exact_limit: int) -> dict[str, ColumnSummary]:
-    import numpy as np
-
-    n, k = matrix.shape
-    _sort_columns(matrix)  # NaN sort last
-    n_valid = np.zeros(k, dtype=np.int64)
-    if n:
-        # NaNs are at the bottom: count them with a binary search per column, not a full mask
-        n_valid = np.array([_count_valid(matrix[:, j]) for j in range(k)], dtype=np.int64)
-    cols = np.arange(k)
-    last = np.maximum(n_valid - 1, 0)
-    pos = levels()[:, None] * last[None, :]
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, last[None, :])
-    frac = pos - lo
-    quantiles: Any = matrix[lo, cols] * (1 - frac) + matrix[hi, cols] * frac if n else None
-    out = {}
-    for j, name in enumerate(names):
-        nv = int(n_valid[j])
-        column = matrix[:nv, j]
-        counts, unique = None, 0
-        if nv:
-            unique = int(np.count_nonzero(column[1:] != column[:-1])) + 1
-            if unique <= FEW_VALUES:
-                vals, cnt = np.unique(column, return_counts=True)
-                counts = {_key(v): int(c) for v, c in zip(vals.tolist(), cnt.tolist())}
-        out[name] = ColumnSummary(
-            name, NUMERIC, n, n - nv, unique,
-            _float(column[0]) if nv else None, _float(column[-1]) if nv else None,
-            _float(column.mean()) if nv else None, _float(column.std()) if nv else None,
-            np.ascontiguousarray(quantiles[:, j]) if nv else None,
-            column.copy() if 0 < nv <= exact_limit else None,
-            counts,
-        )
-    return out
-
-
-def _count_valid(sorted_column: Any) -> int:
-    import numpy as np
-
-    if not np.isnan(sorted_column[-1]):
-        return len(sorted_column)
-    return int(np.searchsorted(np.isnan(sorted_column), True))
-
-
-def _sort_columns(matrix: Any) -> None:
-    """Sort every column in place, on two threads (NumPy's sort releases the GIL)."""
+    """Summaries of the columns of ``matrix``, two columns at a time (NumPy releases the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    if matrix.shape[1] < 2 or matrix.shape[0] < 50_000:
-        matrix.sort(axis=0)
-        return
+    def one(j: int) -> ColumnSummary:
+        return _numeric_column(names[j], matrix[:, j], exact_limit)
+
+    if len(names) < 2 or matrix.shape[0] < 50_000:
+        return {names[j]: one(j) for j in range(len(names))}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(lambda j: matrix[:, j].sort(), range(matrix.shape[1])))
+        return dict(zip(names, pool.map(one, range(len(names)))))
+
+
+def _numeric_column(name: str, column: Any, exact_limit: int) -> ColumnSummary:
+    import numpy as np
+
+    n = len(column)
+    missing = ~np.isfinite(column)  # ±inf count as missing, as Evidently treats them
+    n_missing = int(missing.sum())
+    x = column[~missing] if n_missing else column
+    nv = len(x)
+    if nv == 0:
+        return ColumnSummary(name, NUMERIC, n, n_missing)
+    if nv <= exact_limit:
+        x = np.sort(x)
+        quantiles, values = _sorted_quantiles(x), x
+        unique = int(np.count_nonzero(x[1:] != x[:-1])) + 1
+    else:
+        quantiles, unique = _histogram_quantiles(x)
+        values = None
+    counts = None
+    if unique <= FEW_VALUES:
+        vals, cnt = np.unique(x, return_counts=True)
+        unique = len(vals)
+        counts = {_key(v): int(c) for v, c in zip(vals.tolist(), cnt.tolist())}
+    return ColumnSummary(
+        name, NUMERIC, n, n_missing, unique, float(quantiles[0]), float(quantiles[-1]),
+        float(x.mean()), float(x.std()), quantiles, values, counts,
+    )
+
+
+def _sorted_quantiles(x: Any) -> Any:
+    """NumPy's default ('linear') quantiles of sorted ``x`` at every sketch level."""
+    import numpy as np
+
+    pos = levels() * (len(x) - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, len(x) - 1)
+    return x[lo] * (1 - (pos - lo)) + x[hi] * (pos - lo)
+
+
+#: Cells of the histogram that locates order statistics without sorting a whole column.
+CELLS = 1 << 16
+
+
+def _histogram_quantiles(x: Any) -> tuple[Any, int]:
+    """The same quantiles as ``_sorted_quantiles(np.sort(x))``, exactly, in O(n).
+
+    A 65,536-cell histogram over [min, max] finds the cell of every wanted order statistic;
+    only the values in those cells are sorted. Also returns the number of non-empty cells:
+    the number of distinct values when it is small, a lower bound otherwise.
+    """
+    import numpy as np
+
+    lo_v, hi_v = float(x.min()), float(x.max())
+    if lo_v == hi_v:
+        return np.full(QUANTILE_LEVELS, lo_v), 1
+    cell = ((x - lo_v) * (CELLS / (hi_v - lo_v))).astype(np.int64)
+    np.minimum(cell, CELLS - 1, out=cell)
+    counts = np.bincount(cell, minlength=CELLS)
+    ends = np.cumsum(counts)
+    pos = levels() * (len(x) - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, len(x) - 1)
+    ranks = np.concatenate([lo, hi])
+    cells_of = np.searchsorted(ends, ranks, side="right")
+    needed = np.unique(cells_of)
+    chosen = np.isin(cell, needed, kind="table")
+    picked = np.sort(x[chosen])
+    before = np.zeros(CELLS, dtype=np.int64)  # picked values in needed cells left of each cell
+    before[needed] = np.cumsum(counts[needed]) - counts[needed]
+    starts = ends - counts
+    at = picked[before[cells_of] + ranks - starts[cells_of]]
+    a, b = at[: len(lo)], at[len(lo):]
+    return a * (1 - (pos - lo)) + b * (pos - lo), int(np.count_nonzero(counts))
 
 
 def _categorical(name: str, column: Any, n_rows: int) -> ColumnSummary:
@@ -272,5 +303,3 @@ def _key(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def _float(value: Any) -> float:
-    return float(value)
