@@ -29,3 +29,27 @@ def test_public_names_are_pinned() -> None:
     for module in (conveyor.registry, conveyor.gates, conveyor.ci):
         assert module.__all__ == sorted(module.__all__)
         assert all(hasattr(module, name) for name in module.__all__)
+
+
+def test_model_card_names_the_training_data_and_its_schema(registry: Any, model_run: Any, tracker: Any, tmp_path: Any) -> None:
+    import conveyor.data as cd
+    from conveyor.registry import model_card
+    from conveyor.settings import Settings
+
+    added = cd.add(pd.DataFrame({"age": [30, 41], "income": [1.5, 2.5]}), name="train", tracker=tracker)
+    registry.register(model_run(), "m", data_versions=[f"data:/train@{added.version}"])
+    settings = Settings.from_mapping(tmp_path, {"model_cards": {"m": {"intended_use": "ranking leads"}}})
+    card = model_card("models:/m/1", registry=registry, settings=settings)
+    assert "ranking leads" in card and f"data:/train@{added.version}" in card
+    assert "`age` int" in card and "`income`" in card
+
+
+def test_model_card_settings_errors_name_the_key() -> None:
+    import pytest
+
+    from conveyor.errors import ConfigError
+    from conveyor.registry._card import card_settings
+
+    with pytest.raises(ConfigError, match="model_cards.m.intended_usage") as info:
+        card_settings({"m": {"intended_usage": "typo"}}, "m")
+    assert "intended_use" in str(info.value.hint)

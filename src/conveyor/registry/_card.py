@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
-from conveyor.errors import ConfigError
+from conveyor.errors import ConfigError, ConveyorError
 from conveyor.registry._entities import ModelVersion
 from conveyor.store import gate_evaluations
 
@@ -80,7 +80,7 @@ def model_card(uri: str, *, registry: Any = None, settings: Any = None) -> str:
     lines += ["## Intended use", "", config.intended_use, "", "**Out of scope:** " + config.out_of_scope, ""]
     lines += _factors(evaluation)
     lines += _metrics(evaluation, run)
-    lines += _data(version, run, evaluation)
+    lines += _data(version, registry.tracker, evaluation)
     lines += _analyses(evaluation)
     lines += _gate(evaluation)
     lines += ["## Ethical considerations", "", config.ethical_considerations, ""]
@@ -136,9 +136,24 @@ def _metrics(evaluation: dict[str, Any] | None, run: Any) -> list[str]:
     return out
 
 
-def _data(version: ModelVersion, run: Any, evaluation: dict[str, Any] | None) -> list[str]:
+def _training_schema(tracker: Any, ref: str) -> list[str]:
+    """Columns of a training data set version (empty for files and folders)."""
+    from conveyor.data import schema_of
+
+    try:
+        schema = schema_of(ref, tracker=tracker)
+    except ConveyorError:  # not a table, or a version since removed
+        return []
+    return [f"`{c.name}` {c.type}{'' if c.nullable else ' (not null)'}" for c in schema.columns]
+
+
+def _data(version: ModelVersion, tracker: Any, evaluation: dict[str, Any] | None) -> list[str]:
     out = ["## Training and evaluation data", ""]
     out.append(f"- training data: {', '.join(f'`{d}`' for d in version.data_versions) or 'not recorded'}")
+    for ref in version.data_versions:
+        columns = _training_schema(tracker, ref)
+        if columns:
+            out.append(f"  - `{ref}` schema: " + ", ".join(columns))
     if evaluation:
         out.append(f"- evaluation data: `{evaluation.get('dataset') or 'a DataFrame'}`, {evaluation.get('n_rows')} rows")
         schema = evaluation.get("schema") or []
