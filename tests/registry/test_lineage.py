@@ -50,6 +50,6 @@ def test_model_card_settings_errors_name_the_key() -> None:
     from conveyor.errors import ConfigError
     from conveyor.registry._card import card_settings
 
-    with pytest.raises(ConfigError, match="model_cards.m.intended_usage") as info:
+    with pytest.raises(ConfigError, match=r"\[model_cards.m\] intended_usage") as info:
         card_settings({"m": {"intended_usage": "typo"}}, "m")
-    assert "intended_use" in str(info.value.hint)
+    assert info.value.field == "model_cards.m.intended_usage" and "intended_use" in str(info.value.hint)
