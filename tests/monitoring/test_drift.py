@@ -204,3 +204,21 @@ def test_parquet_source_streams_the_same_summary(frames, tmp_path):
         assert from_file[name].n_unique == from_frame[name].n_unique
         assert from_file[name].mean == pytest.approx(from_frame[name].mean)
     assert compare(from_file, cur).drift_share == compare(from_frame, cur).drift_share
+
+
+@pytest.mark.parametrize("kind", ["normal", "heavy tail", "ties", "outliers", "with inf and nan"])
+def test_sketch_quantiles_are_exact(kind):
+    rng = np.random.default_rng(9)
+    x = {
+        "normal": rng.normal(size=60_000),
+        "heavy tail": rng.lognormal(0, 4, 60_000),
+        "ties": rng.integers(0, 300, 60_000).astype(float),
+        "outliers": np.r_[rng.normal(size=59_990), np.full(10, 1e15)],
+        "with inf and nan": np.r_[rng.normal(size=59_000), np.full(500, np.inf), np.full(500, np.nan)],
+    }[kind]
+    column = summarize(pd.DataFrame({"x": x}), exact_limit=10)["x"]
+    finite = x[np.isfinite(x)]
+    # the same order statistics; only NumPy's interpolation formula rounds differently
+    np.testing.assert_allclose(column.quantiles, np.quantile(finite, np.linspace(0, 1, 2001)), rtol=1e-12, atol=1e-12)
+    assert column.n_missing == len(x) - len(finite) and column.values is None
+    assert column.mean == pytest.approx(finite.mean())
