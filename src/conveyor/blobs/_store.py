@@ -47,6 +47,11 @@ class BlobStore:
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
 
+    @property
+    def url(self) -> str:
+        """Where the objects live: a local folder path or ``s3://bucket/prefix``."""
+        return str(self._backend.url)
+
     @classmethod
     def open(cls, url: str | os.PathLike[str], *, s3_endpoint_url: str | None = None) -> BlobStore:
         """Open a store from a local folder path (or ``file://`` URL) or ``s3://bucket/prefix``.

@@ -93,7 +93,7 @@ def _import_root(module_name: str) -> str | None:
 
 def _blob_url(blobs: Any) -> str:
     # BlobStore keeps its URL on the backend; workers reopen the same store from it.
-    return str(blobs._backend.url)
+    return blobs.url
 
 
 class _Run:
