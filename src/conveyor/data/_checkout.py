@@ -48,6 +48,14 @@ def _inside(root: Path, rel: str) -> Path:
     return target
 
 
+def _basename(version: DatasetVersion) -> str:
+    """The file or folder name to materialize under: the source's, unless it is unusable."""
+    if version.source == "<DataFrame>":
+        return f"{version.name}.parquet"
+    name = Path(version.source).name
+    return name if name not in ("", ".", "..") else version.name
+
+
 def get(ref: str | DatasetRef, dest: str | os.PathLike[str], *, tracker: Any = None, link: bool = True) -> Path:
     """Write a version to ``dest`` and return the path written.
 
@@ -66,7 +74,7 @@ def get(ref: str | DatasetRef, dest: str | os.PathLike[str], *, tracker: Any = N
     digest = Digest.parse(version.digest)
     if version.kind != "folder":
         if target.is_dir():
-            target = target / (Path(version.source).name if version.source != "<DataFrame>" else f"{version.name}.parquet")
+            target = target / _basename(version)
         target.parent.mkdir(parents=True, exist_ok=True)
         return blobs.get_file(digest, target, link=link)
     manifest = blobs.read_manifest(digest)
@@ -104,8 +112,7 @@ def load(ref: str | DatasetRef, *, tracker: Any = None) -> Path | pd.DataFrame:
             return read_table(stream, version.format or "csv")
     settings = _settings(stores)
     home = settings.conveyor_dir / "datasets" / version.name / str(version.version)
-    name = Path(version.source).name or version.name
-    result = home / name
+    result = home / _basename(version)
     if not (home / _DONE).exists():
         get(f"{version.name}@{version.version}", result, tracker=tracker)
         (home / _DONE).touch()
