@@ -21,6 +21,7 @@ key                 default     meaning
 batching            true        coalesce concurrent requests into one predict call
 max_batch_size      64          most rows per predict call
 max_wait_ms         2.0         longest a request waits for others to join its batch
+inline_predict_ms   1.0         models faster than this predict on the event loop (no thread hop)
 queue_size          1024        requests waiting per model version before 503 + Retry-After
 max_body_bytes      8388608     largest request body (413 above)
 body_timeout_s      30          seconds a client may take to send its body (408 after)

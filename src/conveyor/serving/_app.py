@@ -319,25 +319,25 @@ def _starlette(server: Server) -> Starlette:
     s = server
     post, get = ["POST"], ["GET"]
     routes = [
+        # the two hot routes first: Starlette tries routes in order
+        Path("/v2/models/{name}/infer", s.infer, methods=post),
+        Path("/invocations", s.invocations, methods=post),
         Path("/v2/health/live", s.live, methods=get),
         Path("/v2/health/ready", s.server_ready, methods=get),
         Path("/v2", s.server_metadata, methods=get),
         Path("/v2/models", s.models, methods=get),
-        Path("/v2/models/{name}/infer", s.infer, methods=post),
         Path("/v2/models/{name}/versions/{version}/infer", s.infer, methods=post),
         Path("/v2/models/{name}/feedback", s.feedback, methods=post),
         Path("/v2/models/{name}/ready", s.model_ready, methods=get),
         Path("/v2/models/{name}/versions/{version}/ready", s.model_ready, methods=get),
         Path("/v2/models/{name}/versions/{version}", s.model_metadata, methods=get),
         Path("/v2/models/{name}", s.model_metadata, methods=get),
-        Path("/invocations", s.invocations, methods=post),
         Path("/ping", s.ping, methods=get),
         Path("/health", s.ping, methods=get),
         Path("/version", s.version, methods=get),
         Path("/metrics", s.prometheus, methods=get),
         Path("/openapi.json", lambda r: json_response(openapi_document(s.fleet)), methods=get),
-        Path("/docs", lambda r: docs_page(), methods=get),
-    ]
+        Path("/docs", lambda r: docs_page(), methods=get),    ]
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500

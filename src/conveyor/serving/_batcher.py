@@ -1,7 +1,8 @@
 """Adaptive micro-batching over a bounded queue, one batcher per served model version.
 
 Requests wait in a deque; one worker task takes as many as fit in ``max_batch_size``
-rows, runs a single ``predict`` in the model's own thread and hands each request its
+rows, runs a single ``predict`` in the model's own thread (or, for models that answer in well under a millisecond, on the
+event loop itself) and hands each request its
 slice of the answer. While a batch runs, new requests pile up and form the next batch, so
 batches grow with load by themselves. The worker only *waits* (up to ``max_wait_ms``) for
 company when the previous batch had company too: a lone client never pays the wait.
@@ -49,6 +50,7 @@ class Batcher:
         max_wait_ms: float = 2.0,
         queue_size: int = 1024,
         batching: bool = True,
+        inline_below_ms: float = 1.0,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self._predict = predict
@@ -64,6 +66,9 @@ class Batcher:
         self._busy = 0  # requests taken from the queue and not answered yet
         self._closing = False
         self._company = False
+        self.inline_below = inline_below_ms / 1000
+        self._cost: float | None = None  # moving average of one predict call, seconds
+        self._calls = 0
 
     @property
     def depth(self) -> int:
@@ -143,7 +148,7 @@ class Batcher:
         if self._on_batch is not None:
             self._on_batch(rows)
         try:
-            outputs = await loop.run_in_executor(self._executor, self._predict, concat([i.cols for i in batch]), rows)
+            outputs = await self._call(loop, concat([i.cols for i in batch]), rows)
         except Exception as exc:
             if len(batch) == 1:
                 _fail(batch[0], exc)
@@ -152,7 +157,7 @@ class Batcher:
             # the culprit gets the error.
             for item in batch:
                 try:
-                    _answer(item, await loop.run_in_executor(self._executor, self._predict, item.cols, item.rows))
+                    _answer(item, await self._call(loop, item.cols, item.rows))
                 except Exception as one:
                     _fail(item, one)
             return
@@ -161,6 +166,22 @@ class Batcher:
             stop = start + item.rows
             _answer(item, {n: a[start:stop] for n, a in outputs.items()})
             start = stop
+
+    def _timed(self, cols: Columns, rows: int) -> Columns:
+        started = time.perf_counter()
+        outputs = self._predict(cols, rows)
+        took = time.perf_counter() - started
+        self._cost = took if self._cost is None else 0.8 * self._cost + 0.2 * took
+        self._calls += 1
+        return outputs
+
+    async def _call(self, loop: asyncio.AbstractEventLoop, cols: Columns, rows: int) -> Columns:
+        # A model that answers in well under a millisecond runs on the event loop: handing
+        # it to a thread would cost more (a GIL hand-over per batch) than the predict.
+        # Slower models run in their own thread so the loop keeps reading requests.
+        if self._calls >= 8 and self._cost is not None and self._cost < self.inline_below:
+            return self._timed(cols, rows)
+        return await loop.run_in_executor(self._executor, self._timed, cols, rows)
 
     async def close(self) -> None:
         """Answer everything queued, then stop (new requests get 503)."""

@@ -6,7 +6,7 @@ Errors name the column, the dtype or the shape (422), so a client can fix its re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,27 @@ import numpy as np
 from conveyor.entities import ColumnSpec, Signature
 from conveyor.serving._errors import unprocessable
 
-Columns = dict[str, np.ndarray]
+Columns = Mapping[str, np.ndarray]
+
+
+class MatrixColumns(Mapping[str, np.ndarray]):
+    """Columns that are the columns of one 2-D float matrix (the fast path): the matrix
+    goes to the model as is, and column views are made only when asked (for the log)."""
+
+    __slots__ = ("matrix", "names")
+
+    def __init__(self, matrix: np.ndarray, names: Sequence[str]) -> None:
+        self.matrix = matrix
+        self.names = list(names)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.matrix[:, self.names.index(name)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 #: signature dtype → Open Inference Protocol datatype
 OIP_DATATYPE = {
@@ -171,8 +191,7 @@ def _fast_matrix(names: Sequence[str], rows: Any, signature: Signature | None) -
         return None
     if mat.ndim != 2 or mat.shape[1] != len(names) or np.isnan(mat).any():
         return None
-    mat = mat.astype(dtype, copy=False)
-    return {n: mat[:, i] for i, n in enumerate(names)}, len(mat)
+    return MatrixColumns(mat.astype(dtype, copy=False), names), len(mat)
 
 
 def columns_from_rows(names: Sequence[str], rows: Sequence[Any], signature: Signature | None) -> tuple[Columns, int]:
@@ -225,6 +244,8 @@ def split_matrix(matrix: Any, signature: Signature | None, label: str) -> tuple[
 def to_model_input(cols: Columns, signature: Signature | None) -> Any:
     """What ``Predictor.predict`` receives: a 2-D array when every column is a number of the
     same dtype in signature order, the array of a single tensor column, else a DataFrame."""
+    if isinstance(cols, MatrixColumns):
+        return cols.matrix
     arrays = list(cols.values())
     if len(arrays) == 1 and arrays[0].ndim > 1:
         return arrays[0]
@@ -242,7 +263,11 @@ def concat(parts: Sequence[Columns]) -> Columns:
     """Stack the columns of several requests (same model, same column order)."""
     if len(parts) == 1:
         return parts[0]
-    return {n: np.concatenate([p[n] for p in parts]) for n in parts[0]}
+    first = parts[0]
+    matrices = [p for p in parts if isinstance(p, MatrixColumns) and p.names == list(first)]
+    if len(matrices) == len(parts):
+        return MatrixColumns(np.concatenate([m.matrix for m in matrices]), matrices[0].names)
+    return {n: np.concatenate([p[n] for p in parts]) for n in first}
 
 
 def named_outputs(result: Any, signature: Signature | None, rows: int) -> Columns:

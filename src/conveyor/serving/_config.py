@@ -19,6 +19,9 @@ class ServingConfig(BaseModel):
     batching: bool = Field(default=True, description="Coalesce concurrent requests into one predict call.")
     max_batch_size: int = Field(default=64, ge=1, description="Most rows one predict call receives.")
     max_wait_ms: float = Field(default=2.0, ge=0, description="Longest a request waits for others to join its batch.")
+    inline_predict_ms: float = Field(
+        default=1.0, ge=0, description="Models whose predict takes less run on the event loop, not a thread."
+    )
     queue_size: int = Field(default=1024, ge=1, description="Requests waiting per model version before 503s.")
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1, description="Largest request body (413 above).")
     body_timeout_s: float = Field(default=30.0, gt=0, description="Seconds a client may take to send its body (408).")

@@ -61,10 +61,11 @@ class Deployment:
             max_wait_ms=config.max_wait_ms,
             queue_size=config.queue_size,
             batching=config.batching,
+            inline_below_ms=config.inline_predict_ms,
             on_batch=lambda rows: metrics.batch(self.name, self.version, rows),
         )
 
-    def _predict(self, cols: Columns, rows: int) -> Columns:  # runs in the model's thread
+    def _predict(self, cols: Columns, rows: int) -> Columns:  # in the model's thread, or inline if fast
         result = self.predictor.predict(to_model_input(cols, self.signature))
         return named_outputs(result, self.signature, rows)
 
