@@ -12,8 +12,8 @@ Drift statistics (``STAT_TESTS``): ``ks``, ``wasserstein``, ``psi``, ``jensensha
 ``chisquare``, ``z``; the automatic choice follows Evidently's rule (see ``_drift``), and
 exact-versus-sketch computation is described in ``_stats``. Monitors, rules and
 retraining are declared in conveyor.toml; every key of ``[monitoring]`` and
-``[monitors.<name>]`` is documented in ``conveyor.monitoring._config`` (its docstring is
-reproduced by ``conveyor monitor --help``).
+``[monitors.<name>]`` is documented (with an example table) in the docstring of
+``conveyor.monitoring._config``.
 """
 
 from conveyor.monitoring._config import MonitorConfig, MonitoringDefaults, load_monitors, parse_duration
