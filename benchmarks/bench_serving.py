@@ -8,7 +8,8 @@ keep-alive connections sending single-row ``dataframe_split`` requests for S sec
 non-200 answers, and ratios against MLflow measured in the same run.
 
 Configurations: MLflow (its default single worker); conveyor with batching (the default)
-and without; conveyor with 2 workers with and without its TCP_NODELAY fix (uvicorn with
+and without, for the logistic regression and for a 100-tree random forest (where predict,
+not HTTP, dominates); conveyor with 2 workers with and without its TCP_NODELAY fix (uvicorn with
 several workers does not set it: each keep-alive answer then waits ~40 ms); and one client
 in sequence, to derive the server's overhead over a bare in-process ``predict`` of one row.
 conveyor runs as `conveyor serve` would: prediction log and access log on.
@@ -55,8 +56,16 @@ def best(f, n=2000):
     for _ in range(n):
         t = time.perf_counter(); f(); times.append(time.perf_counter() - t)
     times.sort(); return times[len(times) // 2]
+matrix = row.to_numpy()
+from sklearn.ensemble import RandomForestClassifier
+forest = RandomForestClassifier(n_estimators=100, max_depth=8, random_state=0).fit(X, y)
+conveyor.models.save(forest, sys.argv[1] + "-forest", input_example=X.iloc[:5], overwrite=True)
+forest_loaded = conveyor.models.load(sys.argv[1] + "-forest")
 print(json.dumps({"sklearn_predict": best(lambda: model.predict(row)),
-                  "conveyor_predict": best(lambda: loaded.predict(row)),
+                  "conveyor_predict_frame": best(lambda: loaded.predict(row)),
+                  "conveyor_predict": best(lambda: loaded.predict(matrix)),
+                  "forest_predict": best(lambda: forest_loaded.predict(matrix), 200),
+                  "forest_predict_16": best(lambda: forest_loaded.predict(X.iloc[:16].to_numpy()), 200),
                   "row": [float(v) for v in row.iloc[0]], "columns": list(X.columns),
                   "y": int(model.predict(row)[0])}))
 """
@@ -238,6 +247,12 @@ def main() -> None:
     results["nobatch"] = serve_and_load(
         "conveyor (no batching)", [*conveyor_cmd, "0", "1", "1", str(project)], base_env, "/v2/health/ready", body,
         [(n, s)])
+    # Where batching pays: a model whose predict costs more than the HTTP around it.
+    forest_cmd = [sys.executable, "-c", textwrap.dedent(CONVEYOR_SERVER), str(OUT / "conveyor-pkg-forest"), "{port}"]
+    for label, flag in (("forest", "1"), ("forest-nobatch", "0")):
+        results[label] = serve_and_load(
+            f"conveyor {label}", [*forest_cmd, flag, "1", "1", str(project)], base_env, "/v2/health/ready", body,
+            [(n, min(s, 10.0))])
     if not args.skip_workers:
         # asyncio's loop (uvicorn without uvloop, as in many images) is where the pitfall bites;
         # uvloop sets TCP_NODELAY itself.
@@ -262,17 +277,22 @@ def report(facts: dict[str, object], results: dict[str, list[dict[str, float]]],
         print(f"throughput conveyor / MLflow: {c['rps'] / m['rps']:.1f}x (target >= 5x)")
         print(f"p99 conveyor / MLflow:        {c['p99'] / m['p99']:.3f} (target <= 0.333)")
     print(f"batching on / off:            {c['rps'] / nb['rps']:.1f}x (target >= 2x)")
+    if "forest" in loaded:
+        print(f"batching on / off, forest:    {loaded['forest']['rps'] / loaded['forest-nobatch']['rps']:.1f}x "
+              f"(100-tree random forest: predict {float(facts['forest_predict']) * 1e3:.1f} ms for 1 row, "  # type: ignore[arg-type]
+              f"{float(facts['forest_predict_16']) * 1e3:.1f} ms for 16)")  # type: ignore[arg-type]
     for label in ("2 workers, asyncio, TCP_NODELAY", "2 workers, asyncio, uvicorn as is"):
         if label in results:
             print(f"{label + ', one client:':41s} p50 {results[label][0]['p50'] * 1e3:.2f} ms")
     one = results["conveyor"][0]
     bare = float(facts["conveyor_predict"])  # type: ignore[arg-type]
     print(f"one client in sequence:       p50 {one['p50'] * 1e3:.2f} ms per request")
-    print(f"bare predict of one row:      sklearn {float(facts['sklearn_predict']) * 1e3:.2f} ms, "  # type: ignore[arg-type]
-          f"conveyor LoadedModel {bare * 1e3:.2f} ms"
+    print(f"bare predict of one row:      sklearn (DataFrame) {float(facts['sklearn_predict']) * 1e3:.2f} ms, "  # type: ignore[arg-type]
+          f"LoadedModel (DataFrame) {float(facts['conveyor_predict_frame']) * 1e3:.2f} ms, "  # type: ignore[arg-type]
+          f"LoadedModel (1x30 matrix, what the server passes) {bare * 1e3:.2f} ms"
           + (f", MLflow pyfunc {float(facts['pyfunc_predict']) * 1e3:.2f} ms" if "pyfunc_predict" in facts else ""))
     print(f"server overhead per request:  {(one['p50'] - bare) * 1e3:.2f} ms (HTTP + JSON + checks + log, "
-          "one client, over LoadedModel.predict)")
+          "one client, p50 minus LoadedModel.predict of the same 1x30 matrix)")
     if "mlflow" in results:
         print(f"MLflow, one client:           p50 {results['mlflow'][0]['p50'] * 1e3:.2f} ms per request")
 

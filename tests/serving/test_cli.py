@@ -76,6 +76,25 @@ def test_build_writes_a_parseable_context(champion: str, project: Path) -> None:
     again = CliRunner().invoke(app, ["build", champion, "--out", "ctx"])
     assert again.exit_code == 2 and "not empty" in again.output
 
+    # The image's command, run here: serve the package folder under the name and version given.
+    port = free_port()
+    args = cmd[1:cmd.index("--host")] + ["--port", str(port), "--log-level", "warning"]
+    args[1] = str(ctx / "model")
+    proc = subprocess.Popen([sys.executable, "-m", "conveyor", *args], cwd=project, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", proc)
+        r = httpx.post(f"http://127.0.0.1:{port}/v2/models/lin/infer", json={"inputs": [
+            {"name": "x", "shape": [1], "datatype": "FP64", "data": [3.0]}]})
+        assert r.json()["model_version"] == "1" and r.json()["outputs"][0]["data"] == pytest.approx([6.0])
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_") or k == "CONVEYOR_TEST_POSTGRES"}
+
 
 def test_serve_alias_that_points_nowhere_exits_3(champion: str) -> None:
     from conveyor.cli import app
@@ -104,7 +123,7 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_flushes_the_log(cham
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_") or k == "CONVEYOR_TEST_POSTGRES"}
+    env = _env()
     proc = subprocess.Popen(
         [sys.executable, "-m", "conveyor", "serve", champion, "--port", str(port), "--log-level", "warning"],
         cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
