@@ -75,9 +75,8 @@ def test_autolog_records_sklearn_fit(project: Path) -> None:
     assert run.params["logisticregression__C"] == "0.5"
     assert 0.9 < run.metrics["training_score"] <= 1.0
     assert run.tags["estimator_class"] == "sklearn.pipeline.Pipeline"
-    tracker = conveyor.tracking.get_tracker()
-    data = tracker.read_artifact(run.id, "model/model.skops")
-    import skops.io
+    from conveyor.models import load
 
-    loaded = skops.io.loads(data, trusted=skops.io.get_untrusted_types(data=data))
-    assert loaded.predict(X[:3]).tolist() == [0, 0, 0]
+    model = load(f"runs:/{run.id}/model")
+    assert model.flavor == "sklearn" and model.signature is not None
+    assert model.predict(X[:3]).tolist() == [0, 0, 0]

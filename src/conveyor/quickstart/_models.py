@@ -1,10 +1,9 @@
 """Quickstart stage: package the best model, enforce its signature, convert it to ONNX.
 
-Needs from earlier stages: ``story.facts["best_run"]`` (a run whose artifact
-``model/model.skops`` is the fitted scikit-learn model) and ``story.facts["data"]``
+Needs from earlier stages: ``story.facts["best_run"]`` (a run whose ``model`` artifact is
+the conveyor package of a scikit-learn model) and ``story.facts["data"]``
 (``X_train, X_test, y_train, y_test``), both from the tracking stage. Leaves
-``story.facts["model_uri"]`` (``runs:/<best>/package``), ``story.facts["onnx_uri"]``
-and ``story.facts["model_package"]`` (the ``ModelInfo``).
+``story.facts["model_uri"]`` (``runs:/<best>/model``) and ``story.facts["onnx_uri"]``.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ def _per_row_us(predict: Any, row: Any, calls: int = 200) -> float:
 
 def stage(story: Story) -> None:
     import numpy as np
-    import skops.io
 
     import conveyor.models
     from conveyor.errors import InvalidInput
@@ -37,26 +35,20 @@ def stage(story: Story) -> None:
     best: str = story.facts["best_run"]
     X_train, X_test, _, y_test = story.facts["data"]
     tracker = story.tracker
-    with tempfile.TemporaryDirectory() as tmp:
-        path = tracker.download_artifact(best, "model/model.skops", Path(tmp))
-        model = skops.io.load(path)  # default trust: scikit-learn/numpy types only
-
-    info = conveyor.models.log(
-        model, "package", run_id=best, input_example=X_train.iloc[:5], tracker=tracker,
-        metadata={"trained_on": "breast cancer (quickstart)"},
-    )
-    sig = info.signature
+    uri = f"runs:/{best}/model"
+    loaded = conveyor.models.load(uri, tracker=tracker)  # skops: scikit-learn/numpy types only
+    model = loaded.native
+    sig = loaded.signature
     assert sig is not None
-    table = Table(title=f"model package {info.uri}")
+    table = Table(title=f"model package {uri}")
     table.add_column("field")
     table.add_column("value")
-    table.add_row("flavor", info.flavor)
+    table.add_row("flavor", loaded.flavor)
     table.add_row("inputs", f"{len(sig.inputs)} columns, e.g. {sig.inputs[0].name} ({sig.inputs[0].dtype})")
     table.add_row("outputs", ", ".join(f"{c.name} ({c.dtype})" for c in sig.outputs))
-    table.add_row("requirements", ", ".join(info.requirements))
+    table.add_row("requirements", ", ".join(loaded.requirements))
     story.console.print(table)
 
-    loaded = conveyor.models.load(info.uri, tracker=tracker)
     accuracy = float(np.mean(loaded.predict(X_test) == np.asarray(y_test)))
     story.console.print(f"loaded back from the artifact store: test accuracy {accuracy:.4f}")
 
@@ -79,6 +71,5 @@ def stage(story: Story) -> None:
         f"ONNX conversion: predictions agree on the test set: {agree}; one-row predict "
         f"{sk_us:.0f} µs (scikit-learn) vs {onnx_us:.0f} µs (onnxruntime), {sk_us / onnx_us:.1f}x"
     )
-    story.facts["model_uri"] = info.uri
+    story.facts["model_uri"] = uri
     story.facts["onnx_uri"] = onnx_uri
-    story.facts["model_package"] = info

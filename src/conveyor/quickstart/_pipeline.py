@@ -72,7 +72,7 @@ def _ensure_dataset(story: Story) -> str:
     import conveyor.data
     from sklearn.datasets import load_breast_cancer
 
-    existing = story.facts.get("dataset_ref")
+    existing = story.facts.get("dataset")  # set by the data stage when it ran first
     if existing:
         return str(existing)
     frame = load_breast_cancer(as_frame=True).frame

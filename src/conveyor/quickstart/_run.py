@@ -29,9 +29,17 @@ Stage = Callable[[Story], None]
 
 
 def _stages() -> list[tuple[str, Stage]]:
-    from conveyor.quickstart import _track
+    from conveyor.quickstart import _data, _gate, _models, _monitor, _pipeline, _serve, _track
 
-    return [("Track: train four models and compare them", _track.stage)]
+    return [
+        ("Track: train four models and compare them", _track.stage),
+        ("Version: the data set, its schema and a validation", _data.stage),
+        ("Orchestrate: the training pipeline, then again from the cache", _pipeline.stage),
+        ("Package: the best model, its signature, ONNX", _models.stage),
+        ("Gate: register, test against the champion, promote or veto", _gate.stage),
+        ("Serve: the champion over REST", _serve.stage),
+        ("Monitor: drift, an alert, retraining through the gate — the loop closes", _monitor.stage),
+    ]
 
 
 def run(folder: Path, *, console: Console | None = None) -> Story:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
@@ -28,12 +26,12 @@ def _candidates() -> list[tuple[str, Any]]:
 
 
 def stage(story: Story) -> None:
-    import skops.io
     from sklearn.datasets import load_breast_cancer
     from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
     from sklearn.model_selection import train_test_split
 
     import conveyor
+    import conveyor.models
 
     data = load_breast_cancer(as_frame=True)
     X_train, X_test, y_train, y_test = train_test_split(
@@ -57,10 +55,8 @@ def stage(story: Story) -> None:
                 "roc_auc": roc_auc_score(y_test, scores),
             }
             conveyor.log_metrics(metrics)
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "model.skops"
-                skops.io.dump(model, path)
-                conveyor.log_artifact(path, "model")
+            # a model package: skops inside, signature inferred from these rows and enforced
+            conveyor.models.log(model, "model", input_example=X_train.head(5))
         results.append((name, run.id, metrics))
         story.console.print(f"  tracked [bold]{name}[/] as run {run.id[:8]}  f1={metrics['f1']:.4f}")
     story.facts["runs"] = results

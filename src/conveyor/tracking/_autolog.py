@@ -2,7 +2,8 @@
 
 Each outermost ``fit`` (a Pipeline's inner fits are not logged twice) records the
 estimator's params, its training score, its class as a tag, and the fitted model as a
-skops artifact (``model/model.skops``) — never a pickle. Without an active run, one is
+conveyor model package at ``model`` (skops inside, never a pickle; the signature is
+inferred from the first training rows), so ``runs:/<id>/model`` registers and serves. Without an active run, one is
 started for the fit and ended after it.
 """
 
@@ -10,9 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import tempfile
 import threading
-from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("conveyor.autolog")
@@ -95,12 +94,20 @@ def _log_fit(estimator: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> N
         except Exception as exc:  # scoring is a courtesy; never fail the user's fit for it
             log.warning("autolog: training score not computed: %s", exc)
     if _settings["log_models"]:
-        import skops.io
+        from conveyor.models import log as log_model
 
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.skops"
-            skops.io.dump(estimator, path)
-            _fluent.log_artifact(path, "model")
+        example = _example(X)
+        log_model(estimator, "model", input_example=example, signature="infer" if example is not None else None)
+
+
+def _example(X: Any) -> Any:
+    """The first rows of the training input, to infer and store the model's signature."""
+    if X is None:
+        return None
+    try:
+        return X.head(5) if hasattr(X, "head") else X[:5]
+    except Exception:  # sparse matrices and exotic inputs: no signature rather than no fit
+        return None
 
 
 def _param_text(value: Any) -> str:
