@@ -14,7 +14,21 @@ import pytest
 
 import conveyor
 
-PUBLIC_PACKAGES = ["conveyor", "conveyor.blobs", "conveyor.entities", "conveyor.store", "conveyor.tracking"]
+PUBLIC_PACKAGES = [
+    "conveyor",
+    "conveyor.blobs",
+    "conveyor.ci",
+    "conveyor.data",
+    "conveyor.entities",
+    "conveyor.gates",
+    "conveyor.models",
+    "conveyor.monitoring",
+    "conveyor.pipelines",
+    "conveyor.registry",
+    "conveyor.serving",
+    "conveyor.store",
+    "conveyor.tracking",
+]
 
 
 @pytest.mark.parametrize("name", PUBLIC_PACKAGES)
@@ -30,8 +44,8 @@ def test_top_level_api_is_pinned() -> None:
     assert conveyor.__all__ == [
         "ActiveRun", "ConveyorError", "NotFound", "Settings", "Tracker", "__version__", "active_run", "autolog",
         "end_run", "flush", "get_metric_history", "get_run", "log_artifact", "log_artifacts", "log_dict",
-        "log_figure", "log_metric", "log_metrics", "log_param", "log_params", "log_text", "search_runs",
-        "set_experiment", "set_tag", "set_tags", "start_run",
+        "log_figure", "log_input", "log_metric", "log_metrics", "log_param", "log_params", "log_text",
+        "pipeline", "search_runs", "set_experiment", "set_tag", "set_tags", "start_run", "step",
     ]
 
 

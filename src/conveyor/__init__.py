@@ -6,6 +6,12 @@
         conveyor.log_params({"C": 1.0})
         conveyor.log_metric("acc", 0.97)
 
+    @conveyor.step
+    def train(C: float) -> dict: ...
+
+Sub-packages: conveyor.data, conveyor.pipelines, conveyor.models, conveyor.registry,
+conveyor.gates, conveyor.serving, conveyor.monitoring, conveyor.ci.
+
 Heavy modules (SQLAlchemy, pandas, scikit-learn) load on first use, not on import: the
 names below resolve lazily.
 """
@@ -15,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from conveyor._version import __version__
 
 _TRACKING = (
     "ActiveRun",
@@ -45,13 +51,18 @@ _ELSEWHERE = {
     "ConveyorError": "conveyor.errors",
     "NotFound": "conveyor.errors",
     "Settings": "conveyor.settings",
+    "log_input": "conveyor.data",
+    "pipeline": "conveyor.pipelines",
+    "step": "conveyor.pipelines",
 }
 _LAZY = {name: "conveyor.tracking" for name in _TRACKING} | _ELSEWHERE
 
 __all__ = sorted([*_LAZY, "__version__"])
 
 if TYPE_CHECKING:
+    from conveyor.data import log_input
     from conveyor.errors import ConveyorError, NotFound
+    from conveyor.pipelines import pipeline, step
     from conveyor.settings import Settings
     from conveyor.tracking import (
         ActiveRun,

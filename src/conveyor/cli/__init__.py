@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from conveyor import __version__
+from conveyor._version import __version__
 from conveyor.cli import _project, _tracking
 
 app = typer.Typer(

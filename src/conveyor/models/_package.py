@@ -159,9 +159,9 @@ def read_example(folder: Path, name: str | None) -> Any:
 
 
 def _conveyor_version() -> str:
-    import conveyor
+    from conveyor._version import __version__
 
-    return conveyor.__version__
+    return __version__
 
 
 def load(uri_or_path: str | Path, *, trusted: list[str] | None = None, tracker: Tracker | None = None) -> LoadedModel:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route as Path
 
-from conveyor import __version__
+from conveyor._version import __version__
 from conveyor.errors import ConveyorError, InvalidInput
 from conveyor.serving import _mlflow, _oip
 from conveyor.serving._codec import Columns

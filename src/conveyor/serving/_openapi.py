@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.responses import HTMLResponse
 
-from conveyor import __version__
+from conveyor._version import __version__
 
 _ERR = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _ERRORS = {str(c): {**_ERR, "description": d} for c, d in (
