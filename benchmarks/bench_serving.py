@@ -60,7 +60,7 @@ matrix = row.to_numpy()
 from sklearn.ensemble import RandomForestClassifier
 forest = RandomForestClassifier(n_estimators=100, max_depth=8, random_state=0).fit(X, y)
 conveyor.models.save(forest, sys.argv[1] + "-forest", input_example=X.iloc[:5], overwrite=True)
-forest_loaded = conveyor.models.load(sys.argv[1] + "-forest")
+forest_loaded = conveyor.models.load(sys.argv[1] + "-forest", trusted=["sklearn.tree._tree.Tree"])
 print(json.dumps({"sklearn_predict": best(lambda: model.predict(row)),
                   "conveyor_predict_frame": best(lambda: loaded.predict(row)),
                   "conveyor_predict": best(lambda: loaded.predict(matrix)),
@@ -140,7 +140,8 @@ if workers > 1:
               "root": project, "log_level": "warning"}, port=port, workers=workers, nodelay=nodelay, log_level="warning", loop=loop)
 else:
     tracker = Tracker.from_settings(Settings.load(project), create=True); set_tracker(tracker)
-    run(create_app([ServedModel("bc", load(pkg), "1")], config=config, tracker=tracker), port=port, nodelay=nodelay,
+    # the forest's tree type is trusted explicitly: skops refuses it by default
+    run(create_app([ServedModel("bc", load(pkg, trusted=["sklearn.tree._tree.Tree"]), "1")], config=config, tracker=tracker), port=port, nodelay=nodelay,
         log_level="warning")
 """
 

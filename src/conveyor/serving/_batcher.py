@@ -4,8 +4,10 @@ Requests wait in a deque; one worker task takes as many as fit in ``max_batch_si
 rows, runs a single ``predict`` in the model's own thread (or, for models that answer in well under a millisecond, on the
 event loop itself) and hands each request its
 slice of the answer. While a batch runs, new requests pile up and form the next batch, so
-batches grow with load by themselves. The worker only *waits* (up to ``max_wait_ms``) for
-company when the previous batch had company too: a lone client never pays the wait.
+batches grow with load by themselves. Before running a batch the worker lets requests that
+are already arriving join (a few event-loop turns, never more than ``max_wait_ms`` after
+the first): it stops as soon as nobody new shows up, so a lone client, or a few clients
+that wait for their answers, never pay a fixed wait.
 A full queue answers 503 with ``Retry-After`` instead of growing memory.
 """
 
@@ -22,6 +24,8 @@ from conveyor.serving._codec import Columns, concat
 from conveyor.serving._errors import HTTPError
 
 PredictFn = Callable[[Columns, int], Columns]
+#: event-loop turns without a new request after which a batch stops waiting for company
+_IDLE_TURNS = 3
 
 
 @dataclass(slots=True)
@@ -65,7 +69,6 @@ class Batcher:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"predict-{name}")
         self._busy = 0  # requests taken from the queue and not answered yet
         self._closing = False
-        self._company = False
         self.inline_below = inline_below_ms / 1000
         self._cost: float | None = None  # moving average of one predict call, seconds
         self._calls = 0
@@ -109,24 +112,30 @@ class Batcher:
             batch, rows = self._take()
             if not batch:
                 continue
-            if self.max_wait and rows < self.max_rows and (self._company or self._items):
-                deadline = batch[0].enqueued + self.max_wait
-                while rows < self.max_rows and (left := deadline - time.perf_counter()) > 0:
-                    if not self._items:
-                        self._wake.clear()
-                        try:
-                            await asyncio.wait_for(self._wake.wait(), left)
-                        except TimeoutError:
-                            break
-                    more, extra = self._take(self.max_rows - rows)
-                    batch += more
-                    rows += extra
-            self._company = len(batch) > 1
+            if self.max_wait and rows < self.max_rows:
+                batch, rows = await self._gather_more(batch, rows)
             self._busy = len(batch)
             try:
                 await self._execute(loop, batch, rows)
             finally:
                 self._busy = 0
+
+    async def _gather_more(self, batch: list[_Item], rows: int) -> tuple[list[_Item], int]:
+        """Let requests that are already arriving join, for at most ``max_wait`` after the
+        first was queued. Stop as soon as a few loop turns bring nobody new: clients that
+        wait for their answers cannot send more, so waiting longer would only add latency."""
+        deadline = batch[0].enqueued + self.max_wait
+        idle = 0
+        while rows < self.max_rows and idle < _IDLE_TURNS and time.perf_counter() < deadline:
+            await asyncio.sleep(0)
+            more, extra = self._take(self.max_rows - rows)
+            if more:
+                batch += more
+                rows += extra
+                idle = 0
+            else:
+                idle += 1
+        return batch, rows
 
     def _take(self, room: int | None = None) -> tuple[list[_Item], int]:
         room = self.max_rows if room is None else room
