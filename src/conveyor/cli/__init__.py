@@ -10,7 +10,6 @@ the shell). ``conveyor --help`` imports none of them, ``conveyor runs list`` onl
 from __future__ import annotations
 
 import importlib
-from difflib import get_close_matches
 from typing import Any
 
 import typer
@@ -103,6 +102,8 @@ class LazyGroup(typer.core.TyperGroup):
             return self._click_resolve_command(ctx, args)
         except typer.core._click.exceptions.UsageError as error:
             if self.suggest_commands and args:
+                from difflib import get_close_matches
+
                 matches = get_close_matches(args[0], self.list_commands(ctx))
                 if matches:
                     suggestions = ", ".join(f"{m!r}" for m in matches)

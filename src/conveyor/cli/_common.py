@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -25,7 +25,9 @@ from conveyor.errors import (
     ServiceUnavailable,
     StorageError,
 )
-from conveyor.settings import Settings
+
+if TYPE_CHECKING:
+    from conveyor.settings import Settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -69,6 +71,10 @@ def handle_errors(func: F) -> F:
 
 
 def settings() -> Settings:
+    # Imported here: pydantic model building is start-up cost that help, completion and
+    # commands that never read settings need not pay.
+    from conveyor.settings import Settings
+
     return Settings.load()
 
 
