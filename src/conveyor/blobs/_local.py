@@ -4,10 +4,15 @@ fsspec's local filesystem neither fsyncs nor exposes ``os.replace`` semantics, s
 backend talks to the OS directly. A write goes to ``<root>/.tmp/<random>``, is hashed on
 the way (one pass, measured fastest: see benchmarks/bench_blobs.py), fsynced, then renamed
 to its digest. A crash at any point leaves at most a temp file, never a partial object.
+
+Inside ``batch()`` the fsyncs are skipped and one filesystem flush at the end of the batch
+replaces them (see ``_batch.py``): the rename still guarantees no partial object after a
+crash; only durability against power loss is deferred to the batch's exit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -16,6 +21,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ._backend import TMP_DIR, digest_from_parts, object_relpath, storage_errors
+from ._batch import Batch, current_batch
+from ._batch import batch as open_batch
 from ._digest import ALGORITHM, Digest, new_hasher, read_chunks
 
 __all__ = ["LocalBackend", "write_all"]
@@ -43,6 +50,15 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def fsync_path(path: Path) -> None:
+    """fsync a file by name (a read-only descriptor is enough on POSIX)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class LocalBackend:
     """Objects under a local folder; see the module docstring for the write protocol."""
 
@@ -61,7 +77,21 @@ class LocalBackend:
         with open(path, "rb", buffering=0) as stream:
             return self.put_stream(stream)
 
+    def batch(self) -> contextlib.AbstractContextManager[Batch | None]:
+        """Defer the fsyncs of puts made inside the block to one flush at its exit."""
+        return open_batch(self.root)
+
     def put_stream(self, stream: BinaryIO) -> tuple[Digest, int]:
+        joined = current_batch(self.root)
+        if joined is not None and not joined.join():
+            joined = None  # the batch already flushed: this put must make itself durable
+        try:
+            return self._put_stream(stream, durable=joined is None)
+        finally:
+            if joined is not None:
+                joined.leave()
+
+    def _put_stream(self, stream: BinaryIO, *, durable: bool) -> tuple[Digest, int]:
         with storage_errors(f"write to {self.root}"):
             tmp = self.root / TMP_DIR / f"put-{secrets.token_hex(8)}"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _OBJECT_MODE)
@@ -74,24 +104,42 @@ class LocalBackend:
                         size += len(chunk)
                     digest = Digest(ALGORITHM, hasher.hexdigest())
                     final = self._path(digest)
-                    if final.exists():
-                        # Dedup: keep the existing object (and skip the fsync of a temp
-                        # file about to be deleted); refresh its mtime so a garbage
-                        # collector's grace period also protects this new reference.
-                        try:
-                            os.utime(final)
-                            return digest, size
-                        except FileNotFoundError:  # collected meanwhile: store ours
-                            pass
-                    os.fsync(fd)  # the bytes must be durable before the name is
+                    # Dedup: keep the existing object (and skip the fsync of a temp file
+                    # about to be deleted).
+                    if self._reuse(final, size, durable=durable):
+                        return digest, size
+                    if durable:
+                        os.fsync(fd)  # the bytes must be durable before the name is
                 finally:
                     os.close(fd)
                 final.parent.mkdir(exist_ok=True)
                 os.replace(tmp, final)
-                fsync_dir(final.parent)
+                if durable:
+                    fsync_dir(final.parent)
                 return digest, size
             finally:
                 tmp.unlink(missing_ok=True)
+
+    @staticmethod
+    def _reuse(final: Path, size: int, *, durable: bool) -> bool:
+        """Whether an object already stored under this digest can stand for the new put."""
+        try:
+            if final.stat().st_size != size:
+                # Only a power loss during a batch (renamed, never flushed) can leave a
+                # short object under its name: replace it rather than trust it forever.
+                return False
+            if durable:
+                # Another process's batch may have renamed it without flushing yet: a put
+                # outside a batch promises durability, so make sure of it. Before the
+                # utime below, so an already-durable object's fsync has nothing to commit.
+                fsync_path(final)
+                fsync_dir(final.parent)
+            # Refresh its mtime so a garbage collector's grace period also protects this
+            # new reference.
+            os.utime(final)
+        except FileNotFoundError:  # absent, or collected meanwhile: store ours
+            return False
+        return True
 
     def open_read(self, digest: Digest) -> BinaryIO:
         with storage_errors("open", digest):

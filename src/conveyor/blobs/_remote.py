@@ -9,6 +9,7 @@ under a wrong name.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 from collections.abc import Iterator
@@ -52,6 +53,10 @@ class FsspecBackend:
                     f"bucket {bucket!r} of {self.url} does not exist",
                     hint="create it first; conveyor does not create buckets",
                 )
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """Nothing to defer: an object store's PUT is durable when it returns."""
+        return contextlib.nullcontext()
 
     def put_file(self, path: Path) -> tuple[Digest, int]:
         with open(path, "rb", buffering=0) as stream:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import secrets
@@ -117,6 +118,29 @@ class BlobStore:
         """
         return Blob(*self._backend.put_stream(stream))
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group puts so they share one durability flush, made before the block exits.
+
+        On a local store, puts made inside the block (in this thread, or in threads run
+        with ``contextvars.copy_context().run``) write and rename their objects without
+        fsyncing each one; leaving the block flushes the filesystem once (Linux
+        ``syncfs``), so everything stored in it is durable when the ``with`` returns, even
+        if the block raised. A crash never exposes a partial object (writes stay temp file
+        + rename). Batches nest; each flushes at its own exit. On S3, and on systems
+        without a waiting flush (not Linux), it changes nothing: every put stays durable
+        by itself.
+
+        Example::
+
+            >>> with store.batch():                     # doctest: +SKIP
+            ...     a = store.put_file("a.csv")
+            ...     b = store.put_file("b.csv")
+            >>> # a and b are durable here
+        """
+        with self._backend.batch():
+            yield
+
     def put_tree(self, folder: str | os.PathLike[str]) -> Blob:
         """Store every file under ``folder`` and a manifest listing them; return the manifest.
 
@@ -132,6 +156,12 @@ class BlobStore:
         root = Path(folder)
         if not root.is_dir():
             raise NotFound("folder", str(root))
+        # One batch: a single filesystem flush makes the files and the manifest durable
+        # before this returns, instead of two fsyncs per file.
+        with self.batch():
+            return self._put_tree(root)
+
+    def _put_tree(self, root: Path) -> Blob:
         entries = []
         for dirpath, dirnames, filenames in os.walk(root):
             base = Path(dirpath)

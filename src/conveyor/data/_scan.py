@@ -6,6 +6,7 @@ GIL, so threads use every core without the cost of processes.
 
 from __future__ import annotations
 
+import contextvars
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -143,29 +144,42 @@ def store_folder(
     if missing:
         todo.extend(f for f in files if f[0] in missing)
         entries = [e for e in entries if e.path not in missing]
-    if todo:
-        entries.extend(_put_all(blobs, todo, cache, workers, progress))
-    manifest = Manifest.of(entries)
-    blob = blobs.put_bytes(manifest.to_bytes())
+    # One blob-store batch for the files and the manifest: a single filesystem flush when
+    # it exits instead of two fsyncs per file. The stat cache is updated after it, so it
+    # never names an object that is not durable yet.
+    rows: list[tuple[str, StatKey, str]] = []
+    with blobs.batch():
+        if todo:
+            entries.extend(_put_all(blobs, todo, rows, workers, progress))
+        manifest = Manifest.of(entries)
+        blob = blobs.put_bytes(manifest.to_bytes())
+    cache.update(rows)
     cache.update_folder(base, fingerprint, str(blob.digest), manifest.total_size, len(entries))
     return Stored(blob.digest, manifest.total_size, len(entries), len(todo))
 
 
 def _put_all(
-    blobs: BlobStore, todo: list[tuple[str, str, os.stat_result]], cache: StatCache, workers: int,
-    progress: Progress | None,
+    blobs: BlobStore, todo: list[tuple[str, str, os.stat_result]], rows: list[tuple[str, StatKey, str]],
+    workers: int, progress: Progress | None,
 ) -> list[ManifestEntry]:
+    """Store ``todo`` in parallel; appends the stat-cache rows to ``rows`` for the caller."""
     def put(item: tuple[str, str, os.stat_result]) -> Blob:
         return blobs.put_file(item[1])
 
     out: list[ManifestEntry] = []
-    rows: list[tuple[str, StatKey, str]] = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for n, (item, blob) in enumerate(zip(todo, pool.map(put, todo), strict=True), 1):
-            rel, full, st = item
-            out.append(ManifestEntry(rel, blob.digest, blob.size))
-            rows.append((full, _key(st), str(blob.digest)))
-            if progress is not None and (n % 256 == 0 or n == len(todo)):
-                progress(n, len(todo))
-    cache.update(rows)
+        # Each put runs in a copy of this thread's context so it joins the caller's
+        # blobs.batch() (a context variable that pool threads do not inherit).
+        futures = [pool.submit(contextvars.copy_context().run, put, item) for item in todo]
+        try:
+            for n, (item, future) in enumerate(zip(todo, futures, strict=True), 1):
+                blob, (rel, full, st) = future.result(), item
+                out.append(ManifestEntry(rel, blob.digest, blob.size))
+                rows.append((full, _key(st), str(blob.digest)))
+                if progress is not None and (n % 256 == 0 or n == len(todo)):
+                    progress(n, len(todo))
+        except BaseException:
+            for pending in futures:  # as pool.map would: do not store the rest after a failure
+                pending.cancel()
+            raise
     return out
