@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from conveyor.cli._common import EXIT_PROBLEMS, console, handle_errors, print_json, settings
@@ -106,6 +105,8 @@ def _open_stores() -> tuple[object, object]:
 @handle_errors
 def doctor(as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
     """Verify that every referenced artifact exists and matches its digest; list orphans."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from conveyor.store import doctor as run_doctor
 
     store, blobs = _open_stores()
