@@ -32,7 +32,7 @@ _MODULES = sorted({row[0] for row in _GROUPS})
 def _loaded(args: list[str], env: dict[str, str] | None = None) -> tuple[str, set[str]]:
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, json.dumps(args)],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200", **(env or {})},
+        check=False, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
     output, _, modules = done.stdout.rpartition("\n@@")
     return output, {m.removeprefix("conveyor.cli.") for m in json.loads(modules)}

@@ -30,8 +30,8 @@ _GROUPS: list[tuple[str, str] | tuple[str, str, str]] = [
     ("_project", "quickstart", "Run the whole loop on bundled data in a new folder: train, track, compare."),
     ("_data", "lineage", "Print what is upstream and downstream of REF as trees."),
     ("_serve", "serve", "Serve models over Open Inference Protocol v2 and MLflow's /invocations."),
-    ("_serve", "build", "Write a Docker build context (Dockerfile, pinned requirements, the model) and a\n"
-                        "Kubernetes manifest for one registered model version."),
+    ("_serve", "build", ("Write a Docker build context (Dockerfile, pinned requirements, the model) and a\n"
+                         "Kubernetes manifest for one registered model version.")),
     ("_project", "db", "Metadata database schema."),
     ("_tracking", "experiments", "Experiments: named groups of runs."),
     ("_tracking", "runs", "Runs: list, inspect, compare, delete."),

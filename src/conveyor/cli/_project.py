@@ -105,7 +105,13 @@ def _open_stores() -> tuple[object, object]:
 @handle_errors
 def doctor(as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
     """Verify that every referenced artifact exists and matches its digest; list orphans."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from conveyor.store import doctor as run_doctor
 
