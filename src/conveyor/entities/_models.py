@@ -76,8 +76,11 @@ class Predictor(Protocol):
     per input row) or a DataFrame when the model has several outputs.
     """
 
-    signature: Signature | None
-    flavor: str
+    @property
+    def signature(self) -> Signature | None: ...
+
+    @property
+    def flavor(self) -> str: ...
 
     def predict(self, data: Any) -> Any: ...
 
