@@ -3,6 +3,8 @@
 Objects are named by their BLAKE3 digest (``blake3:<hex>``) and live at
 ``<root>/<hex[:2]>/<hex[2:]>`` in a local folder or an S3 bucket. Writes are atomic,
 identical content is stored once, and a directory is stored as a manifest object.
+Many small puts can share one durability flush: ``with store.batch(): ...`` (what
+``put_tree`` does; see ``_batch.py``).
 
 Example::
 
