@@ -158,6 +158,10 @@ def store_folder(
     return Stored(blob.digest, manifest.total_size, len(entries), len(todo))
 
 
+#: Average file size from which files are stored by several threads at once.
+_THREADS_FROM_BYTES = 256 * 1024
+
+
 def _put_all(
     blobs: BlobStore, todo: list[tuple[str, str, os.stat_result]], rows: list[tuple[str, StatKey, str]],
     workers: int, progress: Progress | None,
@@ -167,6 +171,17 @@ def _put_all(
         return blobs.put_file(item[1])
 
     out: list[ManifestEntry] = []
+    average = sum(st.st_size for _, _, st in todo) / max(1, len(todo))
+    if workers <= 1 or average < _THREADS_FROM_BYTES:
+        # Small files: hashing is too short for threads to overlap (they only fight over the
+        # GIL and the one temp folder); measured ~1.6x faster serially on 10 KiB files.
+        for n, (rel, full, st) in enumerate(todo, 1):
+            blob = blobs.put_file(full)
+            out.append(ManifestEntry(rel, blob.digest, blob.size))
+            rows.append((full, _key(st), str(blob.digest)))
+            if progress is not None and (n % 256 == 0 or n == len(todo)):
+                progress(n, len(todo))
+        return out
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         # Each put runs in a copy of this thread's context so it joins the caller's
         # blobs.batch() (a context variable that pool threads do not inherit).
