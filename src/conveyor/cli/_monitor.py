@@ -41,7 +41,7 @@ def retrain_hook(t: Any, config: Any) -> Any:
     from conveyor.monitoring import RetrainOutcome
 
     def hook(model: str, trigger_id: int) -> RetrainOutcome:
-        from conveyor.cli._pipeline import load_pipeline
+        from conveyor.cli._pipeline import _options, load_pipeline
         from conveyor.gates import evaluate, promote
         from conveyor.pipelines import run
         from conveyor.registry import Registry
@@ -51,7 +51,10 @@ def retrain_hook(t: Any, config: Any) -> Any:
                                field=f"monitors.{config.name}.pipeline", hint='set pipeline = "module:pipeline"')
         registry = Registry(t)
         before = {v.version for v in registry.list_versions(model)} if _has_model(registry, model) else set()
-        result = run(load_pipeline(config.pipeline), tracker=t, tags={"conveyor.retrain_trigger": str(trigger_id)})
+        opts = _options()  # the project's [pipelines] table, as `conveyor pipeline run` honours it
+        result = run(load_pipeline(config.pipeline), tracker=t, tags={"conveyor.retrain_trigger": str(trigger_id)},
+                     executor=opts.executor, ray_address=opts.ray_address, max_workers=opts.max_workers,
+                     experiment=opts.experiment)
         if not result.ok:
             failed = {n: s.error for n, s in result.steps.items() if s.error}
             raise RuntimeError(f"pipeline run {result.run_id} {result.status}: {failed}")
