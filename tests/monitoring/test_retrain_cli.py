@@ -98,6 +98,10 @@ def loop_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
         (project / "training.py").write_text(TRAINING, encoding="utf-8")
         with (project / "conveyor.toml").open("a", encoding="utf-8") as f:
             f.write(textwrap.dedent(f'''
+                [pipelines]
+                experiment = "continuous-training"
+                max_workers = 1
+
                 [gates.lenient]
                 model = "{MODEL}"
                 label = "y"
@@ -138,11 +142,10 @@ def loop_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
         return project
 
     def _champion(t: Any) -> None:
-        from conveyor.gates import evaluate, promote
-        from conveyor.registry import Registry
-        from conveyor.pipelines import run
-
         from conveyor.cli._pipeline import load_pipeline
+        from conveyor.gates import evaluate, promote
+        from conveyor.pipelines import run
+        from conveyor.registry import Registry
 
         # v1 comes from the same pipeline, on train@1: champion by the lenient gate
         result = run(load_pipeline("training:retrain"), tracker=t)
@@ -232,6 +235,7 @@ def test_alert_retrains_gates_and_promotes_only_on_pass(loop_project, gate):
     assert [(a.id, a.kind, a.evaluation_id) for a in s["alerts"]] == [(alert_id, "rule", evaluation["id"])]
     run = s["tracker"].get_run(trig["run_id"])  # the pipeline run, tagged with its trigger
     assert run.tags["conveyor.retrain_trigger"] == str(trig["id"])
+    assert run.experiment == "continuous-training"  # the project's [pipelines] table applies
     assert s["versions"] == [1, 2]
     assert s["gated"][2] == [passed]  # the gate ran on the new version, once
     assert s["champion"] == (2 if passed else 1)
@@ -274,6 +278,13 @@ def test_second_alert_inside_the_cooldown_does_not_retrain(loop_project):
     assert [r["status"] for r in rows] == ["skipped", "failed"]
     s = _stored()
     assert [a.kind for a in s["alerts"]].count("retrain_failed") == 1  # one retraining, one failure
+
+    by_hand = _monitor("retrain", "drift")  # the command obeys the cool-down too…
+    assert by_hand.exit_code == 0 and "skipped" in by_hand.output and "cool-down" in by_hand.output
+    forced = _monitor("retrain", "drift", "--force")  # …unless forced
+    assert forced.exit_code == 1 and "failed" in forced.output, forced.output
+    assert [(r["reason"], r["status"]) for r in _history_triggers()[:2]] == [("command", "failed"),
+                                                                            ("command", "skipped")]
 
 
 def test_monitor_run_as_a_subprocess(loop_project):
