@@ -28,6 +28,7 @@ from conveyor.cli import app
 
 MODEL = "churn"
 runner = CliRunner()
+pytestmark = pytest.mark.slow  # ~10 s each: a pipeline step process, a served model, a gate
 
 TRAINING = textwrap.dedent('''
     """The project's training pipeline, run by `conveyor monitor` on a retraining trigger."""
@@ -190,12 +191,13 @@ def _stored() -> dict[str, Any]:
     t = get_tracker()
     repo = MonitoringRepo()
     with t.store.read() as conn:
-        out = {"evaluations": repo.evaluations(conn, model=MODEL), "alerts": repo.alerts(conn, model=MODEL),
-               "triggers": repo.triggers(conn, model=MODEL)}
+        out: dict[str, Any] = {"evaluations": repo.evaluations(conn, model=MODEL),
+                               "alerts": repo.alerts(conn, model=MODEL), "triggers": repo.triggers(conn, model=MODEL)}
     registry = Registry(t)
+    versions = sorted(v.version for v in registry.list_versions(MODEL))
     out["champion"] = registry.get(f"models:/{MODEL}@champion").version
-    out["versions"] = sorted(v.version for v in registry.list_versions(MODEL))
-    out["gated"] = {v: [e.passed for e in evaluations(registry, MODEL, v)] for v in out["versions"]}
+    out["versions"] = versions
+    out["gated"] = {v: [e.passed for e in evaluations(registry, MODEL, v)] for v in versions}
     out["tracker"] = t
     return out
 
@@ -299,3 +301,8 @@ def test_monitor_run_as_a_subprocess(loop_project):
     assert s["champion"] == 2 and s["gated"][2] == [True]
     (row,) = _history_triggers()
     assert (row["alert_id"], row["run_id"]) == (evaluation["alerts"][0], trig["run_id"])
+
+    # no newer data: the training step is a cache hit, registers nothing, and the champion stays
+    again = _monitor("retrain", "drift", "--force")
+    assert again.exit_code == 1 and "registered no new version" in again.output, again.output
+    assert _stored()["champion"] == 2
