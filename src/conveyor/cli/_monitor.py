@@ -52,9 +52,11 @@ def retrain_hook(t: Any, config: Any) -> Any:
         registry = Registry(t)
         before = {v.version for v in registry.list_versions(model)} if _has_model(registry, model) else set()
         opts = _options()  # the project's [pipelines] table, as `conveyor pipeline run` honours it
+        # cache=False: a retraining was asked for, so every step runs — a training step that
+        # loads "the newest data" itself, or registers its model, must not be a cache hit
         result = run(load_pipeline(config.pipeline), tracker=t, tags={"conveyor.retrain_trigger": str(trigger_id)},
                      executor=opts.executor, ray_address=opts.ray_address, max_workers=opts.max_workers,
-                     experiment=opts.experiment)
+                     experiment=opts.experiment, cache=False)
         if not result.ok:
             failed = {n: s.error for n, s in result.steps.items() if s.error}
             raise RuntimeError(f"pipeline run {result.run_id} {result.status}: {failed}")
