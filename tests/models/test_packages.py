@@ -197,3 +197,32 @@ def test_mixed_string_and_numeric_columns_end_to_end(tmp_path: Path) -> None:
     assert loaded.predict([{"city": "b", "age": 12, "income": 0.5}]).shape == (1,)
     with pytest.raises(InvalidInput, match="'age'"):
         loaded.predict([{"city": "b", "age": 12.5, "income": 0.5}])
+
+
+def test_a_missing_framework_names_the_extra_to_install(tmp_path, monkeypatch):
+    """Loading a package whose framework is not installed says which extra brings it."""
+    import builtins
+
+    from conveyor.errors import InvalidInput
+    from conveyor.models._package import missing_framework
+
+    error = missing_framework("an onnx model", ModuleNotFoundError("No module named 'onnxruntime'", name="onnxruntime"))
+    assert isinstance(error, InvalidInput)
+    assert "'onnxruntime'" in str(error) and "conveyor-mlops[onnx]" in str(error)
+
+    real_import = builtins.__import__
+
+    def no_skl2onnx(name, *args, **kwargs):
+        if name.startswith("skl2onnx"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_skl2onnx)
+    from sklearn.linear_model import LogisticRegression
+
+    from conveyor.entities import ColumnSpec, Signature
+    from conveyor.models import to_onnx
+
+    model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    with pytest.raises(InvalidInput, match=r"conveyor-mlops\[onnx\]"):
+        to_onnx(model, Signature((ColumnSpec("x", "float64"),)), tmp_path / "onnx")

@@ -95,3 +95,14 @@ def test_bad_url_is_a_config_error() -> None:
 def test_postgres_scheme_means_psycopg3() -> None:
     assert conveyor.store.normalize_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert conveyor.store.normalize_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+
+
+def test_postgres_without_psycopg_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from conveyor.errors import ConfigError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "psycopg" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"conveyor-mlops\[postgres\]"):
+        Store.connect("postgresql://u@h/db")

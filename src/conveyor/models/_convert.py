@@ -22,11 +22,15 @@ def to_onnx(model: Any, signature: Signature, path: str | Path, *, target_opset:
         >>> info = to_onnx(clf, loaded.signature, "model-onnx/")  # doctest: +SKIP
         >>> conveyor.models.load("model-onnx/").predict(X[:1])       # doctest: +SKIP
     """
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+    from conveyor.models._package import missing_framework, save
+
+    try:
+        from skl2onnx import convert_sklearn
+        from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+    except ModuleNotFoundError as exc:
+        raise missing_framework("conversion to ONNX", exc) from None
     from sklearn.base import is_classifier
 
-    from conveyor.models._package import save
 
     if not isinstance(signature, Signature) or not signature.inputs:
         raise InvalidInput(

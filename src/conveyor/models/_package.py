@@ -199,8 +199,27 @@ def load_folder(folder: Path, *, trusted: list[str] | None = None, source: str |
     meta = read_meta(folder)
     flavor = get_flavor(meta.flavor)
     example = read_example(folder, meta.input_example)
-    native = flavor.load(folder, meta.flavor_config, trusted=trusted, example=example)
+    try:
+        native = flavor.load(folder, meta.flavor_config, trusted=trusted, example=example)
+    except ModuleNotFoundError as exc:
+        raise missing_framework(meta.flavor, exc) from None
     return LoadedModel(flavor, native, meta, source=source or str(folder), example=example)
+
+
+#: The optional extra that brings each framework a flavor may import.
+EXTRAS = {
+    "onnxruntime": "onnx", "onnx": "onnx", "skl2onnx": "onnx", "keras": "tensorflow",
+    "tensorflow": "tensorflow", "torch": "torch",
+}
+
+
+def missing_framework(what: str, exc: ModuleNotFoundError) -> InvalidInput:
+    """A clear error for a framework that is not installed, naming the extra that brings it."""
+    module = (exc.name or "").split(".")[0]
+    extra = EXTRAS.get(module)
+    hint = f"pip install 'conveyor-mlops[{extra}]'" if extra else f"pip install {module}"
+    return InvalidInput(f"{what} needs the {module!r} package, which is not installed",
+                        field="flavor", value=what, hint=hint)
 
 
 def load_from_store(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 import weakref
@@ -76,6 +77,13 @@ class Store:
                 field="store.metadata_url",
                 value=url,
                 hint="conveyor supports SQLite and PostgreSQL",
+            )
+        if parsed.get_backend_name() == "postgresql" and importlib.util.find_spec("psycopg") is None:
+            raise ConfigError(
+                f"metadata URL {parsed.render_as_string(hide_password=True)!r} needs psycopg 3",
+                field="store.metadata_url",
+                value=parsed.render_as_string(hide_password=True),
+                hint="pip install 'conveyor-mlops[postgres]'",
             )
         kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "sqlite":
