@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -116,8 +117,7 @@ def runs_show(run: str = typer.Argument(..., help="Run id (or a unique prefix)."
         found = t.get_run(_resolve(t, run))
         arts = t.list_artifacts(found.id)
     if as_json:
-        print_json(_run_json(found) | {"artifacts": [a.__dict__ if hasattr(a, "__dict__") else
-                                                     {k: getattr(a, k) for k in a.__dataclass_fields__} for a in arts]})
+        print_json(_run_json(found) | {"artifacts": [dataclasses.asdict(a) for a in arts]})
         return
     info = Table.grid(padding=(0, 2))
     info.add_column(style="bold")

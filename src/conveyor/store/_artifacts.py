@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Boolean, Column, ForeignKey, Index, String, Table, Text, BigInteger, delete, select
+from sqlalchemy import Boolean, Column, ForeignKey, Index, String, Table, BigInteger, delete, select
 from sqlalchemy.engine import Connection
 
 from conveyor.entities import Artifact

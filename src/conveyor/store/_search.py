@@ -11,7 +11,7 @@ from sqlalchemy.sql import ColumnElement
 
 from conveyor.entities import Run
 from conveyor.store._experiments import experiments
-from conveyor.store._filter import And, Compare, Field, Node, Not, Or, parse_filter, parse_order_by
+from conveyor.store._filter import And, Field, Node, Not, Or, parse_filter, parse_order_by
 from conveyor.store._metrics import MetricRepo, latest_metrics
 from conveyor.store._runs import RUN_COLUMNS, RunRepo, params, run_tags, runs
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import mimetypes
-import threading
 from dataclasses import replace
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -48,7 +47,6 @@ class Tracker:
         self._known_runs: set[str] = set()
         self._experiment_ids: dict[str, int] = {}
         self._packages_digest: str | None = None
-        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, create: bool = True) -> Tracker:
