@@ -29,7 +29,7 @@ Stage = Callable[[Story], None]
 
 
 def _stages() -> list[tuple[str, Stage]]:
-    from conveyor.quickstart import _data, _gate, _models, _monitor, _pipeline, _serve, _track
+    from conveyor.quickstart import _data, _gate, _models, _monitor, _pipeline, _score, _serve, _track
 
     return [
         ("Track: train four models and compare them", _track.stage),
@@ -39,6 +39,7 @@ def _stages() -> list[tuple[str, Stage]]:
         ("Gate: register, test against the champion, promote or veto", _gate.stage),
         ("Serve: the champion over REST", _serve.stage),
         ("Monitor: drift, an alert, retraining through the gate — the loop closes", _monitor.stage),
+        ("Score: the ML Test Score of this project, from what it recorded", _score.stage),
     ]
 
 
