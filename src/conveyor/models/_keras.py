@@ -35,7 +35,8 @@ class KerasFlavor(Flavor):
     def load(self, folder: Path, config: Mapping[str, Any], **opts: Any) -> Any:
         import keras
 
-        model = keras.saving.load_model(folder / str(config.get("file", FILE)), compile=False, safe_mode=True)
+        path = opts["files"].path(config.get("file", FILE), field="flavor_config.file")
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
         return _Keras(model, str(config.get("input_dtype", "float32")))
 
     def native(self, model: Any) -> Any:
