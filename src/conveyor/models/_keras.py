@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from conveyor.errors import CorruptObject
 from conveyor.models._flavor import Flavor
+from conveyor.models._trust import UntrustedTypes
 
 FILE = "model.keras"
 
@@ -36,7 +38,17 @@ class KerasFlavor(Flavor):
         import keras
 
         path = opts["files"].path(config.get("file", FILE), field="flavor_config.file")
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        try:
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except ValueError as exc:
+            if "safe_mode" not in str(exc) and "unsafe" not in str(exc).lower():
+                raise CorruptObject(f"{path.name} is not a loadable Keras file: {exc}") from None
+            raise UntrustedTypes(
+                f"{path.name} holds Python code (a Lambda layer or a function) that Keras refuses in safe mode",
+                field="flavor_config.file", value=path.name,
+                hint="rebuild the model without Lambda layers (a custom layer class registered with "
+                "keras.saving.register_keras_serializable), or load the .keras file yourself if you trust it",
+            ) from None
         return _Keras(model, str(config.get("input_dtype", "float32")))
 
     def native(self, model: Any) -> Any:

@@ -13,14 +13,15 @@
 
 from __future__ import annotations
 
+import pickle
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from conveyor.errors import InvalidInput
+from conveyor.errors import CorruptObject, InvalidInput
 from conveyor.models._flavor import Flavor, import_trusted, load_reference
-from conveyor.models._trust import Reference
+from conveyor.models._trust import Reference, UntrustedTypes
 
 SCRIPT_FILE = "model.pt"
 STATE_FILE = "state_dict.pt"
@@ -95,9 +96,20 @@ class TorchFlavor(Flavor):
             if not isinstance(model, torch.nn.Module):
                 raise InvalidInput(f"factory {config['factory']} returned a {type(model).__qualname__}, not a "
                                    "torch.nn.Module", field="flavor_config.factory", value=config["factory"])
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            try:
+                weights = torch.load(path, map_location="cpu", weights_only=True)
+            except pickle.UnpicklingError as exc:  # weights_only refused a global: code, not weights
+                raise UntrustedTypes(f"{path.name} holds Python objects, not only tensors: {str(exc)[:300]}",
+                                     field="flavor_config.file", value=path.name,
+                                     hint="save only model.state_dict() tensors") from None
+            except (RuntimeError, ValueError, EOFError) as exc:
+                raise CorruptObject(f"{path.name} is not a PyTorch state_dict: {str(exc)[:300]}") from None
+            model.load_state_dict(weights)
         else:
-            model = torch.jit.load(str(path), map_location="cpu")
+            try:
+                model = torch.jit.load(str(path), map_location="cpu")
+            except (RuntimeError, ValueError) as exc:
+                raise CorruptObject(f"{path.name} is not a TorchScript archive: {str(exc)[:300]}") from None
         model.eval()
         return _Torch(model, str(config.get("input_dtype", "float32")))
 
