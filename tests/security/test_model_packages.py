@@ -396,6 +396,28 @@ def test_a_keras_lambda_is_refused_in_safe_mode(tmp_path: Path, marker: Path) ->
     assert not marker.exists()
 
 
+def test_a_keras_layer_class_from_an_untrusted_module_is_never_imported(
+    tmp_path: Path, marker: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keras = pytest.importorskip("keras")
+
+    name = "conveyor_evil_keras_module"
+    _evil_module(tmp_path, marker, monkeypatch, name)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    pkg = tmp_path / "pkg"
+    save(model, pkg)
+    with zipfile.ZipFile(pkg / "model.keras") as src:
+        items = {n: src.read(n) for n in src.namelist()}
+    items["config.json"] = items["config.json"].replace(b'"module": "keras.layers"', f'"module": "{name}"'.encode())
+    with zipfile.ZipFile(pkg / "model.keras", "w") as dst:
+        for item, data in items.items():
+            dst.writestr(item, data)
+    _resize(pkg, "model.keras")
+    with pytest.raises(UntrustedTypes, match=f"{name}.Dense"):
+        load(pkg)
+    assert name not in sys.modules and not marker.exists()
+
+
 def test_the_refusal_lists_every_reference_once(tmp_path: Path) -> None:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
