@@ -101,6 +101,7 @@ def tracker(store: object, blobs: object) -> Iterator[object]:
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh project folder (conveyor.toml, SQLite, local artifacts) as the working directory,
     with the module-level API pointed at it and no CONVEYOR_* variables leaking in."""
+    from conveyor.models import set_trust
     from conveyor.tracking import set_tracker
 
     for key in list(os.environ):
@@ -111,5 +112,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     (folder / "conveyor.toml").write_text("[tracking]\nflush_interval = 0.05\n", encoding="utf-8")
     monkeypatch.chdir(folder)
     set_tracker(None)
+    set_trust(None)  # the CLI's --trust sets a process-wide policy; each project starts from its settings
     yield folder
     set_tracker(None)
+    set_trust(None)

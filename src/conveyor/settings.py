@@ -17,12 +17,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from conveyor.errors import ConfigError
 
 __all__ = [
     "CONFIG_FILE",
+    "ModelsSettings",
     "Settings",
     "StoreSettings",
     "TrackingSettings",
@@ -72,6 +73,22 @@ class TrackingSettings(_Section):
     )
 
 
+class ModelsSettings(_Section):
+    """What loading a model package may import (see docs/models-trust.md)."""
+
+    trusted_modules: tuple[str, ...] = Field(
+        ("keras", "numpy", "scipy", "sklearn", "torch"),
+        description="Modules whose classes a model package may reference, plus full names "
+        "(pkg.module.func) of functions and classes trusted one by one; comma-separated in the "
+        "environment. Functions are never trusted by module. --trust adds entries for one command.",
+    )
+
+    @field_validator("trusted_modules", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return tuple(p.strip() for p in value.split(",") if p.strip()) if isinstance(value, str) else value
+
+
 class Settings(BaseModel):
     """All of conveyor's settings, resolved against a project root.
 
@@ -86,6 +103,7 @@ class Settings(BaseModel):
     root: Path = Field(description="Project root: the folder of conveyor.toml, or the working directory.")
     store: StoreSettings = StoreSettings()
     tracking: TrackingSettings = TrackingSettings()
+    models: ModelsSettings = ModelsSettings()
     sections: dict[str, Any] = Field(
         default_factory=dict,
         description="Other tables of conveyor.toml (pipelines, gates, monitors…), read by their owners.",
@@ -181,6 +199,7 @@ class Settings(BaseModel):
 
 
 _TYPED_SECTIONS: dict[str, type[_Section]] = {"store": StoreSettings, "tracking": TrackingSettings}
+_TYPED_SECTIONS["models"] = ModelsSettings
 
 
 def _config_error(

@@ -43,7 +43,7 @@ def _pyfunc(request: pytest.FixtureRequest) -> FlavorCase:
 
     frame, _ = request.getfixturevalue("table")
     model = Threshold([0.1, 0.05, 0.01, 0.001, 1.0, 1.0], 5.0)
-    return FlavorCase("pyfunc", model, frame.iloc[:10], model.predict)
+    return FlavorCase("pyfunc", model, frame.iloc[:10], model.predict, trusted=["model_helpers.Threshold"])
 
 
 def _keras(request: pytest.FixtureRequest) -> FlavorCase:
@@ -71,7 +71,7 @@ def _torch_state_dict(request: pytest.FixtureRequest) -> FlavorCase:
     model = request.getfixturevalue("torch_net")
     return FlavorCase(
         "pytorch", model, request.getfixturevalue("floats"), _torch_reference(model),
-        options={"factory": "torch_nets:build"},
+        options={"factory": "torch_nets:build"}, trusted=["torch_nets.build"],
     )
 
 

@@ -157,7 +157,7 @@ def test_pyfunc_array_input_and_from_state(tmp_path: Path, floats: np.ndarray) -
 
     model = Threshold([1.0, 1.0, 1.0, 1.0], 2.0)
     save(model, tmp_path / "m", input_example=floats)
-    loaded = load(tmp_path / "m")
+    loaded = load(tmp_path / "m", trusted=["model_helpers"])  # a module entry trusts its classes
     assert loaded.meta.flavor_config["accepts"] == "array"
     assert loaded.meta.flavor_config["arrays"] == "state.npz"  # the weights, not JSON
     np.testing.assert_array_equal(loaded.predict(floats), model.predict(floats))

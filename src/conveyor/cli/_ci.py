@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 
-from conveyor.cli._common import EXIT_PROBLEMS, console, handle_errors, print_json, settings, tracker
+from conveyor.cli._common import (
+    EXIT_PROBLEMS,
+    apply_trust,
+    console,
+    handle_errors,
+    print_json,
+    settings,
+    tracker,
+    trust_option,
+)
 
 app = typer.Typer(help="CI/CD for models: gate candidates on pull requests, promote on main.", no_args_is_help=True)
 
@@ -20,6 +29,7 @@ def check(
     data: str = typer.Option(None, "--data", help="Evaluation data (data:/name@version or a file); default: the gate's."),
     report: Path = typer.Option(None, "--report", help="Write the Markdown report here instead of stdout."),
     as_json: bool = typer.Option(False, "--json", help="Print the evaluation as JSON."),
+    trust: list[str] = trust_option(),
 ) -> None:
     """Gate a candidate against the champion; exit 1 when a check fails."""
     from conveyor.ci import ci_check
@@ -28,6 +38,7 @@ def check(
 
     if candidate is None and pipeline is None:
         raise InvalidInput("give --candidate runs:/<id>/<path> or --pipeline module:pipeline", field="candidate")
+    apply_trust(trust)
     with tracker() as opened:
         result = ci_check(Registry(opened), gate=gate, candidate=candidate, pipeline=pipeline, data=data,
                           settings=settings())

@@ -78,6 +78,24 @@ def settings() -> Settings:
     return Settings.load()
 
 
+TRUST_HELP = ("Trust this module's classes, or this full name (pkg.module.func), when loading model "
+              "packages; repeatable; adds to [models] trusted_modules (docs/models-trust.md).")
+
+
+def trust_option() -> Any:
+    """The ``--trust`` option of every command that loads a model package."""
+    return typer.Option([], "--trust", metavar="MODULE_OR_NAME", help=TRUST_HELP)
+
+
+def apply_trust(extra: list[str] | None, conf: Settings | None = None) -> list[str]:
+    """Set the process's trust policy from ``[models] trusted_modules`` plus ``--trust``; returns its entries."""
+    from conveyor.models import TrustPolicy, set_trust
+
+    policy = TrustPolicy.from_settings(conf or settings(), extra or ())
+    set_trust(policy)
+    return list(policy.entries)
+
+
 @contextmanager
 def tracker(*, create: bool = False) -> Iterator[Any]:
     """The tracker of this project's stores; existing stores only unless ``create``."""

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from conveyor.cli._common import console, fmt_ms, handle_errors, print_json, tracker
+from conveyor.cli._common import apply_trust, console, fmt_ms, handle_errors, print_json, tracker, trust_option
 
 app = typer.Typer(help="Registered models: versions, aliases (champion…), audit history, model cards.",
                   no_args_is_help=True)
@@ -55,8 +55,10 @@ def register_version(
     name: str = typer.Argument(..., help="Registered model name."),
     description: str = typer.Option("", help="Description of this version."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    trust: list[str] = trust_option(),
 ) -> None:
     """Register a run's model package as the next version of NAME."""
+    apply_trust(trust)  # registering checks that the package loads
     with _registry() as registry:
         version = registry.register(source, name, description=description)
     if as_json:

@@ -16,7 +16,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from conveyor.cli._common import console, fmt_ms, handle_errors, print_json, settings, tracker
+from conveyor.cli._common import apply_trust, console, fmt_ms, handle_errors, print_json, settings, tracker, trust_option
 from conveyor.errors import InvalidInput, NotFound
 
 app = typer.Typer(help="Drift, data quality, live performance, alerts and retraining.", no_args_is_help=True)
@@ -145,9 +145,11 @@ def run_cmd(
     names: list[str] = typer.Argument(None, help="Monitors to evaluate (default: all)."),
     as_json: bool = typer.Option(False, "--json"),
     wait: float = typer.Option(30.0, "--wait", help="Seconds to let webhook deliveries finish before exiting."),
+    trust: list[str] = trust_option(),
 ) -> None:
     """Evaluate monitors once (for cron or CI); exit 1 when an alert fired."""
     _configs(names)
+    apply_trust(trust)  # a retraining gates (loads) its candidate
     with tracker() as t:
         monitoring, chosen = _monitoring(t, names)
         results = [monitoring.evaluate(c) for c in chosen]
@@ -167,11 +169,13 @@ def watch_cmd(
     names: list[str] = typer.Argument(None, help="Monitors to evaluate (default: all)."),
     every: str = typer.Option(None, "--every", help="Interval, e.g. 10m (default: each monitor's schedule)."),
     max_runs: int = typer.Option(0, "--max-runs", min=0, help="Stop after this many rounds (0: never)."),
+    trust: list[str] = trust_option(),
 ) -> None:
     """Keep evaluating monitors, each on its schedule (or --every); Ctrl-C stops."""
     from conveyor.monitoring import parse_duration
 
     _configs(names)
+    apply_trust(trust)
     with tracker() as t:
         monitoring, chosen = _monitoring(t, names)
         interval = {c.name: parse_duration(every) if every else c.schedule_seconds for c in chosen}
@@ -268,8 +272,10 @@ def _table(ref: str) -> Any:
 def retrain_cmd(
     monitor: str = typer.Argument(..., help="The monitor whose model, pipeline and gate to use."),
     force: bool = typer.Option(False, "--force", help="Ignore the cool-down (never the one-in-flight rule)."),
+    trust: list[str] = trust_option(),
 ) -> None:
     """Trigger a retraining by hand: pipeline → gate → promotion if it passed."""
+    apply_trust(trust)
     with tracker() as t:
         monitoring, (config,) = _monitoring(t, [monitor])
         row = monitoring.trainer(config).trigger(config.model, "command", force=force)

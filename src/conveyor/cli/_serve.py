@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import typer
 
-from conveyor.cli._common import console, handle_errors, print_json, settings, tracker
+from conveyor.cli._common import apply_trust, console, handle_errors, print_json, settings, tracker, trust_option
 from conveyor.entities import Predictor
 from conveyor.errors import InvalidInput
 
@@ -47,12 +47,14 @@ def serve(
     log_sample_rate: float | None = typer.Option(None, help="Share of requests in the prediction log (0–1)."),
     no_log: bool = typer.Option(False, "--no-log", help="Do not write the prediction log."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    trust: list[str] = trust_option(),
 ) -> None:
     """Serve models over Open Inference Protocol v2 and MLflow's /invocations."""
     from conveyor.serving import ServedModel, ServingConfig, create_app, run
     from conveyor.serving._server import configure_logging
 
     conf = settings()
+    trusted = apply_trust(trust, conf)
     overrides: dict[str, Any] = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms, "batching": batching,
                                  "sticky_header": sticky_header, "log_sample_rate": log_sample_rate}
     if no_log:
@@ -61,7 +63,7 @@ def serve(
     refs, folders = _local(models, name, model_version)
     if workers > 1:
         spec = {"models": refs, "folders": folders, "canary": canary, "shadow": shadow, "follow": follow,
-                "config": config.model_dump(), "root": str(conf.root), "log_level": log_level}
+                "config": config.model_dump(), "root": str(conf.root), "log_level": log_level, "trust": trusted}
         console.print(f"serving {', '.join(models)} on http://{host}:{port} with {workers} workers", highlight=False)
         run(spec=spec, host=host, port=port, workers=workers, log_level=log_level)
         return
@@ -83,11 +85,13 @@ def build(
     out: Path = typer.Option(..., "--out", help="New or empty folder for the build context."),
     image: str | None = typer.Option(None, help="Image name in the Kubernetes manifest (default conveyor-<name>:<v>)."),
     as_json: bool = typer.Option(False, "--json"),
+    trust: list[str] = trust_option(),
 ) -> None:
     """Write a Docker build context (Dockerfile, pinned requirements, the model) and a
     Kubernetes manifest for one registered model version."""
     from conveyor.serving import build_context
 
+    apply_trust(trust)
     with tracker() as t:
         result = build_context(model, out, tracker=t, image=image)
     if as_json:

@@ -21,7 +21,7 @@ A package is a folder holding ``conveyor-model.json`` and the flavor's files::
     }
 
 Flavors (``FLAVORS``; third parties add entry points in the ``conveyor.flavors`` group):
-``sklearn`` (skops; only trusted types load unless ``trusted=[...]``), ``keras``
+``sklearn`` (skops), ``keras``
 (``.keras`` file, loaded in safe mode), ``pytorch`` (TorchScript, or ``state_dict`` +
 ``factory="module:function"``, loaded with ``weights_only=True``), ``onnx``
 (onnxruntime) and ``pyfunc`` (a plain class with ``predict``, stored as a
@@ -29,9 +29,16 @@ Flavors (``FLAVORS``; third parties add entry points in the ``conveyor.flavors``
 be importable where the model is loaded, and its state made of JSON values and arrays).
 No flavor ever unpickles: loading a package never runs code from the package itself.
 
+Trust (``_trust``, docs/models-trust.md): every class or callable a package names (skops
+types and functions, the pyfunc class, the PyTorch factory, Keras classes) is checked
+against one ``TrustPolicy`` before anything is imported — classes from ``[models]
+trusted_modules`` (default ``DEFAULT_TRUSTED_MODULES``), callables only when named in
+full; ``trusted=[...]``, ``--trust`` and ``set_trust`` add names. Every file a package
+names must be a regular file inside the folder with the size recorded at save time.
+
 The signature is enforced on every predict (missing, extra or mistyped columns and NaN in
-non-nullable columns raise ``InvalidInput`` naming them). This package reads no
-``conveyor.toml`` section.
+non-nullable columns raise ``InvalidInput`` naming them). This package reads the
+``[models]`` section of ``conveyor.toml`` (``trusted_modules``).
 """
 
 from conveyor.models._checks import FlavorCase, check_flavor, flavor_checks
@@ -41,11 +48,13 @@ from conveyor.models._infer import infer_signature
 from conveyor.models._loaded import LoadedModel
 from conveyor.models._meta import FORMAT_VERSION, META_FILE, ModelMeta, read_meta
 from conveyor.models._package import ModelInfo, load, load_folder, load_from_store, log, save
-from conveyor.models._sklearn import UntrustedTypes
+from conveyor.models._skops import load_skops, skops_references
+from conveyor.models._trust import DEFAULT_TRUSTED_MODULES, Reference, TrustPolicy, UntrustedTypes, current_trust, set_trust
 from conveyor.models._validate import Batch, Validator
 
 __all__ = [
     "Batch",
+    "DEFAULT_TRUSTED_MODULES",
     "ENTRY_POINT_GROUP",
     "FLAVORS",
     "FORMAT_VERSION",
@@ -55,9 +64,12 @@ __all__ = [
     "META_FILE",
     "ModelInfo",
     "ModelMeta",
+    "Reference",
+    "TrustPolicy",
     "UntrustedTypes",
     "Validator",
     "check_flavor",
+    "current_trust",
     "flavor_checks",
     "flavor_for",
     "flavor_names",
@@ -66,8 +78,11 @@ __all__ = [
     "load",
     "load_folder",
     "load_from_store",
+    "load_skops",
     "log",
     "read_meta",
     "save",
+    "set_trust",
+    "skops_references",
     "to_onnx",
 ]

@@ -102,6 +102,21 @@ def check_save_writes_safe_files(case: FlavorCase, folder: Path) -> None:
             assert head not in _PICKLE_MAGIC, f"{path.name} is a pickle: flavors must not pickle"
 
 
+def check_files_and_references_recorded(case: FlavorCase, folder: Path) -> None:
+    """The package records every file with its size, and the code it names, at save time."""
+    from conveyor.models._files import PackageFiles
+    from conveyor.models._flavor import get_flavor
+    from conveyor.models._meta import META_FILE, read_meta
+
+    pkg = _save(case, folder)
+    meta = read_meta(pkg)
+    on_disk = {p.relative_to(pkg).as_posix(): p.stat().st_size for p in pkg.rglob("*") if p.is_file()}
+    on_disk.pop(META_FILE)
+    assert meta.files == on_disk, f"recorded files {meta.files} != the folder's {on_disk}"
+    found = [r.to_dict() for r in get_flavor(case.flavor).references(PackageFiles(pkg, meta.files), meta.flavor_config)]
+    assert list(meta.references) == found, "references recorded at save differ from what load checks"
+
+
 def check_roundtrip_predictions(case: FlavorCase, folder: Path) -> None:
     model = _load(case, _save(case, folder))
     assert model.flavor == case.flavor
@@ -186,6 +201,7 @@ _CHECKS: tuple[Check, ...] = (
     check_registered,
     check_can_handle,
     check_save_writes_safe_files,
+    check_files_and_references_recorded,
     check_roundtrip_predictions,
     check_one_row,
     check_input_forms,

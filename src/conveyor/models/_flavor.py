@@ -35,7 +35,12 @@ class Flavor:
     - ``can_handle(obj)``: cheap and import-free (check ``sys.modules`` before isinstance).
     - ``save(obj, folder, **options) -> dict``: write files into ``folder`` (never a pickle)
       and return a JSON-serialisable config stored as ``flavor_config``.
-    - ``load(folder, config, **opts)``: rebuild the native model from those files.
+    - ``load(folder, config, **opts)``: rebuild the native model from those files. ``opts``
+      carry ``files`` (a ``PackageFiles``: open files only through ``files.path(name, field=...)``),
+      ``trusted`` (the ``TrustPolicy``), ``references`` (what ``references`` returned, already
+      accepted by the policy) and ``example``.
+    - ``references(files, config)`` (optional): the classes and callables the files name, read
+      without importing anything; ``load_folder`` checks them against the trust policy first.
     - ``predict(model, batch)``: a validated ``Batch`` in, an ndarray with one row per input row out.
     """
 
@@ -54,6 +59,10 @@ class Flavor:
 
     def predict(self, model: Any, batch: Any) -> Any:
         raise NotImplementedError
+
+    def references(self, files: Any, config: Mapping[str, Any]) -> list[Any]:
+        """The code this package names (``conveyor.models.Reference`` list); none by default."""
+        return []
 
     def native(self, model: Any) -> Any:
         """The framework's own model object inside what ``load`` returned."""
@@ -164,6 +173,14 @@ def load_reference(reference: str, *, what: str) -> Any:
         except AttributeError:
             raise NotFound(what, reference, hint=f"{module_name} has no attribute {attr!r}") from None
     return value
+
+
+def import_trusted(reference: str, *, what: str, policy: Any, kind: str = "callable") -> Any:
+    """``load_reference`` for a name that comes from a package: the policy decides before any import."""
+    from conveyor.models._trust import Reference
+
+    policy.check([Reference(str(reference).replace(":", ".", 1), kind)], source=f"the package's {what}")  # type: ignore[arg-type]
+    return load_reference(str(reference), what=what)
 
 
 def reference_of(obj: Any) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.entities import Signature
-from conveyor.errors import CorruptObject, InvalidInput, NotFound
+from conveyor.errors import CorruptObject, InvalidInput, NotFound, UnsafePath
 
 META_FILE = "conveyor-model.json"
 FORMAT_VERSION = 1
 #: always pinned, whatever the flavor: every package hands numpy/pandas data to its model
 BASE_REQUIREMENTS = ("numpy", "pandas")
+#: the largest conveyor-model.json read (a description with a big signature is a few KB)
+MAX_META_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,10 @@ class ModelMeta:
     created_at: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    #: every file of the package (relative POSIX name → bytes), checked before loading reads one
+    files: Mapping[str, int] | None = None
+    #: the code the package names (``Reference.to_dict()``: name, kind, vetted), recorded at save
+    references: tuple[Mapping[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +53,8 @@ class ModelMeta:
             "python_version": self.python_version,
             "created_at": self.created_at,
             "metadata": dict(self.metadata),
+            "files": dict(self.files) if self.files is not None else None,
+            "references": [dict(r) for r in self.references],
         }
 
     @classmethod
@@ -59,6 +68,12 @@ class ModelMeta:
                 hint="load it with the conveyor version that wrote it (see conveyor_version), or re-save the model",
             )
         sig = data.get("signature")
+        files = data.get("files")
+        if files is not None and not (
+            isinstance(files, Mapping) and all(isinstance(v, int) and v >= 0 for v in files.values())
+        ):
+            raise InvalidInput("the package's files table is not {name: size}", field="files", value=files,
+                               hint="re-save the model with conveyor.models.save")
         return cls(
             flavor=str(data["flavor"]),
             flavor_config=dict(data.get("flavor_config") or {}),
@@ -69,6 +84,8 @@ class ModelMeta:
             python_version=str(data.get("python_version", "")),
             created_at=str(data.get("created_at", "")),
             metadata=dict(data.get("metadata") or {}),
+            files={str(k): int(v) for k, v in files.items()} if files is not None else None,
+            references=tuple(dict(r) for r in data.get("references") or () if isinstance(r, Mapping)),
         )
 
     def write(self, folder: Path) -> Path:
@@ -86,12 +103,22 @@ def read_meta(folder: str | Path) -> ModelMeta:
         'sklearn'
     """
     path = Path(folder) / META_FILE
-    if not path.is_file():
-        raise NotFound("model package", str(folder), hint=f"a model package is a folder holding {META_FILE}")
+    try:
+        info = path.lstat()
+    except OSError:
+        raise NotFound("model package", str(folder), hint=f"a model package is a folder holding {META_FILE}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsafePath(f"{path} is not a regular file (a link, device or folder)", field=META_FILE, value=str(path),
+                         hint="a model package holds its description as a plain file")
+    if info.st_size > MAX_META_BYTES:
+        raise InvalidInput(f"{path} is {info.st_size} bytes, over the {MAX_META_BYTES}-byte limit of a package "
+                           "description", field=META_FILE, value=info.st_size, hint="re-save the model")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, Mapping):
+            raise TypeError("not a JSON object")
         return ModelMeta.from_dict(data)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         if isinstance(exc, InvalidInput):
             raise
         raise CorruptObject(f"{path} is not a valid model description: {exc}") from None

@@ -80,7 +80,7 @@ class OnnxFlavor(Flavor):
         # one request is one small matrix: thread hand-offs cost more than they save
         options.intra_op_num_threads = int(opts.get("threads") or 1)
         options.inter_op_num_threads = 1
-        path = folder / str(config.get("file", FILE))
+        path = opts["files"].path(config.get("file", FILE), field="flavor_config.file")
         session = ort.InferenceSession(path.read_bytes(), options, providers=["CPUExecutionProvider"])
         return OnnxSession(session)
 

@@ -5,22 +5,26 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from conveyor.entities import Signature
 from conveyor.errors import AlreadyExists, InvalidInput, NotFound
+from conveyor.models._files import PackageFiles
 from conveyor.models._flavor import Flavor, flavor_for, get_flavor
 from conveyor.models._infer import example_frame_or_array, infer_outputs, infer_signature
 from conveyor.models._loaded import LoadedModel
 from conveyor.models._meta import META_FILE, ModelMeta, now_iso, pin_requirements, python_version, read_meta
+from conveyor.models._trust import TrustPolicy, as_policy
 
 if TYPE_CHECKING:
     from conveyor.blobs import BlobStore
     from conveyor.tracking import Tracker
 
+#: what ``trusted=`` accepts: a policy, extra names on top of the process's policy, or None
+Trust = TrustPolicy | Sequence[str] | None
 EXAMPLE_JSON = "input_example.json"
 EXAMPLE_NPZ = "input_example.npz"
 
@@ -93,6 +97,7 @@ def save(
         config = chosen.save(model, target, example=example, **options)
         sig = _signature(chosen, model, signature, example)
         example_file = _write_example(target, example)
+        references = chosen.references(PackageFiles(target), config)
         meta = ModelMeta(
             flavor=chosen.name,
             flavor_config=config,
@@ -103,6 +108,8 @@ def save(
             python_version=python_version(),
             created_at=now_iso(),
             metadata=dict(metadata or {}),
+            files=PackageFiles(target).sizes,
+            references=tuple(r.to_dict() for r in references),
         )
         json.dumps(meta.to_dict())  # fail here, not at load, when a flavor config is not JSON
         meta.write(target)
@@ -142,20 +149,22 @@ def _write_example(folder: Path, example: Any) -> str | None:
     return EXAMPLE_JSON
 
 
-def read_example(folder: Path, name: str | None) -> Any:
+def read_example(folder: Path | PackageFiles, name: str | None) -> Any:
     """The stored input example (DataFrame or ndarray), or None."""
     if not name:
         return None
-    if name == EXAMPLE_NPZ:
+    files = folder if isinstance(folder, PackageFiles) else PackageFiles(folder)
+    path = files.path(name, field="input_example")
+    if name.endswith(".npz"):
         import numpy as np
 
-        with np.load(folder / name, allow_pickle=False) as data:
+        with np.load(path, allow_pickle=False) as data:
             return data["input"]
     import io
 
     import pandas as pd
 
-    return pd.read_json(io.StringIO((folder / name).read_text("utf-8")), orient="split")
+    return pd.read_json(io.StringIO(path.read_text("utf-8")), orient="split")
 
 
 def _conveyor_version() -> str:
@@ -164,11 +173,13 @@ def _conveyor_version() -> str:
     return __version__
 
 
-def load(uri_or_path: str | Path, *, trusted: list[str] | None = None, tracker: Tracker | None = None) -> LoadedModel:
+def load(uri_or_path: str | Path, *, trusted: Trust = None, tracker: Tracker | None = None) -> LoadedModel:
     """Load a package from a folder or ``runs:/<run_id>/<path>`` (via ``tracker`` or the default one).
 
-    ``trusted`` lists extra types (``"module.Class"``) a scikit-learn package may contain
-    beyond the ones skops trusts by default.
+    ``trusted``: extra modules or full names (``"mypkg.features.clean"``) on top of the
+    process's trust policy (``[models] trusted_modules``), or a ``TrustPolicy``. A package
+    naming any class or callable the policy refuses raises ``UntrustedTypes`` before
+    anything is imported (see docs/models-trust.md).
 
     Example::
 
@@ -195,12 +206,24 @@ def load(uri_or_path: str | Path, *, trusted: list[str] | None = None, tracker: 
     return load_folder(folder, trusted=trusted, source=text)
 
 
-def load_folder(folder: Path, *, trusted: list[str] | None = None, source: str | None = None) -> LoadedModel:
+def load_folder(folder: Path, *, trusted: Trust = None, source: str | None = None) -> LoadedModel:
+    """Load the package in ``folder``: files checked, references trusted, then the flavor loads.
+
+    Order matters: the description is read (size-capped, a regular file), every file is
+    checked (regular, inside, the size it had when saved), every class or callable the
+    package names is checked against the trust policy, and only then does the flavor import
+    and read anything.
+    """
     meta = read_meta(folder)
     flavor = get_flavor(meta.flavor)
-    example = read_example(folder, meta.input_example)
+    files = PackageFiles(folder, meta.files)
+    policy = as_policy(trusted)
+    config = meta.flavor_config
+    references = flavor.references(files, config)
+    policy.check(references, source=f"model package {source or str(folder)!r}")
+    example = read_example(files, meta.input_example)
     try:
-        native = flavor.load(folder, meta.flavor_config, trusted=trusted, example=example)
+        native = flavor.load(folder, config, trusted=policy, references=references, files=files, example=example)
     except ModuleNotFoundError as exc:
         raise missing_framework(meta.flavor, exc) from None
     return LoadedModel(flavor, native, meta, source=source or str(folder), example=example)
@@ -223,7 +246,7 @@ def missing_framework(what: str, exc: ModuleNotFoundError) -> InvalidInput:
 
 
 def load_from_store(
-    blobs: BlobStore, digest: str, *, trusted: list[str] | None = None, source: str | None = None
+    blobs: BlobStore, digest: str, *, trusted: Trust = None, source: str | None = None
 ) -> LoadedModel:
     """Load a package stored as a manifest (``digest``) in an artifact store.
 

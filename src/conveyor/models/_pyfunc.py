@@ -9,7 +9,10 @@ JSON values in ``state.json`` and numpy arrays in ``state.npz`` (loaded with
 - its state (``get_state()`` if defined, else its ``__dict__``) must be JSON values and
   numpy arrays; anything else is refused at save time, naming the attribute;
 - it is rebuilt by ``Class.from_state(state)`` if defined, else without calling
-  ``__init__`` (``__dict__`` restored).
+  ``__init__`` (``__dict__`` restored);
+- loading imports the class only when the trust policy trusts it (its module in
+  ``[models] trusted_modules``, or named with ``--trust``/``trusted=[...]``): a package
+  names its class, so an untrusted package must not pick any importable class.
 
 ``predict`` receives what the input example was: a DataFrame for a table, an ndarray for
 an array (``accepts="frame"|"array"`` overrides).
@@ -23,7 +26,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from conveyor.errors import InvalidInput
-from conveyor.models._flavor import Flavor, load_reference, reference_of
+from conveyor.models._flavor import Flavor, import_trusted, reference_of
+from conveyor.models._trust import Reference
 
 STATE_JSON = "state.json"
 STATE_NPZ = "state.npz"
@@ -73,17 +77,24 @@ class PyfuncFlavor(Flavor):
             "extra_requirements": _distribution_of(reference),
         }
 
+    def references(self, files: Any, config: Mapping[str, Any]) -> list[Reference]:
+        return [Reference(str(config.get("class")).replace(":", ".", 1), "class")]
+
     def load(self, folder: Path, config: Mapping[str, Any], **opts: Any) -> Any:
         import numpy as np
 
-        cls = load_reference(str(config["class"]), what="pyfunc class")
+        files = opts["files"]
+        cls = import_trusted(str(config["class"]), what="pyfunc class", policy=opts["trusted"], kind="class")
         if not isinstance(cls, type) or not callable(getattr(cls, "predict", None)):
             raise InvalidInput(
                 f"{config['class']} is not a class with a predict method", field="class", value=config["class"]
             )
-        state: dict[str, Any] = json.loads((folder / str(config.get("state", STATE_JSON))).read_text("utf-8"))
+        text = files.path(config.get("state", STATE_JSON), field="flavor_config.state").read_text("utf-8")
+        state = json.loads(text)
+        if not isinstance(state, dict):
+            raise InvalidInput("the pyfunc state is not a JSON object", field="flavor_config.state")
         if config.get("arrays"):
-            with np.load(folder / str(config["arrays"]), allow_pickle=False) as arrays:
+            with np.load(files.path(config["arrays"], field="flavor_config.arrays"), allow_pickle=False) as arrays:
                 state.update({k: arrays[k] for k in arrays.files})
         from_state = getattr(cls, "from_state", None)
         if callable(from_state):

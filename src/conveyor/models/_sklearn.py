@@ -1,9 +1,11 @@
-"""scikit-learn flavor: skops files, loaded with only trusted types unless told otherwise.
+"""scikit-learn flavor: skops files, loaded only when the trust policy accepts what they name.
 
-skops rebuilds objects from a JSON schema instead of unpickling, and refuses types it does
-not trust (scikit-learn, numpy, scipy built-ins are trusted). A package holding anything
-else (a custom transformer, say) loads only when the caller names those types in
-``trusted=[...]`` — the fix for MLflow CVE-2024-37052-style pickles that run code on load.
+skops rebuilds objects from a JSON schema instead of unpickling. Every class and callable
+the file names is checked against the one trust policy (``_trust``, ``_skops``): classes
+from ``[models] trusted_modules`` (scikit-learn, NumPy, SciPy by default) load, so do the
+callables skops vets (NumPy/SciPy ufuncs); anything else — a custom transformer, a
+function such as ``os.system`` inside a ``FunctionTransformer`` — loads only when named
+(``--trust``, ``trusted=[...]``). The fix for MLflow CVE-2024-37052-style pickles.
 """
 
 from __future__ import annotations
@@ -13,14 +15,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from conveyor.errors import InvalidInput
 from conveyor.models._flavor import Flavor
+from conveyor.models._skops import load_checked, skops_references
+from conveyor.models._trust import Reference, UntrustedTypes
+
+__all__ = ["SklearnFlavor", "UntrustedTypes"]
 
 FILE = "model.skops"
-
-
-class UntrustedTypes(InvalidInput):
-    """A skops file holds types the caller did not trust."""
 
 
 class SklearnFlavor(Flavor):
@@ -48,21 +49,13 @@ class SklearnFlavor(Flavor):
             "wants_frame": names is not None,
         }
 
-    def load(self, folder: Path, config: Mapping[str, Any], **opts: Any) -> Any:
-        import skops.io as sio
+    def references(self, files: Any, config: Mapping[str, Any]) -> list[Reference]:
+        return skops_references(files.path(config.get("file", FILE), field="flavor_config.file"))
 
-        path = folder / str(config.get("file", FILE))
-        trusted = list(opts.get("trusted") or [])
-        untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in trusted]
-        if untrusted:
-            listed = ", ".join(untrusted)
-            raise UntrustedTypes(
-                f"the scikit-learn package holds types that are not trusted: {listed}",
-                field="trusted",
-                value=untrusted,
-                hint=f"if you trust where this model comes from, load it with trusted={untrusted!r}",
-            )
-        model = sio.load(path, trusted=trusted or None)
+    def load(self, folder: Path, config: Mapping[str, Any], **opts: Any) -> Any:
+        # load_folder has checked ``references`` against the policy; skops audits them again
+        path = opts["files"].path(config.get("file", FILE), field="flavor_config.file")
+        model = load_checked(path, opts["references"])
         return _Sklearn(model, _numpy_twin(model, opts.get("example")))
 
     def native(self, model: Any) -> Any:

@@ -5,17 +5,23 @@
 - ``factory="package.module:function"``: only the weights are stored (``state_dict.pt``)
   and loaded with ``torch.load(weights_only=True)``, which refuses arbitrary pickled
   objects; the factory (``factory_kwargs`` are JSON) builds the module they go into.
+  The factory is code the package names and calls with its own arguments, so it is a
+  ``callable`` for the trust policy: loading imports it only when it is named in full
+  (``--trust pkg.nets.build``, ``[models] trusted_modules``, ``trusted=[...]``), and
+  what it returns must be a ``torch.nn.Module``.
 """
 
 from __future__ import annotations
 
+import pickle
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from conveyor.errors import InvalidInput
-from conveyor.models._flavor import Flavor, load_reference
+from conveyor.errors import CorruptObject, InvalidInput
+from conveyor.models._flavor import Flavor, import_trusted, load_reference
+from conveyor.models._trust import Reference, UntrustedTypes
 
 SCRIPT_FILE = "model.pt"
 STATE_FILE = "state_dict.pt"
@@ -69,16 +75,41 @@ class TorchFlavor(Flavor):
         with torch.no_grad():
             return torch.jit.trace(obj.eval(), _tensor(example, dtype))
 
+    def references(self, files: Any, config: Mapping[str, Any]) -> list[Reference]:
+        if config.get("format") == "state_dict":
+            return [Reference(str(config.get("factory")).replace(":", ".", 1), "callable")]
+        return []
+
     def load(self, folder: Path, config: Mapping[str, Any], **opts: Any) -> Any:
+        kwargs = config.get("factory_kwargs") or {}
+        if config.get("format") == "state_dict" and not isinstance(kwargs, Mapping):
+            raise InvalidInput("factory_kwargs is not a JSON object", field="flavor_config.factory_kwargs", value=kwargs)
+        # the trust check comes before torch or the factory's module is imported
+        build = None
+        if config.get("format") == "state_dict":
+            build = import_trusted(str(config["factory"]), what="factory", policy=opts["trusted"])
+        path = opts["files"].path(config.get("file"), field="flavor_config.file")
         import torch
 
-        path = folder / str(config["file"])
-        if config.get("format") == "state_dict":
-            build = load_reference(str(config["factory"]), what="factory")
-            model = build(**dict(config.get("factory_kwargs") or {}))
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        if build is not None:
+            model = build(**dict(kwargs))
+            if not isinstance(model, torch.nn.Module):
+                raise InvalidInput(f"factory {config['factory']} returned a {type(model).__qualname__}, not a "
+                                   "torch.nn.Module", field="flavor_config.factory", value=config["factory"])
+            try:
+                weights = torch.load(path, map_location="cpu", weights_only=True)
+            except pickle.UnpicklingError as exc:  # weights_only refused a global: code, not weights
+                raise UntrustedTypes(f"{path.name} holds Python objects, not only tensors: {str(exc)[:300]}",
+                                     field="flavor_config.file", value=path.name,
+                                     hint="save only model.state_dict() tensors") from None
+            except (RuntimeError, ValueError, EOFError) as exc:
+                raise CorruptObject(f"{path.name} is not a PyTorch state_dict: {str(exc)[:300]}") from None
+            model.load_state_dict(weights)
         else:
-            model = torch.jit.load(str(path), map_location="cpu")
+            try:
+                model = torch.jit.load(str(path), map_location="cpu")
+            except (RuntimeError, ValueError) as exc:
+                raise CorruptObject(f"{path.name} is not a TorchScript archive: {str(exc)[:300]}") from None
         model.eval()
         return _Torch(model, str(config.get("input_dtype", "float32")))
 

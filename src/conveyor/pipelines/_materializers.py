@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from conveyor.errors import ConfigError, CorruptObject, InvalidInput
+from conveyor.errors import ConfigError, InvalidInput
 
 ENTRY_POINT_GROUP = "conveyor.materializers"
 
@@ -136,12 +136,10 @@ class PandasMaterializer:
         return frame
 
 
-_TRUSTED_ROOTS = ("sklearn", "numpy", "scipy", "builtins", "collections")
-
-
 class SklearnMaterializer:
-    """scikit-learn estimators with skops. Loading trusts only types from scikit-learn,
-    numpy and scipy; anything else in the file is refused instead of executed."""
+    """scikit-learn estimators with skops. Loading goes through the same trust policy as
+    model packages (``conveyor.models.load_skops``: ``[models] trusted_modules``, callables
+    only by full name); anything else in the file is refused instead of executed."""
 
     name = "sklearn"
 
@@ -154,17 +152,9 @@ class SklearnMaterializer:
         skops.io.dump(obj, folder / "model.skops")
 
     def load(self, folder: Path) -> Any:
-        import skops.io
+        from conveyor.models import load_skops
 
-        path = folder / "model.skops"
-        untrusted = skops.io.get_untrusted_types(file=path)
-        foreign = [t for t in untrusted if t.split(".", 1)[0] not in _TRUSTED_ROOTS]
-        if foreign:
-            raise CorruptObject(
-                f"{path.name} holds types outside scikit-learn/numpy/scipy: {', '.join(foreign)}",
-                hint="load it yourself with skops.io.load(..., trusted=[...]) after reviewing those types",
-            )
-        return skops.io.load(path, trusted=untrusted)
+        return load_skops(folder / "model.skops", source=f"the step output {folder.name!r}")
 
 
 class PathMaterializer:

@@ -32,6 +32,10 @@ def worker_app() -> Any:
 
     spec = json.loads(os.environ[SPEC_ENV])
     configure_logging(spec.get("log_level", "info"))
+    if spec.get("trust") is not None:  # the parent's [models] trusted_modules + --trust
+        from conveyor.models import TrustPolicy, set_trust
+
+        set_trust(TrustPolicy(tuple(spec["trust"])))
     tracker = None
     if spec.get("root"):
         from conveyor.settings import Settings
