@@ -126,7 +126,7 @@ class FsspecBackend:
                 self._upload(stream, blob.digest, blob.size, source=str(path))
         return blob
 
-    def put_files(self, paths: list[Path], *, progress: Progress | None = None) -> list[Blob]:
+    def put_files(self, paths: list[Path], *, workers: int | None = None, progress: Progress | None = None) -> list[Blob]:
         """Store many files: hash them, ask once which objects exist, upload the rest concurrently."""
         blobs: list[Blob] = []
         for path in paths:

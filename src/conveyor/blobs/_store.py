@@ -6,9 +6,9 @@ import contextlib
 import io
 import os
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final, TypeVar
 
 from conveyor.errors import CorruptObject, InvalidInput, NotFound, UnsafePath
 
@@ -31,6 +31,8 @@ _MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 _WHOLE_READ: Final = 1024 * 1024
 
 Progress = Callable[[int, int], None]
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _corrupt(digest: Digest, actual: Digest) -> CorruptObject:
@@ -140,12 +142,15 @@ class BlobStore:
             raise NotFound("file", str(source))
         return Blob(*self._backend.put_file(source))
 
-    def put_files(self, paths: Iterable[str | os.PathLike[str]], *, progress: Progress | None = None) -> list[Blob]:
+    def put_files(
+        self, paths: Iterable[str | os.PathLike[str]], *, workers: int | None = None, progress: Progress | None = None
+    ) -> list[Blob]:
         """Store many files at once; the blobs come back in the order of ``paths``.
 
         On S3 the files are hashed first, existence is answered from listings, and the
         missing objects are uploaded concurrently (``[store] s3_max_concurrency``). Locally,
-        big files are hashed by several threads. ``progress(done, total)`` reports files.
+        big files are hashed by ``workers`` threads (default: up to 8). ``progress(done,
+        total)`` reports files.
 
         Example::
 
@@ -156,7 +161,7 @@ class BlobStore:
         for source in sources:
             if not source.is_file():
                 raise NotFound("file", str(source))
-        return self._backend.put_files(sources, progress=progress)
+        return self._backend.put_files(sources, workers=workers, progress=progress)
 
     def put_bytes(self, data: bytes) -> Blob:
         """Store an in-memory byte string.
@@ -429,16 +434,31 @@ class BlobStore:
         multipart uploads on S3 (bytes unknown there: 0). ``gc`` removes them."""
         return self._backend.leftovers(older_than_seconds)
 
-    def verify(self, digest: Digest) -> bool:
+    def verify(self, digest: Digest, *, size: int | None = None) -> bool:
         """Re-hash an object (streaming) and report whether it matches its name.
+
+        ``size``, when known, lets a small object be fetched in one request on S3.
 
         Example::
 
             >>> store.verify(blob.digest)  # doctest: +SKIP
             True
         """
+        if size is not None and size <= _WHOLE_READ:
+            return hash_bytes(self._backend.read_all(digest)) == digest
         with self.open_read(digest) as stream, self._backend.errors("verify", digest):
             return hash_stream(stream).digest == digest
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T], *, progress: Progress | None = None) -> list[R]:
+        """``[fn(x) for x in items]`` with as many in flight as this store serves well (up to
+        ``[store] s3_max_concurrency`` on S3), results in order; the first error is raised.
+
+        Example::
+
+            >>> store.map(store.verify, digests)  # doctest: +SKIP
+            [True, True]
+        """
+        return map_bounded(fn, items, self._backend.concurrency, progress=progress)
 
     def iter_digests(self) -> Iterator[Digest]:
         """Every stored object (manifests included), e.g. for an orphan scan.
