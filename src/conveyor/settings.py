@@ -54,6 +54,18 @@ class StoreSettings(_Section):
         None,
         description="Endpoint of an S3-compatible server (MinIO, Ceph, moto…); unset for AWS S3.",
     )
+    s3_connect_timeout: float = Field(
+        5.0, gt=0, description="Seconds to wait for a TCP connection to the S3 endpoint before an attempt fails."
+    )
+    s3_read_timeout: float = Field(
+        10.0, gt=0, description="Seconds to wait for the S3 endpoint to answer a request before an attempt fails."
+    )
+    s3_max_attempts: int = Field(
+        3, ge=1, le=20, description="Attempts per S3 request (first try included) on throttling, timeouts, 5xx."
+    )
+    s3_max_concurrency: int = Field(
+        32, ge=1, le=512, description="S3 requests in flight at once when moving many objects (uploads, downloads, listings)."
+    )
 
 
 class TrackingSettings(_Section):

@@ -1,6 +1,6 @@
-"""BlobStore.batch(): per-object fsyncs replaced by one filesystem flush at the batch's exit.
+"""BlobStore.batch(): per-object fsyncs replaced by one flush of the batch's own files at its exit.
 
-Flushes and fsyncs are counted through seams that still call the real functions.
+Flushes, fdatasyncs and fsyncs are counted through seams that still call the real functions.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from conveyor.blobs import BlobStore, _batch
 
 pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="batches defer fsync on Linux only"
+    not sys.platform.startswith("linux"), reason="counts os.fdatasync, which is Linux's"
 )
 
 
@@ -26,10 +26,12 @@ class Counter:
 
     def __init__(self, real: Callable[..., object]) -> None:
         self.real, self.calls, self._lock = real, 0, threading.Lock()
+        self.args: list[tuple[object, ...]] = []
 
     def __call__(self, *args: object) -> object:
         with self._lock:
             self.calls += 1
+            self.args.append(args)
         return self.real(*args)
 
 
@@ -42,8 +44,15 @@ def local(tmp_path: Path) -> BlobStore:
 
 @pytest.fixture
 def flushes(monkeypatch: pytest.MonkeyPatch) -> Counter:
-    counter = Counter(_batch.flush_filesystem)
-    monkeypatch.setattr(_batch, "flush_filesystem", counter)
+    counter = Counter(_batch.flush_files)
+    monkeypatch.setattr(_batch, "flush_files", counter)
+    return counter
+
+
+@pytest.fixture
+def datasyncs(monkeypatch: pytest.MonkeyPatch) -> Counter:
+    counter = Counter(os.fdatasync)
+    monkeypatch.setattr(os, "fdatasync", counter)
     return counter
 
 
@@ -63,14 +72,33 @@ def _tree(root: Path, count: int) -> Path:
 
 
 def test_put_tree_flushes_once_and_fsyncs_no_object(
-    local: BlobStore, tmp_path: Path, flushes: Counter, fsyncs: Counter
+    local: BlobStore, tmp_path: Path, flushes: Counter, fsyncs: Counter, datasyncs: Counter
 ) -> None:
     tree = local.put_tree(_tree(tmp_path / "src", 20))
     assert flushes.calls == 1
-    assert fsyncs.calls == 0
     manifest = local.read_manifest(tree.digest)
+    objects = {local._backend.local_path(e.digest) for e in manifest.entries} | {local._backend.local_path(tree.digest)}
+    assert datasyncs.calls == 21  # each file's object and the manifest, once
+    assert fsyncs.calls == len({p.parent for p in objects if p is not None})  # each fan-out folder once
     assert len(manifest.entries) == 20
     assert all(local.verify(e.digest) for e in manifest.entries)
+
+
+def test_batch_flushes_only_its_own_files_never_the_filesystem(
+    local: BlobStore, tmp_path: Path, flushes: Counter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11.6: a whole-filesystem sync (syncfs/sync) waits for every process's writes."""
+    def forbidden(*args: object) -> None:
+        raise AssertionError("a batch must not sync the whole filesystem")
+
+    monkeypatch.setattr(os, "sync", forbidden)
+    monkeypatch.setattr("ctypes.CDLL", forbidden)  # the way syncfs was reached
+    with local.batch():
+        a = local.put_bytes(b"a")
+        b = local.put_bytes(b"b")
+    (root, files), = flushes.args
+    assert root == local._backend.root
+    assert sorted(map(str, files)) == sorted(str(local._backend.local_path(d)) for d in (a.digest, b.digest))
 
 
 def test_outside_a_batch_every_put_fsyncs_object_and_folder(
@@ -93,7 +121,7 @@ def test_public_batch_groups_puts(
         assert local.read_bytes(a.digest) == b"a,b\n1,2\n"  # visible before the flush
         assert flushes.calls == 0
     assert flushes.calls == 1
-    assert fsyncs.calls == 0
+    assert fsyncs.calls == len({local._backend.local_path(d).parent for d in (a.digest, b.digest)})  # folders only
     assert again == b
     assert local.read_bytes(b.digest) == b"b"
 
@@ -162,9 +190,11 @@ def test_short_object_left_by_power_loss_is_replaced(local: BlobStore) -> None:
     assert local.read_bytes(blob.digest) == b"the full content"
 
 
-def test_real_flush_runs(tmp_path: Path) -> None:
-    assert _batch._syncfs() is not None  # glibc and musl both have syncfs
-    _batch.flush_filesystem(tmp_path)
+def test_real_flush_of_many_files_runs(local: BlobStore, datasyncs: Counter) -> None:
+    with local.batch():
+        blobs = [local.put_bytes(f"object {i}".encode()) for i in range(100)]
+    assert datasyncs.calls == 100  # from the bounded pool
+    assert all(local.verify(b.digest) for b in blobs)
 
 
 def test_batch_on_every_backend(store: BlobStore) -> None:

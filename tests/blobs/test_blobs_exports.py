@@ -5,6 +5,7 @@ def test_public_surface_is_pinned_and_sorted() -> None:
     assert conveyor.blobs.__all__ == [
         "Blob",
         "BlobStore",
+        "DestinationExists",
         "Digest",
         "MANIFEST_MEDIA_TYPE",
         "MANIFEST_VERSION",

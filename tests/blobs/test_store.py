@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.blobs import Blob, BlobStore, Digest
+from conveyor.blobs import Blob, BlobStore, DestinationExists, Digest
 from conveyor.blobs._digest import hash_bytes
 from conveyor.errors import CorruptObject, InvalidInput, NotFound
 
@@ -105,11 +105,16 @@ def test_corruption_is_detected(
     assert store.read_bytes(blob.digest, verify=False) == b"precious weighs!"
 
 
-def test_get_file_replaces_atomically_and_can_link(store: BlobStore, tmp_path: Path) -> None:
+def test_get_file_replaces_atomically_only_with_force_and_can_link(store: BlobStore, tmp_path: Path) -> None:
     blob = store.put_bytes(b"v2")
     dest = tmp_path / "model.bin"
     dest.write_bytes(b"v1")
-    store.get_file(blob.digest, dest)
+    with pytest.raises(DestinationExists):
+        store.get_file(blob.digest, dest)
+    assert dest.read_bytes() == b"v1"
+    store.get_file(blob.digest, dest, force=True)
+    assert dest.read_bytes() == b"v2"
+    store.get_file(blob.digest, dest)  # the same bytes already there: nothing to do
     assert dest.read_bytes() == b"v2"
     linked = store.get_file(blob.digest, tmp_path / "linked.bin", link=True)
     assert linked.read_bytes() == b"v2"

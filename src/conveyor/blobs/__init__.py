@@ -14,6 +14,7 @@ Example::
     >>> store.get_tree(tree.digest, "checkout/")                  # doctest: +SKIP
 """
 
+from ._checkout import DestinationExists
 from ._digest import Blob, Digest
 from ._manifest import MANIFEST_MEDIA_TYPE, MANIFEST_VERSION, Manifest, ManifestEntry
 from ._safepath import check_relative_path
@@ -22,6 +23,7 @@ from ._store import BlobStore
 __all__ = [
     "Blob",
     "BlobStore",
+    "DestinationExists",
     "Digest",
     "MANIFEST_MEDIA_TYPE",
     "MANIFEST_VERSION",

@@ -127,6 +127,8 @@ class Manifest:
             doc: Any = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InvalidInput(f"not a conveyor manifest: {exc}", field="manifest") from None
+        except RecursionError:  # a hostile document nested thousands of levels deep
+            raise InvalidInput("not a conveyor manifest: nested too deeply", field="manifest") from None
         if not isinstance(doc, dict) or doc.get("media_type") != MANIFEST_MEDIA_TYPE:
             raise InvalidInput("not a conveyor manifest (media_type missing)", field="manifest")
         if doc.get("version") != MANIFEST_VERSION:

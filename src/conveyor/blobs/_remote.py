@@ -1,18 +1,32 @@
 """fsspec backend for S3 and S3-compatible object storage (through s3fs).
 
 Object stores have no rename, so atomicity comes from the upload itself: the key is the
-digest, computed *before* the upload, and the object only appears when the (multipart)
-upload is committed. The bytes are hashed again while uploading and the upload is
-discarded unless they still match, so a source file changed mid-upload can never land
-under a wrong name.
+digest, computed *before* the upload, and the object only appears when the upload is
+complete. An object up to one part (8 MiB) is read into memory, hashed, and sent as ONE
+``PutObject`` of exactly those bytes; a bigger one goes up as a multipart upload whose
+bytes are hashed again on the way and which is aborted unless they still match. Either
+way a source file changed mid-upload can never land under a wrong name.
+
+Many objects at once (``put_files``, ``get_many``, ``exists_many``, ``sizes``) run as
+concurrent requests from a bounded thread pool (``[store] s3_max_concurrency``), and
+existence is answered from listings of the fan-out folders a batch touches, not one
+``HeadObject`` per object.
+
+Leftovers: an interrupted multipart upload is invisible but stored. After a multipart
+upload of a key completes, other incomplete uploads of that same key are aborted (they are
+provably redundant: the object now exists), and ``clean_tmp`` (``conveyor gc``) aborts every
+incomplete upload whose object exists, whatever its age, and the others past the grace
+period.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
@@ -20,8 +34,9 @@ import fsspec
 
 from conveyor.errors import StorageError
 
-from ._backend import digest_from_parts, object_relpath, storage_errors
-from ._digest import ALGORITHM, CHUNK_SIZE, Digest, hash_stream, new_hasher, read_chunks
+from ._backend import digest_from_parts, map_bounded, object_relpath
+from ._digest import ALGORITHM, CHUNK_SIZE, Blob, Digest, hash_bytes, hash_stream, new_hasher, read_chunks
+from ._s3errors import S3Context, s3_errors
 
 __all__ = ["FsspecBackend"]
 
@@ -30,42 +45,109 @@ __all__ = ["FsspecBackend"]
 # reach 70 GB before the part size grows with the input.
 _PART_SIZE: Final = 8 * 1024 * 1024
 _MAX_PARTS: Final = 9_000
+#: Objects up to this size are read/written whole in one request (and held in memory).
+_SMALL: Final = _PART_SIZE
+#: Below this many digests, HEAD each one; above, list the fan-out folders they live in.
+_HEAD_BELOW: Final = 16
+
+Progress = Callable[[int, int], None]
 
 
 class FsspecBackend:
     """Objects under ``<root>`` of an fsspec filesystem (``bucket/prefix`` on S3)."""
 
-    def __init__(self, fs: fsspec.AbstractFileSystem, root: str, url: str) -> None:
+    def __init__(
+        self, fs: fsspec.AbstractFileSystem, root: str, url: str, *, endpoint: str | None = None, concurrency: int = 32
+    ) -> None:
         self.fs = fs
         self.root = root.rstrip("/")
         self.url = url
+        self.bucket, _, prefix = self.root.partition("/")
+        self._prefix = f"{prefix}/" if prefix else ""
+        self.concurrency = max(1, concurrency)
+        self._ctx = S3Context(url, self.bucket, endpoint)
 
     def _key(self, digest: Digest) -> str:
         return f"{self.root}/{object_relpath(digest)}"
 
+    def _object_key(self, digest: Digest) -> str:
+        """The key inside the bucket (no bucket name)."""
+        return f"{self._prefix}{object_relpath(digest)}"
+
+    def errors(self, action: str, digest: Digest | None = None) -> contextlib.AbstractContextManager[None]:
+        return s3_errors(action, self._ctx, digest)
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        return self.fs.call_s3(method, **kwargs)  # type: ignore[attr-defined]
+
     def init(self) -> None:
         # Object stores have no folders to create; check the bucket is reachable instead,
         # so a bad URL or credentials fail at `init` rather than at the first write.
-        bucket = self.root.split("/", 1)[0]
-        with storage_errors(f"open store {self.url}"):
-            if not self.fs.exists(bucket):
-                raise StorageError(
-                    f"bucket {bucket!r} of {self.url} does not exist",
-                    hint="create it first; conveyor does not create buckets",
-                )
+        with self.errors(f"open store {self.url}"):
+            try:
+                self._call("head_bucket", Bucket=self.bucket)
+            except (FileNotFoundError, PermissionError):
+                # A HEAD answer has no body, so no error code: ask with a request that has one
+                # (NoSuchBucket, AccessDenied, InvalidAccessKeyId, …).
+                self._call("list_objects_v2", Bucket=self.bucket, MaxKeys=1)
 
     def batch(self) -> contextlib.AbstractContextManager[None]:
         """Nothing to defer: an object store's PUT is durable when it returns."""
         return contextlib.nullcontext()
 
+    # -- writing -------------------------------------------------------------------------------
+
+    def _put_small(self, digest: Digest, data: bytes) -> None:
+        with self.errors(f"upload to {self.url}"):
+            self._call("put_object", Bucket=self.bucket, Key=self._object_key(digest), Body=data)
+
     def put_file(self, path: Path) -> tuple[Digest, int]:
-        with open(path, "rb", buffering=0) as stream:
-            blob = hash_stream(stream)
-            if self.exists(blob.digest):
-                return blob.digest, blob.size
-            stream.seek(0)
-            self._upload(stream, blob.digest, blob.size, source=str(path))
+        blob = self._put_path(path, known=None)
         return blob.digest, blob.size
+
+    def _put_path(self, path: Path, known: Blob | None, *, check: bool = True) -> Blob:
+        """Store one file; ``known`` is its hash from a first pass (the upload re-checks it)."""
+        with open(path, "rb", buffering=0) as stream:
+            size = os.fstat(stream.fileno()).st_size
+            if size <= _SMALL:
+                data = stream.read(_SMALL + 1)
+                blob = Blob(hash_bytes(data), len(data))
+                if known is not None and blob != known:
+                    raise StorageError(f"{path} changed while being stored (expected {known.digest}); nothing was written")
+                if len(data) <= _SMALL and (not check or not self.exists(blob.digest)):
+                    self._put_small(blob.digest, data)
+                    return blob
+                if len(data) <= _SMALL:
+                    return blob
+                stream.seek(0)  # it grew past one part meanwhile: stream it
+            blob = known or hash_stream(stream)
+            if not check or not self.exists(blob.digest):
+                stream.seek(0)
+                self._upload(stream, blob.digest, blob.size, source=str(path))
+        return blob
+
+    def put_files(self, paths: list[Path], *, workers: int | None = None, progress: Progress | None = None) -> list[Blob]:
+        """Store many files: hash them, ask once which objects exist, upload the rest concurrently."""
+        blobs: list[Blob] = []
+        for path in paths:
+            with open(path, "rb", buffering=0) as stream:
+                blobs.append(hash_stream(stream))
+        present = self.exists_many({b.digest for b in blobs})
+        todo: dict[Digest, tuple[Path, Blob]] = {}
+        for path, blob in zip(paths, blobs, strict=True):
+            if blob.digest not in present:
+                todo.setdefault(blob.digest, (path, blob))
+        done = len(paths) - len(todo)
+        small = [item for item in todo.values() if item[1].size <= _SMALL]
+        large = [item for item in todo.values() if item[1].size > _SMALL]
+
+        def upload(item: tuple[Path, Blob]) -> None:
+            self._put_path(item[0], item[1], check=False)
+
+        map_bounded(upload, small, self.concurrency, progress=progress, offset=done, total=len(paths))
+        # Big files one by one: each is already a multipart upload of 8 MiB parts.
+        map_bounded(upload, large, 1, progress=progress, offset=done + len(small), total=len(paths))
+        return blobs
 
     def put_stream(self, stream: BinaryIO) -> tuple[Digest, int]:
         # The key needs the digest before the upload starts: spool locally while hashing.
@@ -78,12 +160,15 @@ class FsspecBackend:
             digest = Digest(ALGORITHM, hasher.hexdigest())
             if not self.exists(digest):
                 spool.seek(0)
-                self._upload(spool, digest, size, source="stream")
+                if size <= _SMALL:
+                    self._put_small(digest, spool.read())
+                else:
+                    self._upload(spool, digest, size, source="stream")
         return digest, size
 
     def _upload(self, stream: BinaryIO, digest: Digest, size: int, *, source: str) -> None:
         part = max(_PART_SIZE, math.ceil(size / _MAX_PARTS))
-        with storage_errors(f"upload to {self.url}"):
+        with self.errors(f"upload to {self.url}"):
             # autocommit=False: parts are uploaded as we go, but the object only becomes
             # visible at commit(); discard() aborts the multipart upload.
             out: Any = self.fs.open(self._key(digest), "wb", block_size=part, autocommit=False)
@@ -102,58 +187,149 @@ class FsspecBackend:
                 committed = True
             finally:
                 if not committed:
-                    out.discard()
+                    with contextlib.suppress(Exception):
+                        out.discard()
+        # The object exists now: any other incomplete upload of this key is redundant.
+        with contextlib.suppress(Exception):
+            self._abort_uploads(self._object_key(digest), lambda _upload: True)
+
+    # -- reading -------------------------------------------------------------------------------
 
     def open_read(self, digest: Digest) -> BinaryIO:
-        with storage_errors("open", digest):
+        with self.errors("open", digest):
             stream: BinaryIO = self.fs.open(self._key(digest), "rb", block_size=CHUNK_SIZE)
             return stream
 
+    def read_all(self, digest: Digest) -> bytes:
+        """A small object in one ``GetObject``."""
+        with self.errors("read", digest):
+            return bytes(self.fs.cat_file(self._key(digest)))
+
     def exists(self, digest: Digest) -> bool:
-        with storage_errors("check", digest):
-            return bool(self.fs.isfile(self._key(digest)))
+        with self.errors("check", digest):
+            try:
+                self._call("head_object", Bucket=self.bucket, Key=self._object_key(digest))
+            except FileNotFoundError:
+                return False
+            return True
+
+    def exists_many(self, digests: Iterable[Digest]) -> set[Digest]:
+        """Which of ``digests`` are stored: HEADs for a few, listings of their folders for many."""
+        wanted = set(digests)
+        if len(wanted) < _HEAD_BELOW:
+            found = map_bounded(self.exists, sorted(wanted, key=str), self.concurrency)
+            return {d for d, ok in zip(sorted(wanted, key=str), found, strict=True) if ok}
+        folders = sorted({d.hex[:2] for d in wanted})
+        listed: set[Digest] = set()
+        for sizes in map_bounded(self._list_folder, folders, self.concurrency):
+            listed.update(sizes)
+        return wanted & listed
+
+    def _list(self, prefix: str) -> Iterator[dict[str, Any]]:
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self._call("list_objects_v2", **kwargs)
+            yield from page.get("Contents", [])
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+
+    def _list_folder(self, folder: str) -> dict[Digest, tuple[int, float]]:
+        """Digest → (size, mtime) of the objects in one fan-out folder."""
+        out: dict[Digest, tuple[int, float]] = {}
+        base = f"{self._prefix}{folder}/"
+        with self.errors(f"list {self.url}"):
+            for item in self._list(base):
+                digest = digest_from_parts(folder, item["Key"][len(base) :])
+                if digest is not None:
+                    stamp = item.get("LastModified")
+                    out[digest] = (int(item["Size"]), stamp.timestamp() if stamp is not None else 0.0)
+        return out
+
+    def sizes(self) -> dict[Digest, tuple[int, float]]:
+        """Every object with its size and mtime, from listings of the 256 folders in parallel."""
+        out: dict[Digest, tuple[int, float]] = {}
+        for part in map_bounded(self._list_folder, [f"{i:02x}" for i in range(256)], self.concurrency):
+            out.update(part)
+        return out
 
     def _info(self, digest: Digest) -> dict[str, Any]:
-        with storage_errors("stat", digest):
-            info: dict[str, Any] = self.fs.info(self._key(digest))
-            if info.get("type") != "file":  # a "folder" prefix is not an object
-                raise FileNotFoundError(self._key(digest))
+        with self.errors("stat", digest):
+            info: dict[str, Any] = self._call("head_object", Bucket=self.bucket, Key=self._object_key(digest))
         return info
 
     def size(self, digest: Digest) -> int:
-        return int(self._info(digest)["size"])
+        return int(self._info(digest)["ContentLength"])
 
     def mtime(self, digest: Digest) -> float:
-        info = self._info(digest)
-        stamp = info.get("LastModified") or info.get("mtime") or info.get("created")
+        stamp = self._info(digest).get("LastModified")
         if stamp is None:
             raise StorageError(f"{self.url} reports no modification time for {digest}")
-        return float(stamp.timestamp() if hasattr(stamp, "timestamp") else stamp)
+        return float(stamp.timestamp())
 
     def delete(self, digest: Digest) -> bool:
-        with storage_errors("delete", digest):
-            if not self.fs.isfile(self._key(digest)):
-                return False
-            self.fs.rm_file(self._key(digest))
-            return True
+        if not self.exists(digest):
+            return False
+        with self.errors("delete", digest):
+            self._call("delete_object", Bucket=self.bucket, Key=self._object_key(digest))
+        return True
 
     def iter_digests(self) -> Iterator[Digest]:
-        with storage_errors(f"list {self.url}"):
-            paths = self.fs.find(self.root)
-        prefix = self.root + "/"
-        for path in sorted(paths):
-            if not path.startswith(prefix):
-                continue
-            parts = path[len(prefix) :].split("/")
-            digest = digest_from_parts(*parts) if len(parts) == 2 else None
-            if digest is not None:
-                yield digest
+        yield from sorted(self.sizes(), key=str)
+
+    # -- leftovers -----------------------------------------------------------------------------
+
+    def _uploads(self, prefix: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        while True:
+            page = self._call("list_multipart_uploads", **kwargs)
+            found.extend(page.get("Uploads", []))
+            if not page.get("IsTruncated"):
+                return found
+            kwargs["KeyMarker"] = page.get("NextKeyMarker")
+            kwargs["UploadIdMarker"] = page.get("NextUploadIdMarker")
+
+    def _abort_uploads(self, prefix: str, doomed: Callable[[dict[str, Any]], bool]) -> int:
+        removed = 0
+        for upload in self._uploads(prefix):
+            if doomed(upload):
+                self._call("abort_multipart_upload", Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                removed += 1
+        return removed
+
+    def _upload_digest(self, upload: dict[str, Any]) -> Digest | None:
+        parts = str(upload["Key"])[len(self._prefix) :].split("/")
+        return digest_from_parts(*parts) if len(parts) == 2 else None
 
     def clean_tmp(self, older_than_seconds: float) -> int:
-        # Nothing to clean: no temp objects are ever written; an interrupted multipart
-        # upload is invisible and is best expired by a bucket lifecycle rule
-        # (AbortIncompleteMultipartUpload), which needs no credentials to list uploads.
-        return 0
+        """Abort incomplete multipart uploads: at once when their object exists, else past the age."""
+        cutoff = time.time() - older_than_seconds
+        with self.errors(f"clean incomplete uploads of {self.url}"):
+            uploads = self._uploads(self._prefix)
+            digests = {d for u in uploads if (d := self._upload_digest(u)) is not None}
+            present = self.exists_many(digests) if digests else set()
+
+            def doomed(upload: dict[str, Any]) -> bool:
+                digest = self._upload_digest(upload)
+                if digest is None:
+                    return False  # not ours
+                started = upload.get("Initiated")
+                return digest in present or (started is not None and started.timestamp() < cutoff)
+
+            return self._abort_uploads(self._prefix, doomed)
+
+    def leftovers(self, older_than_seconds: float) -> tuple[int, int]:
+        """(count, 0) of incomplete uploads older than the age (S3 does not list their bytes cheaply)."""
+        cutoff = time.time() - older_than_seconds
+        with self.errors(f"list incomplete uploads of {self.url}"):
+            uploads = [u for u in self._uploads(self._prefix) if self._upload_digest(u) is not None]
+        stale = [u for u in uploads if u.get("Initiated") is None or u["Initiated"].timestamp() < cutoff]
+        return len(stale), 0
 
     def local_path(self, digest: Digest) -> Path | None:
         return None
+

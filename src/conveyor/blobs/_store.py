@@ -6,23 +6,33 @@ import contextlib
 import io
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Final, TypeVar
 
 from conveyor.errors import CorruptObject, InvalidInput, NotFound, UnsafePath
 
-from ._backend import Backend, storage_errors
+from ._backend import Backend, map_bounded, storage_errors
+from ._checkout import DestinationExists, check_destination, place, refuse_git
 from ._digest import Blob, Digest, hash_bytes, hash_stream
 from ._local import LocalBackend
 from ._manifest import Manifest, ManifestEntry
-from ._materialize import copy_to
+from ._materialize import copy_to, write_bytes_to
 from ._safepath import check_relative_path, resolve_inside
+
+if TYPE_CHECKING:
+    from conveyor.settings import Settings
 
 __all__ = ["BlobStore"]
 
 # Manifests are read whole; a bigger "manifest" is refused rather than loaded.
 _MAX_MANIFEST_BYTES = 256 * 1024 * 1024
+#: Objects up to this size are fetched whole in one request when checking out a tree.
+_WHOLE_READ: Final = 1024 * 1024
+
+Progress = Callable[[int, int], None]
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _corrupt(digest: Digest, actual: Digest) -> CorruptObject:
@@ -54,11 +64,22 @@ class BlobStore:
         return str(self._backend.url)
 
     @classmethod
-    def open(cls, url: str | os.PathLike[str], *, s3_endpoint_url: str | None = None) -> BlobStore:
+    def open(
+        cls,
+        url: str | os.PathLike[str],
+        *,
+        s3_endpoint_url: str | None = None,
+        s3_connect_timeout: float = 5.0,
+        s3_read_timeout: float = 10.0,
+        s3_max_attempts: int = 3,
+        s3_max_concurrency: int = 32,
+    ) -> BlobStore:
         """Open a store from a local folder path (or ``file://`` URL) or ``s3://bucket/prefix``.
 
         S3 credentials come from the usual places (environment, profile, instance role);
-        ``s3_endpoint_url`` points at an S3-compatible server (MinIO, moto, …).
+        ``s3_endpoint_url`` points at an S3-compatible server (MinIO, moto, …). The other
+        ``s3_*`` arguments are the ``[store]`` settings of the same names (see
+        :meth:`from_settings`).
 
         Example::
 
@@ -67,7 +88,10 @@ class BlobStore:
         """
         text = os.fspath(url)
         if text.startswith("s3://"):
-            return cls(_s3_backend(text, s3_endpoint_url))
+            return cls(_s3_backend(
+                text, s3_endpoint_url, connect_timeout=s3_connect_timeout, read_timeout=s3_read_timeout,
+                max_attempts=s3_max_attempts, concurrency=s3_max_concurrency,
+            ))
         if "://" in text and not text.startswith("file://"):
             raise InvalidInput(
                 f"unsupported artifact store URL {text!r}",
@@ -76,6 +100,25 @@ class BlobStore:
                 hint="use a local folder path or s3://bucket/prefix",
             )
         return cls(LocalBackend(Path(text.removeprefix("file://")).absolute()))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BlobStore:
+        """The artifact store named by the settings (``[store] artifacts_url`` and ``s3_*``).
+
+        Example::
+
+            >>> BlobStore.from_settings(Settings.load())  # doctest: +SKIP
+            BlobStore('/project/.conveyor/artifacts')
+        """
+        store = settings.store
+        return cls.open(
+            settings.artifacts_url,
+            s3_endpoint_url=store.s3_endpoint_url,
+            s3_connect_timeout=store.s3_connect_timeout,
+            s3_read_timeout=store.s3_read_timeout,
+            s3_max_attempts=store.s3_max_attempts,
+            s3_max_concurrency=store.s3_max_concurrency,
+        )
 
     def __repr__(self) -> str:
         return f"BlobStore({self._backend.url!r})"
@@ -98,6 +141,27 @@ class BlobStore:
         if not source.is_file():
             raise NotFound("file", str(source))
         return Blob(*self._backend.put_file(source))
+
+    def put_files(
+        self, paths: Iterable[str | os.PathLike[str]], *, workers: int | None = None, progress: Progress | None = None
+    ) -> list[Blob]:
+        """Store many files at once; the blobs come back in the order of ``paths``.
+
+        On S3 the files are hashed first, existence is answered from listings, and the
+        missing objects are uploaded concurrently (``[store] s3_max_concurrency``). Locally,
+        big files are hashed by ``workers`` threads (default: up to 8). ``progress(done,
+        total)`` reports files.
+
+        Example::
+
+            >>> [b.size for b in store.put_files(["a.csv", "b.csv"])]  # doctest: +SKIP
+            [120, 98]
+        """
+        sources = [Path(p) for p in paths]
+        for source in sources:
+            if not source.is_file():
+                raise NotFound("file", str(source))
+        return self._backend.put_files(sources, workers=workers, progress=progress)
 
     def put_bytes(self, data: bytes) -> Blob:
         """Store an in-memory byte string.
@@ -124,12 +188,12 @@ class BlobStore:
 
         On a local store, puts made inside the block (in this thread, or in threads run
         with ``contextvars.copy_context().run``) write and rename their objects without
-        fsyncing each one; leaving the block flushes the filesystem once (Linux
-        ``syncfs``), so everything stored in it is durable when the ``with`` returns, even
-        if the block raised. A crash never exposes a partial object (writes stay temp file
-        + rename). Batches nest; each flushes at its own exit. On S3, and on systems
-        without a waiting flush (not Linux), it changes nothing: every put stays durable
-        by itself.
+        fsyncing each one; leaving the block ``fdatasync``s exactly those objects from a
+        bounded thread pool and fsyncs their folders once each, so everything stored in it
+        is durable when the ``with`` returns, even if the block raised, and no other
+        process's writes are flushed. A crash never exposes a partial object (writes stay
+        temp file + rename). Batches nest; each flushes at its own exit. On S3, and on
+        Windows, it changes nothing: every put stays durable by itself.
 
         Example::
 
@@ -162,7 +226,7 @@ class BlobStore:
             return self._put_tree(root)
 
     def _put_tree(self, root: Path) -> Blob:
-        entries = []
+        files: list[tuple[str, Path]] = []
         for dirpath, dirnames, filenames in os.walk(root):
             base = Path(dirpath)
             for name in sorted(dirnames + filenames):
@@ -175,8 +239,9 @@ class BlobStore:
                     )
                 if name in filenames:
                     check_relative_path(rel)
-                    blob = self.put_file(full)
-                    entries.append(ManifestEntry(rel, blob.digest, blob.size))
+                    files.append((rel, full))
+        blobs = self.put_files([full for _, full in files])
+        entries = [ManifestEntry(rel, b.digest, b.size) for (rel, _), b in zip(files, blobs, strict=True)]
         return self.put_bytes(Manifest.of(entries).to_bytes())
 
     # -- reading ---------------------------------------------------------------------------
@@ -200,7 +265,7 @@ class BlobStore:
             >>> store.read_bytes(store.put_bytes(b"hi").digest)  # doctest: +SKIP
             b'hi'
         """
-        with self.open_read(digest) as stream, storage_errors("read", digest):
+        with self.open_read(digest) as stream, self._backend.errors("read", digest):
             data = stream.read()
         if verify and (actual := hash_bytes(data)) != digest:
             raise _corrupt(digest, actual)
@@ -219,13 +284,26 @@ class BlobStore:
         return Manifest.from_bytes(self.read_bytes(digest))
 
     def get_file(
-        self, digest: Digest, dest: str | os.PathLike[str], *, verify: bool = True, link: bool = False
+        self,
+        digest: Digest,
+        dest: str | os.PathLike[str],
+        *,
+        verify: bool = True,
+        link: bool = False,
+        force: bool = False,
+        mode: int = 0o666,
     ) -> Path:
-        """Write an object to ``dest`` atomically (temp file + rename), replacing it.
+        """Write an object to ``dest`` atomically (temp file, then into place).
+
+        Nothing is overwritten unless ``force``: an existing file with other bytes raises
+        ``DestinationExists`` (one with exactly these bytes is left as it is). A destination
+        that is not a regular file (a device, a FIFO, a link) or lies in a ``.git`` folder is
+        refused even with ``force`` (see ``_checkout.py``). ``mode`` (before the umask) is the
+        new file's permission bits.
 
         ``link=True`` hard-links the stored object instead of copying (local stores, same
-        filesystem): fast, but the file *is* the object, so only for read-only consumers.
-        It falls back to a copy when a link is impossible.
+        filesystem): fast, but the file *is* the object, so only for read-only consumers
+        that never edit it; it falls back to a copy when a link is impossible.
 
         Example::
 
@@ -233,20 +311,33 @@ class BlobStore:
             PosixPath('out/model.onnx')
         """
         target = Path(dest)
+        if not check_destination(target, digest, None, force=force):
+            return target
+        self._write(digest, target, None, verify=verify, link=link, force=force, mode=mode)
+        return target
+
+    def _write(
+        self, digest: Digest, target: Path, size: int | None, *, verify: bool, link: bool, force: bool, mode: int
+    ) -> None:
         source = self._backend.local_path(digest) if link else None
         if source is not None:
             if verify and not self.verify(digest):
                 raise _corrupt(digest, hash_stream(self.open_read(digest)).digest)
-            if self._try_link(source, target, digest):
-                return target
+            if self._try_link(source, target, digest, force=force):
+                return
             verify = False  # just checked; the copy below reads the same bytes
-        with self.open_read(digest) as stream:
-            actual = copy_to(stream, target, digest, hashing=verify)
+        if size is not None and size <= _WHOLE_READ:
+            data = self._backend.read_all(digest)  # one request on S3
+            if verify and (actual := hash_bytes(data)) != digest:
+                raise _corrupt(digest, actual)
+            write_bytes_to(data, target, force=force, mode=mode)
+            return
+        with self.open_read(digest) as stream, self._backend.errors("read", digest):
+            actual = copy_to(stream, target, digest, hashing=verify, force=force, mode=mode)
         if actual is not None and actual != digest:
             raise _corrupt(digest, actual)  # copy_to already removed its temp file
-        return target
 
-    def _try_link(self, source: Path, target: Path, digest: Digest) -> bool:
+    def _try_link(self, source: Path, target: Path, digest: Digest, *, force: bool) -> bool:
         tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
         try:
             os.link(source, tmp)
@@ -254,14 +345,30 @@ class BlobStore:
             raise NotFound("object", str(digest)) from None
         except OSError:  # other filesystem, or links unsupported: copy instead
             return False
-        os.replace(tmp, target)
+        try:
+            place(tmp, target, force=force)
+        finally:
+            tmp.unlink(missing_ok=True)
         return True
 
-    def get_tree(self, digest: Digest, dest_dir: str | os.PathLike[str], *, verify: bool = True) -> Path:
+    def get_tree(
+        self,
+        digest: Digest,
+        dest_dir: str | os.PathLike[str],
+        *,
+        verify: bool = True,
+        force: bool = False,
+        mode: int = 0o666,
+        progress: Progress | None = None,
+    ) -> Path:
         """Materialize a stored tree (a manifest digest) into ``dest_dir``.
 
-        Every path is validated before anything is written; a path that would land outside
-        ``dest_dir`` (including through a symlink already there) raises ``UnsafePath``.
+        Every path is validated, and every destination checked, before anything is written:
+        a path that would land outside ``dest_dir`` (including through a symlink already
+        there) raises ``UnsafePath``; so does any path in a ``.git`` folder and any existing
+        destination that is not a regular file. Existing files with other bytes raise
+        ``DestinationExists`` (all of them named) unless ``force``. Files are fetched
+        concurrently (``[store] s3_max_concurrency`` on S3) and verified unless ``verify=False``.
 
         Example::
 
@@ -270,11 +377,32 @@ class BlobStore:
         """
         manifest = self.read_manifest(digest)
         root = Path(dest_dir)
-        root.mkdir(parents=True, exist_ok=True)
+        refuse_git(root)
+        if root.is_symlink() or (root.exists() and not root.is_dir()):
+            raise UnsafePath(
+                f"refusing to check out into {str(root)!r}: it exists and is not a folder",
+                field="dest", value=str(root), hint="name a new or existing folder",
+            )
+        planned: list[tuple[Digest, Path, int]] = []
+        conflicts: list[Path] = []
         for entry in manifest.entries:
             target = resolve_inside(root, entry.path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self.get_file(entry.digest, target, verify=verify)
+            try:
+                if check_destination(target, entry.digest, entry.size, force=force):
+                    planned.append((entry.digest, target, entry.size))
+            except DestinationExists:
+                conflicts.append(target)
+        if conflicts:
+            raise DestinationExists(conflicts)
+        with storage_errors(f"create folders under {root}"):
+            root.mkdir(parents=True, exist_ok=True)
+            for folder in sorted({t.parent for _, t, _ in planned}):
+                folder.mkdir(parents=True, exist_ok=True)
+
+        def one(item: tuple[Digest, Path, int]) -> None:
+            self._write(item[0], item[1], item[2], verify=verify, link=False, force=force, mode=mode)
+
+        map_bounded(one, planned, self._backend.concurrency, progress=progress)
         return root
 
     # -- inspecting and housekeeping --------------------------------------------------------
@@ -283,20 +411,54 @@ class BlobStore:
         """Whether an object is stored under ``digest``."""
         return self._backend.exists(digest)
 
+    def exists_many(self, digests: Iterable[Digest]) -> set[Digest]:
+        """Which of ``digests`` are stored (on S3 from listings, not one request each).
+
+        Example::
+
+            >>> store.exists_many([a, b]) == {a}  # doctest: +SKIP
+            True
+        """
+        return self._backend.exists_many(digests)
+
     def size(self, digest: Digest) -> int:
         """Size of an object in bytes; ``NotFound`` if missing."""
         return self._backend.size(digest)
 
-    def verify(self, digest: Digest) -> bool:
+    def sizes(self) -> dict[Digest, tuple[int, float]]:
+        """Every stored object with its (size, mtime), from listings (``doctor --quick``)."""
+        return self._backend.sizes()
+
+    def leftovers(self, older_than_seconds: float = 3600.0) -> tuple[int, int]:
+        """(count, bytes) of abandoned writes older than the age: temp files locally, incomplete
+        multipart uploads on S3 (bytes unknown there: 0). ``gc`` removes them."""
+        return self._backend.leftovers(older_than_seconds)
+
+    def verify(self, digest: Digest, *, size: int | None = None) -> bool:
         """Re-hash an object (streaming) and report whether it matches its name.
+
+        ``size``, when known, lets a small object be fetched in one request on S3.
 
         Example::
 
             >>> store.verify(blob.digest)  # doctest: +SKIP
             True
         """
-        with self.open_read(digest) as stream, storage_errors("verify", digest):
+        if size is not None and size <= _WHOLE_READ:
+            return hash_bytes(self._backend.read_all(digest)) == digest
+        with self.open_read(digest) as stream, self._backend.errors("verify", digest):
             return hash_stream(stream).digest == digest
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T], *, progress: Progress | None = None) -> list[R]:
+        """``[fn(x) for x in items]`` with as many in flight as this store serves well (up to
+        ``[store] s3_max_concurrency`` on S3), results in order; the first error is raised.
+
+        Example::
+
+            >>> store.map(store.verify, digests)  # doctest: +SKIP
+            [True, True]
+        """
+        return map_bounded(fn, items, self._backend.concurrency, progress=progress)
 
     def iter_digests(self) -> Iterator[Digest]:
         """Every stored object (manifests included), e.g. for an orphan scan.
@@ -321,7 +483,9 @@ class BlobStore:
         return self._backend.clean_tmp(older_than_seconds)
 
 
-def _s3_backend(url: str, endpoint_url: str | None) -> Backend:
+def _s3_backend(
+    url: str, endpoint_url: str | None, *, connect_timeout: float, read_timeout: float, max_attempts: int, concurrency: int
+) -> Backend:
     # Imported here so a laptop install without the `s3` extra never needs s3fs.
     try:
         import s3fs
@@ -332,10 +496,22 @@ def _s3_backend(url: str, endpoint_url: str | None) -> Backend:
     from ._remote import FsspecBackend
 
     client_kwargs = {"endpoint_url": endpoint_url} if endpoint_url else {}
+    # Timeouts and bounded retries so a dead or silent endpoint fails within seconds (botocore's
+    # standard mode retries throttling, timeouts and 5xx with backoff); one connection per
+    # concurrent request. s3fs's own retry loop is reduced to one attempt: botocore's is enough.
+    config = {
+        "connect_timeout": connect_timeout,
+        "read_timeout": read_timeout,
+        "retries": {"max_attempts": max_attempts, "mode": "standard"},
+        "max_pool_connections": concurrency,
+    }
     # No listings cache: another process (a writer, a GC) may change the bucket at any time,
     # and a stale "exists" would make a put skip an upload of a just-deleted object.
-    fs = s3fs.S3FileSystem(client_kwargs=client_kwargs, use_listings_cache=False)
+    fs = s3fs.S3FileSystem(
+        client_kwargs=client_kwargs, config_kwargs=config, use_listings_cache=False, skip_instance_cache=True
+    )
+    fs.retries = 1  # a class attribute (5) in s3fs: one attempt of its own, botocore retries
     root = url.removeprefix("s3://").strip("/")
     if not root:
         raise InvalidInput(f"{url!r} names no bucket", field="url", value=url)
-    return FsspecBackend(fs, root, url)
+    return FsspecBackend(fs, root, url, endpoint=endpoint_url, concurrency=concurrency)

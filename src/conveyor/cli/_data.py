@@ -168,13 +168,16 @@ def diff(
 def get(
     ref: str = typer.Argument(..., help="NAME@VERSION."),
     dest: Path = typer.Argument(..., help="Destination file or folder."),
-    copy: bool = typer.Option(False, "--copy", help="Copy instead of hard-linking the read-only stored objects."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing files that hold other bytes."),
 ) -> None:
-    """Write a version to DEST (hard links where the filesystem allows, else copies)."""
+    """Write a version to DEST as copies verified against their digests.
+
+    Existing files are never overwritten without --force; nothing is written into .git or
+    onto a device."""
     import conveyor.data as cd
 
-    written = cd.get(ref, dest, link=not copy)
-    console.print(f"wrote {cd.get_version(ref).ref} to {written}")
+    written = cd.get(ref, dest, force=force)
+    console.print(f"wrote {cd.get_version(ref).ref} to {written}", markup=False, highlight=False)
 
 
 @data_app.command("validate")

@@ -60,7 +60,7 @@ def init(
         ignore.write_text("*\n", encoding="utf-8")
     store = Store.open(loaded.metadata_url, create=True)
     store.close()
-    BlobStore.open(loaded.artifacts_url, s3_endpoint_url=loaded.store.s3_endpoint_url).init()
+    BlobStore.from_settings(loaded).init()
     console.print(f"metadata:  {loaded.metadata_url}")
     console.print(f"artifacts: {loaded.artifacts_url}")
     console.print("[green]ready[/]: `import conveyor` and start a run, or try `conveyor quickstart`")
@@ -98,13 +98,19 @@ def _open_stores() -> tuple[object, object]:
     loaded = settings()
     return (
         Store.open(loaded.metadata_url),
-        BlobStore.open(loaded.artifacts_url, s3_endpoint_url=loaded.store.s3_endpoint_url),
+        BlobStore.from_settings(loaded),
     )
 
 
 @handle_errors
-def doctor(as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
-    """Verify that every referenced artifact exists and matches its digest; list orphans."""
+def doctor(
+    quick: bool = typer.Option(
+        False, "--quick", help="Check existence and size from listings of the store; do not re-hash content."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Verify that every referenced artifact exists and matches its digest; list orphans,
+    unreadable manifests and leftovers of interrupted writes."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -117,21 +123,29 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print the report 
 
     store, blobs = _open_stores()
     with Progress(
-        TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("checking" if quick else "verifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=True, disable=as_json,
     ) as bar:
         task = bar.add_task("verify", total=None)
-        report = run_doctor(store, blobs, progress=lambda i, n: bar.update(task, completed=i, total=n))  # type: ignore[arg-type]
+        report = run_doctor(
+            store, blobs, quick=quick, progress=lambda i, n: bar.update(task, completed=i, total=n)  # type: ignore[arg-type]
+        )
     if as_json:
         print_json(report.__dict__ | {"healthy": report.healthy})
     else:
-        table = Table(title="conveyor doctor")
+        table = Table(title="conveyor doctor" + (" (quick: listings, sizes)" if quick else ""))
         table.add_column("check")
         table.add_column("result")
-        table.add_row("objects verified", str(report.checked))
+        table.add_row("objects checked" if quick else "objects verified", str(report.checked))
         table.add_row("missing", _list(report.missing, "red"))
-        table.add_row("corrupt (digest mismatch)", _list(report.corrupt, "red"))
+        table.add_row("corrupt (size mismatch)" if quick else "corrupt (digest mismatch)", _list(report.corrupt, "red"))
+        table.add_row("unreadable manifests (gc refuses to run)", _list(report.unreadable_manifests, "red"))
         table.add_row("bad references", _list(report.bad_references, "red"))
+        leftovers = (
+            f"[red]{report.leftover_files} file(s), {report.leftover_bytes / 1e6:.1f} MB (run `conveyor gc`)[/]"
+            if report.leftover_files else "[green]none[/]"
+        )
+        table.add_row("leftovers of interrupted writes (> 1 h old)", leftovers)
         table.add_row("orphans (run `conveyor gc`)", _list(report.orphans, "yellow"))
         console.print(table)
         console.print("[green]healthy[/]" if report.healthy else "[bold red]problems found[/]")
@@ -152,13 +166,22 @@ def gc(
     grace: float = typer.Option(
         3600.0, "--grace", help="Keep unreferenced objects younger than this many seconds (writes in flight)."
     ),
+    skip_unreadable: bool = typer.Option(
+        False, "--skip-unreadable",
+        help="Collect even when referenced manifests cannot be read (files only they list are removed).",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Purge deleted runs and remove artifact objects that nothing references any more."""
+    """Purge deleted runs and remove artifact objects that nothing references any more.
+
+    Stops without removing anything when a referenced manifest cannot be read, unless
+    --skip-unreadable."""
     from conveyor.store import collect_garbage
 
     store, blobs = _open_stores()
-    report = collect_garbage(store, blobs, dry_run=dry_run, grace_seconds=grace)  # type: ignore[arg-type]
+    report = collect_garbage(
+        store, blobs, dry_run=dry_run, grace_seconds=grace, skip_unreadable=skip_unreadable  # type: ignore[arg-type]
+    )
     if as_json:
         print_json(report.__dict__)
         return
@@ -167,6 +190,8 @@ def gc(
     console.print(f"objects {verb}: {len(report.removed)} ({report.freed_bytes / 1e6:.1f} MB)")
     if report.kept_young:
         console.print(f"kept {report.kept_young} unreferenced objects younger than {grace:.0f}s")
+    if report.skipped_unreadable:
+        console.print(f"[yellow]skipped {len(report.skipped_unreadable)} unreadable manifest(s)[/]")
 
 
 @handle_errors

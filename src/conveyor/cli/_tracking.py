@@ -235,9 +235,15 @@ def artifacts_list(run: str = typer.Argument(...), as_json: bool = typer.Option(
 def artifacts_get(
     run: str = typer.Argument(...),
     path: str = typer.Argument(..., help="Artifact path (a file or a folder)."),
-    dest: Path = typer.Option(Path("."), "--dest", "-d", help="Where to write it."),
+    dest: Path | None = typer.Option(
+        None, "--dest", "-d", help="Where to write it (default: a new file or folder named after the artifact)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing files that hold other bytes."),
 ) -> None:
-    """Download an artifact (file or folder) of a run."""
+    """Download an artifact (file or folder) of a run.
+
+    Existing files are never overwritten without --force; nothing is written into .git or
+    onto a device."""
     with tracker() as t:
-        written = t.download_artifact(_resolve(t, run), path, dest)
-    console.print(f"wrote {written}")
+        written = t.download_artifact(_resolve(t, run), path, dest, force=force)
+    console.print(f"wrote {written}", markup=False, highlight=False)

@@ -1,25 +1,27 @@
 """Getting a version's bytes out: ``get`` to a destination, ``load`` for Python code.
 
-Files come out as hard links to the read-only objects where the store is a local folder
-on the same filesystem (instant, no extra space), else as copies. Manifest paths are
-validated by ``Manifest.from_bytes`` and each target is proven to stay under the
-destination before anything is written.
+Files come out as copies, hashed on the way and compared with their digest: never hard
+links to the stored objects, so editing a checked-out file cannot change the store (the
+machine's ext4 has no reflinks; a copy is the only independent file). ``load``'s cached
+copies under ``.conveyor/datasets/`` are read-only (mode 0444) and verified when written.
+Manifest paths are validated by ``Manifest.from_bytes``, each target is proven to stay
+under the destination, and the blob store's checkout rules apply (see
+``conveyor.blobs._checkout``): no file is overwritten unless ``force``, nothing is written
+into ``.git`` or onto a device, all checked before anything is written.
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conveyor.blobs import BlobStore, Digest, Manifest, check_relative_path
-from conveyor.errors import UnsafePath
+from conveyor.blobs import BlobStore, Digest, Manifest
 
 from conveyor.data._context import resolve
 from conveyor.data._profile import read_table
 from conveyor.data._refs import DatasetRef
-from conveyor.data._versions import _settings, data_settings, get_version
+from conveyor.data._versions import _settings, get_version
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,18 +38,6 @@ def manifest_of(blobs: BlobStore, version: DatasetVersion) -> Manifest | None:
     return blobs.read_manifest(Digest.parse(version.digest)) if version.kind == "folder" else None
 
 
-def _inside(root: Path, rel: str) -> Path:
-    check_relative_path(rel)
-    base = root.resolve()
-    target = (base / rel).resolve()
-    if not target.is_relative_to(base) or target == base:
-        raise UnsafePath(
-            f"unsafe manifest path {rel!r}: escapes the destination {str(root)!r}", field="path", value=rel,
-            hint="the data set's manifest is corrupt or hostile; do not use it",
-        )
-    return target
-
-
 def _basename(version: DatasetVersion) -> str:
     """The file or folder name to materialize under: the source's, unless it is unusable."""
     if version.source == "<DataFrame>":
@@ -56,11 +46,15 @@ def _basename(version: DatasetVersion) -> str:
     return name if name not in ("", ".", "..") else version.name
 
 
-def get(ref: str | DatasetRef, dest: str | os.PathLike[str], *, tracker: Any = None, link: bool = True) -> Path:
-    """Write a version to ``dest`` and return the path written.
+def get(
+    ref: str | DatasetRef, dest: str | os.PathLike[str], *, tracker: Any = None, force: bool = False, mode: int = 0o666
+) -> Path:
+    """Write a version to ``dest`` as verified copies and return the path written.
 
     A folder version fills the folder ``dest``; a file goes to ``dest`` itself, or into it
-    under its original name when ``dest`` is an existing folder.
+    under its original name when ``dest`` is an existing folder. An existing file with
+    other bytes is an error (``DestinationExists``, nothing written) unless ``force``; one
+    with the same bytes is kept. ``mode`` is the files' permission bits before the umask.
 
     Example::
 
@@ -73,31 +67,18 @@ def get(ref: str | DatasetRef, dest: str | os.PathLike[str], *, tracker: Any = N
     target = Path(dest)
     digest = Digest.parse(version.digest)
     if version.kind != "folder":
-        if target.is_dir():
+        if target.is_dir() and not target.is_symlink():
             target = target / _basename(version)
         target.parent.mkdir(parents=True, exist_ok=True)
-        return blobs.get_file(digest, target, link=link)
-    manifest = blobs.read_manifest(digest)
-    # Validate every path before writing any file.
-    targets = [(_inside(target, e.path), e.digest) for e in manifest.entries]
-    target.mkdir(parents=True, exist_ok=True)
-    for folder in sorted({t.parent for t, _ in targets}):
-        folder.mkdir(parents=True, exist_ok=True)
-    workers = data_settings(tracker).hash_workers
-
-    def one(item: tuple[Path, Digest]) -> None:
-        blobs.get_file(item[1], item[0], link=link, verify=not link)
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(one, targets))
-    return target
+        return blobs.get_file(digest, target, force=force, mode=mode)
+    return blobs.get_tree(digest, target, force=force, mode=mode)
 
 
 def load(ref: str | DatasetRef, *, tracker: Any = None) -> Path | pd.DataFrame:
     """A table version as a DataFrame; a file or folder version as a local path.
 
-    Paths point into ``.conveyor/datasets/<name>/<version>/`` (hard links to the
-    read-only stored objects where possible): read them, do not edit them.
+    Paths point into ``.conveyor/datasets/<name>/<version>/``: read-only copies, verified
+    against their digests when written (editing them cannot change the store).
 
     Example::
 
@@ -114,6 +95,6 @@ def load(ref: str | DatasetRef, *, tracker: Any = None) -> Path | pd.DataFrame:
     home = settings.conveyor_dir / "datasets" / version.name / str(version.version)
     result = home / _basename(version)
     if not (home / _DONE).exists():
-        get(f"{version.name}@{version.version}", result, tracker=tracker)
+        get(f"{version.name}@{version.version}", result, tracker=tracker, mode=0o444)
         (home / _DONE).touch()
     return result

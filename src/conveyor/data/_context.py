@@ -56,7 +56,7 @@ def resolve(target: Any = None) -> Stores:
             found = _defaults.get(settings.root)
             if found is None:
                 store = Store.open(settings.metadata_url, create=True)
-                blobs = BlobStore.open(settings.artifacts_url, s3_endpoint_url=settings.store.s3_endpoint_url)
+                blobs = BlobStore.from_settings(settings)
                 blobs.init()
                 found = _defaults[settings.root] = Stores(store, blobs, settings.root)
             return found

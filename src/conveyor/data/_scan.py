@@ -1,21 +1,20 @@
 """Storing a file or a folder, re-reading only what the stat cache cannot vouch for.
 
-New or changed files are stored in parallel threads: BLAKE3 and file I/O release the
-GIL, so threads use every core without the cost of processes.
+New or changed files are stored with ``BlobStore.put_files``: locally by threads when files
+are big (BLAKE3 and file I/O release the GIL), on S3 as concurrent requests after one
+batched existence check.
 """
 
 from __future__ import annotations
 
-import contextvars
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import blake3
 
-from conveyor.blobs import Blob, BlobStore, Digest, Manifest, ManifestEntry
+from conveyor.blobs import BlobStore, Digest, Manifest, ManifestEntry
 from conveyor.errors import NotFound, UnsafePath
 
 from conveyor.data._statcache import StatCache, StatKey
@@ -90,13 +89,14 @@ def _complete(blobs: BlobStore, digest: Digest, trusted: str | None) -> bool:
 
     A referenced manifest (``trusted``: the data set's latest version) keeps its entries
     alive through gc. Any other one may be an orphan whose entries a gc pass is deleting,
-    so each entry is checked.
+    so each entry is checked (in one batched query: listings on S3).
     """
     if not blobs.exists(digest):
         return False
     if str(digest) == trusted:
         return True
-    return all(blobs.exists(e.digest) for e in blobs.read_manifest(digest).entries)
+    wanted = {e.digest for e in blobs.read_manifest(digest).entries}
+    return blobs.exists_many(wanted) == wanted
 
 
 def store_folder(
@@ -140,7 +140,8 @@ def store_folder(
             cache.update_folder(base, fingerprint, str(known), manifest.total_size, len(entries))
             return Stored(known, manifest.total_size, len(entries), 0)
     # Objects named by the cache may have been collected since; store those files again.
-    missing = {e.path for e in entries if not blobs.exists(e.digest)}
+    present = blobs.exists_many({e.digest for e in entries})
+    missing = {e.path for e in entries if e.digest not in present}
     if missing:
         todo.extend(f for f in files if f[0] in missing)
         entries = [e for e in entries if e.path not in missing]
@@ -158,43 +159,15 @@ def store_folder(
     return Stored(blob.digest, manifest.total_size, len(entries), len(todo))
 
 
-#: Average file size from which files are stored by several threads at once.
-_THREADS_FROM_BYTES = 256 * 1024
-
-
 def _put_all(
     blobs: BlobStore, todo: list[tuple[str, str, os.stat_result]], rows: list[tuple[str, StatKey, str]],
     workers: int, progress: Progress | None,
 ) -> list[ManifestEntry]:
-    """Store ``todo`` in parallel; appends the stat-cache rows to ``rows`` for the caller."""
-    def put(item: tuple[str, str, os.stat_result]) -> Blob:
-        return blobs.put_file(item[1])
-
+    """Store ``todo`` (``BlobStore.put_files``: threads for big local files, concurrent
+    requests on S3); appends the stat-cache rows to ``rows`` for the caller."""
+    stored = blobs.put_files([Path(full) for _, full, _ in todo], workers=workers, progress=progress)
     out: list[ManifestEntry] = []
-    average = sum(st.st_size for _, _, st in todo) / max(1, len(todo))
-    if workers <= 1 or average < _THREADS_FROM_BYTES:
-        # Small files: hashing is too short for threads to overlap (they only fight over the
-        # GIL and the one temp folder); measured ~1.6x faster serially on 10 KiB files.
-        for n, (rel, full, st) in enumerate(todo, 1):
-            blob = blobs.put_file(full)
-            out.append(ManifestEntry(rel, blob.digest, blob.size))
-            rows.append((full, _key(st), str(blob.digest)))
-            if progress is not None and (n % 256 == 0 or n == len(todo)):
-                progress(n, len(todo))
-        return out
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        # Each put runs in a copy of this thread's context so it joins the caller's
-        # blobs.batch() (a context variable that pool threads do not inherit).
-        futures = [pool.submit(contextvars.copy_context().run, put, item) for item in todo]
-        try:
-            for n, (item, future) in enumerate(zip(todo, futures, strict=True), 1):
-                blob, (rel, full, st) = future.result(), item
-                out.append(ManifestEntry(rel, blob.digest, blob.size))
-                rows.append((full, _key(st), str(blob.digest)))
-                if progress is not None and (n % 256 == 0 or n == len(todo)):
-                    progress(n, len(todo))
-        except BaseException:
-            for pending in futures:  # as pool.map would: do not store the rest after a failure
-                pending.cancel()
-            raise
+    for (rel, full, st), blob in zip(todo, stored, strict=True):
+        out.append(ManifestEntry(rel, blob.digest, blob.size))
+        rows.append((full, _key(st), str(blob.digest)))
     return out

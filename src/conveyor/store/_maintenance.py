@@ -1,8 +1,13 @@
 """``doctor`` and ``gc``: the metadata store and the artifact store kept consistent.
 
 References come from every column registered in ``DIGEST_COLUMNS`` (runs' artifacts and
-package lists now; data sets, model versions and logs as later aggregates register
-theirs); a referenced manifest references its entries in turn.
+package lists, data sets, model versions, logs); a referenced manifest references its
+entries in turn.
+
+A referenced manifest that cannot be read (missing, corrupt, over the size limit, not a
+manifest, nested too deeply) hides which objects it keeps alive, so ``gc`` stops and names
+it rather than collect files that may be in use, unless the caller explicitly skips such
+manifests (``skip_unreadable``), and ``doctor`` reports it.
 """
 
 from __future__ import annotations
@@ -10,25 +15,49 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
 from conveyor.blobs import BlobStore, Digest
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConveyorError, CorruptObject
 from conveyor.store._store import Store
 
 Progress = Callable[[int, int], None]
+
+#: Temp files / incomplete uploads older than this are leftovers of writes that died.
+LEFTOVER_AGE: Final = 3600.0
+
+
+class UnreadableManifests(CorruptObject):
+    """``gc`` refused to run: referenced manifests could not be read, so their files are unknown."""
+
+    def __init__(self, digests: list[str]) -> None:
+        shown = ", ".join(digests[:10]) + (f" and {len(digests) - 10} more" if len(digests) > 10 else "")
+        super().__init__(
+            f"gc stopped, nothing removed: {len(digests)} referenced manifest(s) cannot be read, so the files "
+            f"they list are unknown and could be in use: {shown}",
+            hint="restore them (conveyor doctor lists them), or run `conveyor gc --skip-unreadable` to collect "
+            "anyway: files only those manifests reference are then removed",
+        )
+        self.digests = digests
 
 
 @dataclass
 class DoctorReport:
     checked: int = 0
+    quick: bool = False
     missing: list[str] = field(default_factory=list)
     corrupt: list[str] = field(default_factory=list)
+    unreadable_manifests: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
     bad_references: list[str] = field(default_factory=list)
+    leftover_files: int = 0
+    leftover_bytes: int = 0
 
     @property
     def healthy(self) -> bool:
-        return not (self.missing or self.corrupt or self.bad_references)
+        return not (
+            self.missing or self.corrupt or self.bad_references or self.unreadable_manifests or self.leftover_files
+        )
 
 
 @dataclass
@@ -38,51 +67,99 @@ class GcReport:
     kept_young: int = 0
     freed_bytes: int = 0
     temp_files_removed: int = 0
+    skipped_unreadable: list[str] = field(default_factory=list)
     dry_run: bool = False
+
+
+@dataclass
+class References:
+    """What the metadata references: digests (manifests expanded), known sizes, problems."""
+
+    digests: set[str] = field(default_factory=set)
+    sizes: dict[str, int] = field(default_factory=dict)
+    bad: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
 
 
 def referenced(store: Store, blobs: BlobStore, *, problems: list[str] | None = None) -> set[str]:
     """Every digest reachable from the metadata, manifests expanded."""
+    refs = references(store, blobs)
+    if problems is not None:
+        problems.extend(refs.bad)
+    return refs.digests
+
+
+def references(store: Store, blobs: BlobStore) -> References:
+    """Every reference in the metadata, its manifests read (unreadable ones listed)."""
     with store.read() as conn:
         roots = store.referenced_digests(conn)
-    return expand(blobs, roots, problems)
+    return expand(blobs, roots)
 
 
-def expand(blobs: BlobStore, roots: dict[str, bool], problems: list[str] | None = None) -> set[str]:
+def expand(blobs: BlobStore, roots: dict[str, bool], problems: list[str] | None = None) -> References:
     """The roots plus the entries of those that are manifests (read only those)."""
-    seen: set[str] = set()
+    refs = References()
+    manifests: list[Digest] = []
     for text, is_manifest in roots.items():
-        seen.add(text)
+        refs.digests.add(text)
         try:
             digest = Digest.parse(text)
         except ConveyorError:
-            if problems is not None:
-                problems.append(text)
+            refs.bad.append(text)
             continue
-        if is_manifest and blobs.exists(digest):
-            try:
-                manifest = blobs.read_manifest(digest)
-            except ConveyorError:
-                continue  # corrupt: doctor's verify reports it
-            seen.update(str(e.digest) for e in manifest.entries)
-    return seen
+        if is_manifest:
+            manifests.append(digest)
+    present = blobs.exists_many(manifests) if manifests else set()
+    for digest in manifests:
+        if digest not in present:
+            refs.unreadable.append(str(digest))
+            continue
+        try:
+            manifest = blobs.read_manifest(digest)
+        except (ConveyorError, RecursionError, MemoryError):
+            refs.unreadable.append(str(digest))
+            continue
+        for entry in manifest.entries:
+            refs.digests.add(str(entry.digest))
+            refs.sizes[str(entry.digest)] = entry.size
+    if problems is not None:
+        problems.extend(refs.bad)
+    refs.unreadable.sort()
+    return refs
 
 
-def doctor(store: Store, blobs: BlobStore, *, progress: Progress | None = None) -> DoctorReport:
-    """Check that every referenced object exists and matches its digest; list orphans."""
-    report = DoctorReport()
-    refs = referenced(store, blobs, problems=report.bad_references)
-    valid = sorted(r for r in refs if r not in report.bad_references)
-    for i, text in enumerate(valid, 1):
-        digest = Digest.parse(text)
-        if not blobs.exists(digest):
-            report.missing.append(text)
-        elif not blobs.verify(digest):
-            report.corrupt.append(text)
-        report.checked += 1
+def doctor(
+    store: Store, blobs: BlobStore, *, quick: bool = False, progress: Progress | None = None
+) -> DoctorReport:
+    """Check every referenced object; list orphans, unreadable manifests and leftovers.
+
+    ``quick`` answers from one listing of the store: existence, and size where the manifest
+    records one. The full check also re-hashes every referenced object (concurrently on S3).
+    """
+    report = DoctorReport(quick=quick)
+    refs = references(store, blobs)
+    report.bad_references = refs.bad
+    report.unreadable_manifests = refs.unreadable
+    listing = blobs.sizes()
+    stored = {str(d): size for d, (size, _) in listing.items()}
+    valid = sorted(r for r in refs.digests if r not in refs.bad)
+    report.missing = [t for t in valid if t not in stored]
+    present = [t for t in valid if t in stored]
+    wrong_size = {t for t in present if t in refs.sizes and refs.sizes[t] != stored[t]}
+    if quick:
+        report.corrupt = sorted(wrong_size)
+        report.checked = len(valid)
         if progress:
-            progress(i, len(valid))
-    report.orphans = sorted(str(d) for d in blobs.iter_digests() if str(d) not in refs)
+            progress(len(valid), len(valid))
+    else:
+        def check(text: str) -> bool:
+            return text not in wrong_size and blobs.verify(Digest.parse(text), size=stored[text])
+
+        ok = blobs.map(check, present, progress=progress)
+        report.corrupt = sorted(t for t, good in zip(present, ok, strict=True) if not good)
+        report.checked = len(valid)
+    report.orphans = sorted(t for t in stored if t not in refs.digests)
+    report.leftover_files, report.leftover_bytes = blobs.leftovers(LEFTOVER_AGE)
     return report
 
 
@@ -93,37 +170,47 @@ def collect_garbage(
     dry_run: bool = False,
     grace_seconds: float = 3600.0,
     purge_deleted_runs: bool = True,
+    skip_unreadable: bool = False,
 ) -> GcReport:
     """Purge runs marked deleted, then remove objects nothing references any more.
 
     Objects younger than ``grace_seconds`` are kept: a writer may have stored an object and
-    not yet recorded the row that references it.
+    not yet recorded the row that references it. A referenced manifest that cannot be read
+    stops the collection (:class:`UnreadableManifests`, nothing removed, no run purged)
+    unless ``skip_unreadable``.
     """
     report = GcReport(dry_run=dry_run)
+    refs = references(store, blobs)
+    if refs.unreadable and not skip_unreadable:
+        raise UnreadableManifests(refs.unreadable)
     with store.write() as conn:
         report.purged_runs = store.runs.deleted_ids(conn)
         if purge_deleted_runs and not dry_run:
             store.runs.purge(conn, report.purged_runs)
-    refs = referenced(store, blobs)
+    refs = references(store, blobs) if not dry_run else refs
     if dry_run and report.purged_runs:
         refs = _refs_without(store, blobs, report.purged_runs)
+    if refs.unreadable and not skip_unreadable:  # a manifest broke meanwhile
+        raise UnreadableManifests(refs.unreadable)
+    report.skipped_unreadable = refs.unreadable
     cutoff = time.time() - grace_seconds
-    for digest in list(blobs.iter_digests()):
-        if str(digest) in refs:
+    doomed: list[Digest] = []
+    for digest, (size, mtime) in sorted(blobs.sizes().items(), key=lambda item: str(item[0])):
+        if str(digest) in refs.digests:
             continue
-        if grace_seconds > 0 and blobs.stat_mtime(digest) > cutoff:
+        if grace_seconds > 0 and mtime > cutoff:
             report.kept_young += 1
             continue
-        report.freed_bytes += blobs.size(digest)
+        report.freed_bytes += size
         report.removed.append(str(digest))
-        if not dry_run:
-            blobs.delete(digest)
+        doomed.append(digest)
     if not dry_run:
+        blobs.map(blobs.delete, doomed)
         report.temp_files_removed = blobs.clean_tmp(max(grace_seconds, 0.0))
     return report
 
 
-def _refs_without(store: Store, blobs: BlobStore, run_ids: Iterable[str]) -> set[str]:
+def _refs_without(store: Store, blobs: BlobStore, run_ids: Iterable[str]) -> References:
     """What stays referenced once ``run_ids`` are purged (for ``gc --dry-run``): the purge runs
     in a transaction that is rolled back."""
     with store.engine.connect() as conn:

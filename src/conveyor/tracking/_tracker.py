@@ -52,7 +52,7 @@ class Tracker:
     def from_settings(cls, settings: Settings, *, create: bool = True) -> Tracker:
         """Open the stores the settings name; ``create`` initialises brand-new ones."""
         store = Store.open(settings.metadata_url, create=create)
-        blobs = BlobStore.open(settings.artifacts_url, s3_endpoint_url=settings.store.s3_endpoint_url)
+        blobs = BlobStore.from_settings(settings)
         if create:
             blobs.init()
         return cls(store, blobs, settings.tracking)
@@ -294,19 +294,25 @@ class Tracker:
         with self.store.read() as conn:
             return self.store.artifacts.get(conn, run_id, artifact_path(path))
 
-    def download_artifact(self, run_id: str, path: str, dest: str | Path) -> Path:
-        """Copy an artifact (file or folder) to ``dest``; returns the written path."""
+    def download_artifact(self, run_id: str, path: str, dest: str | Path | None = None, *, force: bool = False) -> Path:
+        """Copy an artifact (file or folder) to ``dest``; returns the written path.
+
+        ``dest`` defaults to a new file or folder named after the artifact in the working
+        directory. Existing files with other bytes are never overwritten unless ``force``
+        (``DestinationExists``); nothing is written into ``.git`` or onto a device.
+        """
         artifact = self.get_artifact(run_id, path)
         from conveyor.blobs import Digest
 
         digest = Digest.parse(artifact.digest)
-        target = Path(dest)
+        name = Path(artifact.path).name
+        target = Path(name) if dest is None else Path(dest)
         if artifact.is_dir:
-            self.blobs.get_tree(digest, target)
+            self.blobs.get_tree(digest, target, force=force)
         else:
-            if target.is_dir():
-                target = target / Path(artifact.path).name
-            self.blobs.get_file(digest, target)
+            if target.is_dir() and not target.is_symlink():
+                target = target / name
+            self.blobs.get_file(digest, target, force=force)
         return target
 
     def read_artifact(self, run_id: str, path: str) -> bytes:
