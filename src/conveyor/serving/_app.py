@@ -91,6 +91,8 @@ class Server:
         return self.fleet.route(name).pick(sticky)
 
     async def _run(self, dep: Deployment, cols: Columns, rows: int, rid: str, started: float) -> Columns:
+        if rows < 1:  # models disagree on what zero rows mean (most raise): the client's mistake
+            raise HTTPError(422, "the request holds no rows; send at least one row to predict")
         try:
             outputs = await dep.infer(cols, rows)
         except HTTPError:
