@@ -89,14 +89,15 @@ def test_feedback_is_stored_and_joined(make_app: Any, tracker: Any) -> None:
             await c.post("/invocations", json={"instances": [1, 2]}, headers={"x-request-id": "r1"})
             await c.post("/invocations", json={"instances": [3]}, headers={"x-request-id": "r2"})
             r = await c.post("/v2/models/d/feedback", json={"request_id": "r1", "labels": [2.5, 4.0]})
-            assert r.json() == {"accepted": 2}
+            assert r.json() == {"accepted": 2, "versions": ["1"]}
             r = await c.post("/v2/models/d/feedback", json={"feedback": [{"request_id": "r2", "label": 6.5}]})
-            assert r.json() == {"accepted": 1}
+            assert r.json() == {"accepted": 1, "versions": ["1"]}
             assert (await c.post("/v2/models/nope/feedback", json={"request_id": "r", "label": 1})).status_code == 404
 
     run(go())
     labels = read_feedback("d", tracker=tracker)
     assert labels[["request_id", "row", "label"]].values.tolist() == [["r1", 0, 2.5], ["r1", 1, 4.0], ["r2", 0, 6.5]]
+    assert set(labels.version) == {"1"}
     joined = read_prediction_log("d", with_feedback=True, tracker=tracker)
     assert joined[["request_id", "y", "label"]].values.tolist() == [["r1", 2.0, 2.5], ["r1", 4.0, 4.0],
                                                                      ["r2", 6.0, 6.5]]

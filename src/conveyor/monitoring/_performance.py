@@ -52,7 +52,10 @@ def score_frame(frame: Any, *, task: str | None = None, prediction: str = "predi
     if label not in frame or prediction not in frame:
         return out
     labelled = frame[frame[label].notna()]
+    labelled, unusable = _usable(labelled, label, prediction)
     out["labelled_rows"] = float(len(labelled))
+    if unusable:
+        out["unusable_labels"] = float(unusable)
     if labelled.empty:
         return out
     task = task or infer_task(labelled[label])
@@ -77,6 +80,26 @@ def score_frame(frame: Any, *, task: str | None = None, prediction: str = "predi
     if score and score in labelled and binary and len(set(y)) == 2:
         out["roc_auc"] = float(roc_auc_score(y, labelled[score].to_numpy(dtype=float)))
     return out
+
+
+def _usable(labelled: Any, label: str, prediction: str) -> tuple[Any, int]:
+    """The labelled rows whose label is of the predictions' kind (a number for numeric
+    predictions, a string for string ones), and how many were not: one bad label is left
+    out and counted instead of failing the whole window."""
+    import numpy as np
+    import pandas as pd
+
+    if labelled.empty:
+        return labelled, 0
+    y = labelled[label]
+    if pd.api.types.is_numeric_dtype(labelled[prediction]):
+        if not pd.api.types.is_numeric_dtype(y):
+            y = pd.to_numeric(y.map(lambda v: v if isinstance(v, (int, float, str)) else None), errors="coerce")
+            labelled = labelled.assign(**{label: y})
+        ok = np.isfinite(y.to_numpy(dtype=float, na_value=np.nan))
+    else:
+        ok = y.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+    return labelled[ok], int((~ok).sum())
 
 
 def _align_labels(y: Any, p: Any) -> tuple[list[Any], list[Any]]:

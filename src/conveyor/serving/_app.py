@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import numpy as np
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -18,11 +17,11 @@ from starlette.routing import Route as Path
 
 from conveyor._version import __version__
 from conveyor.errors import ConveyorError, InvalidInput
-from conveyor.serving import _mlflow, _oip
+from conveyor.serving import _feedback, _mlflow, _oip
 from conveyor.serving._codec import Columns
 from conveyor.serving._config import CanarySpec, ServingConfig, model_uri
 from conveyor.serving._deploy import Deployment, Fleet, ModelSource, ServedModel
-from conveyor.serving._errors import HTTPError, bad_request, from_conveyor
+from conveyor.serving._errors import HTTPError, from_conveyor
 from conveyor.serving._follow import follow_forever
 from conveyor.serving._http import (
     AccessLog,
@@ -43,11 +42,12 @@ class Server:
     """The state behind the routes: the fleet, metrics, the prediction log."""
 
     def __init__(self, fleet: Fleet, config: ServingConfig, metrics: Metrics, writer: LogWriter | None,
-                 source: ModelSource | None, follow: bool) -> None:
+                 source: ModelSource | None, follow: bool, requests: _feedback.RequestIndex | None = None) -> None:
         self.fleet = fleet
         self.config = config
         self.metrics = metrics
         self.writer = writer
+        self.requests = requests
         self.source = source
         self.follow = follow
         self.ready = False
@@ -91,6 +91,8 @@ class Server:
         return self.fleet.route(name).pick(sticky)
 
     async def _run(self, dep: Deployment, cols: Columns, rows: int, rid: str, started: float) -> Columns:
+        if rows < 1:  # models disagree on what zero rows mean (most raise): the client's mistake
+            raise HTTPError(422, "the request holds no rows; send at least one row to predict")
         try:
             outputs = await dep.infer(cols, rows)
         except HTTPError:
@@ -112,18 +114,21 @@ class Server:
             task.add_done_callback(self.background.discard)
         return outputs
 
-    def _log(self, dep: Deployment, rid: str, cols: Columns, outputs: Columns, rows: int, started: float) -> None:
+    def _log(self, dep: Deployment, rid: str, cols: Columns, outputs: Columns, rows: int, started: float,
+             answered: bool = True) -> None:
         if self.writer is not None and self.writer.sampled():
             latency = (time.perf_counter() - started) * 1000
-            self.writer.add(Record("predictions", dep.name, dep.version, rid, int(time.time() * 1000), rows,
-                                   cols, outputs, latency))
+            logged = self.writer.add(Record("predictions", dep.name, dep.version, rid, int(time.time() * 1000), rows,
+                                            cols, outputs, latency))
+            if logged and answered and self.requests is not None:  # feedback may label it now
+                self.requests.remember(dep.name, rid, dep.version, rows)
 
     async def _shadow(self, dep: Deployment, cols: Columns, rows: int, rid: str) -> None:
         started = time.perf_counter()
         status = 200
         try:
             outputs = await dep.infer(cols, rows)
-            self._log(dep, rid, cols, outputs, rows, started)
+            self._log(dep, rid, cols, outputs, rows, started, answered=False)
         except Exception as exc:  # a shadow never answers anyone: count and move on
             status = exc.status if isinstance(exc, HTTPError) else 500
             log.warning("request %s: shadow %s version %s failed: %s", rid, dep.name, dep.version, exc)
@@ -179,22 +184,38 @@ class Server:
         rid = request.scope["state"]["request_id"]
         try:
             name = request.path_params["name"]
-            self.fleet.route(name)
+            route = self.fleet.route(name)
             require_json(request)
             body = parse_json(await read_body(request, self.config.max_body_bytes, self.config.body_timeout_s))
-            entries = body.get("feedback", [body]) if isinstance(body, dict) else body
-            if not isinstance(entries, list) or not entries:
-                raise bad_request("send {'request_id': id, 'label': value} (or 'labels': [...] per row), "
-                                  "or {'feedback': [those…]}")
-            records = [_feedback_record(name, e, i) for i, e in enumerate(entries)]
-            if self.writer is None:
+            entries = _feedback.parse_entries(body)
+            if self.writer is None or self.requests is None:
                 raise HTTPError(501, "feedback needs the prediction log; it is off (log_predictions = false)")
-            accepted = sum(r.rows for r in records if self.writer.add(r))
-            if accepted < sum(r.rows for r in records):
-                raise HTTPError(503, "the log buffer is full; retry later", headers={"retry-after": "1"})
+            answers = await self._answered(name, route, [e["request_id"] for e in entries])
+            records = [_feedback.record(name, e, i, a, self._signature(name, a)) for i, (e, a)
+                       in enumerate(zip(entries, answers, strict=True))]
+            total = sum(r.rows for r in records)
+            if total > self.writer.buffer_rows:
+                raise HTTPError(413, f"{total} labels are more than the prediction log buffers at once "
+                                f"({self.writer.buffer_rows}, log_buffer_rows); send them in smaller parts")
+            if not self.writer.add_all(records):
+                raise HTTPError(503, "the prediction log buffer is full; retry later", headers={"retry-after": "1"})
         except HTTPError as exc:
             return error_response(exc, rid)
-        return json_response({"accepted": accepted})
+        return json_response({"accepted": total, "versions": sorted({r.version for r in records})})
+
+    async def _answered(self, name: str, route: Any, rids: list[str]) -> list[_feedback.Answered | None]:
+        assert self.requests is not None
+        index = self.requests
+        found = [index.cached(name, r) for r in rids]
+        if all(found):
+            return found
+        shadows = frozenset(d.version for d in (route.shadow,) if d is not None)
+        return await asyncio.to_thread(lambda: [f or index.lookup(name, r, shadows) for f, r in zip(found, rids)])
+
+    def _signature(self, name: str, answered: _feedback.Answered | None) -> Any:
+        route = self.fleet.route(name)
+        dep = next((d for d in route.deployments() if answered and d.version == answered.version), route.champion)
+        return dep.signature
 
     # -- metadata and health ------------------------------------------------------------------
     async def model_metadata(self, request: Request) -> Response:
@@ -234,21 +255,6 @@ class Server:
 
     async def prometheus(self, request: Request) -> Response:
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
-
-
-def _feedback_record(model: str, entry: Any, index: int) -> Record:
-    if not isinstance(entry, dict) or not valid_request_id(entry.get("request_id")):
-        raise bad_request(f"feedback[{index}] needs a 'request_id' (letters, digits, . _ : -; up to 128)")
-    if ("label" in entry) == ("labels" in entry):
-        raise bad_request(f"feedback[{index}] needs exactly one of 'label' (one row) or 'labels' (one per row)")
-    labels = entry["labels"] if "labels" in entry else [entry["label"]]
-    row = entry.get("row", 0)
-    if not isinstance(labels, list) or not labels or not isinstance(row, int) or row < 0:
-        raise bad_request(f"feedback[{index}]: 'labels' must be a non-empty list and 'row' a row index ≥ 0")
-    if any(isinstance(v, (dict, list)) for v in labels):
-        raise bad_request(f"feedback[{index}]: labels must be numbers, strings or booleans")
-    return Record("feedback", model, "", entry["request_id"], int(time.time() * 1000), len(labels), {},
-                  {"label": np.asarray(labels)}, first_row=row)
 
 
 def create_app(
@@ -301,7 +307,7 @@ def create_app(
     if not fleet.order:
         raise InvalidInput("no model to serve", field="models", hint="name at least one, e.g. models:/iris@champion")
 
-    writer = None
+    writer = requests = None
     if config.log_predictions:
         if tracker is None:
             from conveyor.tracking import get_tracker
@@ -309,7 +315,8 @@ def create_app(
             tracker = get_tracker()
         writer = LogWriter(tracker.store, tracker.blobs, flush_s=config.log_flush_s, flush_rows=config.log_flush_rows,
                            buffer_rows=config.log_buffer_rows, sample_rate=config.log_sample_rate)
-    server = Server(fleet, config, metrics, writer, source, follow)
+        requests = _feedback.RequestIndex(tracker.store, tracker.blobs, max_age_s=config.feedback_max_age_s)
+    server = Server(fleet, config, metrics, writer, source, follow, requests)
     return _starlette(server)
 
 

@@ -73,9 +73,12 @@ def cast_column(name: str, values: Any, spec: ColumnSpec | None) -> np.ndarray:
     """
     if spec is None:
         try:
-            return np.asarray(values)
-        except ValueError as exc:
+            arr = np.asarray(values)
+        except (ValueError, TypeError, OverflowError) as exc:
             raise unprocessable(f"column {name!r}: {exc}") from None
+        if arr.dtype.kind in "fc":
+            _check_finite(name, arr)
+        return arr
     dtype = spec.dtype
     try:
         if dtype.startswith(("float", "int", "uint")):
@@ -103,11 +106,16 @@ def _numeric(name: str, values: Any, spec: ColumnSpec) -> np.ndarray:
     if raw is None:
         try:
             raw = np.asarray(values, dtype=np.float64)
+        except OverflowError:  # an integer beyond float64 (only Python's parser makes them)
+            i, v = _first_bad(values, lambda x: not isinstance(x, int) or abs(x) < 2**1023)
+            raise unprocessable(f"column {name!r} expects {spec.dtype}, got a number too large at row {max(i, 0)}"
+                                ) from None
         except (ValueError, TypeError):
             i, v = _first_bad(values, _number)
             where = f" at row {i}" if i >= 0 else " (rows of unequal length?)"
             raise unprocessable(f"column {name!r} expects {spec.dtype}, got {v!r}{where}") from None
     if raw.dtype.kind in "fc":
+        _check_finite(name, raw)
         missing = np.isnan(raw)
         if missing.any():
             if not spec.nullable:
@@ -130,6 +138,15 @@ def _numeric(name: str, values: Any, spec: ColumnSpec) -> np.ndarray:
         if raw.size and (raw.min() < info.min or raw.max() > info.max):
             raise unprocessable(f"column {name!r}: values outside the range of {spec.dtype}")
     return raw.astype(target, copy=False)
+
+
+def _check_finite(name: str, arr: np.ndarray) -> None:
+    """422 at the first infinity (JSON ``Infinity``, CSV ``inf`` or ``1e999``): no model takes one."""
+    infinite = np.isinf(arr)
+    if infinite.any():
+        row = int(np.argwhere(infinite)[0][0]) if arr.ndim else 0
+        raise unprocessable(f"column {name!r} has an infinite value at row {row}; send finite numbers "
+                            "(or null for a missing value where the signature allows it)")
 
 
 def _check_shape(name: str, arr: np.ndarray, spec: ColumnSpec) -> None:
@@ -187,9 +204,9 @@ def _fast_matrix(names: Sequence[str], rows: Any, signature: Signature | None) -
         return None
     try:
         mat = np.asarray(rows, dtype=np.float64)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         return None
-    if mat.ndim != 2 or mat.shape[1] != len(names) or np.isnan(mat).any():
+    if mat.ndim != 2 or mat.shape[1] != len(names) or not np.isfinite(mat).all():
         return None
     return MatrixColumns(mat.astype(dtype, copy=False), names), len(mat)
 
@@ -227,7 +244,7 @@ def split_matrix(matrix: Any, signature: Signature | None, label: str) -> tuple[
     names = signature.input_names if signature and signature.inputs else None
     try:
         arr = np.asarray(matrix)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise unprocessable(f"{label}: ragged rows ({exc})") from None
     if names is None:
         return {label: arr}, (len(arr) if arr.ndim else 1)

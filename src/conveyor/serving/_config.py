@@ -33,6 +33,12 @@ class ServingConfig(BaseModel):
     follow_interval_s: float = Field(default=2.0, gt=0, description="Seconds between registry checks with --follow.")
     sticky_header: str | None = Field(default=None, description="Request header whose value pins a client to a version.")
     access_log: bool = Field(default=True, description="One JSON line per request on the conveyor.serving.access logger.")
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="Seconds a client may take to send a request's headers (the connection closes after)."
+    )
+    feedback_max_age_s: float = Field(
+        default=7 * 86400.0, gt=0, description="Oldest answered request (seconds) that feedback may still label."
+    )
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], **overrides: Any) -> ServingConfig:

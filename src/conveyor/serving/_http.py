@@ -89,7 +89,8 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
 
 def parse_json(data: bytes) -> Any:
     """JSON, 400 naming the problem when it is malformed. ``NaN``/``Infinity`` literals (which
-    Python's json module writes) are accepted, and then checked against the signature."""
+    Python's json module writes) are accepted here, and then checked against the signature
+    (NaN only where it allows missing values; infinities never reach a model)."""
     if not data:
         raise bad_request("the request body is empty; send a JSON document")
     try:
@@ -100,6 +101,8 @@ def parse_json(data: bytes) -> Any:
                 return json.loads(data)
             except ValueError:
                 pass
+            except RecursionError:  # Python's parser has no depth limit of its own (orjson's is 1024)
+                raise bad_request("malformed JSON: nested deeper than 1,000 levels") from None
         raise bad_request(f"malformed JSON: {exc}") from None
 
 

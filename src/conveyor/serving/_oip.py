@@ -24,6 +24,9 @@ from conveyor.serving._codec import (
 )
 from conveyor.serving._errors import bad_request, unprocessable
 
+#: most dimensions of one tensor (numpy's own limit is 64) and largest extent of one dimension
+MAX_DIMS = 32
+MAX_DIM = 2**31 - 1
 _NUMPY = {"BOOL": np.bool_, "BYTES": object, **{t: np.float64 for t in ("FP16", "FP32", "FP64")},
           **{t: np.int64 for t in ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32")},
           "UINT64": np.uint64}
@@ -37,6 +40,11 @@ def _tensor(spec: Any, index: int) -> tuple[str, str, list[int], np.ndarray]:
         raise bad_request(f"inputs[{index}] has no 'name'")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         raise bad_request(f"input {name!r}: 'shape' must be a list of non-negative integers, got {shape!r}")
+    if not 1 <= len(shape) <= MAX_DIMS:
+        raise unprocessable(f"input {name!r}: 'shape' {_short(shape)} has {len(shape)} dimensions; "
+                            f"send 1 to {MAX_DIMS}")
+    if any(d > MAX_DIM for d in shape):
+        raise unprocessable(f"input {name!r}: 'shape' {_short(shape)} has a dimension over {MAX_DIM}")
     if datatype not in _NUMPY:
         raise bad_request(f"input {name!r}: unknown datatype {datatype!r}; use one of {sorted(_NUMPY)}")
     if "data" not in spec:
@@ -47,8 +55,16 @@ def _tensor(spec: Any, index: int) -> tuple[str, str, list[int], np.ndarray]:
     except (ValueError, TypeError, OverflowError):
         raise unprocessable(f"input {name!r}: data do not match datatype {datatype} (or rows are ragged)") from None
     if arr.size != math.prod(shape):
-        raise unprocessable(f"input {name!r}: shape {shape} holds {math.prod(shape)} values, data has {arr.size}")
-    return name, datatype, shape, arr.reshape(shape)
+        raise unprocessable(f"input {name!r}: shape {_short(shape)} holds {math.prod(shape)} values, "
+                            f"data has {arr.size}")
+    try:
+        return name, datatype, shape, arr.reshape(shape)
+    except ValueError as exc:  # e.g. [0, 2**40]: no values, but numpy cannot index that shape
+        raise unprocessable(f"input {name!r}: shape {_short(shape)} is not a shape numpy can hold ({exc})") from None
+
+
+def _short(shape: list[int]) -> str:
+    return str(shape) if len(shape) <= 8 else f"[{', '.join(map(str, shape[:8]))}, …]"
 
 
 def parse_infer(body: Any, signature: Signature | None) -> tuple[Columns, int, list[str] | None]:

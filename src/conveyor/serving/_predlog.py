@@ -7,6 +7,12 @@ one Parquet object into the content-addressed artifact store and indexes it in t
 ``serving_log_files`` table. The buffer is bounded: beyond ``log_buffer_rows`` rows new
 records are dropped and counted, so a slow store cannot exhaust memory. ``close`` writes
 whatever is left (graceful shutdown loses nothing).
+
+One bad record never stops the log: records are grouped by the kind of every column too
+(a string label never shares a Parquet column with numeric ones), and a group whose table
+cannot be built is written record by record; a record that cannot be written on its own
+is set aside (counted in ``rejected``, logged with its request id) instead of being put
+back, where it would fail every later flush. Only store errors (I/O) put records back.
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ class LogWriter:
         self.buffer_rows = buffer_rows
         self.sample_rate = sample_rate
         self.dropped = 0
+        self.rejected = 0
         self.written = 0
         self._buffer: list[Record] = []
         self._rows = 0
@@ -94,6 +101,19 @@ class LogWriter:
                 return False
             self._buffer.append(record)
             self._rows += record.rows
+            full = self._rows >= self.flush_rows
+        if full:
+            self._wake.set()
+        return True
+
+    def add_all(self, records: list[Record]) -> bool:
+        """Queue all of ``records`` or none of them (False: the buffer has no room now)."""
+        rows = sum(r.rows for r in records)
+        with self._lock:
+            if self._rows + rows > self.buffer_rows:
+                return False
+            self._buffer.extend(records)
+            self._rows += rows
             full = self._rows >= self.flush_rows
         if full:
             self._wake.set()
@@ -142,12 +162,14 @@ class LogWriter:
 
         groups: dict[tuple[Any, ...], list[Record]] = defaultdict(list)
         for r in records:
-            key = (r.kind, r.model, r.version, r.ts_ms // HOUR_MS, tuple(r.inputs), tuple(r.outputs))
+            key = (r.kind, r.model, r.version, r.ts_ms // HOUR_MS, _layout(r.inputs), _layout(r.outputs))
             groups[key].append(r)
+        tables = []
+        for (kind, model, version, hour, _, _), group in groups.items():
+            tables += [(kind, model, version, hour, part, data) for part, data in self._encode(group)]
         files = []
         now = int(time.time() * 1000)
-        for (kind, model, version, hour, _, _), group in groups.items():
-            data = _parquet(_table(group))
+        for kind, model, version, hour, group, data in tables:
             blob = self.blobs.put_bytes(data)
             files.append(LogFile(
                 kind, model, version, hour * HOUR_MS, str(blob.digest), sum(r.rows for r in group),
@@ -156,6 +178,29 @@ class LogWriter:
         with self.store.write() as conn:
             ServingLogRepo().record(conn, files)
         return files
+
+    def _encode(self, group: list[Record]) -> list[tuple[list[Record], bytes]]:
+        """Parquet bytes of the group; if the group cannot be encoded, of each record that can."""
+        try:
+            return [(group, _parquet(_table(group)))]
+        except Exception:
+            if len(group) == 1:
+                self._reject(group[0])
+                return []
+        out = []
+        for record in group:
+            try:
+                out.append(([record], _parquet(_table([record]))))
+            except Exception:
+                self._reject(record)
+        return out
+
+    def _reject(self, record: Record) -> None:
+        with self._lock:
+            self.rejected += record.rows
+        log.error("prediction log: set aside %d %s row(s) of request %s (model %s version %s) that cannot be "
+                  "written", record.rows, record.kind, record.request_id, record.model, record.version,
+                  exc_info=True)
 
     def close(self) -> None:
         """Stop the thread and write what is left."""
@@ -174,7 +219,8 @@ def _table(group: list[Record]) -> Any:
     columns: dict[str, Any] = {
         "request_id": pa.array(np.repeat([r.request_id for r in group], [r.rows for r in group]).astype(object),
                                pa.string()),
-        "row": pa.array(np.concatenate([np.arange(r.first_row, r.first_row + r.rows, dtype=np.int32) for r in group]), pa.int32()),
+        "row": pa.array(np.concatenate([np.arange(r.first_row, r.first_row + r.rows, dtype=np.int64) for r in group]),
+                        pa.int64()),
         "timestamp": pa.array(np.repeat([r.ts_ms for r in group], [r.rows for r in group]).astype("datetime64[ms]"),
                               pa.timestamp("ms", tz="UTC")),
         "model": pa.array([group[0].model] * n, pa.string()),
@@ -188,6 +234,15 @@ def _table(group: list[Record]) -> Any:
         key = name if name not in columns else f"output_{name}"
         columns[key] = _arrow([r.outputs[name] for r in group])
     return pa.table(columns)
+
+
+def _layout(columns: Columns) -> tuple[tuple[str, str], ...]:
+    """Column names with the kind of their values: records only share a file when both match."""
+    from conveyor.serving._codec import MatrixColumns
+
+    if isinstance(columns, MatrixColumns):
+        return tuple((name, columns.matrix.dtype.kind) for name in columns.names)
+    return tuple((name, np.asarray(values).dtype.kind) for name, values in columns.items())
 
 
 def _arrow(parts: list[np.ndarray]) -> Any:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from typing import Any
 
 from conveyor.errors import InvalidInput
+
+log = logging.getLogger("conveyor.serving")
 
 
 def _ms(value: datetime | str | int | float | None, field: str) -> int | None:
@@ -22,6 +25,64 @@ def _ms(value: datetime | str | int | float | None, field: str) -> int | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return int(value.timestamp() * 1000)
+
+
+def _concat(tables: list[Any]) -> Any:
+    """One table of the log files. A column whose files disagree on its kind (a string label
+    among numeric ones, written before feedback was checked) is read as a number when any
+    file has it numeric: values that are no number become missing, and are counted in a
+    warning, so one bad row cannot stop every reader (monitors, exports) of the window."""
+    import pyarrow as pa
+    import pyarrow.types as t
+
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    kinds: dict[str, list[Any]] = {}
+    for table in tables:
+        for f in table.schema:
+            kinds.setdefault(f.name, []).append(f.type)
+    target: dict[str, Any] = {}
+    for name, types in kinds.items():
+        if len(set(types)) > 1:
+            numeric = any(t.is_integer(x) or t.is_floating(x) for x in types)
+            target[name] = pa.float64() if numeric else pa.string()
+    lost = 0
+    fixed = []
+    for table in tables:
+        for name, kind in target.items():
+            i = table.schema.get_field_index(name)
+            if i < 0 or table.schema.field(i).type == kind:
+                continue
+            column, n = _coerce(table.column(i), kind)
+            lost += n
+            table = table.set_column(i, pa.field(name, kind), column)
+        fixed.append(table)
+    if lost:
+        log.warning("prediction log: %d value(s) of column(s) %s are not of the column's kind; read as missing",
+                    lost, sorted(target))
+    return pa.concat_tables(fixed, promote_options="permissive")
+
+
+def _coerce(column: Any, kind: Any) -> tuple[Any, int]:
+    """``column`` as ``kind`` (float64 or string); values that do not convert become null."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return pc.cast(column, kind), 0
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    values = column.to_pandas()
+    if pa.types.is_floating(kind):
+        converted = pd.to_numeric(values.map(lambda v: v if isinstance(v, (int, float, str)) else None),
+                                  errors="coerce")
+    else:
+        converted = values.map(lambda v: None if v is None else str(v))
+    lost = int(converted.isna().sum() - values.isna().sum())
+    return pa.array(converted, kind, from_pandas=True), max(lost, 0)
 
 
 def _stores(tracker: Any) -> tuple[Any, Any]:
@@ -48,7 +109,7 @@ def _read(kind: str, model: str, version: str | None, since: Any, until: Any, tr
     if not tables:
         columns = ["request_id", "row", "timestamp", "model", "version"]
         return pd.DataFrame(columns=columns + (["latency_ms"] if kind == "predictions" else ["label"]))
-    frame = pa.concat_tables(tables, promote_options="permissive").to_pandas()
+    frame = _concat(tables).to_pandas()
     if since_ms is not None:
         frame = frame[frame["timestamp"] >= pd.Timestamp(since_ms, unit="ms", tz="UTC")]
     if until_ms is not None:
