@@ -143,6 +143,7 @@ def build_context(uri: str, out: str | Path, *, tracker: Any = None, image: str 
     """
     from conveyor.blobs import Digest
     from conveyor.registry import Registry
+    from conveyor.registry._registry import require_ready
 
     if tracker is None:
         from conveyor.tracking import get_tracker
@@ -153,6 +154,8 @@ def build_context(uri: str, out: str | Path, *, tracker: Any = None, image: str 
         raise InvalidInput(f"{folder} is not empty", field="out", value=str(folder),
                            hint="name a new or empty folder")
     registry = Registry(tracker)
+    found = registry.get(uri)
+    require_ready(found, "build")
     ref = registry.resolve(uri)
     if not ref.digest:
         raise InvalidInput(f"{uri} has no stored package", field="uri", value=uri)
