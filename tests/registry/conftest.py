@@ -16,18 +16,23 @@ def registry(tracker: Any) -> Any:
 
 @pytest.fixture
 def model_run(tracker: Any, tmp_path: Path) -> Callable[..., str]:
-    """A finished run with a folder artifact ``model``; returns its ``runs:/`` URI."""
+    """A run with a real model package ``model`` (a tiny linear regression, different each
+    time); returns its ``runs:/`` URI."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    import conveyor.models
+
     counter = iter(range(1_000_000))
 
-    def make(content: str | None = None, tags: dict[str, str] | None = None) -> str:
+    def make(tags: dict[str, str] | None = None) -> str:
         n = next(counter)
-        folder = tmp_path / f"model{n}"
-        folder.mkdir()
-        (folder / "weights.txt").write_text(content or f"weights {n}", encoding="utf-8")
+        x = pd.DataFrame({"x": np.arange(6, dtype=float)})
+        model = LinearRegression().fit(x, (n + 1) * x["x"])
         run = tracker.create_run("registry-tests", tags=tags)
-        tracker.log_artifacts(run.id, folder, "model")
+        conveyor.models.log(model, "model", input_example=x[:3], run_id=run.id, tracker=tracker)
         tracker.log_metrics(run.id, {"f1": 0.5 + n / 100})
-        tracker.end_run(run.id, "FINISHED") if False else None
         return f"runs:/{run.id}/model"
 
     return make

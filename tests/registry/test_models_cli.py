@@ -14,13 +14,16 @@ def _run(*args: str) -> Any:
 
 
 def _logged_run(project: Path) -> str:
-    import conveyor
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
 
-    folder = project / "pkg"
-    folder.mkdir(exist_ok=True)
-    (folder / "weights.txt").write_text("w", encoding="utf-8")
+    import conveyor
+    import conveyor.models
+
+    x = pd.DataFrame({"x": np.arange(5, dtype=float)})
     with conveyor.start_run(experiment="cli") as run:
-        conveyor.log_artifacts(folder, "model")
+        conveyor.models.log(LinearRegression().fit(x, 3 * x["x"]), "model", input_example=x[:2])
     return f"runs:/{run.id}/model"
 
 

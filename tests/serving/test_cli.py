@@ -58,9 +58,12 @@ def test_build_writes_a_parseable_context(champion: str, project: Path) -> None:
     cmd = json.loads(next(line for line in lines if line.startswith("CMD ")).removeprefix("CMD "))
     assert cmd[:3] == ["conveyor", "serve", "/srv/model"] and cmd[cmd.index("--name") + 1] == "lin"
     assert any(line.startswith("USER ") and "root" not in line for line in lines)
-    reqs = (ctx / "requirements.txt").read_text().split()
+    reqs = (ctx / "requirements.txt").read_text().splitlines()
     assert all("==" in r for r in reqs)
-    assert {r.split("==")[0] for r in reqs} >= {"conveyor-mlops", "uvicorn", "starlette", "scikit-learn", "skops"}
+    assert {r.split("==")[0] for r in reqs} >= {"uvicorn", "starlette", "scikit-learn", "skops", "sqlalchemy"}
+    from importlib.metadata import version
+
+    assert [p.name for p in (ctx / "wheels").iterdir()] == [f"conveyor_mlops-{version('conveyor-mlops')}-py3-none-any.whl"]
     docs = list(yaml.safe_load_all((ctx / "kubernetes.yaml").read_text()))
     kinds = {d["kind"]: d for d in docs}
     assert set(kinds) == {"Deployment", "Service"}
@@ -78,7 +81,7 @@ def test_build_writes_a_parseable_context(champion: str, project: Path) -> None:
 
     # The image's command, run here: serve the package folder under the name and version given.
     port = free_port()
-    args = cmd[1:cmd.index("--host")] + ["--port", str(port), "--log-level", "warning"]
+    args = cmd[1:cmd.index("--host")] + ["--port", str(port), "--log-level", "warning", "--no-create-store"]
     args[1] = str(ctx / "model")
     proc = subprocess.Popen([sys.executable, "-m", "conveyor", *args], cwd=project, env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

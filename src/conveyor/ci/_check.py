@@ -11,6 +11,7 @@ from conveyor.errors import ConfigError, InvalidInput, NotFound
 from conveyor.gates import Evaluation, GateSpec, evaluate, evaluations, load_gate, promote
 from conveyor.ci._report import render_report
 from conveyor.registry import Event, ModelVersion, Registry
+from conveyor.registry._registry import require_loadable
 
 META_FILE = "conveyor-model.json"
 
@@ -34,9 +35,14 @@ def ci_check(
     pipeline: str | None = None,
     data: Any = None,
     settings: Any = None,
+    trusted: list[str] | None = None,
 ) -> CheckResult:
     """Register the candidate (``runs:/…`` or the model a pipeline produced), evaluate the
     gate against the champion, and render the Markdown report.
+
+    The candidate is loaded and predicts its input example before it is registered, so a
+    candidate that is not a working model package raises ``InvalidInput`` and leaves no
+    version; a ``models:/`` candidate must be READY.
 
     Example::
 
@@ -50,14 +56,21 @@ def ci_check(
         candidate = run_pipeline(registry, str(pipeline))
     if candidate.startswith("models:/"):
         version = registry.get(candidate)
+        require_loadable(version)
     else:
         if not spec.model:
             raise ConfigError(
                 f"gate {spec.name!r} names no model to register the candidate under",
                 field=f"gates.{spec.name}.model", hint=f'set model = "<name>" in [gates.{spec.name}]',
             )
-        version = registry.register(candidate, spec.model, description=f"candidate checked by gate {spec.name!r}")
-    result = evaluate(spec, version.uri, data, registry=registry)
+        # Load the candidate before it takes a version number: one that is not a package or
+        # does not load and predict its example is refused here and leaves no version behind.
+        checked = registry.verify(candidate, trusted=trusted)
+        version = registry.register(
+            candidate, spec.model, description=f"candidate checked by gate {spec.name!r}", trusted=trusted,
+            verified=checked,
+        )
+    result = evaluate(spec, version.uri, data, registry=registry, trusted=trusted)
     champion = registry.get_version(version.name, result.champion_version) if result.champion_version else None
     return CheckResult(result, render_report(result, candidate=version, champion=champion), version)
 

@@ -35,10 +35,13 @@ def _split(ref: str) -> tuple[str, int]:
 
 @app.command("list")
 @handle_errors
-def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def list_(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    all_: bool = typer.Option(False, "--all", help="Also count versions that failed registration."),
+) -> None:
     """Every registered model with its latest version and aliases."""
     with _registry() as registry:
-        models = registry.list_models()
+        models = registry.list_models(include_failed=all_)
     if as_json:
         return print_json([m.to_dict() for m in models])
     table = Table("model", "latest", "aliases", "updated")
@@ -57,7 +60,10 @@ def register_version(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     trust: list[str] = trust_option(),
 ) -> None:
-    """Register a run's model package as the next version of NAME."""
+    """Register a run's model package as the next version of NAME.
+
+    The package must load and predict its input example first: a version that does not is
+    recorded FAILED_REGISTRATION with the reason (exit 2), and never served or promoted."""
     apply_trust(trust)  # registering checks that the package loads
     with _registry() as registry:
         version = registry.register(source, name, description=description)
@@ -91,19 +97,27 @@ def show(
 
 
 def _versions_table(versions: list[dict[str, Any]]) -> None:
-    table = Table("version", "status", "aliases", "run", "git", "registered", "by")
+    from rich.markup import escape
+
+    failed = any(v.get("status_message") for v in versions)
+    table = Table("version", "status", "aliases", "run", "git", "registered", "by", *(["reason"] if failed else []))
     for v in versions:
-        table.add_row(str(v["version"]), v["status"], ", ".join(v["aliases"]), (v["run_id"] or "")[:8],
-                      (v["git_commit"] or "")[:8], fmt_ms(v["created_at"]), v["user"])
+        row = [str(v["version"]), v["status"], ", ".join(v["aliases"]), (v["run_id"] or "")[:8],
+               (v["git_commit"] or "")[:8], fmt_ms(v["created_at"]), v["user"]]
+        table.add_row(*[escape(c) for c in row], *([escape(v.get("status_message") or "")] if failed else []))
     console.print(table)
 
 
 @app.command()
 @handle_errors
-def versions(name: str, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """The versions of NAME, oldest first."""
+def versions(
+    name: str,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    all_: bool = typer.Option(False, "--all", help="Also list versions that failed registration, with the reason."),
+) -> None:
+    """The versions of NAME, oldest first (READY and ARCHIVED; --all adds failed ones)."""
     with _registry() as registry:
-        found = [v.to_dict() for v in registry.list_versions(name)]
+        found = [v.to_dict() for v in registry.list_versions(name, include_failed=all_)]
     if as_json:
         return print_json(found)
     _versions_table(found)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -48,6 +50,10 @@ def serve(
     no_log: bool = typer.Option(False, "--no-log", help="Do not write the prediction log."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
     trust: list[str] = trust_option(),
+    create_store: bool = typer.Option(
+        True, "--create-store/--no-create-store",
+        help="Create a local store for a package folder when none exists; images use --no-create-store "
+        "so the store must come from CONVEYOR_STORE_* settings."),
 ) -> None:
     """Serve models over Open Inference Protocol v2 and MLflow's /invocations."""
     from conveyor.serving import ServedModel, ServingConfig, create_app, run
@@ -68,7 +74,7 @@ def serve(
         run(spec=spec, host=host, port=port, workers=workers, log_level=log_level)
         return
     configure_logging(log_level)
-    with tracker(create=bool(folders)) as t:
+    with _serving_tracker(create=bool(folders) and create_store) as t:
         from conveyor.models import load
 
         # LoadedModel answers the Predictor protocol (its members are read-only properties)
@@ -79,21 +85,47 @@ def serve(
         run(app, host=host, port=port, log_level=log_level)
 
 
+@contextmanager
+def _serving_tracker(*, create: bool) -> Iterator[Any]:
+    from conveyor.errors import SchemaOutdated
+    from conveyor.tracking import Tracker
+
+    try:
+        opened = Tracker.from_settings(settings(), create=create)
+    except SchemaOutdated as exc:
+        if create:
+            raise
+        raise SchemaOutdated(
+            f"{exc.message} (this server does not create a store)",
+            hint="set CONVEYOR_STORE_METADATA_URL and CONVEYOR_STORE_ARTIFACTS_URL to the team's store "
+            "(the manifest of `conveyor build` reads them from the Secret conveyor-store), "
+            "or run without --no-create-store",
+        ) from None
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
 @handle_errors
 def build(
     model: str = typer.Argument(..., help="models:/name@alias or models:/name/3"),
     out: Path = typer.Option(..., "--out", help="New or empty folder for the build context."),
     image: str | None = typer.Option(None, help="Image name in the Kubernetes manifest (default conveyor-<name>:<v>)."),
+    conveyor_requirement: str | None = typer.Option(
+        None, "--conveyor-requirement",
+        help="Install conveyor from this requirement (e.g. conveyor-mlops==0.2.0 on your index) instead of "
+        "a wheel built from the installed source."),
     as_json: bool = typer.Option(False, "--json"),
     trust: list[str] = trust_option(),
 ) -> None:
-    """Write a Docker build context (Dockerfile, pinned requirements, the model) and a
-    Kubernetes manifest for one registered model version."""
+    """Write a Docker build context (Dockerfile, pinned requirements, a wheel of conveyor, the
+    model) and a Kubernetes manifest for one READY registered model version."""
     from conveyor.serving import build_context
 
     apply_trust(trust)
     with tracker() as t:
-        result = build_context(model, out, tracker=t, image=image)
+        result = build_context(model, out, tracker=t, image=image, conveyor_requirement=conveyor_requirement)
     if as_json:
         print_json({"folder": str(result.folder), "name": result.name, "version": result.version,
                     "image": result.image, "files": list(result.files)})

@@ -85,9 +85,12 @@ class AliasMixin:
             model = self.repo.model_row(conn, name, lock=True)
             row = self.repo.version_row(conn, model.id, name, int(version))
             if row.status != Status.READY:
+                failed = row.status != Status.ARCHIVED  # FAILED_ or PENDING_REGISTRATION
+                why = f" ({row.status_message})" if failed and row.status_message else ""
                 raise Conflict(
-                    f"{name}/{version} is {row.status}; an alias needs a READY version",
-                    hint=f"restore it first: `conveyor models restore {name} {version}`",
+                    f"{name}/{version} is {row.status}{why}; an alias needs a READY version",
+                    hint=f"register a working package as a new version of {name}" if failed
+                    else f"restore it first: `conveyor models archive {name}/{version} --restore`",
                 )
             current = self.repo.alias_holder(conn, model.id, alias)
             who = user or current_user()

@@ -7,11 +7,22 @@ from typing import Any
 
 
 class Status:
-    """Lifecycle of a version. ``READY`` versions can hold aliases; ``ARCHIVED`` ones cannot
-    until restored. Deleted versions leave the table; their events stay."""
+    """Lifecycle of a version.
 
+    ``PENDING_REGISTRATION`` while its package is being checked (a version left in it by a
+    crash was never checked); ``READY`` once the package loaded and predicted its input
+    example through its signature; ``FAILED_REGISTRATION`` when that failed (the reason is in
+    ``status_message``). Only ``READY`` versions can hold aliases, be served, built or be
+    ``latest``; ``ARCHIVED`` ones cannot until restored. Deleted versions leave the table;
+    their events stay."""
+
+    PENDING_REGISTRATION = "PENDING_REGISTRATION"
     READY = "READY"
+    FAILED_REGISTRATION = "FAILED_REGISTRATION"
     ARCHIVED = "ARCHIVED"
+
+    #: shown by ``models list``/``models versions`` without ``--all``
+    VISIBLE = (READY, ARCHIVED)
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,7 @@ class ModelVersion:
     updated_at: int = 0
     tags: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    status_message: str = ""
 
     @property
     def uri(self) -> str:
@@ -49,6 +61,7 @@ class ModelVersion:
             "digest": self.digest,
             "size": self.size,
             "status": self.status,
+            "status_message": self.status_message,
             "description": self.description,
             "git_commit": self.git_commit,
             "data_versions": list(self.data_versions),

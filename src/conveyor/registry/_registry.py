@@ -16,6 +16,7 @@ from conveyor.registry._aliases import AliasMixin, current_user
 from conveyor.registry._entities import ModelVersion, RegisteredModel, Status
 from conveyor.registry._lineage import record_version_lineage, run_data_inputs
 from conveyor.registry._uris import parse_model_uri
+from conveyor.registry._verify import Verified, require_package, verify
 from conveyor.store import (
     RegistryRepo,
     model_version_tags,
@@ -35,6 +36,30 @@ def _check_name(name: object) -> str:
             hint="use a non-empty name of at most 256 characters without '/' or '@'",
         )
     return name
+
+
+def require_loadable(version: ModelVersion) -> None:
+    """Refuse a version whose package never passed registration (it is never served or loaded)."""
+    if version.status in (Status.FAILED_REGISTRATION, Status.PENDING_REGISTRATION):
+        why = f": {version.status_message}" if version.status_message else ""
+        raise InvalidInput(
+            f"{version.uri} is {version.status}{why}", field="version", value=version.uri,
+            hint="register a working package as a new version (`conveyor models versions "
+            f"{version.name} --all` lists every version with its status)",
+        )
+
+
+def require_ready(version: ModelVersion, action: str) -> None:
+    """Refuse ``action`` on a version that is not READY (failed, pending or archived)."""
+    if version.status != Status.READY:
+        why = f": {version.status_message}" if version.status_message else ""
+        hint = (f"restore it first: `conveyor models archive {version.name}/{version.version} --restore`"
+                if version.status == Status.ARCHIVED else
+                f"register a working package as a new version of {version.name}")
+        raise InvalidInput(
+            f"cannot {action} {version.uri}: it is {version.status}{why}", field="version",
+            value=version.uri, hint=hint,
+        )
 
 
 class Registry(AliasMixin):
@@ -64,8 +89,17 @@ class Registry(AliasMixin):
         tags: Mapping[str, Any] | None = None,
         data_versions: Sequence[str] | None = None,
         user: str | None = None,
+        trusted: list[str] | None = None,
+        verified: Verified | None = None,
     ) -> ModelVersion:
         """Register the model package at ``runs:/<run_id>/<path>`` as the next version of ``name``.
+
+        What is not a model package (a bare file, a folder without ``conveyor-model.json``)
+        is refused before a number is taken. Otherwise the version is written
+        ``PENDING_REGISTRATION``, its package is loaded and predicts its input example, and
+        only then is it ``READY``; when that fails it becomes ``FAILED_REGISTRATION`` with the
+        reason, and ``InvalidInput`` is raised. ``trusted`` goes to the loader; ``verified``
+        (from ``verify``) skips loading the same package twice.
 
         The version number is ``last + 1`` and never reused, even under concurrent
         registrations. Data set versions default to what the run read (``conveyor.data``
@@ -81,7 +115,9 @@ class Registry(AliasMixin):
         with self.store.read() as conn:
             run = self.store.runs.get(conn, ref.run_id)
             artifact = self._artifact(conn, ref.run_id, ref.path)
+        require_package(self.blobs, str(ref), artifact)
         inputs = tuple(data_versions) if data_versions is not None else run_data_inputs(self.tracker, run.id)
+        who = user or current_user()
         now = now_ms()
         with self.store.write() as conn:
             self.repo.ensure_model(conn, name)
@@ -91,20 +127,50 @@ class Registry(AliasMixin):
                 model_versions.insert().values(
                     model_id=model.id, version=version, source=str(ref), run_id=run.id,
                     digest=artifact.digest, is_dir=artifact.is_dir, size=artifact.size,
-                    status=Status.READY, description=description, git_commit=run.git_commit,
-                    data_versions=json.dumps(list(inputs)), user=user or current_user(),
-                    created_at=now, updated_at=now,
+                    status=Status.PENDING_REGISTRATION, description=description, git_commit=run.git_commit,
+                    data_versions=json.dumps(list(inputs)), user=who, created_at=now, updated_at=now,
                 )
             )
             if tags:
                 self._write_tags(conn, model.id, version, tags)
+        failure: InvalidInput | None = None
+        if verified is None or verified.digest != artifact.digest:
+            try:
+                verify(self.blobs, str(ref), artifact.digest, trusted=trusted)
+            except InvalidInput as exc:
+                failure = exc
+        status = Status.READY if failure is None else Status.FAILED_REGISTRATION
+        with self.store.write() as conn:
+            conn.execute(
+                update(model_versions)
+                .where(model_versions.c.model_id == model.id, model_versions.c.version == version)
+                .values(status=status, status_message=failure.message if failure else None, updated_at=now_ms())
+            )
             self.repo.add_event(
-                conn, model.id, "register", version=version, to_value=str(version),
-                user=user or current_user(), reason=f"from {ref}", at=now,
+                conn, model.id, "register" if failure is None else "register_failed", version=version,
+                to_value=str(version), user=who,
+                reason=f"from {ref}" if failure is None else f"from {ref}: {failure.message}"[:4000],
             )
             registered = self._version(conn, name, model.id, version)
+        if failure is not None:
+            raise InvalidInput(
+                f"{name}/{version} is FAILED_REGISTRATION: {failure.message}", field="source", value=str(ref),
+                hint=failure.hint,
+            ) from failure
         record_version_lineage(self.tracker, run.id, name, registered.version)
         return registered
+
+    def verify(self, source: str, *, trusted: list[str] | None = None) -> Verified:
+        """Check ``runs:/<run_id>/<path>`` as ``register`` would, without registering it:
+        it is a package, it loads, and it predicts its input example. Raises ``InvalidInput``
+        with the reason."""
+        ref = parse_run_uri(source)
+        self.tracker.flush() if hasattr(self.tracker, "flush") else None
+        with self.store.read() as conn:
+            self.store.runs.get(conn, ref.run_id)
+            artifact = self._artifact(conn, ref.run_id, ref.path or "model")
+        require_package(self.blobs, str(ref), artifact)
+        return verify(self.blobs, str(ref), artifact.digest, trusted=trusted)
 
     def _artifact(self, conn: Connection, run_id: str, path: str) -> Any:
         try:
@@ -121,15 +187,19 @@ class Registry(AliasMixin):
         with self.store.read() as conn:
             return self._model(conn, self.repo.model_row(conn, name))
 
-    def list_models(self) -> list[RegisteredModel]:
+    def list_models(self, *, include_failed: bool = False) -> list[RegisteredModel]:
+        """Every registered model; ``latest_version`` counts READY and ARCHIVED versions only,
+        and a model with no such version is left out, unless ``include_failed``."""
         with self.store.read() as conn:
             rows = conn.execute(select(registered_models).order_by(registered_models.c.name)).all()
-            return [self._model(conn, row) for row in rows]
+            found = [self._model(conn, row, include_failed=include_failed) for row in rows]
+        return [m for m in found if include_failed or m.latest_version]
 
-    def _model(self, conn: Connection, row: Row[Any]) -> RegisteredModel:
-        latest = conn.execute(
-            select(func.max(model_versions.c.version)).where(model_versions.c.model_id == row.id)
-        ).scalar()
+    def _model(self, conn: Connection, row: Row[Any], *, include_failed: bool = True) -> RegisteredModel:
+        query = select(func.max(model_versions.c.version)).where(model_versions.c.model_id == row.id)
+        if not include_failed:
+            query = query.where(model_versions.c.status.in_(Status.VISIBLE))
+        latest = conn.execute(query).scalar()
         return RegisteredModel(
             row.name, row.description, int(latest or 0), self.repo.aliases_of(conn, row.id),
             row.created_at, row.updated_at,
@@ -140,12 +210,20 @@ class Registry(AliasMixin):
             model = self.repo.model_row(conn, name)
             return self._version(conn, name, model.id, int(version))
 
-    def list_versions(self, name: str, *, include_archived: bool = True) -> list[ModelVersion]:
+    def list_versions(
+        self, name: str, *, include_archived: bool = True, include_failed: bool = False
+    ) -> list[ModelVersion]:
+        """The versions of ``name``, oldest first. Versions that failed registration (or
+        whose check never finished) are left out unless ``include_failed``."""
         with self.store.read() as conn:
             model = self.repo.model_row(conn, name)
             query = select(model_versions.c.version).where(model_versions.c.model_id == model.id)
-            if not include_archived:
-                query = query.where(model_versions.c.status == Status.READY)
+            shown = [Status.READY]
+            if include_archived:
+                shown.append(Status.ARCHIVED)
+            if include_failed:
+                shown += [Status.FAILED_REGISTRATION, Status.PENDING_REGISTRATION]
+            query = query.where(model_versions.c.status.in_(shown))
             numbers = conn.execute(query.order_by(model_versions.c.version)).scalars().all()
             return [self._version(conn, name, model.id, n) for n in numbers]
 
@@ -158,6 +236,7 @@ class Registry(AliasMixin):
             data_versions=tuple(json.loads(row.data_versions or "[]")), user=row.user,
             created_at=row.created_at, updated_at=row.updated_at,
             tags=self.repo.tags_of(conn, model_id, version), aliases=tuple(aliases),
+            status_message=row.status_message or "",
         )
 
     # -- resolving --------------------------------------------------------------------------------
@@ -198,6 +277,7 @@ class Registry(AliasMixin):
         from conveyor.models import load_from_store
 
         found = self.get(uri)
+        require_loadable(found)
         return load_from_store(self.blobs, found.digest, trusted=trusted, source=uri)
 
     # -- changing ---------------------------------------------------------------------------------
@@ -262,6 +342,11 @@ class Registry(AliasMixin):
         with self.store.write() as conn:
             model = self.repo.model_row(conn, name, lock=True)
             row = self.repo.version_row(conn, model.id, name, version)
+            if row.status not in Status.VISIBLE:  # only READY <-> ARCHIVED: a failed package stays failed
+                raise Conflict(
+                    f"{name}/{version} is {row.status}; only READY and ARCHIVED versions can be archived or restored",
+                    hint=f"register a working package as a new version of {name}",
+                )
             if status != Status.READY:
                 self._refuse_if_aliased(conn, model.id, name, version, "archive")
             conn.execute(
@@ -297,4 +382,4 @@ class Registry(AliasMixin):
             )
 
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "require_loadable", "require_ready"]

@@ -52,7 +52,10 @@ model_versions = Table(
     Column("digest", String(80), nullable=False),
     Column("is_dir", Boolean, nullable=False, default=True),
     Column("size", BigInt, nullable=False, default=0),
-    Column("status", String(16), nullable=False),
+    # PENDING_REGISTRATION | READY | FAILED_REGISTRATION | ARCHIVED (conveyor.registry.Status)
+    Column("status", String(32), nullable=False),
+    # why a version is FAILED_REGISTRATION (the load or signature error); null otherwise
+    Column("status_message", Text),
     Column("description", Text, nullable=False, default=""),
     Column("git_commit", String(64)),
     Column("data_versions", Text, nullable=False, default="[]"),

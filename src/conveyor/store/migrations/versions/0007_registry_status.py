@@ -1,0 +1,32 @@
+"""registry: versions are checked before READY (PENDING/FAILED_REGISTRATION + the reason)
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-01
+"""
+
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # "FAILED_REGISTRATION" does not fit the old String(16); batch mode rebuilds the table on SQLite
+    with op.batch_alter_table("model_versions", schema=None) as batch_op:
+        batch_op.alter_column(
+            "status", existing_type=sa.String(length=16), type_=sa.String(length=32), existing_nullable=False
+        )
+        batch_op.add_column(sa.Column("status_message", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    op.execute("UPDATE model_versions SET status = 'ARCHIVED' WHERE status IN ('PENDING_REGISTRATION', 'FAILED_REGISTRATION')")
+    with op.batch_alter_table("model_versions", schema=None) as batch_op:
+        batch_op.drop_column("status_message")
+        batch_op.alter_column(
+            "status", existing_type=sa.String(length=32), type_=sa.String(length=16), existing_nullable=False
+        )
