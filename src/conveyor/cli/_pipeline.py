@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from conveyor.cli._common import console, fmt_ms, fmt_value, handle_errors, print_json, settings, tracker
@@ -16,8 +17,9 @@ from conveyor.errors import InvalidInput, NotFound
 
 app = typer.Typer(help="Run cached pipelines of Python steps, locally or on Ray.", no_args_is_help=True)
 
-_STYLE = {"cached": "cyan", "finished": "green", "failed": "red", "skipped": "yellow", "running": "dim"}
-_MARK = {"cached": "↺", "finished": "✓", "failed": "✗", "skipped": "–", "running": "…"}
+_STYLE = {"cached": "cyan", "finished": "green", "failed": "red", "skipped": "yellow", "running": "dim",
+          "uncached": "yellow"}
+_MARK = {"cached": "↺", "finished": "✓", "failed": "✗", "skipped": "–", "running": "…", "uncached": "!"}
 
 
 def load_pipeline(ref: str) -> Any:
@@ -64,7 +66,8 @@ def _params(pipe: Any, raw: list[str]) -> dict[str, Any]:
 def _event(node: str, status: str, detail: str) -> None:
     style = _STYLE.get(status, "white")
     label = "cached" if status == "cached" else status
-    console.print(f"  [{style}]{_MARK.get(status, ' ')} {node}[/] [dim]{label} {detail}[/]", highlight=False)
+    console.print(f"  [{style}]{_MARK.get(status, ' ')} {escape(node)}[/] [dim]{label} {escape(detail)}[/]",
+                  highlight=False)
 
 
 def _options() -> Any:

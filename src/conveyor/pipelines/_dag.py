@@ -39,6 +39,7 @@ class StepOptions:
     gpus: float = 0.0
     memory: int | None = None
     metrics: bool = False
+    cache_exclude: tuple[str, ...] = ()
 
 
 class Step:
@@ -82,6 +83,7 @@ def step(
     gpus: float = 0.0,
     memory: int | None = None,
     metrics: bool = False,
+    cache_exclude: Sequence[str] = (),
 ) -> Callable[[Callable[..., Any]], Step]: ...
 
 
@@ -98,6 +100,7 @@ def step(
     gpus: float = 0.0,
     memory: int | None = None,
     metrics: bool = False,
+    cache_exclude: Sequence[str] = (),
 ) -> Any:
     """Declare a pipeline step.
 
@@ -106,7 +109,9 @@ def step(
     whose versions count for the cache (default: those the step's module imports);
     ``retries``/``timeout`` (seconds) apply per attempt; ``cpus``/``gpus``/``memory`` (bytes)
     are Ray resources; ``metrics=True`` logs the returned ``dict`` of numbers as metrics of
-    the step and of the pipeline run.
+    the step and of the pipeline run. ``cache_exclude`` names module-level values (or
+    closure variables) the cache key skips: values that do not change the step's result,
+    such as a logger or a client (bump ``cache_version`` when one does).
 
     Example::
 
@@ -121,9 +126,13 @@ def step(
             f"retries={retries!r}, timeout={timeout!r}: retries must be ≥ 0 and timeout > 0",
             field="retries" if retries < 0 else "timeout", value=retries if retries < 0 else timeout,
         )
+    excluded = (cache_exclude,) if isinstance(cache_exclude, str) else tuple(cache_exclude)
+    if not all(isinstance(n, str) and n.isidentifier() for n in excluded):
+        raise InvalidInput(f"cache_exclude {excluded!r} must be names", field="cache_exclude", value=excluded,
+                           hint='e.g. cache_exclude=("logger",)')
     options = StepOptions(
         names, cache, cache_version, tuple(env) if env is not None else None,
-        retries, timeout, cpus, gpus, memory, metrics,
+        retries, timeout, cpus, gpus, memory, metrics, excluded,
     )
 
     def wrap(f: Callable[..., Any]) -> Step:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -21,12 +22,13 @@ from typing import Any
 from conveyor.entities import RunStatus
 from conveyor.errors import InvalidInput
 from conveyor.pipelines import _datasets, _lineage, _record
-from conveyor.pipelines._cache import cache_key, outputs_intact
+from conveyor.pipelines._cache import Unfingerprintable, cache_key, outputs_intact
 from conveyor.pipelines._dag import Graph, Node, Pipeline
 from conveyor.pipelines._executors import Executor, make_executor
 from conveyor.settings import find_project_root
 
-#: on_event(node, status, detail): status is one of queued, running, cached, finished, failed, skipped
+#: on_event(node, status, detail): status is one of queued, running, cached, uncached (the step
+#: cannot be cached; detail says why), finished, failed, skipped
 EventHook = Callable[[str, str, str], None]
 
 
@@ -108,6 +110,7 @@ class _Run:
         self.run_id = run_id
         self.on_event = on_event
         self.results: dict[str, StepResult] = {}
+        self.refused: dict[str, str] = {}
         self.datasets = datasets
         for node_id, (ref, output) in datasets.items():
             self.results[node_id] = StepResult(node_id, "FINISHED", outputs={"output": output}, kind="dataset")
@@ -163,17 +166,34 @@ class _Run:
                     else:
                         self.on_event(node_id, "failed", result.error or "")
 
-    def key_of(self, node: Node) -> tuple[str, dict[str, dict[str, str]]]:
+    def key_of(self, node: Node) -> tuple[str, dict[str, dict[str, str]], str | None]:
+        """The cache key, the inputs, and why the step cannot be cached (``None`` if it can).
+
+        A step that reaches a value without a stable fingerprint gets a key no other
+        execution shares: it runs every time, and the reason names the value."""
         inputs = self.inputs_of(node)
-        key = cache_key(
-            step=node.step, params=node.params, inputs={k: v["digest"] for k, v in inputs.items()}, roots=self.roots
-        )
-        return key, inputs
+        try:
+            key = cache_key(
+                step=node.step, params=node.params, inputs={k: v["digest"] for k, v in inputs.items()},
+                roots=self.roots,
+            )
+        except Unfingerprintable as exc:
+            reason = (
+                f"step {node.id!r} reads {exc}, which conveyor cannot fingerprint for the cache key; "
+                f"pass it as a step parameter or input, or declare @step(cache_exclude=({exc.name!r},)) "
+                "if it does not change the result (bump cache_version= when it does)"
+            )
+            return f"uncacheable:{uuid.uuid4().hex}", inputs, reason
+        return key, inputs, None
 
     def try_cache(self, node: Node) -> StepResult | None:
         if not (self.use_cache and node.step.options.cache):
             return None
-        key, inputs = self.key_of(node)
+        key, inputs, refused = self.key_of(node)
+        if refused is not None:
+            self.refused[node.id] = refused
+            self.on_event(node.id, "uncached", refused)
+            return None
         store = self.tracker.store
         with store.read() as conn:
             candidates = _record.repo.cache_candidates(conn, key)
@@ -224,9 +244,13 @@ class _Run:
         started = time.perf_counter()
         options = node.step.options
         try:
-            key, inputs = self.key_of(node)
+            key, inputs, refused = self.key_of(node)
             cache_state = "miss" if self.use_cache and options.cache else "disabled"
+            if refused is not None and cache_state == "miss":
+                cache_state = "refused"
             run_id = _record.open_step(self.tracker, self.experiment_id, self.run_id, node.id, key, node.params, cache_state)
+            if refused is not None and cache_state == "refused":
+                _record.tag(self.tracker, run_id, {"conveyor.cache_refused": refused})
         except Exception as exc:  # a bad step definition or an unreachable store fails this step only
             return StepResult(node.id, "FAILED", error=f"{type(exc).__name__}: {exc}", duration_s=time.perf_counter() - started)
         task = {
