@@ -41,11 +41,16 @@ def _library_roots() -> tuple[str, ...]:
     return tuple(sorted(str(Path(p).resolve()) for p in paths))
 
 
+#: conveyor itself is a library to the steps (its version is in the key's environment), also
+#: when it is installed from a source folder next to the project
+_CONVEYOR_DIR = str(Path(__file__).resolve().parents[1])
+
+
 def _is_project_file(path: str | None, roots: tuple[str, ...]) -> bool:
     if not path:
         return False
     resolved = str(Path(path).resolve())
-    if "site-packages" in resolved or "dist-packages" in resolved:
+    if "site-packages" in resolved or "dist-packages" in resolved or resolved.startswith(_CONVEYOR_DIR + "/"):
         return False
     if any(resolved.startswith(lib + "/") for lib in _library_roots()) and not any(
         resolved.startswith(r + "/") for r in roots

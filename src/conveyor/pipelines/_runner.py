@@ -124,7 +124,8 @@ class _Run:
         self.s3_endpoint_url = s3_endpoint_url
         project = find_project_root(Path.cwd()) or Path.cwd()
         roots = {str(project.resolve())} | {
-            r for n in graph.nodes.values() if (r := _import_root(n.step.module)) is not None
+            r for n in graph.nodes.values()
+            if n.step is not _datasets.DATASET_STEP and (r := _import_root(n.step.module)) is not None
         }
         self.roots = tuple(sorted(roots))
         self.sys_path = [r for r in self.roots] + [str(Path.cwd())]
