@@ -159,41 +159,48 @@ class _Run:
         order = self.graph.order()
         running: dict[Future[StepResult], str] = {}
         with ThreadPoolExecutor(max_workers=self.executor.slots, thread_name_prefix="conveyor-step") as pool:
-            while True:
-                changed = True
-                while changed:
-                    changed = False
-                    for node_id in order:
-                        if node_id in self.results or node_id in running.values():
-                            continue
-                        node = self.graph.nodes[node_id]
-                        failed = [u for u in node.upstream if u in self.results and self.results[u].status != "FINISHED"]
-                        if failed:
-                            self.results[node_id] = StepResult(node_id, "SKIPPED", error=f"upstream step {failed[0]!r} failed")
-                            self.on_event(node_id, "skipped", f"because {failed[0]} failed")
-                            changed = True
-                            continue
-                        if not all(u in self.results for u in node.upstream):
-                            continue
-                        hit = self.try_cache(node)
-                        if hit is not None:
-                            self.results[node_id] = hit
-                            changed = True
-                            continue
-                        self.on_event(node_id, "running", "")
-                        running[pool.submit(self.execute, node)] = node_id
-                if not running:
-                    return
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in done:
-                    node_id = running.pop(future)
-                    result = future.result()
-                    self.results[node_id] = result
-                    detail = f"{result.duration_s:.2f}s" + (f" after {result.attempts} attempts" if result.attempts > 1 else "")
-                    if result.status == "FINISHED":
-                        self.on_event(node_id, "finished", detail)
-                    else:
-                        self.on_event(node_id, "failed", result.error or "")
+            try:
+                self._loop(order, running, pool)
+            except BaseException:
+                self.executor.close()  # Ctrl-C or a broken store: stop the running steps, not wait for them
+                raise
+
+    def _loop(self, order: list[str], running: dict[Future[StepResult], str], pool: ThreadPoolExecutor) -> None:
+        while True:
+            changed = True
+            while changed:
+                changed = False
+                for node_id in order:
+                    if node_id in self.results or node_id in running.values():
+                        continue
+                    node = self.graph.nodes[node_id]
+                    failed = [u for u in node.upstream if u in self.results and self.results[u].status != "FINISHED"]
+                    if failed:
+                        self.results[node_id] = StepResult(node_id, "SKIPPED", error=f"upstream step {failed[0]!r} failed")
+                        self.on_event(node_id, "skipped", f"because {failed[0]} failed")
+                        changed = True
+                        continue
+                    if not all(u in self.results for u in node.upstream):
+                        continue
+                    hit = self.try_cache(node)
+                    if hit is not None:
+                        self.results[node_id] = hit
+                        changed = True
+                        continue
+                    self.on_event(node_id, "running", "")
+                    running[pool.submit(self.execute, node)] = node_id
+            if not running:
+                return
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                node_id = running.pop(future)
+                result = future.result()
+                self.results[node_id] = result
+                detail = f"{result.duration_s:.2f}s" + (f" after {result.attempts} attempts" if result.attempts > 1 else "")
+                if result.status == "FINISHED":
+                    self.on_event(node_id, "finished", detail)
+                else:
+                    self.on_event(node_id, "failed", result.error or "")
 
     def key_of(self, node: Node) -> tuple[str, dict[str, dict[str, str]], str | None]:
         """The cache key, the inputs, and why the step cannot be cached (``None`` if it can).
