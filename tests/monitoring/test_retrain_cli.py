@@ -1,7 +1,8 @@
 """Continuous training through ``conveyor monitor run``, end to end on a real project.
 
 A training pipeline module lives in the project (``training.py``: one step that fits a
-LogisticRegression on the newest version of data set ``train`` and registers it); the
+LogisticRegression on the newest version of data set ``train`` and logs it with
+``conveyor.models.log``; the pipeline declares that step its candidate); the
 champion v1 is trained, gated and promoted first; its served traffic then shifts. The CLI
 (in-process and as a real ``python -m conveyor`` subprocess) must store the evaluation and
 the alert, record a retraining trigger linked alert → trigger → pipeline run → new version,
@@ -39,21 +40,14 @@ TRAINING = textwrap.dedent('''
     def fit(frame) -> dict:
         import conveyor
         import conveyor.models
-        from conveyor.data import get_version
-        from conveyor.registry import Registry
-        from conveyor.tracking import get_tracker
         from sklearn.linear_model import LogisticRegression
 
         features = frame[["a", "b"]]
         model = LogisticRegression(max_iter=300).fit(features, frame["y"])
-        with conveyor.start_run(experiment="retrain", name="fit") as run:
-            conveyor.log_metric("train_accuracy", float(model.score(features, frame["y"])))
-            conveyor.models.log(model, "model", input_example=features.head(3))
-        tracker = get_tracker()
-        newest = get_version("train", tracker=tracker).ref  # what the runner pinned for this run
-        version = Registry(tracker).register(f"runs:/{run.id}/model", "churn", data_versions=[newest])
-        tracker.close()
-        return {"version": version.version, "rows": len(frame)}
+        # logged to the step's own run: the candidate the pipeline declares below
+        conveyor.log_metric("train_accuracy", float(model.score(features, frame["y"])))
+        conveyor.models.log(model, "model", input_example=features.head(3))
+        return {"rows": len(frame)}
 
 
     @step
@@ -61,14 +55,19 @@ TRAINING = textwrap.dedent('''
         raise RuntimeError("feature store unreachable")
 
 
-    @pipeline
+    @pipeline(candidate="fit")
     def retrain():
         fit(dataset("train"))
 
 
-    @pipeline
+    @pipeline(candidate="explode")
     def broken():
         explode(dataset("train"))
+
+
+    @pipeline
+    def undeclared():
+        fit(dataset("train"))
 ''')
 
 
@@ -145,13 +144,13 @@ def loop_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
     def _champion(t: Any) -> None:
         from conveyor.cli._pipeline import load_pipeline
         from conveyor.gates import evaluate, promote
-        from conveyor.pipelines import run
+        from conveyor.pipelines import train_candidate
         from conveyor.registry import Registry
 
         # v1 comes from the same pipeline, on train@1: champion by the lenient gate
-        result = run(load_pipeline("training:retrain"), tracker=t)
-        assert result.ok, result.steps
+        result = train_candidate(load_pipeline("training:retrain"), tracker=t)
         registry = Registry(t)
+        registry.register(result.candidate, MODEL)
         assert evaluate("lenient", f"models:/{MODEL}/1", registry=registry).passed
         promote(MODEL, 1, registry=registry, reason="first model")
 
@@ -256,7 +255,7 @@ def test_failing_pipeline_keeps_the_champion_and_alerts(loop_project):
     assert result.exit_code == 1, result.output
     (trig,) = json.loads(result.output)[0]["triggers"]
     assert trig["status"] == "failed" and "feature store unreachable" in trig["decision"], trig
-    assert "the champion stays" in trig["decision"]
+    assert "step 'explode' failed" in trig["decision"] and "the champion stays" in trig["decision"]
     s = _stored()
     assert s["champion"] == 1 and s["versions"] == [1]
     kinds = sorted(a.kind for a in s["alerts"])
@@ -264,6 +263,13 @@ def test_failing_pipeline_keeps_the_champion_and_alerts(loop_project):
     failed = next(a for a in s["alerts"] if a.kind == "retrain_failed")
     assert f"trigger {trig['id']}" in failed.message
     assert _history_triggers()[0]["status"] == "failed"
+
+
+def test_a_pipeline_without_a_declared_candidate_fails_naming_what_to_add(loop_project):
+    loop_project(pipeline="undeclared")
+    (trig,) = json.loads(_monitor("run", "--json").output)[0]["triggers"]
+    assert trig["status"] == "failed" and "declares no candidate" in trig["decision"], trig
+    assert _stored()["versions"] == [1]
 
 
 def test_second_alert_inside_the_cooldown_does_not_retrain(loop_project):

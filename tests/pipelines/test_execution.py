@@ -104,7 +104,7 @@ def test_retries_then_success(pipes: Any, local_tracker: Any, tmp_path: Path) ->
     """)
     result = run(module.flow, tracker=local_tracker)
     assert result.ok and result.steps["flaky"].attempts == 3
-    assert local_tracker.get_run(result.steps["flaky"].run_id).metrics["attempts"] == 3.0
+    assert local_tracker.get_run(result.steps["flaky"].run_id).tags["conveyor.attempts"] == "3"
 
 
 def test_a_timeout_stops_the_step(pipes: Any, local_tracker: Any) -> None:

@@ -53,10 +53,14 @@ def flow(n: int = 4, slow: bool = False, bad: bool = False):
 """
 
 
-@pytest.fixture(params=["local", pytest.param("ray", marks=pytest.mark.ray)])
+@pytest.fixture(params=["local", "local-fresh-interpreter", pytest.param("ray", marks=pytest.mark.ray)])
 def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
     if request.param == "ray":
         engine = make_executor("ray", ray_address=request.getfixturevalue("ray_cluster"))
+    elif request.param == "local-fresh-interpreter":  # where fork is not available
+        from conveyor.pipelines._executors import LocalExecutor
+
+        engine = LocalExecutor(max_workers=2, warm=False)
     else:
         engine = make_executor("local", max_workers=2)
     yield engine

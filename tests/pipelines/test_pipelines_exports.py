@@ -8,9 +8,10 @@ import sys
 import conveyor.pipelines
 
 EXPECTED = [
-    "ENTRY_POINT_GROUP", "Graph", "Handle", "Materializer", "Pipeline", "PipelineResult", "PipelineSettings",
-    "Step", "StepOptions", "StepResult", "SweepResult", "dataset", "get_materializer", "materializer_for",
-    "materializer_table", "pipeline", "register_materializer", "run", "step", "sweep",
+    "ENTRY_POINT_GROUP", "Graph", "Handle", "Materializer", "Pipeline", "PipelineFailed", "PipelineResult",
+    "PipelineSettings", "Step", "StepOptions", "StepResult", "SweepResult", "dataset", "get_materializer",
+    "materializer_for", "materializer_table", "pipeline", "register_materializer", "run", "step", "sweep",
+    "train_candidate",
 ]
 
 

@@ -4,6 +4,7 @@ a candidate URI), register the candidate, evaluate the gate, render the report."
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,8 +13,6 @@ from conveyor.gates import Evaluation, GateSpec, evaluate, evaluations, load_gat
 from conveyor.ci._report import render_report
 from conveyor.registry import Event, ModelVersion, Registry
 from conveyor.registry._registry import require_loadable
-
-META_FILE = "conveyor-model.json"
 
 
 @dataclass(frozen=True)
@@ -36,9 +35,11 @@ def ci_check(
     data: Any = None,
     settings: Any = None,
     trusted: list[str] | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> CheckResult:
-    """Register the candidate (``runs:/…`` or the model a pipeline produced), evaluate the
-    gate against the champion, and render the Markdown report.
+    """Register the candidate (``runs:/…``, a pipeline run's candidate, or the candidate a
+    pipeline declares, trained with ``params``), evaluate the gate against the champion, and
+    render the Markdown report.
 
     The candidate is loaded and predicts its input example before it is registered, so a
     candidate that is not a working model package raises ``InvalidInput`` and leaves no
@@ -52,8 +53,13 @@ def ci_check(
     spec = gate if isinstance(gate, GateSpec) else load_gate(gate, settings)
     if candidate is None and pipeline is None:
         raise InvalidInput("give --candidate runs:/<id>/<path> or --pipeline module:pipeline", field="candidate")
+    if params and pipeline is None:
+        raise InvalidInput("parameters (-p) go with --pipeline", field="param", value=dict(params),
+                           hint="the candidate of --candidate is already trained")
     if candidate is None:
-        candidate = run_pipeline(registry, str(pipeline))
+        candidate = run_pipeline(registry, str(pipeline), params, settings)
+    elif candidate.startswith("runs:/"):
+        candidate = candidate_of_run(registry, candidate)
     if candidate.startswith("models:/"):
         version = registry.get(candidate)
         require_loadable(version)
@@ -75,13 +81,16 @@ def ci_check(
     return CheckResult(result, render_report(result, candidate=version, champion=champion), version)
 
 
-def run_pipeline(registry: Registry, target: str) -> str:
-    """Run ``module:pipeline`` with ``conveyor.pipelines`` and return the ``runs:/`` URI of the
-    model package one of its steps logged (the last one, in step order)."""
-    from conveyor import pipelines
-
+def run_pipeline(registry: Registry, target: str, params: Mapping[str, Any] | None = None,
+                 settings: Any = None) -> str:
+    """Run ``module:pipeline`` (with ``params``: values, or ``-p`` strings converted to the
+    pipeline's parameter types) and return the ``runs:/`` URI of the candidate it declares
+    (``@pipeline(candidate=...)``, see ``conveyor.pipelines.train_candidate``)."""
     import sys
     from pathlib import Path
+
+    from conveyor import pipelines
+    from conveyor.pipelines._dag import coerce_params
 
     if str(Path.cwd()) not in sys.path:  # `conveyor ci check` runs from the project root
         sys.path.insert(0, str(Path.cwd()))
@@ -93,32 +102,36 @@ def run_pipeline(registry: Registry, target: str) -> str:
         obj = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
         raise NotFound("pipeline", target, hint=str(exc)) from None
-    result = pipelines.run(obj, tracker=registry.tracker)
-    if not result.ok:
-        failed = {n: s.error for n, s in result.steps.items() if s.error}
-        raise InvalidInput(f"pipeline {target} failed: {failed}", field="pipeline", value=target)
-    run_ids = [s.run_id for s in result.steps.values() if s.run_id] + [result.run_id]
-    for run_id in reversed(run_ids):
-        for artifact in registry.tracker.list_artifacts(run_id):
-            if artifact.is_dir and _is_package(registry, artifact.digest):
-                return f"runs:/{run_id}/{artifact.path}"
-    # No step logged a package: package the last model a step returned (the pipelines'
-    # scikit-learn materializer stores a bare skops file, which a registry version is not).
-    from conveyor import models
-
-    for node, step in reversed(list(result.steps.items())):
-        for output, info in step.outputs.items():
-            if info.get("materializer") == "sklearn" and step.run_id:
-                model = result.load(node, output, tracker=registry.tracker)
-                models.log(model, "model", run_id=step.run_id, tracker=registry.tracker)
-                return f"runs:/{step.run_id}/model"
-    raise NotFound("model package", target, hint="return the model from a step, or log it with conveyor.models.log")
+    if not isinstance(obj, pipelines.Pipeline):
+        raise InvalidInput(f"{target} is a {type(obj).__name__}, not a @pipeline", field="pipeline", value=target)
+    values = dict(params or {})
+    texts = {k: v for k, v in values.items() if isinstance(v, str)}
+    values.update(coerce_params(obj, texts))
+    options: dict[str, Any] = {}
+    if settings is not None:
+        opts = pipelines.PipelineSettings.from_section(settings.section("pipelines"))
+        options = {"executor": opts.executor, "ray_address": opts.ray_address, "max_workers": opts.max_workers,
+                   "experiment": opts.experiment, "s3_endpoint_url": settings.store.s3_endpoint_url}
+    result = pipelines.train_candidate(obj, params=values, tracker=registry.tracker, **options)
+    return str(result.candidate)
 
 
-def _is_package(registry: Registry, digest: str) -> bool:
-    from conveyor.blobs import Digest
+def candidate_of_run(registry: Registry, uri: str) -> str:
+    """``runs:/<pipeline run>`` (no path, e.g. a sweep's best point) → its candidate's URI."""
+    from conveyor.tracking import parse_run_uri
 
-    return any(entry.path == META_FILE for entry in registry.blobs.read_manifest(Digest.parse(digest)).entries)
+    ref = parse_run_uri(uri)
+    if ref.path:
+        return uri
+    tags = registry.tracker.get_run(ref.run_id).tags
+    found = tags.get("conveyor.candidate")
+    if not found:
+        raise InvalidInput(
+            f"run {ref.run_id} is not a pipeline run with a candidate model", field="candidate", value=uri,
+            hint="give runs:/<run id>/<artifact path>, or the run of a pipeline declared with "
+                 "@pipeline(candidate=...)",
+        )
+    return str(found)
 
 
 def ci_promote(

@@ -23,8 +23,10 @@ app = typer.Typer(help="CI/CD for models: gate candidates on pull requests, prom
 @app.command()
 @handle_errors
 def check(
-    pipeline: str = typer.Option(None, "--pipeline", help="module:pipeline to run; its logged model is the candidate."),
-    candidate: str = typer.Option(None, "--candidate", help="runs:/<id>/<path> (or models:/name/N) to gate."),
+    pipeline: str = typer.Option(None, "--pipeline", help="module:pipeline to run; the candidate it declares is gated."),
+    param: list[str] = typer.Option([], "-p", "--param", help="KEY=VALUE for --pipeline, repeatable."),
+    candidate: str = typer.Option(
+        None, "--candidate", help="runs:/<id>/<path>, runs:/<pipeline run> (its candidate) or models:/name/N."),
     gate: str = typer.Option("default", "--gate", help="Gate [gates.<name>] of conveyor.toml."),
     data: str = typer.Option(None, "--data", help="Evaluation data (data:/name@version or a file); default: the gate's."),
     report: Path = typer.Option(None, "--report", help="Write the Markdown report here instead of stdout."),
@@ -39,9 +41,15 @@ def check(
     if candidate is None and pipeline is None:
         raise InvalidInput("give --candidate runs:/<id>/<path> or --pipeline module:pipeline", field="candidate")
     apply_trust(trust)
+    params: dict[str, str] = {}
+    for item in param:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"parameter {item!r} is not KEY=VALUE", field="param", value=item)
+        params[key.strip()] = value
     with tracker() as opened:
         result = ci_check(Registry(opened), gate=gate, candidate=candidate, pipeline=pipeline, data=data,
-                          settings=settings())
+                          settings=settings(), params=params)
     if report is not None:
         report.write_text(result.report, encoding="utf-8")
         console.print(f"{'passed' if result.passed else 'FAILED'}: report written to {report}")

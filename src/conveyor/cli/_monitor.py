@@ -2,8 +2,9 @@
 
 This edge wires monitoring to the layers above and beside it: windows come from
 ``conveyor.serving.read_prediction_log`` and a retraining runs the monitor's pipeline
-(``conveyor.pipelines.run``), then its gate (``conveyor.gates.evaluate``) and promotes the
-candidate (``conveyor.gates.promote``) only when the gate passed.
+(``conveyor.pipelines.train_candidate``), registers the candidate it declares, evaluates
+the gate (``conveyor.gates.evaluate``) and promotes the candidate (``conveyor.gates.promote``)
+only when the gate passed.
 """
 
 from __future__ import annotations
@@ -37,50 +38,39 @@ def _window_reader(t: Any) -> Any:
 
 
 def retrain_hook(t: Any, config: Any) -> Any:
-    """Run ``config.pipeline``, find the version it registered, gate it, promote if it passed."""
+    """Run ``config.pipeline``, register the candidate it declares, gate it, promote if it passed."""
     from conveyor.monitoring import RetrainOutcome
 
     def hook(model: str, trigger_id: int) -> RetrainOutcome:
         from conveyor.cli._pipeline import _options, load_pipeline
         from conveyor.gates import evaluate, promote
-        from conveyor.pipelines import run
+        from conveyor.pipelines import train_candidate
         from conveyor.registry import Registry
 
         if not config.pipeline:
             raise InvalidInput(f"monitor {config.name!r} has retrain = true but no pipeline",
                                field=f"monitors.{config.name}.pipeline", hint='set pipeline = "module:pipeline"')
         registry = Registry(t)
-        before = {v.version for v in registry.list_versions(model)} if _has_model(registry, model) else set()
         opts = _options()  # the project's [pipelines] table, as `conveyor pipeline run` honours it
         # cache=False: a retraining was asked for, so every step runs — a training step that
-        # loads "the newest data" itself, or registers its model, must not be a cache hit
-        result = run(load_pipeline(config.pipeline), tracker=t, tags={"conveyor.retrain_trigger": str(trigger_id)},
-                     executor=opts.executor, ray_address=opts.ray_address, max_workers=opts.max_workers,
-                     experiment=opts.experiment, cache=False)
-        if not result.ok:
-            failed = {n: s.error for n, s in result.steps.items() if s.error}
-            raise RuntimeError(f"pipeline run {result.run_id} {result.status}: {failed}")
-        new = sorted(v.version for v in registry.list_versions(model) if v.version not in before)
-        if not new:
-            raise RuntimeError(f"pipeline run {result.run_id} registered no new version of {model}")
-        candidate = new[-1]
-        verdict = evaluate(config.gate, f"models:/{model}/{candidate}", registry=registry)
+        # loads "the newest data" itself must not be a cache hit. The candidate is the one the
+        # pipeline declares (@pipeline(candidate=...)), the same contract as `ci check --pipeline`.
+        result = train_candidate(load_pipeline(config.pipeline), tracker=t,
+                                 tags={"conveyor.retrain_trigger": str(trigger_id)}, executor=opts.executor,
+                                 ray_address=opts.ray_address, max_workers=opts.max_workers,
+                                 experiment=opts.experiment, cache=False,
+                                 s3_endpoint_url=settings().store.s3_endpoint_url)
+        candidate = registry.register(result.candidate, model,
+                                      description=f"retrained by trigger {trigger_id} (pipeline run {result.run_id})")
+        verdict = evaluate(config.gate, candidate.uri, registry=registry)
         if not verdict.passed:
             why = "; ".join(f"{c.name} ({c.summary})" for c in verdict.failures)
-            return RetrainOutcome(result.run_id, candidate, False, f"gate {config.gate!r} failed: {why}")
-        promote(model, candidate, registry=registry, reason=f"retraining trigger {trigger_id}")
-        return RetrainOutcome(result.run_id, candidate, True,
-                              f"gate {config.gate!r} passed; {model}@champion → {candidate}")
+            return RetrainOutcome(result.run_id, candidate.version, False, f"gate {config.gate!r} failed: {why}")
+        promote(model, candidate.version, registry=registry, reason=f"retraining trigger {trigger_id}")
+        return RetrainOutcome(result.run_id, candidate.version, True,
+                              f"gate {config.gate!r} passed; {model}@champion → {candidate.version}")
 
     return hook
-
-
-def _has_model(registry: Any, model: str) -> bool:
-    try:
-        registry.list_versions(model)
-        return True
-    except NotFound:
-        return False
 
 
 def _configs(names: list[str] | None) -> tuple[Any, list[Any]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from conveyor.cli._common import console, fmt_ms, fmt_value, handle_errors, print_json, settings, tracker
@@ -16,8 +17,9 @@ from conveyor.errors import InvalidInput, NotFound
 
 app = typer.Typer(help="Run cached pipelines of Python steps, locally or on Ray.", no_args_is_help=True)
 
-_STYLE = {"cached": "cyan", "finished": "green", "failed": "red", "skipped": "yellow", "running": "dim"}
-_MARK = {"cached": "↺", "finished": "✓", "failed": "✗", "skipped": "–", "running": "…"}
+_STYLE = {"cached": "cyan", "finished": "green", "failed": "red", "skipped": "yellow", "running": "dim",
+          "uncached": "yellow"}
+_MARK = {"cached": "↺", "finished": "✓", "failed": "✗", "skipped": "–", "running": "…", "uncached": "!"}
 
 
 def load_pipeline(ref: str) -> Any:
@@ -64,7 +66,8 @@ def _params(pipe: Any, raw: list[str]) -> dict[str, Any]:
 def _event(node: str, status: str, detail: str) -> None:
     style = _STYLE.get(status, "white")
     label = "cached" if status == "cached" else status
-    console.print(f"  [{style}]{_MARK.get(status, ' ')} {node}[/] [dim]{label} {detail}[/]", highlight=False)
+    console.print(f"  [{style}]{_MARK.get(status, ' ')} {escape(node)}[/] [dim]{label} {escape(detail)}[/]",
+                  highlight=False)
 
 
 def _options() -> Any:
@@ -198,8 +201,11 @@ def runs_cmd(
 def sweep_cmd(
     pipeline_ref: str = typer.Argument(..., metavar="MODULE:PIPELINE"),
     grid: list[str] = typer.Option(..., "--grid", help="KEY=V1,V2,… repeatable; the runs cover every combination."),
-    metric: str = typer.Option(..., "--metric", help="Metric (from a metrics=True step) to rank by."),
-    maximize: bool = typer.Option(False, "--maximize/--minimize"),
+    metric: str = typer.Option(..., "--metric", help="Metric of the pipeline run to rank by."),
+    maximize: bool | None = typer.Option(
+        None, "--maximize/--minimize",
+        help="Whether a higher metric is better; inferred for accuracy, f1*, r2, auc (max) and loss, rmse, mae "
+             "(min), required for other names."),
     executor: str | None = typer.Option(None, "--executor"),
     ray_address: str | None = typer.Option(None, "--ray-address"),
     no_cache: bool = typer.Option(False, "--no-cache"),
@@ -207,8 +213,11 @@ def sweep_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Run the pipeline over a parameter grid in parallel and print the best run."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from conveyor.pipelines import sweep
     from conveyor.pipelines._dag import coerce_params
+    from conveyor.pipelines._sweep import direction, grid_points
 
     opts = _options()
     pipe = load_pipeline(pipeline_ref)
@@ -218,28 +227,54 @@ def sweep_cmd(
         if not sep or not key or not text:
             raise InvalidInput(f"grid {item!r} is not KEY=V1,V2", field="grid", value=item)
         values[key] = [coerce_params(pipe, {key: v})[key] for v in text.split(",")]
-    with tracker(create=True) as t:
+    maximize, source = direction(metric, maximize)  # an unknown name without a direction fails here
+    goal = f"{'higher' if maximize else 'lower'} is better ({'inferred from the name' if source == 'inferred' else 'as given'})"
+    total = len(grid_points(values))
+    progress = Progress(TextColumn("[bold]sweep[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console, disable=as_json)
+    with progress, tracker(create=True) as t:
+        task = progress.add_task(escape(f"{pipe.name}: {metric}, {goal}"), total=total)
+
+        def done(point: Any, result: Any) -> None:
+            mark = "✓" if result.ok else "✗"
+            if not as_json:
+                progress.console.print(f"  {mark} {escape(json.dumps(point))} ({len(result.cached)}/{result.step_count} "
+                                       f"cached, {result.duration_s:.2f}s)", highlight=False)
+            progress.advance(task)
+
         result = sweep(
             pipe, values, metric=metric, maximize=maximize, executor=executor or opts.executor,
             ray_address=ray_address or opts.ray_address, cache=not no_cache, tracker=t,
-            max_workers=max_workers or opts.max_workers,
+            max_workers=max_workers or opts.max_workers, on_point=done,
         )
+    best = result.best
     if as_json:
         print_json({
-            "sweep_id": result.sweep_id, "metric": metric, "maximize": maximize,
-            "points": [{"params": p, "run_id": r.run_id, "status": r.status, metric: v} for p, r, v in result.points],
+            "sweep_id": result.sweep_id, "metric": metric, "maximize": maximize, "direction": source,
+            "points": [{"params": p, "run_id": r.run_id, "status": r.status, "candidate": r.candidate, metric: v}
+                       for p, r, v in result.points],
+            "best": {"params": best[0], "run_id": best[1].run_id, "candidate": best[1].candidate, metric: best[2]}
+            if best else None,
         })
     else:
-        table = Table(title=f"sweep {result.sweep_id}: {metric} ({'max' if maximize else 'min'}), best first")
+        table = Table(title=escape(f"sweep {result.sweep_id}: {metric}, {goal}; best first"))
         for col in (*values, metric, "status", "cached", "run"):
-            table.add_column(col)
+            table.add_column(escape(col))
         for p, r, v in result.points:
-            table.add_row(*(str(p[k]) for k in values), fmt_value(v), r.status,
+            table.add_row(*(escape(str(p[k])) for k in values), fmt_value(v), r.status,
                           f"{len(r.cached)}/{r.step_count}", r.run_id[:12])
         console.print(table)
-        if result.best:
-            p, r, v = result.best
-            console.print(f"[green]best:[/] {json.dumps(p)} → {metric}={fmt_value(v)} (run {r.run_id})", highlight=False)
+        if best:
+            p, r, v = best
+            console.print(f"[green]best:[/] {escape(json.dumps(p))} → {escape(metric)}={fmt_value(v)} (run {r.run_id})",
+                          highlight=False)
+            if r.candidate:
+                console.print(f"gate it: conveyor ci check --candidate runs:/{r.run_id}", highlight=False)
+            else:
+                args = " ".join(f"-p {k}={json.dumps(val) if not isinstance(val, str) else val}" for k, val in p.items())
+                console.print(escape(f"gate it: conveyor ci check --pipeline {pipeline_ref} {args} "
+                                     "(declare @pipeline(candidate=...) to gate this run's model directly)"),
+                              highlight=False)
     if any(not r.ok for _, r, _ in result.points):
         raise typer.Exit(1)
 

@@ -41,6 +41,7 @@ from conveyor.pipelines._materializers import (
 )
 
 if TYPE_CHECKING:
+    from conveyor.pipelines._candidate import PipelineFailed, train_candidate
     from conveyor.pipelines._runner import PipelineResult, StepResult, run
     from conveyor.pipelines._settings import PipelineSettings
     from conveyor.pipelines._sweep import SweepResult, sweep
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
 # Running needs the stores (SQLAlchemy, pydantic); defining steps must not, because every
 # step module imports this package, in the caller and in each worker process.
 _LAZY = {
+    "PipelineFailed": "conveyor.pipelines._candidate",
+    "train_candidate": "conveyor.pipelines._candidate",
     "PipelineResult": "conveyor.pipelines._runner",
     "StepResult": "conveyor.pipelines._runner",
     "run": "conveyor.pipelines._runner",
@@ -74,6 +77,7 @@ __all__ = [
     "Handle",
     "Materializer",
     "Pipeline",
+    "PipelineFailed",
     "PipelineResult",
     "PipelineSettings",
     "Step",
@@ -89,4 +93,5 @@ __all__ = [
     "run",
     "step",
     "sweep",
+    "train_candidate",
 ]

@@ -1,10 +1,12 @@
 """The step cache key: what must be equal for an earlier execution's outputs to be reused.
 
-It covers the step's source and the source of every project-local function or class it
-reaches (transitively, through its globals and module attributes; code in site-packages
-or the standard library is covered by the environment instead), its parameters, its
-inputs' digests, the versions of the packages it uses (or of a declared ``env`` list),
-its output names and an optional ``cache_version``.
+It covers the step's source and everything project-local it reaches: the source of each
+function or class, and a fingerprint of each module-level value, closure cell and default
+argument (transitively, through globals and module attributes; code in site-packages or
+the standard library is covered by the environment instead), its parameters, its inputs'
+digests, the versions of the packages it uses (or of a declared ``env`` list), its output
+names and an optional ``cache_version``. A reached value without a stable fingerprint
+raises ``Unfingerprintable``; the runner then runs the step uncached and names the value.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ from typing import Any
 import blake3
 
 from conveyor.blobs import BlobStore, Digest
+from conveyor.pipelines._fingerprint import Unfingerprintable, Walk, code_names as _code_names, unwrap as _unwrap
 
-KEY_VERSION = 1
+KEY_VERSION = 2  # 2: module-level values, closures and defaults count (1 followed code only)
+
+__all__ = ["Unfingerprintable", "cache_key", "environment", "outputs_intact", "source_closure"]
 
 
 @cache
@@ -36,75 +41,22 @@ def _library_roots() -> tuple[str, ...]:
     return tuple(sorted(str(Path(p).resolve()) for p in paths))
 
 
+#: conveyor itself is a library to the steps (its version is in the key's environment), also
+#: when it is installed from a source folder next to the project
+_CONVEYOR_DIR = str(Path(__file__).resolve().parents[1])
+
+
 def _is_project_file(path: str | None, roots: tuple[str, ...]) -> bool:
     if not path:
         return False
     resolved = str(Path(path).resolve())
-    if "site-packages" in resolved or "dist-packages" in resolved:
+    if "site-packages" in resolved or "dist-packages" in resolved or resolved.startswith(_CONVEYOR_DIR + "/"):
         return False
     if any(resolved.startswith(lib + "/") for lib in _library_roots()) and not any(
         resolved.startswith(r + "/") for r in roots
     ):
         return False
     return any(resolved.startswith(r + "/") or resolved == r for r in roots)
-
-
-def _code_names(code: types.CodeType) -> Iterator[str]:
-    yield from code.co_names
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            yield from _code_names(const)
-
-
-def _unwrap(obj: Any) -> Any:
-    func = getattr(obj, "func", None)  # Step / Pipeline objects
-    return func if callable(func) and hasattr(obj, "options") else obj
-
-
-def source_closure(func: Any, roots: tuple[str, ...]) -> dict[str, str]:
-    """``{"module:qualname": source}`` of ``func`` and the project-local code it reaches."""
-    out: dict[str, str] = {}
-    used: set[str] = set()
-    stack: list[Any] = [_unwrap(func)]
-    while stack:
-        obj = stack.pop()
-        key = f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
-        if key in out:
-            continue
-        try:
-            out[key] = inspect.getsource(obj)
-        except (OSError, TypeError):
-            out[key] = "<no source>"
-        if isinstance(obj, type):
-            members = [m for m in vars(obj).values() if inspect.isfunction(m)]
-            stack.extend(m for m in members if _is_project_file(inspect.getsourcefile(m), roots))
-            continue
-        code = getattr(obj, "__code__", None)
-        if code is None:
-            continue
-        names = set(_code_names(code))
-        used |= names
-        scope = dict(getattr(obj, "__globals__", {}))
-        if obj.__closure__:
-            scope.update(zip(code.co_freevars, (c.cell_contents for c in obj.__closure__ if _filled(c))))
-        for name in names | set(code.co_freevars):
-            value = _unwrap(scope.get(name))
-            if isinstance(value, types.ModuleType):
-                if _is_project_file(getattr(value, "__file__", None), roots):
-                    stack.extend(
-                        _unwrap(getattr(value, attr)) for attr in names if _local(getattr(value, attr, None), roots)
-                    )
-            elif _local(value, roots):
-                stack.append(value)
-    return out
-
-
-def _filled(cell: Any) -> bool:
-    try:
-        cell.cell_contents
-    except ValueError:
-        return False
-    return True
 
 
 def _local(value: Any, roots: tuple[str, ...]) -> bool:
@@ -115,6 +67,19 @@ def _local(value: Any, roots: tuple[str, ...]) -> bool:
         return _is_project_file(inspect.getsourcefile(value), roots)
     except TypeError:
         return False
+
+
+def source_closure(func: Any, roots: tuple[str, ...], exclude: tuple[str, ...] = ()) -> dict[str, str]:
+    """``{label: source or value fingerprint}`` of ``func`` and everything project-local it
+    reaches: code, module-level values, closures and defaults (see ``_fingerprint``).
+
+    Raises ``Unfingerprintable`` naming a reached value that has no stable fingerprint."""
+    walk = Walk(
+        lambda value: _local(value, roots),
+        lambda module: _is_project_file(getattr(module, "__file__", None), roots),
+        exclude,
+    )
+    return walk.closure(func)
 
 
 @cache
@@ -180,14 +145,17 @@ def cache_key(
     params: Mapping[str, Any],
     inputs: Mapping[str, str],
     roots: tuple[str, ...],
+    extra: Mapping[str, Any] | None = None,
 ) -> str:
-    """The step's cache key as ``blake3:<hex>`` (inputs map argument → output digest)."""
+    """The step's cache key as ``blake3:<hex>`` (inputs map argument → output digest;
+    ``extra``: what the runner asks of the step beyond its code, e.g. packaging a candidate)."""
     options = step.options
-    sources = source_closure(step, roots)
+    sources = source_closure(step, roots, options.cache_exclude)
     document = {
         "v": KEY_VERSION,
         "step": f"{step.module}:{step.qualname}",
-        "sources": sources,
+        "closure": sources,
+        "extra": dict(extra or {}),
         "params": params,
         "inputs": dict(sorted(inputs.items())),
         "env": environment(step, options.env),

@@ -39,6 +39,7 @@ class StepOptions:
     gpus: float = 0.0
     memory: int | None = None
     metrics: bool = False
+    cache_exclude: tuple[str, ...] = ()
 
 
 class Step:
@@ -82,6 +83,7 @@ def step(
     gpus: float = 0.0,
     memory: int | None = None,
     metrics: bool = False,
+    cache_exclude: Sequence[str] = (),
 ) -> Callable[[Callable[..., Any]], Step]: ...
 
 
@@ -98,6 +100,7 @@ def step(
     gpus: float = 0.0,
     memory: int | None = None,
     metrics: bool = False,
+    cache_exclude: Sequence[str] = (),
 ) -> Any:
     """Declare a pipeline step.
 
@@ -106,7 +109,9 @@ def step(
     whose versions count for the cache (default: those the step's module imports);
     ``retries``/``timeout`` (seconds) apply per attempt; ``cpus``/``gpus``/``memory`` (bytes)
     are Ray resources; ``metrics=True`` logs the returned ``dict`` of numbers as metrics of
-    the step and of the pipeline run.
+    the step and of the pipeline run. ``cache_exclude`` names module-level values (or
+    closure variables) the cache key skips: values that do not change the step's result,
+    such as a logger or a client (bump ``cache_version`` when one does).
 
     Example::
 
@@ -121,9 +126,13 @@ def step(
             f"retries={retries!r}, timeout={timeout!r}: retries must be ≥ 0 and timeout > 0",
             field="retries" if retries < 0 else "timeout", value=retries if retries < 0 else timeout,
         )
+    excluded = (cache_exclude,) if isinstance(cache_exclude, str) else tuple(cache_exclude)
+    if not all(isinstance(n, str) and n.isidentifier() for n in excluded):
+        raise InvalidInput(f"cache_exclude {excluded!r} must be names", field="cache_exclude", value=excluded,
+                           hint='e.g. cache_exclude=("logger",)')
     options = StepOptions(
         names, cache, cache_version, tuple(env) if env is not None else None,
-        retries, timeout, cpus, gpus, memory, metrics,
+        retries, timeout, cpus, gpus, memory, metrics, excluded,
     )
 
     def wrap(f: Callable[..., Any]) -> Step:
@@ -166,6 +175,10 @@ class Graph:
     pipeline: str
     params: dict[str, Any] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)
+    #: ``(node, output)`` whose value is the pipeline's candidate model, if declared
+    candidate: tuple[str, str] | None = None
+    #: the node whose metrics evaluate the candidate, if declared
+    evaluation: str | None = None
 
     def add(
         self, step_: Step, args: tuple[Any, ...], kwargs: dict[str, Any], after: Sequence[Handle | str],
@@ -252,6 +265,8 @@ class Graph:
         return {
             "pipeline": self.pipeline,
             "params": self.params,
+            "candidate": ".".join(self.candidate) if self.candidate else None,
+            "evaluation": self.evaluation,
             "steps": [
                 {
                     "id": n.id,
@@ -281,9 +296,17 @@ def _check_param(node_id: str, name: str, value: Any) -> Any:
 class Pipeline:
     """A function decorated with ``@pipeline``; calling it returns its :class:`Graph`."""
 
-    def __init__(self, func: Callable[..., Any], name: str | None = None) -> None:
+    def __init__(self, func: Callable[..., Any], name: str | None = None, *,
+                 candidate: str | None = None, evaluation: str | None = None) -> None:
+        for label, value in (("candidate", candidate), ("evaluation", evaluation)):
+            if value is not None and (not isinstance(value, str) or not all(p.isidentifier() for p in value.split("."))):
+                raise InvalidInput(f"{label}={value!r} is not a step name", field=label, value=value,
+                                   hint=f'e.g. @pipeline({label}="train")' if label == "candidate"
+                                   else 'e.g. @pipeline(candidate="train", evaluation="evaluate")')
         self.func = func
         self.name = name or func.__name__
+        self.candidate = candidate
+        self.evaluation = evaluation
         self.module = func.__module__
         self.signature = inspect.signature(func)
         self.__doc__ = func.__doc__
@@ -314,7 +337,34 @@ class Pipeline:
         finally:
             _building.reset(token)
         graph.order()  # cycles and unknown steps fail here, before anything runs
+        graph.candidate, graph.evaluation = self._contract(graph)
         return graph
+
+    def _contract(self, graph: Graph) -> tuple[tuple[str, str] | None, str | None]:
+        """Resolve ``candidate="node[.output]"`` and ``evaluation="node"`` against the graph."""
+        steps = ", ".join(n for n, node in graph.nodes.items() if node.step.name != "_dataset_input") or "(none)"
+        candidate: tuple[str, str] | None = None
+        if self.candidate is not None:
+            node_id, _, output = self.candidate.partition(".")
+            node = graph.nodes.get(node_id)
+            if node is None:
+                raise InvalidInput(f"pipeline {self.name!r} declares candidate={self.candidate!r}, which is not one "
+                                   "of its steps", field="candidate", value=self.candidate, hint=f"steps: {steps}")
+            outputs = node.step.options.outputs
+            if not output:
+                if len(outputs) > 1:
+                    raise InvalidInput(
+                        f"candidate step {node_id!r} has outputs {', '.join(outputs)}: name the model's",
+                        field="candidate", value=self.candidate, hint=f'e.g. candidate="{node_id}.{outputs[0]}"')
+                output = outputs[0]
+            elif output not in outputs:
+                raise InvalidInput(f"step {node_id!r} has no output {output!r}", field="candidate",
+                                   value=self.candidate, hint=f"outputs: {', '.join(outputs)}")
+            candidate = (node_id, output)
+        if self.evaluation is not None and self.evaluation not in graph.nodes:
+            raise InvalidInput(f"pipeline {self.name!r} declares evaluation={self.evaluation!r}, which is not one "
+                               "of its steps", field="evaluation", value=self.evaluation, hint=f"steps: {steps}")
+        return candidate, self.evaluation
 
 
 @overload
@@ -322,15 +372,28 @@ def pipeline(func: Callable[..., Any]) -> Pipeline: ...
 
 
 @overload
-def pipeline(func: None = None, *, name: str | None = None) -> Callable[[Callable[..., Any]], Pipeline]: ...
+def pipeline(
+    func: None = None, *, name: str | None = None, candidate: str | None = None, evaluation: str | None = None,
+) -> Callable[[Callable[..., Any]], Pipeline]: ...
 
 
-def pipeline(func: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
+def pipeline(
+    func: Callable[..., Any] | None = None, *, name: str | None = None, candidate: str | None = None,
+    evaluation: str | None = None,
+) -> Any:
     """Declare a pipeline: a function that calls steps. Calling it builds the DAG.
+
+    ``candidate`` names the step (``"train"``, or ``"train.model"`` for one output of a
+    step with several) whose model is the pipeline's candidate: the model package that
+    step logged with ``conveyor.models.log``, or else the value it returned, packaged by
+    conveyor. ``evaluation`` names the step whose metrics (returned with ``metrics=True``
+    or logged with ``conveyor.log_metric``) evaluate it. ``conveyor ci check --pipeline``,
+    retraining by ``conveyor monitor`` and :func:`conveyor.pipelines.train_candidate` all
+    use this declaration.
 
     Example::
 
-        @conveyor.pipeline
+        @conveyor.pipeline(candidate="fit", evaluation="evaluate")
         def train(C: float = 1.0):
             train, test = split(load())
             evaluate(fit(train, C=C), test)
@@ -340,7 +403,7 @@ def pipeline(func: Callable[..., Any] | None = None, *, name: str | None = None)
     """
 
     def wrap(f: Callable[..., Any]) -> Pipeline:
-        return Pipeline(f, name)
+        return Pipeline(f, name, candidate=candidate, evaluation=evaluation)
 
     return wrap(func) if func is not None else wrap
 

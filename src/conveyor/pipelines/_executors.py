@@ -1,7 +1,9 @@
 """Executors: where one attempt of one step runs. Same contract, same test suite.
 
-- ``local``: a fresh Python process per attempt, at most one per core at a time; a
-  timeout kills the process, so a stuck step cannot hang the run.
+- ``local``: a process per attempt, forked from a warm server that has already imported
+  conveyor and the heavy modules the steps use (see ``_forkserver``), at most one per core
+  at a time; a timeout kills the process group, so a stuck step cannot hang the run. Where
+  ``fork`` is not available, a fresh interpreter per attempt.
 - ``ray``: a Ray task per attempt with the step's ``cpus``/``gpus``/``memory``; a timeout
   cancels it. Outputs go through conveyor's artifact store in both cases, so caching and
   lineage do not depend on the executor.
@@ -15,11 +17,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,45 +48,96 @@ def _timeout_result(seconds: float) -> dict[str, Any]:
 
 
 class LocalExecutor:
-    """Steps in separate processes, bounded by the cores (or ``max_workers``)."""
+    """Steps in separate processes, bounded by the cores (or ``max_workers``).
+
+    ``preload``: modules the warm server imports before forking (the steps' heavy imports).
+    """
 
     name = "local"
 
-    def __init__(self, max_workers: int | None = None) -> None:
+    def __init__(self, max_workers: int | None = None, *, preload: Sequence[str] = (), warm: bool = True) -> None:
         self.slots = max(1, max_workers or os.cpu_count() or 1)
         self._slots = threading.BoundedSemaphore(self.slots)
+        self._running: set[int] = set()
+        self._server: Any = None
+        if warm and hasattr(os, "fork") and hasattr(socket, "AF_UNIX"):
+            from conveyor.pipelines import _forkserver
+
+            self._server = _forkserver.shared(preload)  # starts importing while the caller sets up the run
 
     def run(self, task: dict[str, Any], options: StepOptions) -> dict[str, Any]:
-        # A fresh interpreter per attempt (``python -m conveyor.pipelines._worker``), talking
-        # JSON through files. Not multiprocessing's spawn/forkserver: both re-import the
-        # caller's __main__ in the child, which re-runs a pipeline script that calls
-        # ``run()`` at top level without an ``if __name__ == "__main__"`` guard.
         with self._slots, tempfile.TemporaryDirectory(prefix="conveyor-task-") as tmp:
             task_path, result_path = Path(tmp) / "task.json", Path(tmp) / "result.json"
             task_path.write_text(json.dumps(task), encoding="utf-8")
-            process = subprocess.Popen(
-                [sys.executable, "-m", "conveyor.pipelines._worker", str(task_path), str(result_path)],
-                stdin=subprocess.DEVNULL,
-            )
-            try:
-                process.wait(options.timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-                return _timeout_result(options.timeout or 0)
-            finally:
-                if process.poll() is None:  # the coordinator is being interrupted
-                    process.kill()
-                    process.wait()
+            if self._server is not None and self._server.wait_ready():
+                died = self._forked(task_path, result_path, options)
+            else:
+                died = self._spawned(task_path, result_path, options)
+            if isinstance(died, dict):
+                return died
             try:
                 return dict(json.loads(result_path.read_text(encoding="utf-8")))
             except (OSError, ValueError):
                 return {
                     "status": "FAILED", "outputs": {}, "logs": None, "metrics": None,
-                    "error": f"the step's process died (exit code {process.returncode})",
+                    "error": f"the step's process died ({died})",
                 }
 
+    def _forked(self, task_path: Path, result_path: Path, options: StepOptions) -> dict[str, Any] | str:
+        """One attempt in a child of the warm server; the timeout kills its process group."""
+        conn, pid = self._server.connect({
+            "task": str(task_path), "result": str(result_path), "cwd": os.getcwd(), "env": dict(os.environ),
+        })
+        self._running.add(pid)
+        settled = False
+        try:
+            conn.settimeout(options.timeout)
+            data = b""
+            while b"done" not in data:
+                chunk = conn.recv(64)
+                if not chunk:
+                    break  # the child exited: its result file says how (or it is missing)
+                data += chunk
+            settled = True
+            return "it exited without writing its result"
+        except TimeoutError:
+            return _timeout_result(options.timeout or 0)
+        finally:
+            if not settled:  # a timeout, or the coordinator is being interrupted
+                _kill_group(pid)
+            self._running.discard(pid)
+            conn.close()
+
+    def _spawned(self, task_path: Path, result_path: Path, options: StepOptions) -> dict[str, Any] | str:
+        # A fresh interpreter per attempt (``python -m conveyor.pipelines._worker``), talking
+        # JSON through files. Not multiprocessing's spawn/forkserver: both re-import the
+        # caller's __main__ in the child, which re-runs a pipeline script that calls
+        # ``run()`` at top level without an ``if __name__ == "__main__"`` guard.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "conveyor.pipelines._worker", str(task_path), str(result_path)],
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            process.wait(options.timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            return _timeout_result(options.timeout or 0)
+        finally:
+            if process.poll() is None:  # the coordinator is being interrupted
+                process.kill()
+                process.wait()
+        return f"exit code {process.returncode}"
+
     def close(self) -> None:
+        for pid in list(self._running):
+            _kill_group(pid)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
         pass
 
 
@@ -156,10 +211,11 @@ class RayExecutor:
         pass
 
 
-def make_executor(name: str, *, ray_address: str | None = None, max_workers: int | None = None) -> Executor:
+def make_executor(name: str, *, ray_address: str | None = None, max_workers: int | None = None,
+                  preload: Sequence[str] = ()) -> Executor:
     """``local`` or ``ray``; an unreachable Ray address raises ``ServiceUnavailable`` quickly."""
     if name == "local":
-        return LocalExecutor(max_workers)
+        return LocalExecutor(max_workers, preload=preload)
     if name == "ray":
         return RayExecutor(ray_address, max_workers)
     raise InvalidInput(f"unknown executor {name!r}", field="executor", value=name, hint="local or ray")

@@ -7,7 +7,7 @@ leaves either nothing or a RUNNING execution that the cache never reuses.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,17 +34,29 @@ def transaction(tracker: Any, conn: Connection | None) -> Iterator[Connection]:
         yield new
 
 
+#: what a step run inherits from its pipeline run: where and from which commit it ran
+CONTEXT_FIELDS = ("user", "host", "entry_point", "command", "git_commit", "git_branch", "git_dirty",
+                  "python_version", "packages_digest")
+#: the tag the registry reads for the data set versions a run was trained on
+DATA_INPUTS_TAG = "conveyor.data.inputs"
+#: the runner's own bookkeeping; kept as tags so a run's metrics are only what the step measured
+BOOKKEEPING = ("cache_hit", "attempts", "duration_s")
+
+
 def open_step(
     tracker: Any, experiment_id: int, parent_id: str, node: str, key: str, params: Mapping[str, Any], cache: str,
-    *, conn: Connection | None = None,
+    *, conn: Connection | None = None, context: Mapping[str, Any] | None = None,
+    data_inputs: Sequence[str] = (),
 ) -> str:
-    """Create the step's RUNNING child run and its execution row."""
+    """Create the step's RUNNING child run (with its pipeline run's git commit and context)
+    and its execution row."""
     store = tracker.store
     with transaction(tracker, conn) as conn:
-        run_id = store.runs.create(conn, experiment_id, name=node, parent_id=parent_id)
-        store.runs.set_tags(
-            conn, run_id, {"conveyor.step": node, "conveyor.cache": cache, "conveyor.cache_key": key}
-        )
+        run_id = store.runs.create(conn, experiment_id, name=node, parent_id=parent_id, **dict(context or {}))
+        tags = {"conveyor.step": node, "conveyor.cache": cache, "conveyor.cache_key": key}
+        if data_inputs:
+            tags[DATA_INPUTS_TAG] = ",".join(data_inputs)
+        store.runs.set_tags(conn, run_id, tags)
         if params:
             store.runs.log_params(conn, run_id, {k: _param_text(v) for k, v in params.items()})
         repo.start_execution(conn, run_id, parent_id, node, key, cached=cache == "hit")
@@ -61,11 +73,18 @@ def close_step(
     metrics: Mapping[str, float],
     error: str | None = None,
     conn: Connection | None = None,
+    tracking: Mapping[str, Any] | None = None,
+    bookkeeping: Mapping[str, Any] | None = None,
 ) -> None:
-    """Record outputs (as artifacts too), logs, metrics and the end of the child run."""
+    """Record outputs (as artifacts too), logs, metrics, what the step logged through the
+    tracking API (``tracking``, the worker's record) and the end of the child run."""
     store = tracker.store
     sizes = {name: _size(tracker, o["digest"]) for name, o in outputs.items()}
     with transaction(tracker, conn) as conn:
+        if tracking:
+            write_tracking(store, conn, run_id, tracking)
+        if bookkeeping:
+            store.runs.set_tags(conn, run_id, {f"conveyor.{k}": v for k, v in bookkeeping.items()})
         for name, out in outputs.items():
             store.artifacts.record(
                 conn, Artifact(run_id, f"outputs/{name}", out["digest"], sizes[name], MANIFEST_MEDIA_TYPE, True)
@@ -80,6 +99,39 @@ def close_step(
         records = [OutputRecord(n, o["digest"], o["materializer"], o["type_name"]) for n, o in outputs.items()]
         repo.finish_execution(conn, run_id, status, records if status == "FINISHED" else ())
         store.runs.end(conn, run_id, RunStatus(status), error=error)
+
+
+def write_tracking(store: Any, conn: Connection, run_id: str, record: Mapping[str, Any]) -> None:
+    """What a step logged inside its worker (``StepTracker.record()``), into its run."""
+    if record.get("params"):
+        store.runs.log_params(conn, run_id, record["params"])
+    if record.get("tags"):
+        store.runs.set_tags(conn, run_id, record["tags"])
+    if record.get("metrics"):
+        store.metrics.write(conn, [(run_id, k, float(v), int(step), int(ts)) for k, v, step, ts in record["metrics"]])
+    for path, digest, size, media_type, is_dir in record.get("artifacts") or ():
+        store.artifacts.record(conn, Artifact(run_id, path, digest, int(size), media_type, bool(is_dir)))
+
+
+def copy_tracking(store: Any, conn: Connection, source: str, run_id: str, params: Mapping[str, Any]) -> None:
+    """A cache hit: the new step run gets what the reused execution's step logged (its model
+    package and other artifacts, params, user tags, latest metrics), so a hit reads the same."""
+    for artifact in store.artifacts.list(conn, source, ""):
+        if artifact.path.split("/", 1)[0] not in ("outputs", "logs"):
+            store.artifacts.record(conn, Artifact(run_id, artifact.path, artifact.digest, artifact.size,
+                                                  artifact.media_type, artifact.is_dir))
+    old = store.runs.get(conn, source)
+    extra = {k: v for k, v in old.params.items() if k not in params}
+    if extra:
+        store.runs.log_params(conn, run_id, extra)
+    tags = {k: v for k, v in old.tags.items() if not k.startswith("conveyor.") and not k.startswith("mlflow.")}
+    if tags:
+        store.runs.set_tags(conn, run_id, tags)
+    latest = store.metrics.latest_of(conn, [source]).get(source, {})
+    stamp = now_ms()
+    points = [(run_id, k, float(v), 0, stamp) for k, v in latest.items() if k not in BOOKKEEPING]
+    if points:
+        store.metrics.write(conn, points)
 
 
 def _size(tracker: Any, digest: str) -> int:

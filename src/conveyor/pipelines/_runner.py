@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -21,12 +22,13 @@ from typing import Any
 from conveyor.entities import RunStatus
 from conveyor.errors import InvalidInput
 from conveyor.pipelines import _datasets, _lineage, _record
-from conveyor.pipelines._cache import cache_key, outputs_intact
+from conveyor.pipelines._cache import Unfingerprintable, cache_key, outputs_intact
 from conveyor.pipelines._dag import Graph, Node, Pipeline
 from conveyor.pipelines._executors import Executor, make_executor
 from conveyor.settings import find_project_root
 
-#: on_event(node, status, detail): status is one of queued, running, cached, finished, failed, skipped
+#: on_event(node, status, detail): status is one of queued, running, cached, uncached (the step
+#: cannot be cached; detail says why), finished, failed, skipped
 EventHook = Callable[[str, str, str], None]
 
 
@@ -55,6 +57,10 @@ class PipelineResult:
     status: str
     steps: Mapping[str, StepResult]
     duration_s: float
+    #: ``runs:/<step run>/<path>`` of the declared candidate's model package (``None``: none declared, or failed)
+    candidate: str | None = None
+    #: the declared evaluation step's metrics
+    evaluation: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -99,8 +105,10 @@ def _blob_url(blobs: Any) -> str:
 class _Run:
     def __init__(self, graph: Graph, tracker: Any, executor: Executor, *, use_cache: bool,
                  experiment_id: int, run_id: str, on_event: EventHook, s3_endpoint_url: str | None,
-                 datasets: Mapping[str, tuple[str, dict[str, str]]]) -> None:
+                 datasets: Mapping[str, tuple[str, dict[str, str]]], parent: Any = None) -> None:
         self.graph = graph
+        self.experiment = getattr(parent, "experiment", "")
+        self.context = {f: getattr(parent, f) for f in _record.CONTEXT_FIELDS if getattr(parent, f, None) is not None}
         self.tracker = tracker
         self.executor = executor
         self.use_cache = use_cache
@@ -108,6 +116,7 @@ class _Run:
         self.run_id = run_id
         self.on_event = on_event
         self.results: dict[str, StepResult] = {}
+        self.refused: dict[str, str] = {}
         self.datasets = datasets
         for node_id, (ref, output) in datasets.items():
             self.results[node_id] = StepResult(node_id, "FINISHED", outputs={"output": output}, kind="dataset")
@@ -115,10 +124,33 @@ class _Run:
         self.s3_endpoint_url = s3_endpoint_url
         project = find_project_root(Path.cwd()) or Path.cwd()
         roots = {str(project.resolve())} | {
-            r for n in graph.nodes.values() if (r := _import_root(n.step.module)) is not None
+            r for n in graph.nodes.values()
+            if n.step is not _datasets.DATASET_STEP and (r := _import_root(n.step.module)) is not None
         }
         self.roots = tuple(sorted(roots))
         self.sys_path = [r for r in self.roots] + [str(Path.cwd())]
+
+    def data_inputs(self, node: Node) -> list[str]:
+        """The data set versions a step was (transitively) computed from, in graph order."""
+        seen: set[str] = set()
+        found: list[str] = []
+        frontier = [node.id]
+        while frontier:
+            current = frontier.pop()
+            for up in self.graph.nodes[current].upstream:
+                if up in seen:
+                    continue
+                seen.add(up)
+                if up in self.datasets:
+                    found.append(self.datasets[up][0])
+                else:
+                    frontier.append(up)
+        return sorted(found)
+
+    def package_of(self, node: Node) -> str | None:
+        """The output to package as a model, when ``node`` is the pipeline's candidate."""
+        candidate = self.graph.candidate
+        return candidate[1] if candidate is not None and candidate[0] == node.id else None
 
     def inputs_of(self, node: Node) -> dict[str, dict[str, str]]:
         return {arg: dict(self.results[h.node].outputs[h.output]) for arg, h in node.inputs.items()}
@@ -127,53 +159,77 @@ class _Run:
         order = self.graph.order()
         running: dict[Future[StepResult], str] = {}
         with ThreadPoolExecutor(max_workers=self.executor.slots, thread_name_prefix="conveyor-step") as pool:
-            while True:
-                changed = True
-                while changed:
-                    changed = False
-                    for node_id in order:
-                        if node_id in self.results or node_id in running.values():
-                            continue
-                        node = self.graph.nodes[node_id]
-                        failed = [u for u in node.upstream if u in self.results and self.results[u].status != "FINISHED"]
-                        if failed:
-                            self.results[node_id] = StepResult(node_id, "SKIPPED", error=f"upstream step {failed[0]!r} failed")
-                            self.on_event(node_id, "skipped", f"because {failed[0]} failed")
-                            changed = True
-                            continue
-                        if not all(u in self.results for u in node.upstream):
-                            continue
-                        hit = self.try_cache(node)
-                        if hit is not None:
-                            self.results[node_id] = hit
-                            changed = True
-                            continue
-                        self.on_event(node_id, "running", "")
-                        running[pool.submit(self.execute, node)] = node_id
-                if not running:
-                    return
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for future in done:
-                    node_id = running.pop(future)
-                    result = future.result()
-                    self.results[node_id] = result
-                    detail = f"{result.duration_s:.2f}s" + (f" after {result.attempts} attempts" if result.attempts > 1 else "")
-                    if result.status == "FINISHED":
-                        self.on_event(node_id, "finished", detail)
-                    else:
-                        self.on_event(node_id, "failed", result.error or "")
+            try:
+                self._loop(order, running, pool)
+            except BaseException:
+                self.executor.close()  # Ctrl-C or a broken store: stop the running steps, not wait for them
+                raise
 
-    def key_of(self, node: Node) -> tuple[str, dict[str, dict[str, str]]]:
+    def _loop(self, order: list[str], running: dict[Future[StepResult], str], pool: ThreadPoolExecutor) -> None:
+        while True:
+            changed = True
+            while changed:
+                changed = False
+                for node_id in order:
+                    if node_id in self.results or node_id in running.values():
+                        continue
+                    node = self.graph.nodes[node_id]
+                    failed = [u for u in node.upstream if u in self.results and self.results[u].status != "FINISHED"]
+                    if failed:
+                        self.results[node_id] = StepResult(node_id, "SKIPPED", error=f"upstream step {failed[0]!r} failed")
+                        self.on_event(node_id, "skipped", f"because {failed[0]} failed")
+                        changed = True
+                        continue
+                    if not all(u in self.results for u in node.upstream):
+                        continue
+                    hit = self.try_cache(node)
+                    if hit is not None:
+                        self.results[node_id] = hit
+                        changed = True
+                        continue
+                    self.on_event(node_id, "running", "")
+                    running[pool.submit(self.execute, node)] = node_id
+            if not running:
+                return
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                node_id = running.pop(future)
+                result = future.result()
+                self.results[node_id] = result
+                detail = f"{result.duration_s:.2f}s" + (f" after {result.attempts} attempts" if result.attempts > 1 else "")
+                if result.status == "FINISHED":
+                    self.on_event(node_id, "finished", detail)
+                else:
+                    self.on_event(node_id, "failed", result.error or "")
+
+    def key_of(self, node: Node) -> tuple[str, dict[str, dict[str, str]], str | None]:
+        """The cache key, the inputs, and why the step cannot be cached (``None`` if it can).
+
+        A step that reaches a value without a stable fingerprint gets a key no other
+        execution shares: it runs every time, and the reason names the value."""
         inputs = self.inputs_of(node)
-        key = cache_key(
-            step=node.step, params=node.params, inputs={k: v["digest"] for k, v in inputs.items()}, roots=self.roots
-        )
-        return key, inputs
+        try:
+            key = cache_key(
+                step=node.step, params=node.params, inputs={k: v["digest"] for k, v in inputs.items()},
+                roots=self.roots, extra={"package": self.package_of(node)},
+            )
+        except Unfingerprintable as exc:
+            reason = (
+                f"step {node.id!r} reads {exc}, which conveyor cannot fingerprint for the cache key; "
+                f"pass it as a step parameter or input, or declare @step(cache_exclude=({exc.name!r},)) "
+                "if it does not change the result (bump cache_version= when it does)"
+            )
+            return f"uncacheable:{uuid.uuid4().hex}", inputs, reason
+        return key, inputs, None
 
     def try_cache(self, node: Node) -> StepResult | None:
         if not (self.use_cache and node.step.options.cache):
             return None
-        key, inputs = self.key_of(node)
+        key, inputs, refused = self.key_of(node)
+        if refused is not None:
+            self.refused[node.id] = refused
+            self.on_event(node.id, "uncached", refused)
+            return None
         store = self.tracker.store
         with store.read() as conn:
             candidates = _record.repo.cache_candidates(conn, key)
@@ -190,11 +246,13 @@ class _Run:
             metrics = self.step_metrics(node, outputs)
             with store.write() as conn:  # the whole cache hit is one transaction
                 run_id = _record.open_step(
-                    self.tracker, self.experiment_id, self.run_id, node.id, key, node.params, "hit", conn=conn
+                    self.tracker, self.experiment_id, self.run_id, node.id, key, node.params, "hit", conn=conn,
+                    context=self.context, data_inputs=self.data_inputs(node),
                 )
+                _record.copy_tracking(store, conn, execution.run_id, run_id, node.params)
                 _record.close_step(
                     self.tracker, run_id, status="FINISHED", outputs=outputs, logs=None,
-                    metrics={"cache_hit": 1.0, **metrics}, conn=conn,
+                    metrics=metrics, conn=conn, bookkeeping={"cache_hit": 1},
                 )
                 _record.tag(self.tracker, run_id, {"conveyor.cached_from": execution.run_id}, conn=conn)
                 self.after_step(node, run_id, conn)
@@ -224,9 +282,14 @@ class _Run:
         started = time.perf_counter()
         options = node.step.options
         try:
-            key, inputs = self.key_of(node)
+            key, inputs, refused = self.key_of(node)
             cache_state = "miss" if self.use_cache and options.cache else "disabled"
-            run_id = _record.open_step(self.tracker, self.experiment_id, self.run_id, node.id, key, node.params, cache_state)
+            if refused is not None and cache_state == "miss":
+                cache_state = "refused"
+            run_id = _record.open_step(self.tracker, self.experiment_id, self.run_id, node.id, key, node.params,
+                                       cache_state, context=self.context, data_inputs=self.data_inputs(node))
+            if refused is not None and cache_state == "refused":
+                _record.tag(self.tracker, run_id, {"conveyor.cache_refused": refused})
         except Exception as exc:  # a bad step definition or an unreachable store fails this step only
             return StepResult(node.id, "FAILED", error=f"{type(exc).__name__}: {exc}", duration_s=time.perf_counter() - started)
         task = {
@@ -234,7 +297,14 @@ class _Run:
             "sys_path": self.sys_path, "artifacts_url": _blob_url(self.tracker.blobs),
             "s3_endpoint_url": self.s3_endpoint_url, "inputs": inputs, "params": node.params,
             "outputs": list(options.outputs), "metrics": options.metrics,
-            "materializers": _registered_materializers(),
+            "materializers": _registered_materializers(), "package": self.package_of(node),
+            "run": {
+                "id": run_id, "experiment_id": self.experiment_id, "experiment": self.experiment, "name": node.id,
+                "parent_id": self.run_id, "start_time": int(time.time() * 1000),
+                "git_commit": self.context.get("git_commit"),
+                "params": {k: str(_record._param_text(v)) for k, v in node.params.items()},
+                "tags": {"conveyor.step": node.id},
+            },
         }
         attempts = 0
         outcome: dict[str, Any] = {}
@@ -253,8 +323,8 @@ class _Run:
         with self.tracker.store.write() as conn:
             _record.close_step(
                 self.tracker, run_id, status=status, outputs=outcome.get("outputs") or {}, logs=outcome.get("logs"),
-                metrics={"cache_hit": 0.0, "attempts": float(attempts), "duration_s": duration, **metrics},
-                error=error, conn=conn,
+                metrics=metrics, error=error, conn=conn, tracking=outcome.get("tracking"),
+                bookkeeping={"cache_hit": 0, "attempts": attempts, "duration_s": f"{duration:.3f}"},
             )
             if status == "FINISHED":
                 self.after_step(node, run_id, conn)
@@ -264,6 +334,37 @@ class _Run:
             node.id, status, False, run_id, key, outcome.get("outputs") or {},
             None if status == "FINISHED" else outcome.get("error"), duration, attempts,
         )
+
+
+def heavy_modules(graph: Graph) -> list[str]:
+    """Installed (not project) modules the steps import: what a warm worker preloads."""
+    import dis
+    import types
+
+    from conveyor.pipelines._cache import _distributions
+
+    def imports(code: types.CodeType) -> set[str]:
+        out = {i.argval for i in dis.get_instructions(code) if i.opname == "IMPORT_NAME"}
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                out |= imports(const)
+        return out
+
+    dists = _distributions()
+    found: set[str] = set()
+    for node in graph.nodes.values():
+        func = node.step.func
+        names = imports(func.__code__) if hasattr(func, "__code__") else set()
+        for value in getattr(func, "__globals__", {}).values():
+            if isinstance(value, types.ModuleType):
+                names.add(value.__name__)
+        found |= {n for n in names if n.split(".")[0] in dists and n.split(".")[0] != "conveyor"}
+    roots = {n.split(".")[0] for n in found}
+    if "sklearn" in roots:
+        found.add("skops.io")  # the materializer of estimators
+    if "pandas" in roots or any(n.step is _datasets.DATASET_STEP for n in graph.nodes.values()):
+        found |= {"pandas", "pyarrow.parquet"}  # data sets and frames travel as Parquet
+    return sorted(m for m in found if all(p.isidentifier() for p in m.split(".")))
 
 
 def _registered_materializers() -> dict[str, str]:
@@ -319,7 +420,7 @@ def run(
         for node in graph.nodes.values() if node.step is _datasets.DATASET_STEP
     }
     engine = executor if not isinstance(executor, str) else make_executor(
-        executor, ray_address=ray_address, max_workers=max_workers
+        executor, ray_address=ray_address, max_workers=max_workers, preload=heavy_modules(graph)
     )
     started = time.perf_counter()
     parent = tracker.create_run(
@@ -332,7 +433,7 @@ def run(
         _record.repo.create_run(conn, parent.id, graph.pipeline, engine.name, graph.describe())
     state = _Run(
         graph, tracker, engine, use_cache=cache, experiment_id=parent.experiment_id, run_id=parent.id,
-        on_event=on_event or (lambda *_: None), s3_endpoint_url=s3_endpoint_url, datasets=datasets,
+        on_event=on_event or (lambda *_: None), s3_endpoint_url=s3_endpoint_url, datasets=datasets, parent=parent,
     )
     _lineage.record_inputs(tracker, parent.id, [ref for ref, _ in datasets.values()])
     try:
@@ -347,8 +448,15 @@ def run(
     steps = sum(1 for r in results.values() if r.kind == "step")
     tracker.set_tags(parent.id, {"conveyor.cached_steps": f"{cached}/{steps}"})
     error = None
+    candidate: str | None = None
+    evaluation: dict[str, float] = {}
     if failed:
         error = "; ".join(f"{n}: {results[n].error}" for n in failed if results[n].status == "FAILED")
+    elif graph.candidate or graph.evaluation:
+        from conveyor.pipelines._candidate import resolve_contract
+
+        candidate, evaluation = resolve_contract(tracker, graph, results, parent.id)
     tracker.end_run(parent.id, RunStatus.FAILED if failed else RunStatus.FINISHED, error=error)
     status = "FAILED" if failed else "FINISHED"
-    return PipelineResult(parent.id, graph.pipeline, status, results, time.perf_counter() - started)
+    return PipelineResult(parent.id, graph.pipeline, status, results, time.perf_counter() - started,
+                          candidate, evaluation)

@@ -65,6 +65,7 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
         work = Path(tmp)
         log_path = work / "step.log"
         log_path.touch()
+        recorder = None
         try:
             func = _resolve(task["module"], task["qualname"])
             kwargs = dict(task["params"])
@@ -72,8 +73,11 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
                 folder = work / "in" / arg
                 blobs.get_tree(Digest.parse(ref["digest"]), folder)
                 kwargs[arg] = mat.get_materializer(ref["materializer"]).load(folder)
-            with _capture_fds(log_path):
+            recorder = _step_tracker(blobs, task)
+            with _capture_fds(log_path), _bound(recorder):
                 value = func(**kwargs)
+                if recorder is not None and task.get("package"):
+                    _package(recorder, task, value)
             result["outputs"] = _store_outputs(blobs, task, value, work / "out")
             if task.get("metrics"):
                 result["metrics"] = _metrics(task["node"], value)
@@ -87,8 +91,49 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
                 raise
         finally:
             result["logs"] = str(blobs.put_file(log_path).digest)
+            if recorder is not None:
+                result["tracking"] = recorder.record()
     result["duration_s"] = time.perf_counter() - started
     return result
+
+
+def _step_tracker(blobs: Any, task: dict[str, Any]) -> Any:
+    """The tracker ``conveyor.log_*`` and ``conveyor.models.log`` use inside the step."""
+    info = task.get("run")
+    if not info:
+        return None
+    from conveyor.entities import Run, RunStatus
+    from conveyor.pipelines._steprun import StepTracker
+
+    run = Run(
+        id=info["id"], experiment_id=info["experiment_id"], experiment=info.get("experiment", ""),
+        name=info.get("name", task["node"]), status=RunStatus.RUNNING, start_time=info.get("start_time", 0),
+        parent_id=info.get("parent_id"), git_commit=info.get("git_commit"),
+        params=dict(info.get("params", {})), tags=dict(info.get("tags", {})),
+    )
+    return StepTracker(blobs, run)
+
+
+@contextmanager
+def _bound(recorder: Any) -> Iterator[None]:
+    if recorder is None:
+        yield
+        return
+    from conveyor.pipelines._steprun import bound
+
+    with bound(recorder):
+        yield
+
+
+def _package(recorder: Any, task: dict[str, Any], value: Any) -> None:
+    """The candidate step: make sure its run holds a model package (logged, or the output)."""
+    from conveyor.pipelines._steprun import package_candidate
+
+    names: list[str] = task["outputs"]
+    output = task["package"]
+    if len(names) > 1 and isinstance(value, tuple) and len(value) == len(names):
+        value = value[names.index(output)]
+    package_candidate(recorder, value, task["node"])
 
 
 def _store_outputs(blobs: Any, task: dict[str, Any], value: Any, out: Path) -> dict[str, Any]:

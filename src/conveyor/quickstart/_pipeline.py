@@ -3,8 +3,9 @@ evaluate) on a versioned data set, run twice to show the second run fully cached
 
 Needs from earlier stages: nothing (it versions the breast-cancer table itself as the data
 set ``breast-cancer`` when no earlier stage did). Leaves in ``story.facts``:
-``pipeline_runs`` (the two run ids), ``pipeline_model_run`` (the child run whose
-``outputs/model`` artifact is the trained skops model) and ``pipeline_metrics``.
+``pipeline_runs`` (the two run ids), ``pipeline_model_run`` (the train step's run),
+``pipeline_candidate`` (the ``runs:/…/model`` package the pipeline declares as its candidate,
+what ``conveyor ci check --pipeline`` and retraining register) and ``pipeline_metrics``.
 
 The steps live at module level here so worker processes can import them.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from rich.table import Table
 
-from conveyor.pipelines import dataset, pipeline, run, step
+from conveyor.pipelines import dataset, pipeline, step, train_candidate
 from conveyor.quickstart._run import Story
 
 DATASET = "breast-cancer"
@@ -62,7 +63,7 @@ def evaluate(model: Any, frame: Any) -> dict[str, float]:
     }
 
 
-@pipeline(name="quickstart-training")
+@pipeline(name="quickstart-training", candidate="train", evaluation="evaluate")
 def training(C: float = 1.0, ref: str = DATASET) -> None:
     train_rows, test_rows = split(validate(dataset(ref)))
     evaluate(train(train_rows, C=C), test_rows)
@@ -95,11 +96,10 @@ def stage(story: Story) -> None:
             if status in marks:
                 story.console.print(f"   {marks[status]} {node} [dim]{detail}[/]", highlight=False)
 
-        result = run(training, params={"C": 1.0, "ref": ref}, tracker=story.tracker,
-                     experiment=EXPERIMENT, on_event=show)
-        if not result.ok:
-            failed = {n: s.error for n, s in result.steps.items() if s.error}
-            raise RuntimeError(f"the quickstart pipeline failed: {failed}")
+        # the one contract from pipeline to candidate: the same call `ci check --pipeline` and
+        # retraining make (a failed step raises PipelineFailed naming it)
+        result = train_candidate(training, params={"C": 1.0, "ref": ref}, tracker=story.tracker,
+                                 experiment=EXPERIMENT, on_event=show)
         results.append(result)
     first, second = results
     table = Table(title="the same pipeline twice")
@@ -114,6 +114,12 @@ def stage(story: Story) -> None:
         f"second run: every step came from the cache · f1={metrics.get('f1', float('nan')):.4f} · "
         f"`conveyor pipeline runs` lists both"
     )
+    story.console.print(
+        f"candidate (declared by @pipeline(candidate=\"train\")): [bold]{second.candidate}[/] · evaluated by step "
+        f"evaluate: accuracy={second.evaluation.get('accuracy', float('nan')):.4f} — "
+        "`conveyor ci check --pipeline … -p C=0.5` gates it", highlight=False,
+    )
     story.facts["pipeline_runs"] = (first.run_id, second.run_id)
     story.facts["pipeline_model_run"] = first.steps["train"].run_id
+    story.facts["pipeline_candidate"] = second.candidate
     story.facts["pipeline_metrics"] = dict(metrics)

@@ -76,7 +76,7 @@ def model_card(uri: str, *, registry: Any = None, settings: Any = None) -> str:
     evaluation = latest_evaluation(registry, version.name, version.version)
     events = [e for e in registry.history(version.name) if e.version == version.version]
     lines = [f"# Model card: {version.name} version {version.version}", ""]
-    lines += _details(version, run)
+    lines += _details(version, run, registry.tracker)
     lines += ["## Intended use", "", config.intended_use, "", "**Out of scope:** " + config.out_of_scope, ""]
     lines += _factors(evaluation)
     lines += _metrics(evaluation, run)
@@ -97,7 +97,22 @@ def model_card(uri: str, *, registry: Any = None, settings: Any = None) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _details(version: ModelVersion, run: Any) -> list[str]:
+#: what conveyor's pipeline runner records about a step, not what the model measured
+_BOOKKEEPING = ("cache_hit", "attempts", "duration_s")
+
+
+def _pipeline_run(tracker: Any, run: Any) -> Any:
+    """The pipeline run a step run belongs to (``None`` for a run outside a pipeline)."""
+    parent = (run.tags.get("conveyor.pipeline_run") or run.parent_id) if run is not None else None
+    if not parent or "conveyor.step" not in run.tags:
+        return None
+    try:
+        return tracker.get_run(parent)
+    except ConveyorError:  # deleted since
+        return None
+
+
+def _details(version: ModelVersion, run: Any, tracker: Any = None) -> list[str]:
     rows = [
         ("URI", f"`{version.uri}`"),
         ("aliases", ", ".join(version.aliases) or "none"),
@@ -111,6 +126,13 @@ def _details(version: ModelVersion, run: Any) -> list[str]:
     if run is not None and run.params:
         shown = ", ".join(f"{k}={v}" for k, v in sorted(run.params.items())[:12])
         rows.append(("parameters", shown))
+    pipeline = _pipeline_run(tracker, run) if tracker is not None else None
+    if pipeline is not None:
+        params = ", ".join(f"{k}={v}" for k, v in sorted(pipeline.params.items())[:12]) or "none"
+        step = run.tags.get("conveyor.step", run.name)
+        cached = f", a cache hit of run `{run.tags['conveyor.cached_from']}`" if run.tags.get("conveyor.cached_from") else ""
+        rows.append(("pipeline run", f"`{pipeline.id}` ({pipeline.tags.get('conveyor.pipeline', pipeline.name)}, "
+                                     f"step `{step}`{cached}); pipeline parameters: {params}"))
     return ["## Model details", "", "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], ""]
 
 
@@ -130,7 +152,14 @@ def _metrics(evaluation: dict[str, Any] | None, run: Any) -> list[str]:
             out.append(f"| {key} | {_num(value)} | {_num(champ.get(key))} |")
         out.append("")
     if run is not None and run.metrics:
-        out += ["Training run metrics: " + ", ".join(f"{k}={_num(v)}" for k, v in sorted(run.metrics.items())), ""]
+        pipeline_step = "conveyor.step" in run.tags
+        shown = {k: v for k, v in run.metrics.items() if not (pipeline_step and k in _BOOKKEEPING)}
+        label = "Training run metrics"
+        if pipeline_step and run.tags.get("conveyor.evaluation_run"):
+            label = (f"Training run metrics (with the evaluation of pipeline step run "
+                     f"`{run.tags['conveyor.evaluation_run']}`)")
+        if shown:
+            out += [f"{label}: " + ", ".join(f"{k}={_num(v)}" for k, v in sorted(shown.items())), ""]
     if len(out) == 2:
         out += ["No evaluation recorded yet (`conveyor ci check`).", ""]
     return out
