@@ -46,9 +46,10 @@ def test_worse_candidate_is_vetoed_with_evidence_and_the_refusal_recorded(
     assert not result.passed and result.champion_version == 1
     failed = {c.name for c in result.failures}
     assert "compare: paired bootstrap of accuracy" in failed
-    assert "compare: McNemar" in {n.split(" chi")[0].split(" exact")[0] for n in failed}
-    mcnemar = next(c for c in result.checks if c.name.startswith("compare: McNemar"))
-    assert mcnemar.evidence["n"] == len(frames[1]) and mcnemar.evidence["p_worse"] < 0.05
+    assert "compare: Tango score test" in failed  # accuracy's margin (0.01), tested as a margin
+    paired = next(c for c in result.checks if c.name == "compare: Tango score test")
+    assert paired.evidence["n"] == len(frames[1]) and paired.evidence["p_margin"] >= 0.05
+    assert paired.evidence["p_worse"] < 0.05 and paired.evidence["delta0"] == -0.01
     with pytest.raises(Conflict, match="gate failed"):
         promote("clf", worse.version, registry=registry)
     assert registry.resolve("models:/clf@champion").version == 1

@@ -272,23 +272,27 @@ def test_a_pipeline_without_a_declared_candidate_fails_naming_what_to_add(loop_p
     assert _stored()["versions"] == [1]
 
 
-def test_second_alert_inside_the_cooldown_does_not_retrain(loop_project):
+def test_second_alert_after_a_failure_waits_for_the_backoff_not_the_cooldown(loop_project):
     loop_project(pipeline="broken")
     first = json.loads(_monitor("run", "--json").output)[0]
     second_run = _monitor("run", "--json")
     assert second_run.exit_code == 1, second_run.output
     second = json.loads(second_run.output)[0]
     assert first["status"] == second["status"] == "alert"
+    failed = first["triggers"][0]
+    assert failed["status"] == "failed" and failed["run_id"], failed  # the failed pipeline run is recorded
+    assert _stored()["tracker"].get_run(failed["run_id"]).tags["conveyor.retrain_trigger"] == str(failed["id"])
     (skipped,) = second["triggers"]
-    assert skipped["status"] == "skipped" and "cool-down" in skipped["decision"]
+    # a failure starts the (5 min) backoff, not the 1 h cool-down meant for completed retrainings
+    assert skipped["status"] == "skipped" and skipped["decision"].startswith("backoff"), skipped["decision"]
     assert skipped["run_id"] is None and skipped["alert_id"] == second["alerts"][0]
     rows = _history_triggers()
     assert [r["status"] for r in rows] == ["skipped", "failed"]
     s = _stored()
     assert [a.kind for a in s["alerts"]].count("retrain_failed") == 1  # one retraining, one failure
 
-    by_hand = _monitor("retrain", "drift")  # the command obeys the cool-down too…
-    assert by_hand.exit_code == 0 and "skipped" in by_hand.output and "cool-down" in by_hand.output
+    by_hand = _monitor("retrain", "drift")  # the command obeys the backoff too…
+    assert by_hand.exit_code == 0 and "skipped" in by_hand.output and "backoff" in by_hand.output
     forced = _monitor("retrain", "drift", "--force")  # …unless forced
     assert forced.exit_code == 1 and "failed" in forced.output, forced.output
     assert [(r["reason"], r["status"]) for r in _history_triggers()[:2]] == [("command", "failed"),

@@ -261,7 +261,8 @@ def _table(ref: str) -> Any:
 @handle_errors
 def retrain_cmd(
     monitor: str = typer.Argument(..., help="The monitor whose model, pipeline and gate to use."),
-    force: bool = typer.Option(False, "--force", help="Ignore the cool-down (never the one-in-flight rule)."),
+    force: bool = typer.Option(False, "--force", help="Ignore the cool-down and the failure backoff (never a live "
+                               "lock; see `monitor unlock`)."),
     trust: list[str] = trust_option(),
 ) -> None:
     """Trigger a retraining by hand: pipeline → gate → promotion if it passed."""
@@ -273,6 +274,33 @@ def retrain_cmd(
     console.print(f"trigger {row.id}: {row.status} — {row.decision}", highlight=False)
     if row.status in ("failed", "rejected"):
         raise typer.Exit(1)
+
+
+@app.command("unlock")
+@handle_errors
+def unlock_cmd(
+    name: str = typer.Argument(..., help="A model name, or a monitor's name (its model)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Release a model's retraining lock whose holder is gone (the trigger becomes abandoned).
+
+    A lock also expires by itself when its holder stops heartbeating ([monitoring]
+    retrain_lease); this is for not waiting. Exit 3 when no retraining holds the lock.
+    """
+    from conveyor.monitoring import ContinuousTrainer, MonitorHooks, Monitoring, load_monitors
+
+    defaults, monitors = load_monitors(settings())
+    config = monitors.get(name) or next((c for c in monitors.values() if c.model == name), None)
+    model = config.model if config is not None else name
+    with tracker() as t:
+        monitoring = Monitoring(t, defaults, MonitorHooks())
+        trainer = monitoring.trainer(config) if config is not None else ContinuousTrainer(t, None)
+        row = trainer.unlock(model)
+        monitoring.wait(10)  # the "retrain_failed" alert's webhook delivery
+    if as_json:
+        print_json(row.__dict__)
+        return
+    console.print(f"unlocked {model}: trigger {row.id} — {row.decision}", highlight=False, markup=False)
 
 
 @app.command("history")

@@ -6,7 +6,9 @@ evaluated for a candidate on held-out data and against the current champion:
 - ``metrics``: thresholds, absolute or relative (``"f1 >= champion.f1 - 0.01"``,
   ``"rmse <= baseline.rmse * 0.9"``); those naming a missing champion are skipped;
 - ``[gates.<name>.compare]``: a paired comparison on the same rows — bootstrap CI of the
-  metric difference, McNemar (accuracy), Wilcoxon signed-rank (regression loss);
+  metric difference against ±margin, and a test of the margin itself: Tango's score test
+  for paired proportions (accuracy; McNemar's exact test when margin = 0), Wilcoxon
+  signed-rank on the per-row losses shifted by the margin (regression);
   keys ``metric``, ``test``, ``mode`` (non_inferior | superior), ``margin``, ``alpha``,
   ``confidence``, ``resamples``, ``seed``;
 - ``[gates.<name>.slices]``: ``columns``, ``bins`` (numeric column → quantile bins),

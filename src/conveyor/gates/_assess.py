@@ -100,9 +100,13 @@ def compare_checks(spec: GateSpec, scored: Scored) -> list[Check]:
     if test in ("auto", "bootstrap"):
         checks.append(_bootstrap_check(spec, scored, metric))
     if scored.task == "classification" and (test == "mcnemar" or (test == "auto" and metric == "accuracy")):
-        checks.append(_paired_test_check(spec, _stats.mcnemar(scored.y, scored.cand, scored.champ), "accuracy"))
+        evidence = _stats.paired_accuracy_test(scored.y, scored.cand, scored.champ, mode=compare.mode,
+                                               margin=compare.margin)
+        checks.append(_paired_test_check(spec, evidence, "accuracy"))
     if scored.task == "regression" and test in ("auto", "wilcoxon"):
-        evidence = _stats.wilcoxon(scored.y, scored.cand, scored.champ, squared=metric != "mae")
+        champ_value = scored.metrics(scored.champ)["rmse"]
+        boundary = _stats.loss_margin(metric, compare.margin, compare.mode, scored.y, champ_value)
+        evidence = _stats.wilcoxon(scored.y, scored.cand, scored.champ, squared=metric != "mae", boundary=boundary)
         checks.append(_paired_test_check(spec, evidence, metric))
     return checks
 
@@ -132,21 +136,23 @@ def _bootstrap_check(spec: GateSpec, scored: Scored, metric: str) -> Check:
 
 
 def _paired_test_check(spec: GateSpec, ev: dict[str, Any], metric: str) -> Check:
+    """Pass when the test rejects "worse than allowed" (non_inferior: by more than the margin;
+    superior: not better by the margin) at ``alpha`` — a margin is always tested as a margin."""
     compare = spec.compare
     assert compare is not None
+    p = ev["p_margin"]
+    passed = p < compare.alpha
     if compare.mode == "non_inferior":
-        passed = ev["p_worse"] >= compare.alpha
-        rule = f"candidate not significantly worse (one-sided p ≥ {compare.alpha:g})"
-        p = ev["p_worse"]
+        rule = f"evidence the candidate is at most {compare.margin:g} worse (one-sided p < {compare.alpha:g})"
     else:
-        passed = ev["p_better"] < compare.alpha
-        rule = f"candidate significantly better (one-sided p < {compare.alpha:g})"
-        p = ev["p_better"]
-    ev.update(metric=metric, alpha=compare.alpha, mode=compare.mode, rule=rule)
+        rule = f"evidence the candidate is more than {compare.margin:g} better (one-sided p < {compare.alpha:g})"
+    ev.update(metric=metric, alpha=compare.alpha, mode=compare.mode, margin=compare.margin, rule=rule)
     if "candidate_only_right" in ev:
-        detail = f"{ev['candidate_only_right']} rows only the candidate gets right, {ev['champion_only_right']} only the champion"
+        detail = (f"{ev['candidate_only_right']} rows only the candidate gets right, "
+                  f"{ev['champion_only_right']} only the champion (accuracy {ev['difference']:+.4f})")
     else:
-        detail = f"median loss difference {ev['median_loss_difference']:+.4g} ({ev['loss']})"
+        detail = (f"mean loss difference {ev['mean_loss_difference']:+.4g}, median {ev['median_loss_difference']:+.4g}"
+                  f" ({ev['loss']}; tested against {ev['boundary']:+.4g})")
     summary = f"{ev['test']}: {detail}; one-sided p = {p:.3g}, n={ev['n']}; needs {rule}"
     return Check(f"compare: {ev['test'].split(' (')[0]}", "compare", bool(passed), summary, ev)
 

@@ -21,7 +21,8 @@ class CompareSpec(_Spec):
 
     metric: str | None = Field(None, description="Metric compared (default: accuracy or rmse).")
     test: Literal["auto", "bootstrap", "mcnemar", "wilcoxon"] = Field(
-        "auto", description="auto: bootstrap of the metric, plus McNemar (accuracy) or Wilcoxon (regression)."
+        "auto", description="auto: bootstrap of the metric, plus a paired test of the margin: Tango's score test "
+        "(McNemar's exact test at margin 0) for accuracy, Wilcoxon on margin-shifted losses for regression."
     )
     mode: Literal["non_inferior", "superior"] = Field(
         "non_inferior", description="non_inferior: not worse by more than margin; superior: significantly better."

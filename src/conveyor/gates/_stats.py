@@ -6,9 +6,15 @@
   Multinomial(n, cell frequencies) law, so the bootstrap draws the k³ cell counts directly:
   the same distribution as resampling rows, at O(B·k³) instead of O(B·n). Regression
   resamples rows in chunks (a weight matrix times five per-example sums).
-* McNemar's test on the discordant pairs (exact binomial below 25 of them, chi-squared
-  with continuity correction above) for accuracy.
-* Wilcoxon signed-rank test of per-example losses for regression.
+* McNemar's test on the discordant pairs for accuracy, exact (binomial) at every size: it
+  costs nothing and has no continuity correction to get wrong.
+* A margin is tested as a margin. For accuracy, Tango's score test for the difference of
+  paired proportions (Tango 1998, Stat Med 17:891): H0 Δ ≤ Δ0 against H1 Δ > Δ0, where Δ is
+  the candidate's accuracy minus the champion's and Δ0 = −margin (non-inferiority) or
+  +margin (superiority); with margin 0 it is McNemar's test, done exactly.
+* Wilcoxon signed-rank test of per-example losses for regression, the differences shifted
+  by the margin converted to loss units (see ``loss_margin``); it tests the pseudo-median
+  of the loss differences, which equals their mean when they are symmetric.
 """
 
 from __future__ import annotations
@@ -77,7 +83,7 @@ def _interval(observed: Array, deltas: Array, confidence: float, resamples: int,
 
 
 def mcnemar(y: Array, cand: Array, champ: Array) -> dict[str, Any]:
-    """b = candidate right where the champion is wrong; c = the reverse."""
+    """b = candidate right where the champion is wrong; c = the reverse. Exact binomial p-values."""
     from scipy import stats
 
     cand_right = cand == y
@@ -85,22 +91,13 @@ def mcnemar(y: Array, cand: Array, champ: Array) -> dict[str, Any]:
     b = int(np.count_nonzero(cand_right & ~champ_right))
     c = int(np.count_nonzero(~cand_right & champ_right))
     if b + c == 0:
-        p_two, p_worse, p_better, method = 1.0, 1.0, 1.0, "exact"
-    elif b + c < 25:
-        method = "exact"
+        p_two, p_worse, p_better = 1.0, 1.0, 1.0
+    else:
         p_two = float(stats.binomtest(b, b + c, 0.5).pvalue)
         p_worse = float(stats.binomtest(c, b + c, 0.5, alternative="greater").pvalue)
         p_better = float(stats.binomtest(b, b + c, 0.5, alternative="greater").pvalue)
-    else:
-        method = "chi-squared (continuity corrected)"
-        statistic = (abs(b - c) - 1) ** 2 / (b + c)
-        p_two = float(stats.chi2.sf(statistic, 1))
-        # one-sided p from the signed normal approximation with the same correction
-        z = (abs(b - c) - 1) / np.sqrt(b + c)
-        one = float(stats.norm.sf(z))
-        p_worse, p_better = (one, 1 - one) if c > b else (1 - one, one)
     return {
-        "test": f"McNemar {method}",
+        "test": "McNemar exact",
         "candidate_only_right": b,
         "champion_only_right": c,
         "p_value": p_two,
@@ -110,8 +107,69 @@ def mcnemar(y: Array, cand: Array, champ: Array) -> dict[str, Any]:
     }
 
 
-def wilcoxon(y: Array, cand: Array, champ: Array, *, squared: bool) -> dict[str, Any]:
-    """Signed-rank test of per-example loss differences (candidate − champion)."""
+def tango(b: Any, c: Any, n: Any, delta0: float) -> tuple[Any, Any]:
+    """Tango's score test of H0: p_b − p_c ≤ ``delta0`` for paired proportions → (z, one-sided p).
+
+    ``b`` rows only the candidate gets right, ``c`` only the champion, ``n`` rows in all (scalars
+    or arrays). The variance of b − c is taken at the maximum-likelihood cell probabilities
+    restricted to p_b − p_c = delta0 (the closed-form root of Tango's quadratic).
+    """
+    from scipy import stats
+
+    if not -1 < delta0 < 1:
+        raise ValueError(f"a difference of proportions lies in (-1, 1), got {delta0}")
+    b, c, n = (np.asarray(v, dtype=np.float64) for v in (b, c, n))
+    qa = 2 * n
+    qb = -(b + c) + (2 * n - b + c) * delta0
+    qc = -c * delta0 * (1 - delta0)
+    p_c = (-qb + np.sqrt(np.maximum(qb * qb - 4 * qa * qc, 0.0))) / (2 * qa)  # restricted MLE of P(only champion right)
+    var = n * (2 * p_c + delta0 * (1 - delta0))
+    diff = b - c - n * delta0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(var > 0, diff / np.sqrt(np.where(var > 0, var, 1.0)), np.where(diff > 0, np.inf, -np.inf))
+    return z, stats.norm.sf(z)
+
+
+def paired_accuracy_test(y: Array, cand: Array, champ: Array, *, mode: str, margin: float) -> dict[str, Any]:
+    """Is the candidate's accuracy above the champion's − margin (non_inferior) or + margin (superior)?
+
+    ``p_margin`` is the one-sided p-value of H0 "not so": Tango's score test for margin > 0,
+    McNemar's exact test for margin 0; the candidate passes when it is below alpha.
+    """
+    ev = mcnemar(y, cand, champ)
+    b, c, n = ev["candidate_only_right"], ev["champion_only_right"], ev["n"]
+    delta0 = -margin if mode == "non_inferior" else margin
+    if margin == 0:
+        p = ev["p_better"]
+    else:
+        z, p = tango(b, c, n, delta0)
+        ev.update(test="Tango score test (paired proportions, McNemar shifted by the margin)", z=float(z),
+                  mcnemar_p_value=ev["p_value"])
+        p = float(p)
+    ev.update(difference=(b - c) / n if n else 0.0, delta0=delta0, p_margin=p)
+    return ev
+
+
+def loss_margin(metric: str, margin: float, mode: str, y: Array, champ_metric: float) -> float:
+    """The bound on the mean per-row loss difference (candidate − champion) that ``margin`` on
+    ``metric`` means: H0 is "mean difference ≥ this". rmse and r2 convert through the
+    champion's rmse and the label variance (mse is linear in the per-row squared errors)."""
+    sign = 1.0 if mode == "non_inferior" else -1.0
+    if metric in ("mae", "mse"):
+        return sign * margin
+    if metric == "rmse":  # rmse_c ≤ rmse_b ± m  ⟺  mse_c − mse_b ≤ (rmse_b ± m)² − rmse_b²
+        return (champ_metric + sign * margin) ** 2 - champ_metric**2
+    if metric == "r2":  # r2 = 1 − mse / var(y)
+        return sign * margin * float(np.var(np.asarray(y, dtype=np.float64)))
+    raise ValueError(f"no per-row loss for metric {metric!r}")
+
+
+def wilcoxon(y: Array, cand: Array, champ: Array, *, squared: bool, boundary: float = 0.0) -> dict[str, Any]:
+    """Signed-rank test of per-example loss differences (candidate − champion).
+
+    ``p_margin`` tests H0 "the differences sit at or above ``boundary``" against "below it"
+    (the differences shifted by ``boundary``, see ``loss_margin``).
+    """
     from scipy import stats
 
     y = np.asarray(y, dtype=np.float64)
@@ -119,23 +177,26 @@ def wilcoxon(y: Array, cand: Array, champ: Array, *, squared: bool) -> dict[str,
     loss_b = np.asarray(champ, dtype=np.float64) - y
     loss_c, loss_b = (loss_c**2, loss_b**2) if squared else (np.abs(loss_c), np.abs(loss_b))
     diff = loss_c - loss_b
-    nonzero = int(np.count_nonzero(diff))
-    if nonzero == 0:
-        p_worse = p_better = p_two = 1.0
-    else:
-        method = "exact" if nonzero <= 50 and len(np.unique(np.abs(diff[diff != 0]))) == nonzero else "approx"
+
+    def test(d: Array, alternative: str) -> float:
+        nonzero = d[d != 0]
+        if not nonzero.size:
+            return 1.0
+        method = "exact" if nonzero.size <= 50 and len(np.unique(np.abs(nonzero))) == nonzero.size else "approx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # scipy notes zeros/ties; the approx method handles them
-            p_worse = float(stats.wilcoxon(diff, alternative="greater", method=method).pvalue)
-            p_better = float(stats.wilcoxon(diff, alternative="less", method=method).pvalue)
-            p_two = float(stats.wilcoxon(diff, method=method).pvalue)
+            return float(stats.wilcoxon(d, alternative=alternative, method=method).pvalue)
+
     return {
         "test": "Wilcoxon signed-rank",
         "loss": "squared error" if squared else "absolute error",
         "median_loss_difference": float(np.median(diff)),
-        "p_value": p_two,
-        "p_worse": p_worse,
-        "p_better": p_better,
+        "mean_loss_difference": float(np.mean(diff)),
+        "p_value": test(diff, "two-sided"),
+        "p_worse": test(diff, "greater"),
+        "p_better": test(diff, "less"),
+        "boundary": float(boundary),
+        "p_margin": test(diff - boundary, "less") if boundary else test(diff, "less"),
         "n": int(len(diff)),
-        "nonzero_differences": nonzero,
+        "nonzero_differences": int(np.count_nonzero(diff)),
     }

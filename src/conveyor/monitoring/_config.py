@@ -7,7 +7,11 @@
     webhook_retries = 3                # attempts after the first, with exponential backoff
     webhook_backoff = 0.5              # seconds before the first retry (doubles each time)
     webhook_timeout = 5.0              # seconds per attempt
-    cooldown = "6h"                    # minimum time between two retrainings of a model
+    cooldown = "6h"                    # minimum time between two completed retrainings of a model
+    retrain_lease = "5m"               # a retraining whose process stops heartbeating this long is abandoned
+    retrain_backoff = "5m"             # wait after a failed retraining (doubles per failure in a row, ≤ cooldown)
+    retrain_retries = 3                # failed retrainings retried by themselves (reason "retry") before waiting
+                                       # for the next trigger
 
     [monitors.churn]
     model = "churn"                    # registered model whose traffic is watched
@@ -66,6 +70,15 @@ class MonitoringDefaults(_Model):
     webhook_backoff: float = Field(0.5, ge=0)
     webhook_timeout: float = Field(5.0, gt=0)
     cooldown: str = "6h"
+    retrain_lease: str = "5m"
+    retrain_backoff: str = "5m"
+    retrain_retries: int = Field(3, ge=0, le=100)
+
+    @field_validator("cooldown", "retrain_lease", "retrain_backoff")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
 
 
 class MonitorConfig(_Model):

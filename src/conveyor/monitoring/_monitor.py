@@ -117,7 +117,10 @@ class Monitoring:
             self.alert(config, "retrain_failed", f"retraining trigger {trigger_id}", None,
                        f"retraining of {model} failed (trigger {trigger_id}): {decision}")
 
-        return ContinuousTrainer(self.tracker, self.hooks.retrain, cooldown=cooldown, on_failure=failed)
+        d = self.defaults
+        return ContinuousTrainer(self.tracker, self.hooks.retrain, cooldown=cooldown, on_failure=failed,
+                                 lease=parse_duration(d.retrain_lease, field="monitoring.retrain_lease"),
+                                 backoff=parse_duration(d.retrain_backoff, field="monitoring.retrain_backoff"))
 
     # -- evaluation ---------------------------------------------------------------------------------
     def evaluate(self, config: MonitorConfig, *, current: Any = None, until_ms: int | None = None) -> Evaluation:
@@ -143,9 +146,12 @@ class Monitoring:
         return self._store(config, version, since, until, status, metrics, rules, drift, data_versions=data_versions)
 
     def _retrain_reason(self, config: MonitorConfig, alerted: bool, data_versions: tuple[str, ...]) -> str | None:
-        """alert > new data > schedule: the first that applies names the trigger."""
+        """alert > retry of a failed one > new data > schedule: the first that applies names the trigger."""
         if alerted and config.retrain:
             return "alert"
+        if (config.retrain or config.retrain_every or config.retrain_on_new_data) and \
+                self.trainer(config).retry_due(config.model, self.defaults.retrain_retries):
+            return "retry"
         if config.retrain_on_new_data and _newer_data(data_versions, self.tracker):
             return "new_data"
         if config.retrain_every:

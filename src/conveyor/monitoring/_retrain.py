@@ -4,25 +4,43 @@ the gates and is promoted only if they pass.
 Pipelines and gates live beside monitoring in the layer map, so the work itself is a hook
 (``RetrainHook``) that the edges wire (``conveyor.cli`` and the quickstart call
 ``conveyor.pipelines.run`` then ``conveyor.gates.promote``). This module owns the
-policy: a cool-down between retrainings of a model, at most one in flight (a unique lock
-row in the store), and a record of every trigger and decision — skipped (why), promoted,
-rejected by the gates, or failed (the champion stays and an alert says so).
+policy and records every trigger and decision — skipped (why), promoted, rejected by the
+gates, failed (the champion stays and an alert says so) or abandoned:
+
+* **one in flight** per model: a lease row in the store (``MonitoringRepo.start_trigger``)
+  that names its holder (host:pid) and is kept alive by a heartbeat thread while the hook
+  runs (every ``lease / 3`` seconds). If the process dies — ``os._exit``, SIGKILL, a lost
+  machine — the heartbeats stop and, ``lease`` seconds later, the next trigger marks the
+  dead one ``abandoned`` and runs; ``conveyor monitor unlock MODEL`` does it at once.
+  ``force`` never breaks a live lease.
+* **cool-down** after a completed retraining (promoted or rejected): no new one for
+  ``cooldown`` seconds (``force`` skips it).
+* **backoff** after a failed or abandoned one, separate from the cool-down: the next may
+  start ``backoff · 2^(k−1)`` seconds (capped at the cool-down) after the k-th failure in
+  a row, and ``Monitoring`` retries by itself (reason ``retry``) up to ``retries`` times.
+* the **run id** of every retraining is recorded, failed ones included: from the outcome,
+  from a ``run_id`` attribute of the hook's exception, or else from the run tagged
+  ``conveyor.retrain_trigger = <trigger id>`` (how the CLI's hook tags its pipeline run).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from conveyor.entities import now_ms
-from conveyor.errors import Conflict
+from conveyor.errors import Conflict, ConveyorError
 from conveyor.store import MonitoringRepo, TriggerRow
 
 log = logging.getLogger("conveyor.monitoring")
-REASONS = ("alert", "schedule", "new_data", "command")
+REASONS = ("alert", "schedule", "new_data", "command", "retry")
+#: The tag a retraining's pipeline run carries, with the trigger id as value.
+TRIGGER_TAG = "conveyor.retrain_trigger"
 
 
 @dataclass(frozen=True)
@@ -39,43 +57,63 @@ class RetrainOutcome:
 RetrainHook = Callable[[str, int], RetrainOutcome]
 
 
+def default_holder() -> str:
+    """``host:pid``, the name a lease shows for this process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 class ContinuousTrainer:
     """Apply the retraining policy around a ``RetrainHook``.
 
     Example::
 
-        trainer = ContinuousTrainer(tracker, hook, cooldown=6 * 3600)
+        trainer = ContinuousTrainer(tracker, hook, cooldown=6 * 3600, lease=300, backoff=300)
         trainer.trigger("churn", "alert", alert_id=12)   # → TriggerRow(status="promoted", …)
     """
 
     def __init__(self, tracker: Any, hook: RetrainHook | None, *, cooldown: float = 6 * 3600,
-                 on_failure: Callable[[str, str, int], None] | None = None) -> None:
+                 on_failure: Callable[[str, str, int], None] | None = None, lease: float = 300.0,
+                 backoff: float = 300.0, holder: str | None = None) -> None:
         self.tracker, self.hook, self.cooldown = tracker, hook, cooldown
         self.on_failure = on_failure
+        self.lease, self.backoff = lease, backoff
+        self.holder = holder or default_holder()
         self.repo = MonitoringRepo()
         self._threads: list[threading.Thread] = []
 
+    def backoff_for(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` failed retrainings in a row."""
+        if failures <= 0:
+            return 0.0
+        return min(self.backoff * 2 ** (failures - 1), max(self.cooldown, self.backoff))
+
     def trigger(self, model: str, reason: str, *, alert_id: int | None = None, force: bool = False,
                 background: bool = False) -> TriggerRow:
-        """Start a retraining of ``model`` unless the cool-down or one in flight forbids it.
+        """Start a retraining of ``model`` unless the cool-down, the backoff or a live lease forbids it.
 
-        ``force`` skips the cool-down (never the one-in-flight rule). With ``background`` the
-        pipeline runs on a thread and the returned row is the running trigger.
+        ``force`` skips the cool-down and the backoff (never a live lease). With ``background``
+        the pipeline runs on a thread and the returned row is the running trigger.
         """
         store = self.tracker.store
         if self.hook is None:
             return self._skip(model, reason, alert_id, "no retraining hook is configured (set retrain and pipeline "
                               "on the monitor, or pass a hook)")
         with store.write() as conn:
-            last = self.repo.last_started(conn, model)
-            if not force and last is not None and now_ms() - last < self.cooldown * 1000:
-                ago = (now_ms() - last) / 1000
-                decision = f"cool-down: the last retraining started {ago:.0f}s ago, cool-down is {self.cooldown:.0f}s"
-                return self._skip(model, reason, alert_id, decision, conn)
+            reaped = self.repo.reap_expired(conn, model)  # a dead holder's retraining counts as failed
+        if reaped is not None:
+            self._record_abandoned(reaped)
+        with store.write() as conn:
+            wait = None if force else self._wait(conn, model)
+            if wait is not None:
+                return self._skip(model, reason, alert_id, wait, conn)
             try:
-                trigger_id = self.repo.start_trigger(conn, model, reason, alert_id)
+                trigger_id, abandoned = self.repo.start_trigger(conn, model, reason, alert_id, holder=self.holder,
+                                                                lease_ms=int(self.lease * 1000))
             except Conflict as exc:
-                return self._skip(model, reason, alert_id, exc.message, conn)
+                why = f"{exc.message}; {exc.hint}" if exc.hint else exc.message
+                return self._skip(model, reason, alert_id, why, conn)
+        if abandoned is not None:  # expired between the two transactions
+            self._record_abandoned(abandoned)
         if background:
             thread = threading.Thread(target=self._run, args=(model, trigger_id), daemon=True,
                                       name=f"conveyor-retrain-{trigger_id}")
@@ -84,24 +122,95 @@ class ContinuousTrainer:
             return self.get(trigger_id)
         return self._run(model, trigger_id)
 
+    def _wait(self, conn: Any, model: str) -> str | None:
+        """Why ``model`` may not retrain yet (cool-down or backoff), or None."""
+        now = now_ms()
+        last = self.repo.last_started(conn, model, statuses=("promoted", "rejected"))
+        if last is not None and now - last < self.cooldown * 1000:
+            return (f"cool-down: the last completed retraining started {(now - last) / 1000:.0f}s ago, "
+                    f"cool-down is {self.cooldown:.0f}s")
+        failures, failed_at = self.repo.failure_streak(conn, model)
+        pause = self.backoff_for(failures)
+        if failures and failed_at is not None and now - failed_at < pause * 1000:
+            return (f"backoff: {failures} retraining(s) in a row failed, the last {(now - failed_at) / 1000:.0f}s "
+                    f"ago; the next may start after {pause:.0f}s")
+        return None
+
+    def retry_due(self, model: str, retries: int) -> bool:
+        """True when ``model``'s newest retraining failed, at most ``retries`` failed in a row,
+        and the backoff has passed: ``Monitoring`` then triggers with reason ``retry``."""
+        with self.tracker.store.read() as conn:
+            failures, failed_at = self.repo.failure_streak(conn, model)
+        if not failures or failures > retries or failed_at is None:
+            return False
+        return now_ms() - failed_at >= self.backoff_for(failures) * 1000
+
     def _run(self, model: str, trigger_id: int) -> TriggerRow:
         assert self.hook is not None
+        stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(trigger_id, stop), daemon=True,
+                                name=f"conveyor-retrain-heartbeat-{trigger_id}")
+        beat.start()
         try:
             outcome = self.hook(model, trigger_id)
         except Exception as exc:  # any failure of the user's pipeline: record it, keep the champion
             decision = f"retraining failed: {type(exc).__name__}: {exc}; the champion stays"
             log.error("retraining of %s (trigger %s) failed: %s", model, trigger_id, exc)
+            run_id = getattr(exc, "run_id", None) or self._tagged_run(trigger_id)
             with self.tracker.store.write() as conn:
-                self.repo.finish_trigger(conn, trigger_id, "failed", decision)
+                self.repo.finish_trigger(conn, trigger_id, "failed", decision, run_id=run_id)
             if self.on_failure is not None:
                 self.on_failure(model, decision, trigger_id)
             return self.get(trigger_id)
+        finally:
+            stop.set()
+            beat.join()
         status = "promoted" if outcome.promoted else "rejected"
         with self.tracker.store.write() as conn:
-            self.repo.finish_trigger(conn, trigger_id, status, outcome.decision, run_id=outcome.run_id,
+            self.repo.finish_trigger(conn, trigger_id, status, outcome.decision,
+                                     run_id=outcome.run_id or self._tagged_run(trigger_id),
                                      candidate_version=outcome.candidate_version)
         log.warning("retraining of %s (trigger %s): %s", model, trigger_id, outcome.decision)
         return self.get(trigger_id)
+
+    def _heartbeat(self, trigger_id: int, stop: threading.Event) -> None:
+        """Push the lease forward every ``lease / 3`` seconds until ``stop`` is set."""
+        while not stop.wait(self.lease / 3):
+            try:
+                with self.tracker.store.write() as conn:
+                    held = self.repo.heartbeat(conn, trigger_id, int(self.lease * 1000))
+            except ConveyorError as exc:  # store briefly unreachable: try again at the next beat
+                log.warning("retraining trigger %s: heartbeat failed: %s", trigger_id, exc)
+                continue
+            if not held:
+                log.warning("retraining trigger %s lost its lease (unlocked by hand or expired); it runs on, "
+                            "but another retraining may start", trigger_id)
+                return
+
+    def _tagged_run(self, trigger_id: int) -> str | None:
+        """The run tagged with this trigger (top-level first), if the hook made one."""
+        try:
+            runs = self.tracker.search_runs(filter=f"tags.`{TRIGGER_TAG}` = '{trigger_id}'", output="runs")
+        except (ConveyorError, AttributeError):
+            return None
+        runs = sorted(runs, key=lambda r: (r.parent_id is not None, -r.start_time))
+        return runs[0].id if runs else None
+
+    def _record_abandoned(self, row: TriggerRow) -> None:
+        run_id = row.run_id or self._tagged_run(row.id)
+        if run_id and not row.run_id:
+            with self.tracker.store.write() as conn:
+                self.repo.set_trigger_run(conn, row.id, run_id)
+        log.error("retraining of %s (trigger %s) %s", row.model, row.id, row.decision)
+        if self.on_failure is not None:
+            self.on_failure(row.model, row.decision, row.id)
+
+    def unlock(self, model: str, *, by: str | None = None) -> TriggerRow:
+        """Release ``model``'s retraining lock by hand; the held trigger becomes ``abandoned``."""
+        with self.tracker.store.write() as conn:
+            row = self.repo.unlock(conn, model, by or default_holder())
+        self._record_abandoned(row)
+        return self.get(row.id)
 
     def _skip(self, model: str, reason: str, alert_id: int | None, decision: str, conn: Any = None) -> TriggerRow:
         if conn is None:

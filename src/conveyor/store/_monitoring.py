@@ -6,6 +6,12 @@ that caused it and records the run and the promotion decision — so "which aler
 which run caused which promotion" is a join. ``lock_key`` holds the model name while a
 retraining is in flight; its unique constraint makes "at most one at a time" hold on
 SQLite and PostgreSQL alike (NULLs do not collide).
+
+The lock is a lease: the row names its ``holder`` (host:pid) and ``lease_until``, which
+the holder keeps pushing forward with heartbeats while the retraining runs. A holder
+that died (``os._exit``, SIGKILL, a lost machine) stops heartbeating; once its lease has
+passed, the next trigger marks the row ``abandoned`` and takes the lock, and
+``unlock`` does the same by hand without waiting.
 """
 
 from __future__ import annotations
@@ -100,6 +106,9 @@ retrain_triggers = Table(
     Column("decision", Text, nullable=False),
     Column("created_at", BigInt, nullable=False),
     Column("finished_at", BigInt, nullable=True),
+    Column("holder", String(256), nullable=True),
+    Column("lease_until", BigInt, nullable=True),
+    Column("heartbeat_at", BigInt, nullable=True),
     Index("ix_retrain_triggers_model_created_at", "model", "created_at"),
     Index("ix_retrain_triggers_alert_id", "alert_id"),
     Index("ix_retrain_triggers_run_id", "run_id"),
@@ -147,6 +156,15 @@ class TriggerRow:
     decision: str
     created_at: int
     finished_at: int | None
+    holder: str | None = None
+    lease_until: int | None = None
+    heartbeat_at: int | None = None
+
+
+#: Statuses of a retraining that ended without a candidate decision (they count for the backoff).
+FAILED = ("failed", "abandoned")
+#: Statuses of a retraining that completed (they start the cool-down).
+COMPLETED = ("promoted", "rejected")
 
 
 class MonitoringRepo:
@@ -196,16 +214,63 @@ class MonitoringRepo:
         return [dict(r._mapping) for r in conn.execute(query.order_by(monitor_notifications.c.id)).all()]
 
     # -- retraining ----------------------------------------------------------------------------
-    def start_trigger(self, conn: Connection, model: str, reason: str, alert_id: int | None) -> int:
-        """A running trigger holding the model's lock; ``Conflict`` if one is in flight."""
+    def start_trigger(self, conn: Connection, model: str, reason: str, alert_id: int | None, *,
+                      holder: str | None = None, lease_ms: int = 300_000) -> tuple[int, TriggerRow | None]:
+        """A running trigger holding the model's lease, and the expired one it replaced (if any).
+
+        ``Conflict`` (naming the holder) while another trigger's lease is live.
+        """
+        now = now_ms()
+        abandoned = self.reap_expired(conn, model)
+        held = self.in_flight(conn, model)
+        if held is not None:
+            raise Conflict(f"a retraining of {model!r} is already in flight: {describe_lease(held, now)}",
+                           hint=f"wait for it (conveyor monitor history --show triggers), or if its holder "
+                                f"is gone: conveyor monitor unlock {model}")
         values = {"model": model, "reason": reason, "alert_id": alert_id, "status": "running",
-                  "lock_key": model, "decision": "", "created_at": now_ms()}
+                  "lock_key": model, "decision": "", "created_at": now, "holder": holder,
+                  "lease_until": now + lease_ms, "heartbeat_at": now}
         try:
             with conn.begin_nested():
-                return _new_id(conn, insert(retrain_triggers).values(**values))
-        except IntegrityError as exc:
-            raise Conflict(f"a retraining of {model!r} is already in flight",
-                           hint="wait for it to finish (conveyor monitor triggers)") from exc
+                return _new_id(conn, insert(retrain_triggers).values(**values)), abandoned
+        except IntegrityError as exc:  # another process took the lease between our read and insert
+            raise Conflict(f"a retraining of {model!r} is already in flight (it started a moment ago)",
+                           hint="wait for it to finish (conveyor monitor history --show triggers)") from exc
+
+    def reap_expired(self, conn: Connection, model: str) -> TriggerRow | None:
+        """Mark ``model``'s lock holder ``abandoned`` if its lease has expired; return that row."""
+        held = self.in_flight(conn, model)
+        now = now_ms()
+        if held is None or (held.lease_until is not None and held.lease_until > now):
+            return None
+        return self._abandon(conn, held, f"abandoned: its holder {held.holder or 'unknown'} stopped "
+                                         f"heartbeating and the lease expired {_ago(held.lease_until, now)}")
+
+    def heartbeat(self, conn: Connection, trigger_id: int, lease_ms: int) -> bool:
+        """Extend a running trigger's lease; False when it no longer holds it (unlocked or expired)."""
+        now = now_ms()
+        result = conn.execute(update(retrain_triggers).where(
+            retrain_triggers.c.id == trigger_id, retrain_triggers.c.status == "running",
+            retrain_triggers.c.lock_key.is_not(None)).values(lease_until=now + lease_ms, heartbeat_at=now))
+        return bool(result.rowcount)
+
+    def in_flight(self, conn: Connection, model: str) -> TriggerRow | None:
+        """The trigger holding ``model``'s lock (live or expired), if any."""
+        row = conn.execute(select(retrain_triggers).where(retrain_triggers.c.lock_key == model)).first()
+        return None if row is None else _trigger(row)
+
+    def unlock(self, conn: Connection, model: str, by: str) -> TriggerRow:
+        """Release ``model``'s lock by hand: the running trigger becomes ``abandoned``."""
+        held = self.in_flight(conn, model)
+        if held is None:
+            raise NotFound("retraining lock", model, hint="no retraining of this model is in flight")
+        return self._abandon(conn, held, f"abandoned: unlocked by hand by {by} "
+                                         f"(it was {describe_lease(held, now_ms())})")
+
+    def _abandon(self, conn: Connection, held: TriggerRow, decision: str) -> TriggerRow:
+        conn.execute(update(retrain_triggers).where(retrain_triggers.c.id == held.id).values(
+            status="abandoned", decision=decision, lock_key=None, finished_at=now_ms()))
+        return self.get_trigger(conn, held.id)
 
     def record_skip(self, conn: Connection, model: str, reason: str, alert_id: int | None, decision: str) -> int:
         values = {"model": model, "reason": reason, "alert_id": alert_id, "status": "skipped",
@@ -214,9 +279,11 @@ class MonitoringRepo:
 
     def finish_trigger(self, conn: Connection, trigger_id: int, status: str, decision: str, *,
                        run_id: str | None = None, candidate_version: int | None = None) -> None:
-        result = conn.execute(update(retrain_triggers).where(retrain_triggers.c.id == trigger_id).values(
-            status=status, decision=decision, run_id=run_id, candidate_version=candidate_version,
-            lock_key=None, finished_at=now_ms()))
+        values: dict[str, Any] = {"status": status, "decision": decision, "candidate_version": candidate_version,
+                                  "lock_key": None, "finished_at": now_ms()}
+        if run_id is not None:  # keep a run id recorded earlier (set_trigger_run)
+            values["run_id"] = run_id
+        result = conn.execute(update(retrain_triggers).where(retrain_triggers.c.id == trigger_id).values(**values))
         if not result.rowcount:
             raise NotFound("retraining trigger", trigger_id)
 
@@ -227,21 +294,56 @@ class MonitoringRepo:
         query = select(retrain_triggers).order_by(retrain_triggers.c.created_at.desc(), retrain_triggers.c.id.desc())
         if model is not None:
             query = query.where(retrain_triggers.c.model == model)
-        rows = conn.execute(query.limit(limit)).all()
-        return [TriggerRow(**{k: v for k, v in r._mapping.items() if k != "lock_key"}) for r in rows]
+        return [_trigger(r) for r in conn.execute(query.limit(limit)).all()]
 
     def get_trigger(self, conn: Connection, trigger_id: int) -> TriggerRow:
         row = conn.execute(select(retrain_triggers).where(retrain_triggers.c.id == trigger_id)).first()
         if row is None:
             raise NotFound("retraining trigger", trigger_id)
-        return TriggerRow(**{k: v for k, v in row._mapping.items() if k != "lock_key"})
+        return _trigger(row)
 
-    def last_started(self, conn: Connection, model: str) -> int | None:
-        """When the newest retraining of ``model`` (not a skipped one) started, in ms."""
-        query = select(retrain_triggers.c.created_at).where(
-            retrain_triggers.c.model == model, retrain_triggers.c.status != "skipped"
-        ).order_by(retrain_triggers.c.created_at.desc()).limit(1)
+    def last_started(self, conn: Connection, model: str, statuses: tuple[str, ...] | None = None) -> int | None:
+        """When the newest retraining of ``model`` (not a skipped one; or one with a status
+        in ``statuses``) started, in ms."""
+        where = (retrain_triggers.c.status != "skipped") if statuses is None else \
+            retrain_triggers.c.status.in_(statuses)
+        query = select(retrain_triggers.c.created_at).where(retrain_triggers.c.model == model, where) \
+            .order_by(retrain_triggers.c.created_at.desc()).limit(1)
         return conn.execute(query).scalar()
+
+    def failure_streak(self, conn: Connection, model: str) -> tuple[int, int | None]:
+        """How many of ``model``'s newest finished retrainings failed in a row, and when the
+        newest of them finished (ms)."""
+        query = select(retrain_triggers.c.status, retrain_triggers.c.finished_at).where(
+            retrain_triggers.c.model == model, retrain_triggers.c.status.in_(FAILED + COMPLETED)
+        ).order_by(retrain_triggers.c.created_at.desc(), retrain_triggers.c.id.desc()).limit(50)
+        streak, newest = 0, None
+        for status, finished in conn.execute(query).all():
+            if status not in FAILED:
+                break
+            streak += 1
+            newest = finished if newest is None else newest
+        return streak, newest
+
+
+def describe_lease(row: TriggerRow, now: int) -> str:
+    """``trigger 5 held by host:1234, last heartbeat 3s ago, lease until 2026-… (in 297s)``."""
+    beat = f"last heartbeat {_ago(row.heartbeat_at, now)}" if row.heartbeat_at else "no heartbeat"
+    if row.lease_until is None:
+        lease = "no lease (made by an older conveyor)"
+    elif row.lease_until > now:
+        lease = f"lease ends in {(row.lease_until - now) / 1000:.0f}s"
+    else:
+        lease = f"lease expired {_ago(row.lease_until, now)}"
+    return f"trigger {row.id} held by {row.holder or 'unknown'}, {beat}, {lease}"
+
+
+def _ago(ms: int | None, now: int) -> str:
+    return "at an unknown time" if ms is None else f"{max(now - ms, 0) / 1000:.0f}s ago"
+
+
+def _trigger(row: Any) -> TriggerRow:
+    return TriggerRow(**{k: v for k, v in row._mapping.items() if k != "lock_key"})
 
 
 def _new_id(conn: Connection, statement: Any) -> int:
