@@ -70,6 +70,12 @@ class TrackingSettings(_Section):
     capture_packages: bool = Field(
         True, description="Record a digest of the installed Python packages of each run."
     )
+    search_timeout: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds a run search may take on PostgreSQL before the database cancels it "
+        "(statement_timeout); 0 means no limit.",
+    )
 
 
 class Settings(BaseModel):
