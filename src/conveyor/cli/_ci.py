@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from conveyor.cli._common import EXIT_PROBLEMS, console, handle_errors, print_json, settings, tracker
+from conveyor.cli._common import EXIT_PROBLEMS, console, esc, handle_errors, print_json, settings, tracker
 
 app = typer.Typer(help="CI/CD for models: gate candidates on pull requests, promote on main.", no_args_is_help=True)
 
@@ -33,7 +33,7 @@ def check(
                           settings=settings())
     if report is not None:
         report.write_text(result.report, encoding="utf-8")
-        console.print(f"{'passed' if result.passed else 'FAILED'}: report written to {report}")
+        console.print(f"{'passed' if result.passed else 'FAILED'}: report written to {esc(report)}")
     if as_json:
         print_json(result.evaluation.to_dict())
     elif report is None:
@@ -55,7 +55,7 @@ def promote(
 
     with tracker() as opened:
         event = ci_promote(Registry(opened), gate=gate, version=version, alias=alias, settings=settings())
-    console.print(f"{alias}: {event.from_value or '∅'} → [bold]{event.to_value}[/]")
+    console.print(f"{esc(alias)}: {esc(event.from_value or '∅')} → [bold]{esc(event.to_value)}[/]")
 
 
 @app.command()
@@ -70,7 +70,7 @@ def init(
     from conveyor.ci import write_workflow
 
     path = write_workflow(settings().root, provider, pipeline=pipeline, gate=gate, force=force)
-    console.print(f"wrote {path}")
+    console.print(f"wrote {esc(path)}")
 
 
 def register(app_: typer.Typer) -> None:

@@ -50,10 +50,20 @@ def exit_code(error: ConveyorError) -> int:
     return EXIT_PROBLEMS
 
 
+def esc(value: Any) -> str:
+    """Text from users or from the data (names, keys, values, paths, messages) made safe to
+    print through rich: ``[/]`` or ``[bold]`` in a run name is shown, not interpreted."""
+    from rich.markup import escape
+
+    return escape("" if value is None else str(value))
+
+
 def fail(error: ConveyorError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {error.message}", highlight=False, markup=True, soft_wrap=True)
+    # the one place errors and hints are printed: both carry user input and bracketed
+    # text of our own ("conveyor-mlops[postgres]", "runs:/<run_id>[/<path>]")
+    err_console.print(f"[bold red]error:[/] {esc(error.message)}", highlight=False, markup=True, soft_wrap=True)
     if error.hint:
-        err_console.print(f"[yellow]hint:[/] {error.hint}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]hint:[/] {esc(error.hint)}", highlight=False, soft_wrap=True)
     return typer.Exit(exit_code(error))
 
 
@@ -101,6 +111,15 @@ def fmt_ms(ms: int | None) -> str:
     from datetime import datetime
 
     return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_time(ms: int | None) -> str:
+    """Epoch milliseconds as local ISO 8601 with the UTC offset (2026-12-01T13:05:09+01:00)."""
+    if ms is None:
+        return ""
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ms / 1000).astimezone().isoformat(timespec="seconds")
 
 
 def fmt_value(value: Any) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from conveyor.cli._common import console, fmt_ms, handle_errors, print_json, tracker
+from conveyor.cli._common import console, esc, fmt_ms, fmt_time, handle_errors, print_json, tracker
 
 app = typer.Typer(help="Registered models: versions, aliases (champion…), audit history, model cards.",
                   no_args_is_help=True)
@@ -43,7 +43,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
         return print_json([m.to_dict() for m in models])
     table = Table("model", "latest", "aliases", "updated")
     for m in models:
-        table.add_row(m.name, str(m.latest_version), ", ".join(f"{a}→{v}" for a, v in sorted(m.aliases.items())),
+        table.add_row(esc(m.name), str(m.latest_version), esc(", ".join(f"{a}→{v}" for a, v in sorted(m.aliases.items()))),
                       fmt_ms(m.updated_at))
     console.print(table)
 
@@ -61,7 +61,7 @@ def register_version(
         version = registry.register(source, name, description=description)
     if as_json:
         return print_json(version.to_dict())
-    console.print(f"registered [bold]{version.uri}[/] from {version.source}")
+    console.print(f"registered [bold]{esc(version.uri)}[/] from {esc(version.source)}")
 
 
 @app.command()
@@ -82,17 +82,31 @@ def show(
     table = Table("field", "value", show_header=False)
     for key, value in data.items():
         if key != "versions":
-            table.add_row(key, str(value))
+            table.add_row(esc(key), esc(_shown(key, value)))
     console.print(table)
     if "versions" in data:
         _versions_table(data["versions"])
 
 
+def _shown(key: str, value: Any) -> str:
+    """A field of `models show` as a person reads it: times local ISO, aliases and tags as
+    ``name → value`` text, lists comma-separated (the JSON keeps the raw values)."""
+    if value is None:
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool) and (key.endswith("_at") or key.endswith("_time")):
+        return fmt_time(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} → {_shown(str(k), v)}" for k, v in sorted(value.items(), key=lambda kv: str(kv[0])))
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_shown(key, v) for v in value)
+    return str(value)
+
+
 def _versions_table(versions: list[dict[str, Any]]) -> None:
     table = Table("version", "status", "aliases", "run", "git", "registered", "by")
     for v in versions:
-        table.add_row(str(v["version"]), v["status"], ", ".join(v["aliases"]), (v["run_id"] or "")[:8],
-                      (v["git_commit"] or "")[:8], fmt_ms(v["created_at"]), v["user"])
+        table.add_row(str(v["version"]), esc(v["status"]), esc(", ".join(v["aliases"])), (v["run_id"] or "")[:8],
+                      esc((v["git_commit"] or "")[:8]), fmt_ms(v["created_at"]), esc(v["user"]))
     console.print(table)
 
 
@@ -128,7 +142,7 @@ def alias(
             event = registry.set_alias(name, alias_name, version, reason=reason)
     if as_json:
         return print_json(event.to_dict())
-    console.print(f"{name}@{alias_name}: {event.from_value or '∅'} → {event.to_value or '∅'}")
+    console.print(esc(f"{name}@{alias_name}: {event.from_value or '∅'} → {event.to_value or '∅'}"))
 
 
 @app.command()
@@ -150,17 +164,17 @@ def history(
             if as_json:
                 return print_json({"model": name, "at": parse_instant(at), "aliases": holders})
             if not holders:
-                console.print(f"no alias of {name} was set at {at}")
+                console.print(esc(f"no alias of {name} was set at {at}"))
             for key, value in holders.items():
-                console.print(f"{name}@{key} was version [bold]{value}[/] at {at}")
+                console.print(f"{esc(name)}@{esc(key)} was version [bold]{esc(value)}[/] at {esc(at)}")
             return
         events = registry.history(name, alias=alias_name)
     if as_json:
         return print_json([e.to_dict() for e in events])
     table = Table("when", "event", "alias", "from", "to", "by", "forced", "reason")
     for e in events:
-        table.add_row(fmt_ms(e.at), e.kind, e.alias or "", e.from_value or "", e.to_value or "", e.user,
-                      "yes" if e.forced else "", e.reason)
+        table.add_row(fmt_ms(e.at), esc(e.kind), esc(e.alias), esc(e.from_value), esc(e.to_value), esc(e.user),
+                      "yes" if e.forced else "", esc(e.reason))
     console.print(table)
 
 
@@ -177,7 +191,7 @@ def rollback(
         event = registry.rollback(name, alias_name, reason=reason)
     if as_json:
         return print_json(event.to_dict())
-    console.print(f"{name}@{alias_name} rolled back: {event.from_value} → [bold]{event.to_value}[/]")
+    console.print(f"{esc(name)}@{esc(alias_name)} rolled back: {esc(event.from_value)} → [bold]{esc(event.to_value)}[/]")
 
 
 @app.command()
@@ -197,7 +211,7 @@ def promote(
         event = promote_(name, number, alias_name, force=force, reason=reason, registry=registry)
     if as_json:
         return print_json(event.to_dict())
-    console.print(f"{name}@{alias_name}: {event.from_value or '∅'} → [bold]{event.to_value}[/]"
+    console.print(f"{esc(name)}@{esc(alias_name)}: {esc(event.from_value or '∅')} → [bold]{esc(event.to_value)}[/]"
                   + (" [yellow](forced)[/]" if event.forced else ""))
 
 
@@ -209,7 +223,7 @@ def archive(ref: str, reason: str = typer.Option("", help="Why: recorded."),
     name, number = _split(ref)
     with _registry() as registry:
         (registry.restore if restore else registry.archive)(name, number, reason=reason)
-    console.print(f"{name}/{number} {'restored' if restore else 'archived'}")
+    console.print(f"{esc(name)}/{number} {'restored' if restore else 'archived'}")
 
 
 @app.command()
@@ -219,7 +233,7 @@ def delete(ref: str, reason: str = typer.Option("", help="Why: recorded.")) -> N
     name, number = _split(ref)
     with _registry() as registry:
         registry.delete_version(name, number, reason=reason)
-    console.print(f"{name}/{number} deleted")
+    console.print(f"{esc(name)}/{number} deleted")
 
 
 @app.command()

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from conveyor.cli._common import console, fmt_ms, fmt_value, handle_errors, print_json, settings, tracker
+from conveyor.cli._common import console, esc, fmt_ms, fmt_value, handle_errors, print_json, settings, tracker
 from conveyor.errors import InvalidInput, NotFound
 
 app = typer.Typer(help="Run cached pipelines of Python steps, locally or on Ray.", no_args_is_help=True)
@@ -64,7 +64,7 @@ def _params(pipe: Any, raw: list[str]) -> dict[str, Any]:
 def _event(node: str, status: str, detail: str) -> None:
     style = _STYLE.get(status, "white")
     label = "cached" if status == "cached" else status
-    console.print(f"  [{style}]{_MARK.get(status, ' ')} {node}[/] [dim]{label} {detail}[/]", highlight=False)
+    console.print(f"  [{style}]{_MARK.get(status, ' ')} {esc(node)}[/] [dim]{label} {esc(detail)}[/]", highlight=False)
 
 
 def _options() -> Any:
@@ -105,7 +105,7 @@ def run_cmd(
     params = _params(pipe, param)
     with tracker(create=True) as t:
         if not as_json:
-            console.print(f"[bold]pipeline {pipe.name}[/] {json.dumps(params) if params else ''}", highlight=False)
+            console.print(f"[bold]pipeline {esc(pipe.name)}[/] {esc(json.dumps(params)) if params else ''}", highlight=False)
         result = run(
             pipe, params=params, executor=executor or opts.executor, ray_address=ray_address or opts.ray_address,
             cache=not no_cache, experiment=experiment or opts.experiment, tracker=t,
@@ -117,7 +117,7 @@ def run_cmd(
     else:
         for name, step in result.steps.items():
             if step.status == "FAILED" and step.error:
-                console.print(f"[red]{name} failed:[/] {step.error}", highlight=False)
+                console.print(f"[red]{esc(name)} failed:[/] {esc(step.error)}", highlight=False)
         colour = "green" if result.ok else "red"
         console.print(
             f"[{colour}]{result.status}[/] run {result.run_id} in {result.duration_s:.2f}s · "
@@ -141,7 +141,7 @@ def show_cmd(
     if as_json:
         print_json(graph.describe())
         return
-    console.print(f"[bold]pipeline {graph.pipeline}[/] {json.dumps(graph.params)}", highlight=False)
+    console.print(f"[bold]pipeline {esc(graph.pipeline)}[/] {esc(json.dumps(graph.params))}", highlight=False)
     for node_id in graph.order():
         node = graph.nodes[node_id]
         sources = [f"{arg}←{h.node}.{h.output}" for arg, h in node.inputs.items()] + [f"after {a}" for a in node.after]
@@ -187,7 +187,7 @@ def runs_cmd(
         table.add_column(col)
     for row in rows:
         table.add_row(
-            row["run_id"][:12], row["pipeline"], row["status"], fmt_ms(row["started"]),
+            row["run_id"][:12], esc(row["pipeline"]), row["status"], fmt_ms(row["started"]),
             fmt_value(row["duration_s"]), f"{row['cached']}/{row['steps']}", row["executor"],
         )
     console.print(table)
@@ -230,16 +230,16 @@ def sweep_cmd(
             "points": [{"params": p, "run_id": r.run_id, "status": r.status, metric: v} for p, r, v in result.points],
         })
     else:
-        table = Table(title=f"sweep {result.sweep_id}: {metric} ({'max' if maximize else 'min'}), best first")
+        table = Table(title=f"sweep {result.sweep_id}: {esc(metric)} ({'max' if maximize else 'min'}), best first")
         for col in (*values, metric, "status", "cached", "run"):
-            table.add_column(col)
+            table.add_column(esc(col))
         for p, r, v in result.points:
-            table.add_row(*(str(p[k]) for k in values), fmt_value(v), r.status,
+            table.add_row(*(esc(p[k]) for k in values), fmt_value(v), r.status,
                           f"{len(r.cached)}/{r.step_count}", r.run_id[:12])
         console.print(table)
         if result.best:
             p, r, v = result.best
-            console.print(f"[green]best:[/] {json.dumps(p)} → {metric}={fmt_value(v)} (run {r.run_id})", highlight=False)
+            console.print(f"[green]best:[/] {esc(json.dumps(p))} → {esc(metric)}={fmt_value(v)} (run {r.run_id})", highlight=False)
     if any(not r.ok for _, r, _ in result.points):
         raise typer.Exit(1)
 
