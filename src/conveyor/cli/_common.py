@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -76,8 +77,37 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except ConveyorError as error:
             raise fail(error) from None
+        except UnicodeError as error:  # a file name that is not UTF-8 (os.fsdecode surrogates)
+            raise fail(_unicode_error(error)) from None
+        except OSError as error:  # the file system said no: one line, not a traceback
+            raise fail(_os_error(error)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _unicode_error(error: UnicodeError) -> ConveyorError:
+    bad = getattr(error, "object", b"")
+    start, end = getattr(error, "start", 0), getattr(error, "end", 0)
+    around = bad[max(0, start - 20) : end + 20] if isinstance(bad, (str, bytes)) else ""
+    return InvalidInput(
+        f"a name or file name is not valid UTF-8 text: {around!r}",
+        field="path",
+        value=around,
+        hint="rename the file to UTF-8 (e.g. with convmv), or leave it out",
+    )
+
+
+def _os_error(error: OSError) -> ConveyorError:
+    import errno
+
+    name = os.fsdecode(error.filename) if error.filename is not None else ""
+    where = f": {name[:200] + '…' if len(name) > 200 else name!r}" if error.filename is not None else ""
+    message = f"{error.strerror or type(error).__name__}{where}"
+    if error.errno == errno.ENOENT:
+        return NotFound("file", os.fsdecode(error.filename) if error.filename is not None else "?")
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
+        return StorageError(message, hint="free space or fix the disk, then run the command again")
+    return InvalidInput(message, field="path", value=error.filename, hint="check the path and its permissions")
 
 
 def settings() -> Settings:
