@@ -83,6 +83,12 @@ class TrackingSettings(_Section):
     capture_packages: bool = Field(
         True, description="Record a digest of the installed Python packages of each run."
     )
+    search_timeout: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds a run search may take on PostgreSQL before the database cancels it "
+        "(statement_timeout); 0 means no limit.",
+    )
 
 
 class ModelsSettings(_Section):
@@ -138,12 +144,7 @@ class Settings(BaseModel):
         config_path = root / CONFIG_FILE
         data: dict[str, Any] = {}
         if config_path.is_file():
-            try:
-                data = tomllib.loads(config_path.read_text(encoding="utf-8"))
-            except tomllib.TOMLDecodeError as exc:
-                raise ConfigError(
-                    f"{config_path} is not valid TOML: {exc}", field=str(config_path), hint="fix the file"
-                ) from exc
+            data = _read_toml(config_path)
         return cls.from_mapping(root, data, env, source=str(config_path))
 
     @classmethod
@@ -156,6 +157,7 @@ class Settings(BaseModel):
         source: str = CONFIG_FILE,
     ) -> Settings:
         env = {} if env is None else env
+        check_env_keys(env)
         typed = {name: dict(data.get(name, {})) for name in _TYPED_SECTIONS}
         for name, value in typed.items():
             if not isinstance(data.get(name, {}), Mapping):
@@ -235,6 +237,79 @@ def _config_error(
         value=value,
         hint=_TYPED_SECTIONS[section].model_fields[field].description if section in _TYPED_SECTIONS else None,
     )
+
+
+#: ``CONVEYOR_*`` variables that are not settings: the project root, the test suite's and
+#: CI's switches, and what conveyor passes to its own worker processes.
+OTHER_ENV_KEYS = frozenset({
+    "CONVEYOR_ROOT",
+    "CONVEYOR_REQUIRE_SERVICES",
+    "CONVEYOR_TEST_POSTGRES",
+    "CONVEYOR_SERVE_SPEC",
+    "CONVEYOR_RAY_CONNECT_TIMEOUT",
+})
+#: The deepest nesting of arrays and tables a conveyor.toml may use.
+MAX_TOML_DEPTH = 32
+MAX_TOML_BYTES = 10_000_000
+
+
+def check_env_keys(env: Mapping[str, str]) -> None:
+    """A misspelt ``CONVEYOR_*`` variable is an error naming it and the closest valid one,
+    not a setting silently ignored."""
+    known = {var for _, var, _, _ in iter_settings()} | OTHER_ENV_KEYS
+    for key in sorted(env):
+        if key.startswith(ENV_PREFIX) and key not in known:
+            from difflib import get_close_matches
+
+            close = get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+            raise ConfigError(
+                f"unknown environment variable {key}" + (f"; did you mean {close[0]}?" if close else ""),
+                field=key,
+                value=env[key],
+                hint=f"unset it, or use one of the variables listed in docs/settings.md"
+                + (f" (closest: {close[0]})" if close else ""),
+            )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """conveyor.toml as a dict; every way it can be unreadable is a ConfigError naming the file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", field=str(path), hint="check the file") from exc
+    if len(raw) > MAX_TOML_BYTES:
+        raise ConfigError(f"{path} is {len(raw):,} bytes; the limit is {MAX_TOML_BYTES:,}", field=str(path))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start})", field=str(path), hint="save the file as UTF-8"
+        ) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}", field=str(path), hint="fix the file") from exc
+    except RecursionError as exc:
+        raise ConfigError(
+            f"{path} nests arrays or tables too deeply", field=str(path), hint=f"at most {MAX_TOML_DEPTH} levels"
+        ) from exc
+    if _depth(data) > MAX_TOML_DEPTH:
+        raise ConfigError(
+            f"{path} nests arrays or tables more than {MAX_TOML_DEPTH} levels deep",
+            field=str(path),
+            hint="conveyor's tables are at most a few levels deep",
+        )
+    return data
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_TOML_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
 
 
 def find_project_root(start: Path) -> Path | None:

@@ -56,7 +56,25 @@ def _module_commands(module_name: str) -> dict[str, Any]:
         name = next(row[1] for row in _GROUPS if row[0] == module_name)
         scratch.add_typer(module.app, name=name)
     group = typer.main.get_command(scratch)
-    return dict(group.commands)  # type: ignore[attr-defined]
+    commands = dict(group.commands)  # type: ignore[attr-defined]
+    for command in commands.values():
+        _literal_help(command)
+    return commands
+
+
+def _literal_help(command: Any) -> None:
+    """Typer renders help as rich markup, which swallowed bracketed words ("[serving]
+    max_batch_size", "conveyor-mlops[onnx]"): escape every help text once, recursively."""
+    from rich.markup import escape
+
+    for obj in (command, *getattr(command, "params", ())):
+        for attr in ("help", "short_help"):
+            text = getattr(obj, attr, None)
+            if isinstance(text, str) and "[" in text and not getattr(obj, "_conveyor_escaped", False):
+                setattr(obj, attr, escape(text))
+        obj._conveyor_escaped = True
+    for sub in getattr(command, "commands", {}).values():
+        _literal_help(sub)
 
 
 class LazyGroup(typer.core.TyperGroup):
@@ -76,7 +94,9 @@ class LazyGroup(typer.core.TyperGroup):
             return super().get_command(ctx, cmd_name)
         row = self._rows[cmd_name]
         if self._listing and len(row) == 3:
-            return typer.core.TyperCommand(cmd_name, help=row[2])
+            from rich.markup import escape
+
+            return typer.core.TyperCommand(cmd_name, help=escape(row[2]))
         if row[0] not in self._loaded:
             self._loaded[row[0]] = _module_commands(row[0])
         return self._loaded[row[0]].get(cmd_name)

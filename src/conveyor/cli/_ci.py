@@ -10,6 +10,7 @@ from conveyor.cli._common import (
     EXIT_PROBLEMS,
     apply_trust,
     console,
+    esc,
     handle_errors,
     print_json,
     settings,
@@ -52,7 +53,7 @@ def check(
                           settings=settings(), params=params)
     if report is not None:
         report.write_text(result.report, encoding="utf-8")
-        console.print(f"{'passed' if result.passed else 'FAILED'}: report written to {report}")
+        console.print(f"{'passed' if result.passed else 'FAILED'}: report written to {esc(report)}")
     if as_json:
         print_json(result.evaluation.to_dict())
     elif report is None:
@@ -74,7 +75,7 @@ def promote(
 
     with tracker() as opened:
         event = ci_promote(Registry(opened), gate=gate, version=version, alias=alias, settings=settings())
-    console.print(f"{alias}: {event.from_value or '∅'} → [bold]{event.to_value}[/]")
+    console.print(f"{esc(alias)}: {esc(event.from_value or '∅')} → [bold]{esc(event.to_value)}[/]")
 
 
 @app.command()
@@ -89,7 +90,7 @@ def init(
     from conveyor.ci import write_workflow
 
     path = write_workflow(settings().root, provider, pipeline=pipeline, gate=gate, force=force)
-    console.print(f"wrote {path}")
+    console.print(f"wrote {esc(path)}")
 
 
 def register(app_: typer.Typer) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -50,10 +51,20 @@ def exit_code(error: ConveyorError) -> int:
     return EXIT_PROBLEMS
 
 
+def esc(value: Any) -> str:
+    """Text from users or from the data (names, keys, values, paths, messages) made safe to
+    print through rich: ``[/]`` or ``[bold]`` in a run name is shown, not interpreted."""
+    from rich.markup import escape
+
+    return escape("" if value is None else str(value))
+
+
 def fail(error: ConveyorError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {error.message}", highlight=False, markup=True, soft_wrap=True)
+    # the one place errors and hints are printed: both carry user input and bracketed
+    # text of our own ("conveyor-mlops[postgres]", "runs:/<run_id>[/<path>]")
+    err_console.print(f"[bold red]error:[/] {esc(error.message)}", highlight=False, markup=True, soft_wrap=True)
     if error.hint:
-        err_console.print(f"[yellow]hint:[/] {error.hint}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]hint:[/] {esc(error.hint)}", highlight=False, soft_wrap=True)
     return typer.Exit(exit_code(error))
 
 
@@ -66,8 +77,37 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except ConveyorError as error:
             raise fail(error) from None
+        except UnicodeError as error:  # a file name that is not UTF-8 (os.fsdecode surrogates)
+            raise fail(_unicode_error(error)) from None
+        except OSError as error:  # the file system said no: one line, not a traceback
+            raise fail(_os_error(error)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _unicode_error(error: UnicodeError) -> ConveyorError:
+    bad = getattr(error, "object", b"")
+    start, end = getattr(error, "start", 0), getattr(error, "end", 0)
+    around = bad[max(0, start - 20) : end + 20] if isinstance(bad, (str, bytes)) else ""
+    return InvalidInput(
+        f"a name or file name is not valid UTF-8 text: {around!r}",
+        field="path",
+        value=around,
+        hint="rename the file to UTF-8 (e.g. with convmv), or leave it out",
+    )
+
+
+def _os_error(error: OSError) -> ConveyorError:
+    import errno
+
+    name = os.fsdecode(error.filename) if error.filename is not None else ""
+    where = f": {name[:200] + '…' if len(name) > 200 else name!r}" if error.filename is not None else ""
+    message = f"{error.strerror or type(error).__name__}{where}"
+    if error.errno == errno.ENOENT:
+        return NotFound("file", os.fsdecode(error.filename) if error.filename is not None else "?")
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
+        return StorageError(message, hint="free space or fix the disk, then run the command again")
+    return InvalidInput(message, field="path", value=error.filename, hint="check the path and its permissions")
 
 
 def settings() -> Settings:
@@ -119,6 +159,15 @@ def fmt_ms(ms: int | None) -> str:
     from datetime import datetime
 
     return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_time(ms: int | None) -> str:
+    """Epoch milliseconds as local ISO 8601 with the UTC offset (2026-12-01T13:05:09+01:00)."""
+    if ms is None:
+        return ""
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ms / 1000).astimezone().isoformat(timespec="seconds")
 
 
 def fmt_value(value: Any) -> str:

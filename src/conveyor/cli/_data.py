@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.tree import Tree
 
-from conveyor.cli._common import EXIT_PROBLEMS, console, fmt_ms, fmt_value, handle_errors, print_json
+from conveyor.cli._common import EXIT_PROBLEMS, console, esc, fmt_ms, fmt_value, handle_errors, print_json
 
 data_app = typer.Typer(help="Versioned data sets: add, list, show, diff, get, validate, schema.", no_args_is_help=True)
 
@@ -48,9 +48,9 @@ def add(
     if as_json:
         print_json(version.to_dict(profile=False))
     elif version.created:
-        console.print(f"[green]added[/] {version.ref}  {version.kind}, {version.file_count} file(s), {_size(version.size)}")
+        console.print(f"[green]added[/] {esc(version.ref)}  {version.kind}, {version.file_count} file(s), {_size(version.size)}")
     else:
-        console.print(f"unchanged: {version.ref}")
+        console.print(f"unchanged: {esc(version.ref)}")
 
 
 @data_app.command("list")
@@ -67,7 +67,7 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
     for col in ("name", "latest", "kind", "files", "size", "created", "digest"):
         table.add_column(col, justify="right" if col in ("latest", "files", "size") else "left")
     for v in found:
-        table.add_row(v.name, str(v.version), v.kind + (f" ({v.format})" if v.format else ""), str(v.file_count),
+        table.add_row(esc(v.name), str(v.version), v.kind + (f" ({v.format})" if v.format else ""), str(v.file_count),
                       _size(v.size), fmt_ms(v.created_at), v.digest[:19])
     console.print(table)
 
@@ -95,9 +95,9 @@ def show(
         out["versions"] = [v.version for v in history]
         print_json(out)
         return
-    console.print(f"[bold]{version.ref}[/]  {version.kind}{f' ({version.format})' if version.format else ''}  "
+    console.print(f"[bold]{esc(version.ref)}[/]  {version.kind}{f' ({version.format})' if version.format else ''}  "
                   f"{version.file_count} file(s), {_size(version.size)}  created {fmt_ms(version.created_at)}")
-    console.print(f"digest {version.digest}\nsource {version.source}\nversions {', '.join(str(v.version) for v in history)}")
+    console.print(f"digest {version.digest}\nsource {esc(version.source)}\nversions {', '.join(str(v.version) for v in history)}")
     if version.profile:
         _print_profile(version.profile)
     if manifest:
@@ -106,14 +106,14 @@ def show(
         table.add_column("size", justify="right")
         table.add_column("digest")
         for entry in manifest.entries[:files]:
-            table.add_row(entry.path, _size(entry.size), str(entry.digest)[:19])
+            table.add_row(esc(entry.path), _size(entry.size), str(entry.digest)[:19])
         console.print(table)
         if len(manifest.entries) > files:
             console.print(f"… and {len(manifest.entries) - files} more (--files N)")
     for edge in graph.upstream:
-        console.print(f"upstream:   {edge.upstream} --{edge.relation}--> {edge.downstream}")
+        console.print(f"upstream:   {esc(edge.upstream)} --{esc(edge.relation)}--> {esc(edge.downstream)}")
     for edge in graph.downstream:
-        console.print(f"downstream: {edge.upstream} --{edge.relation}--> {edge.downstream}")
+        console.print(f"downstream: {esc(edge.upstream)} --{esc(edge.relation)}--> {esc(edge.downstream)}")
 
 
 def _print_profile(profile: dict[str, Any]) -> None:
@@ -122,11 +122,11 @@ def _print_profile(profile: dict[str, Any]) -> None:
         table.add_column(col, justify="left" if col in ("column", "type", "categories") else "right")
     for name, col in profile["columns"].items():
         cats = col.get("categories")
-        shown = "" if cats is None else ", ".join(cats[:6]) + (" …" if len(cats) > 6 else "")
+        shown = "" if cats is None else ", ".join(map(str, cats[:6])) + (" …" if len(cats) > 6 else "")
         table.add_row(
-            name, col["type"], f"{col['nulls']} ({col['null_rate']:.1%})", fmt_value(col.get("min")),
+            esc(name), esc(col["type"]), f"{col['nulls']} ({col['null_rate']:.1%})", fmt_value(col.get("min")),
             fmt_value((col.get("quantiles") or {}).get("0.5")), fmt_value(col.get("max")), fmt_value(col.get("mean")),
-            str(col.get("distinct", "")), shown,
+            str(col.get("distinct", "")), esc(shown),
         )
     console.print(table)
 
@@ -145,21 +145,21 @@ def diff(
     if as_json:
         print_json(d.to_dict())
         return
-    console.print(f"[bold]{d.a} → {d.b}[/]" + ("  (same content)" if d.same_content else ""))
+    console.print(f"[bold]{esc(d.a)} → {esc(d.b)}[/]" + ("  (same content)" if d.same_content else ""))
     for mark, color, paths in (("+", "green", d.added), ("-", "red", d.removed), ("~", "yellow", d.changed)):
         for p in paths:
-            console.print(f"[{color}]{mark} {p}[/]", highlight=False)
+            console.print(f"[{color}]{mark} {esc(p)}[/]", highlight=False)
     if d.rows is not None:
         console.print(f"rows: {d.rows[0]} → {d.rows[1]} ({d.rows[1] - d.rows[0]:+d})")
         for line in d.schema_changes:
-            console.print(f"schema: {line}", highlight=False)
+            console.print(f"schema: {esc(line)}", highlight=False)
         if d.changed_columns:
             table = Table(title="statistic shifts")
             for col in ("column", "statistic", d.a, d.b):
                 table.add_column(col)
             for column, stats in d.changed_columns.items():
                 for stat, (old, new) in stats.items():
-                    table.add_row(column, stat, fmt_value(old), fmt_value(new))
+                    table.add_row(esc(column), esc(stat), esc(fmt_value(old)), esc(fmt_value(new)))
             console.print(table)
 
 
@@ -206,14 +206,14 @@ def validate(
     if as_json:
         print_json({"ref": ref, "anomalies": [a.to_dict() for a in anomalies], "failed": bool(failing)})
     elif not anomalies:
-        console.print(f"[green]no anomalies[/] in {ref}")
+        console.print(f"[green]no anomalies[/] in {esc(ref)}")
     else:
-        table = Table(title=f"anomalies in {ref}")
+        table = Table(title=f"anomalies in {esc(ref)}")
         for col in ("severity", "column", "anomaly", "expected", "found"):
             table.add_column(col)
         for a in anomalies:
             color = "red" if a.severity == "error" else "yellow"
-            table.add_row(f"[{color}]{a.severity}[/]", a.column or "(table)", a.kind, a.expected, a.found)
+            table.add_row(f"[{color}]{a.severity}[/]", esc(a.column or "(table)"), esc(a.kind), esc(a.expected), esc(a.found))
         console.print(table)
     if failing:
         raise typer.Exit(EXIT_PROBLEMS)
@@ -235,7 +235,7 @@ def schema(
         typer.echo(tomli_w.dumps(inferred.to_dict()), nl=False)
         return
     inferred.write(out)
-    console.print(f"wrote the schema of {ref} to {out}; edit it, then `conveyor data validate NAME@V --schema {out}`")
+    console.print(f"wrote the schema of {esc(ref)} to {esc(out)}; edit it, then `conveyor data validate NAME@V --schema {esc(out)}`")
 
 
 @handle_errors
@@ -255,7 +255,7 @@ def lineage(
     for upstream, title in ((True, "upstream (where it came from)"), (False, "downstream (what used it)")):
         if (direction == "down" and upstream) or (direction == "up" and not upstream):
             continue
-        tree = Tree(f"[bold]{graph.root}[/]  [dim]{title}[/]")
+        tree = Tree(f"[bold]{esc(graph.root)}[/]  [dim]{title}[/]")
         _grow(tree, graph, graph.root, upstream, {graph.root})
         console.print(tree)
 
@@ -263,7 +263,7 @@ def lineage(
 def _grow(tree: Tree, graph: Any, node: Any, upstream: bool, path: set[Any]) -> None:
     for edge in graph.children(node, upstream=upstream):
         far = edge.upstream if upstream else edge.downstream
-        label = f"{far}  [dim]{edge.relation}{' (implied)' if edge.implied else ''}[/]"
+        label = f"{esc(far)}  [dim]{esc(edge.relation)}{' (implied)' if edge.implied else ''}[/]"
         if far in path:
             tree.add(label + " [dim](cycle)[/]")
             continue

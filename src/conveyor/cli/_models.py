@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from conveyor.cli._common import apply_trust, console, fmt_ms, handle_errors, print_json, tracker, trust_option
+from conveyor.cli._common import apply_trust, console, esc, fmt_ms, fmt_time, handle_errors, print_json, tracker, trust_option
 
 app = typer.Typer(help="Registered models: versions, aliases (champion…), audit history, model cards.",
                   no_args_is_help=True)
@@ -46,7 +46,7 @@ def list_(
         return print_json([m.to_dict() for m in models])
     table = Table("model", "latest", "aliases", "updated")
     for m in models:
-        table.add_row(m.name, str(m.latest_version), ", ".join(f"{a}→{v}" for a, v in sorted(m.aliases.items())),
+        table.add_row(esc(m.name), str(m.latest_version), esc(", ".join(f"{a}→{v}" for a, v in sorted(m.aliases.items()))),
                       fmt_ms(m.updated_at))
     console.print(table)
 
@@ -69,7 +69,7 @@ def register_version(
         version = registry.register(source, name, description=description)
     if as_json:
         return print_json(version.to_dict())
-    console.print(f"registered [bold]{version.uri}[/] from {version.source}")
+    console.print(f"registered [bold]{esc(version.uri)}[/] from {esc(version.source)}")
 
 
 @app.command()
@@ -90,21 +90,33 @@ def show(
     table = Table("field", "value", show_header=False)
     for key, value in data.items():
         if key != "versions":
-            table.add_row(key, str(value))
+            table.add_row(esc(key), esc(_shown(key, value)))
     console.print(table)
     if "versions" in data:
         _versions_table(data["versions"])
 
 
-def _versions_table(versions: list[dict[str, Any]]) -> None:
-    from rich.markup import escape
+def _shown(key: str, value: Any) -> str:
+    """A field of `models show` as a person reads it: times local ISO, aliases and tags as
+    ``name → value`` text, lists comma-separated (the JSON keeps the raw values)."""
+    if value is None:
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool) and (key.endswith("_at") or key.endswith("_time")):
+        return fmt_time(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} → {_shown(str(k), v)}" for k, v in sorted(value.items(), key=lambda kv: str(kv[0])))
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_shown(key, v) for v in value)
+    return str(value)
 
+
+def _versions_table(versions: list[dict[str, Any]]) -> None:
     failed = any(v.get("status_message") for v in versions)
     table = Table("version", "status", "aliases", "run", "git", "registered", "by", *(["reason"] if failed else []))
     for v in versions:
         row = [str(v["version"]), v["status"], ", ".join(v["aliases"]), (v["run_id"] or "")[:8],
                (v["git_commit"] or "")[:8], fmt_ms(v["created_at"]), v["user"]]
-        table.add_row(*[escape(c) for c in row], *([escape(v.get("status_message") or "")] if failed else []))
+        table.add_row(*[esc(c) for c in row], *([esc(v.get("status_message") or "")] if failed else []))
     console.print(table)
 
 
@@ -144,7 +156,7 @@ def alias(
             event = registry.set_alias(name, alias_name, version, reason=reason)
     if as_json:
         return print_json(event.to_dict())
-    console.print(f"{name}@{alias_name}: {event.from_value or '∅'} → {event.to_value or '∅'}")
+    console.print(esc(f"{name}@{alias_name}: {event.from_value or '∅'} → {event.to_value or '∅'}"))
 
 
 @app.command()
@@ -166,17 +178,17 @@ def history(
             if as_json:
                 return print_json({"model": name, "at": parse_instant(at), "aliases": holders})
             if not holders:
-                console.print(f"no alias of {name} was set at {at}")
+                console.print(esc(f"no alias of {name} was set at {at}"))
             for key, value in holders.items():
-                console.print(f"{name}@{key} was version [bold]{value}[/] at {at}")
+                console.print(f"{esc(name)}@{esc(key)} was version [bold]{esc(value)}[/] at {esc(at)}")
             return
         events = registry.history(name, alias=alias_name)
     if as_json:
         return print_json([e.to_dict() for e in events])
     table = Table("when", "event", "alias", "from", "to", "by", "forced", "reason")
     for e in events:
-        table.add_row(fmt_ms(e.at), e.kind, e.alias or "", e.from_value or "", e.to_value or "", e.user,
-                      "yes" if e.forced else "", e.reason)
+        table.add_row(fmt_ms(e.at), esc(e.kind), esc(e.alias), esc(e.from_value), esc(e.to_value), esc(e.user),
+                      "yes" if e.forced else "", esc(e.reason))
     console.print(table)
 
 
@@ -193,7 +205,7 @@ def rollback(
         event = registry.rollback(name, alias_name, reason=reason)
     if as_json:
         return print_json(event.to_dict())
-    console.print(f"{name}@{alias_name} rolled back: {event.from_value} → [bold]{event.to_value}[/]")
+    console.print(f"{esc(name)}@{esc(alias_name)} rolled back: {esc(event.from_value)} → [bold]{esc(event.to_value)}[/]")
 
 
 @app.command()
@@ -213,7 +225,7 @@ def promote(
         event = promote_(name, number, alias_name, force=force, reason=reason, registry=registry)
     if as_json:
         return print_json(event.to_dict())
-    console.print(f"{name}@{alias_name}: {event.from_value or '∅'} → [bold]{event.to_value}[/]"
+    console.print(f"{esc(name)}@{esc(alias_name)}: {esc(event.from_value or '∅')} → [bold]{esc(event.to_value)}[/]"
                   + (" [yellow](forced)[/]" if event.forced else ""))
 
 
@@ -225,7 +237,7 @@ def archive(ref: str, reason: str = typer.Option("", help="Why: recorded."),
     name, number = _split(ref)
     with _registry() as registry:
         (registry.restore if restore else registry.archive)(name, number, reason=reason)
-    console.print(f"{name}/{number} {'restored' if restore else 'archived'}")
+    console.print(f"{esc(name)}/{number} {'restored' if restore else 'archived'}")
 
 
 @app.command()
@@ -235,7 +247,7 @@ def delete(ref: str, reason: str = typer.Option("", help="Why: recorded.")) -> N
     name, number = _split(ref)
     with _registry() as registry:
         registry.delete_version(name, number, reason=reason)
-    console.print(f"{name}/{number} deleted")
+    console.print(f"{esc(name)}/{number} deleted")
 
 
 @app.command()

@@ -17,7 +17,17 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from conveyor.cli._common import apply_trust, console, fmt_ms, handle_errors, print_json, settings, tracker, trust_option
+from conveyor.cli._common import (
+    apply_trust,
+    console,
+    esc,
+    fmt_ms,
+    handle_errors,
+    print_json,
+    settings,
+    tracker,
+    trust_option,
+)
 from conveyor.errors import InvalidInput, NotFound
 
 app = typer.Typer(help="Drift, data quality, live performance, alerts and retraining.", no_args_is_help=True)
@@ -103,17 +113,17 @@ def _show(evaluation: Any) -> None:
     colour = {"ok": "green", "alert": "red", "empty": "yellow", "error": "red"}[evaluation.status]
     m = evaluation.metrics
     console.print(
-        f"[bold]{evaluation.monitor}[/] ({evaluation.model} v{evaluation.model_version or '?'}): "
+        f"[bold]{esc(evaluation.monitor)}[/] ({esc(evaluation.model)} v{esc(evaluation.model_version or '?')}): "
         f"[{colour}]{evaluation.status}[/] · rows {int(m.get('rows') or 0)} · drift share "
         f"{_f(m.get('drift_share'))} · accuracy {_f(m.get('accuracy'))} · p95 {_f(m.get('p95_latency_ms'))} ms",
         highlight=False)
     if evaluation.error:
-        console.print(f"  [red]{evaluation.error}[/]", highlight=False)
+        console.print(f"  [red]{esc(evaluation.error)}[/]", highlight=False)
     for rule in evaluation.rules:
         mark = {"fired": "[red]ALERT[/]", "ok": "[green]ok[/]", "no data": "[yellow]no data[/]"}[rule.status]
-        console.print(f"  {mark} {rule.rule} (value {_f(rule.value)})", highlight=False)
+        console.print(f"  {mark} {esc(rule.rule)} (value {_f(rule.value)})", highlight=False)
     for trig in evaluation.triggers:
-        console.print(f"  retraining trigger {trig.id}: {trig.status} — {trig.decision}", highlight=False)
+        console.print(f"  retraining trigger {trig.id}: {esc(trig.status)} — {esc(trig.decision)}", highlight=False)
 
 
 def _f(value: Any) -> str:
@@ -233,8 +243,8 @@ def drift_cmd(
     else:
         table = Table("column", "method", "value", "threshold", "drifted", "note")
         for c in report.columns:
-            table.add_row(c.column, c.method, _f(c.value), _f(c.threshold),
-                          "[red]yes[/]" if c.drifted else "no", c.note)
+            table.add_row(esc(c.column), esc(c.method), _f(c.value), _f(c.threshold),
+                          "[red]yes[/]" if c.drifted else "no", esc(c.note))
         console.print(table)
         console.print(f"drift share {_f(report.drift_share)} → data-set drift: {report.dataset_drift}")
     if report.dataset_drift:
@@ -271,7 +281,7 @@ def retrain_cmd(
         monitoring, (config,) = _monitoring(t, [monitor])
         row = monitoring.trainer(config).trigger(config.model, "command", force=force)
         monitoring.wait(10)
-    console.print(f"trigger {row.id}: {row.status} — {row.decision}", highlight=False)
+    console.print(f"trigger {row.id}: {esc(row.status)} — {esc(row.decision)}", highlight=False)
     if row.status in ("failed", "rejected"):
         raise typer.Exit(1)
 
@@ -337,8 +347,8 @@ def history_cmd(
     rows_any: list[dict[str, Any]] = rows
     table = Table(*keys)
     for row in rows_any:
-        table.add_row(*[fmt_ms(row[k]) if k == "at" else json.dumps(row[k]) if isinstance(row[k], dict)
-                        else _cell(row[k]) for k in keys])
+        table.add_row(*[fmt_ms(row[k]) if k == "at" else esc(json.dumps(row[k])) if isinstance(row[k], dict)
+                        else esc(_cell(row[k])) for k in keys])
     console.print(table)
 
 
@@ -377,13 +387,13 @@ def performance_cmd(
         print_json({"windows": [r.__dict__ for r in rows], "offline": offline})
         return
     if not rows:
-        console.print(f"no logged predictions of {model} yet")
+        console.print(f"no logged predictions of {esc(model)} yet")
         return
     keys = sorted({k for r in rows for k in r.metrics if not k.endswith("_latency_ms")} | {"p95_latency_ms"})
     table = Table("window", "version", "rows", "labelled", *keys)
     for r in rows:
-        table.add_row(fmt_ms(r.window_start), r.version or "", str(r.rows), str(r.labelled_rows),
+        table.add_row(fmt_ms(r.window_start), esc(r.version), str(r.rows), str(r.labelled_rows),
                       *[_f(r.metrics.get(k)) for k in keys])
     for version, metrics in sorted(offline.items()):
-        table.add_row("[dim]offline[/]", version, "", "", *[_f(metrics.get(k)) for k in keys])
+        table.add_row("[dim]offline[/]", esc(version), "", "", *[_f(metrics.get(k)) for k in keys])
     console.print(table)

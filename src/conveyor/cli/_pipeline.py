@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from conveyor.cli._common import console, fmt_ms, fmt_value, handle_errors, print_json, settings, tracker
+from conveyor.cli._common import console, esc, fmt_ms, fmt_value, handle_errors, print_json, settings, tracker
 from conveyor.errors import InvalidInput, NotFound
 
 app = typer.Typer(help="Run cached pipelines of Python steps, locally or on Ray.", no_args_is_help=True)
@@ -108,7 +108,7 @@ def run_cmd(
     params = _params(pipe, param)
     with tracker(create=True) as t:
         if not as_json:
-            console.print(f"[bold]pipeline {pipe.name}[/] {json.dumps(params) if params else ''}", highlight=False)
+            console.print(f"[bold]pipeline {esc(pipe.name)}[/] {esc(json.dumps(params)) if params else ''}", highlight=False)
         result = run(
             pipe, params=params, executor=executor or opts.executor, ray_address=ray_address or opts.ray_address,
             cache=not no_cache, experiment=experiment or opts.experiment, tracker=t,
@@ -120,7 +120,7 @@ def run_cmd(
     else:
         for name, step in result.steps.items():
             if step.status == "FAILED" and step.error:
-                console.print(f"[red]{name} failed:[/] {step.error}", highlight=False)
+                console.print(f"[red]{esc(name)} failed:[/] {esc(step.error)}", highlight=False)
         colour = "green" if result.ok else "red"
         console.print(
             f"[{colour}]{result.status}[/] run {result.run_id} in {result.duration_s:.2f}s · "
@@ -144,7 +144,7 @@ def show_cmd(
     if as_json:
         print_json(graph.describe())
         return
-    console.print(f"[bold]pipeline {graph.pipeline}[/] {json.dumps(graph.params)}", highlight=False)
+    console.print(f"[bold]pipeline {esc(graph.pipeline)}[/] {esc(json.dumps(graph.params))}", highlight=False)
     for node_id in graph.order():
         node = graph.nodes[node_id]
         sources = [f"{arg}←{h.node}.{h.output}" for arg, h in node.inputs.items()] + [f"after {a}" for a in node.after]
@@ -190,7 +190,7 @@ def runs_cmd(
         table.add_column(col)
     for row in rows:
         table.add_row(
-            row["run_id"][:12], row["pipeline"], row["status"], fmt_ms(row["started"]),
+            row["run_id"][:12], esc(row["pipeline"]), row["status"], fmt_ms(row["started"]),
             fmt_value(row["duration_s"]), f"{row['cached']}/{row['steps']}", row["executor"],
         )
     console.print(table)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from conveyor.cli._common import EXIT_PROBLEMS, console, handle_errors, print_json, settings
+from conveyor.cli._common import EXIT_PROBLEMS, console, esc, handle_errors, print_json, settings
 from conveyor.settings import CONFIG_FILE, Settings
 
 db_app = typer.Typer(help="Metadata database schema.", no_args_is_help=True)
@@ -49,10 +49,10 @@ def init(
     path.mkdir(parents=True, exist_ok=True)
     config = path / CONFIG_FILE
     if config.exists() and not force:
-        console.print(f"{config} exists; keeping it (use --force to overwrite)")
+        console.print(f"{esc(config)} exists; keeping it (use --force to overwrite)")
     else:
         config.write_text(CONFIG_TEMPLATE, encoding="utf-8")
-        console.print(f"wrote {config}")
+        console.print(f"wrote {esc(config)}")
     loaded = Settings.load(path)
     loaded.conveyor_dir.mkdir(parents=True, exist_ok=True)
     ignore = loaded.conveyor_dir / ".gitignore"
@@ -61,8 +61,8 @@ def init(
     store = Store.open(loaded.metadata_url, create=True)
     store.close()
     BlobStore.from_settings(loaded).init()
-    console.print(f"metadata:  {loaded.metadata_url}")
-    console.print(f"artifacts: {loaded.artifacts_url}")
+    console.print(f"metadata:  {esc(loaded.metadata_url)}")
+    console.print(f"artifacts: {esc(loaded.artifacts_url)}")
     console.print("[green]ready[/]: `import conveyor` and start a run, or try `conveyor quickstart`")
 
 
@@ -76,7 +76,7 @@ def db_upgrade() -> None:
     store = Store.connect(loaded.metadata_url)
     before = store.current_revision()
     store.upgrade()
-    console.print(f"schema {before or 'empty'} → {head_revision()} at {store.url}")
+    console.print(f"schema {before or 'empty'} → {head_revision()} at {esc(store.url)}")
     store.close()
 
 
@@ -156,7 +156,7 @@ def doctor(
 def _list(items: list[str], color: str) -> str:
     if not items:
         return "[green]none[/]"
-    shown = "\n".join(items[:20]) + (f"\n… and {len(items) - 20} more" if len(items) > 20 else "")
+    shown = "\n".join(esc(i) for i in items[:20]) + (f"\n… and {len(items) - 20} more" if len(items) > 20 else "")
     return f"[{color}]{shown}[/]"
 
 

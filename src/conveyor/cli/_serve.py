@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import typer
 
-from conveyor.cli._common import apply_trust, console, handle_errors, print_json, settings, tracker, trust_option
+from conveyor.cli._common import apply_trust, console, esc, handle_errors, print_json, settings, tracker, trust_option
 from conveyor.entities import Predictor
 from conveyor.errors import InvalidInput
 
@@ -70,7 +70,7 @@ def serve(
     if workers > 1:
         spec = {"models": refs, "folders": folders, "canary": canary, "shadow": shadow, "follow": follow,
                 "config": config.model_dump(), "root": str(conf.root), "log_level": log_level, "trust": trusted}
-        console.print(f"serving {', '.join(models)} on http://{host}:{port} with {workers} workers", highlight=False)
+        console.print(f"serving {esc(', '.join(models))} on http://{host}:{port} with {workers} workers", highlight=False)
         run(spec=spec, host=host, port=port, workers=workers, log_level=log_level)
         return
     configure_logging(log_level)
@@ -81,7 +81,7 @@ def serve(
         served = [ServedModel(f["name"], cast(Predictor, load(f["path"])), f["version"]) for f in folders]
         app = create_app([*refs, *served], canary=canary, shadow=shadow, config=config, tracker=t, follow=follow)
         names = ", ".join(f"{d.name} v{d.version}" for d in app.state.server.fleet.all())
-        console.print(f"serving {names} on http://{host}:{port} (docs: /docs, metrics: /metrics)", highlight=False)
+        console.print(f"serving {esc(names)} on http://{host}:{port} (docs: /docs, metrics: /metrics)", highlight=False)
         run(app, host=host, port=port, log_level=log_level)
 
 
@@ -130,6 +130,6 @@ def build(
         print_json({"folder": str(result.folder), "name": result.name, "version": result.version,
                     "image": result.image, "files": list(result.files)})
         return
-    console.print(f"wrote {len(result.files)} files for {result.name} v{result.version} to {result.folder}")
-    console.print(f"  docker build -t {result.image} {result.folder}")
-    console.print(f"  kubectl apply -f {result.folder / 'kubernetes.yaml'}")
+    console.print(esc(f"wrote {len(result.files)} files for {result.name} v{result.version} to {result.folder}"))
+    console.print(esc(f"  docker build -t {result.image} {result.folder}"))
+    console.print(esc(f"  kubectl apply -f {result.folder / 'kubernetes.yaml'}"))

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from conveyor.cli._common import console, fmt_ms, fmt_value, handle_errors, print_json, tracker
+from conveyor.cli._common import console, esc, fmt_ms, fmt_value, handle_errors, print_json, tracker
 
 experiments_app = typer.Typer(help="Experiments: named groups of runs.", no_args_is_help=True)
 runs_app = typer.Typer(help="Runs: list, inspect, compare, delete.", no_args_is_help=True)
@@ -43,8 +43,8 @@ def experiments_list(
     for col in ("id", "name", "runs", "created", "description"):
         table.add_column(col)
     for e in found:
-        table.add_row(str(e.id), e.name + (" (archived)" if e.archived else ""), str(counts[e.name]),
-                      fmt_ms(e.created_at), e.description)
+        table.add_row(str(e.id), esc(e.name) + (" (archived)" if e.archived else ""), str(counts[e.name]),
+                      fmt_ms(e.created_at), esc(e.description))
     console.print(table)
 
 
@@ -74,13 +74,13 @@ def runs_list(
     metric_keys = sorted({k for r in found for k in r.metrics})[:6]
     table = Table(title=f"runs ({len(found)})")
     for col in ("run id", "experiment", "name", "status", "started", "duration", *metric_keys):
-        table.add_column(col, justify="right" if col in metric_keys else "left")
+        table.add_column(esc(col), justify="right" if col in metric_keys else "left")
     for r in found:
         color = STATUS_COLORS.get(r.status.value, "white")
         table.add_row(
-            r.id[:12], r.experiment, r.name, f"[{color}]{r.status.value}[/]" + (" (deleted)" if r.deleted else ""),
+            r.id[:12], esc(r.experiment), esc(r.name), f"[{color}]{r.status.value}[/]" + (" (deleted)" if r.deleted else ""),
             fmt_ms(r.start_time), "" if r.duration_s is None else f"{r.duration_s:.1f}s",
-            *[fmt_value(r.metrics.get(k)) for k in metric_keys],
+            *[esc(fmt_value(r.metrics.get(k))) for k in metric_keys],
         )
     console.print(table)
 
@@ -131,7 +131,7 @@ def runs_show(run: str = typer.Argument(..., help="Run id (or a unique prefix)."
         ("git", f"{found.git_commit or '-'} {found.git_branch or ''}{' (dirty)' if found.git_dirty else ''}"),
         ("python", found.python_version or ""), ("packages", found.packages_digest or ""),
     ]:
-        info.add_row(label, str(value))
+        info.add_row(label, value if label == "status" else esc(value))
     console.print(info)
     for title, values in (("params", found.params), ("metrics", found.metrics), ("tags", found.tags)):
         if values:
@@ -139,17 +139,17 @@ def runs_show(run: str = typer.Argument(..., help="Run id (or a unique prefix)."
             table.add_column("key")
             table.add_column("value")
             for k in sorted(values):
-                table.add_row(k, fmt_value(values[k]))
+                table.add_row(esc(k), esc(fmt_value(values[k])))
             console.print(table)
     if arts:
         table = Table(title="artifacts", title_justify="left")
         for col in ("path", "size", "type", "digest"):
             table.add_column(col)
         for a in arts:
-            table.add_row(a.path + ("/" if a.is_dir else ""), f"{a.size:,}", a.media_type, a.digest[:19] + "…")
+            table.add_row(esc(a.path + ("/" if a.is_dir else "")), f"{a.size:,}", esc(a.media_type), a.digest[:19] + "…")
         console.print(table)
     if found.error:
-        console.print(f"[red]error:[/]\n{found.error}")
+        console.print(f"[red]error:[/]\n{esc(found.error)}")
 
 
 @runs_app.command("compare")
@@ -169,17 +169,17 @@ def runs_compare(runs: list[str] = typer.Argument(..., help="Two or more run ids
     table = Table(title="compare")
     table.add_column("key")
     for r in found:
-        table.add_column(f"{r.name}\n{r.id[:8]}", justify="right")
+        table.add_column(f"{esc(r.name)}\n{r.id[:8]}", justify="right")
     for key, values in rows:
         differs = len({fmt_value(v) for v in values}) > 1
-        cells = [fmt_value(v) for v in values]
+        cells = [esc(fmt_value(v)) for v in values]
         if differs and key.startswith("metrics."):
             numeric = [v for v in values if isinstance(v, float) and not math.isnan(v)]
             best = max(numeric) if numeric else None
             cells = [f"[bold green]{c}[/]" if v == best else f"[yellow]{c}[/]" for c, v in zip(cells, values)]
         elif differs:
             cells = [f"[yellow]{c}[/]" for c in cells]
-        table.add_row(f"[bold]{key}[/]" if differs else key, *cells)
+        table.add_row(f"[bold]{esc(key)}[/]" if differs else esc(key), *cells)
     console.print(table)
     console.print("[yellow]yellow[/]: differs; [bold green]green[/]: highest value of a metric")
 
@@ -226,7 +226,7 @@ def artifacts_list(run: str = typer.Argument(...), as_json: bool = typer.Option(
     for col in ("path", "size", "digest"):
         table.add_column(col)
     for p, s, d in rows:
-        table.add_row(p, f"{s:,}", d)
+        table.add_row(esc(p), f"{s:,}", d)
     console.print(table)
 
 

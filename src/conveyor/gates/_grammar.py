@@ -1,5 +1,5 @@
-"""Thresholds such as ``f1 >= champion.f1 - 0.01``, parsed by a small recursive-descent
-grammar (never ``eval``)::
+"""Thresholds such as ``f1 >= champion.f1 - 0.01``, parsed by a lark LALR grammar (never
+``eval``)::
 
     threshold := ref CMP expr
     expr      := term (("+" | "-") term)*
@@ -11,20 +11,41 @@ grammar (never ``eval``)::
 
 A bare metric means the candidate's. A threshold naming ``champion`` (or ``baseline``) is
 *skipped* when there is none, so the first model becomes champion on absolute thresholds.
+Expressions nest at most ``MAX_DEPTH`` levels (a deeper one is an error, not a crash).
 """
 
 from __future__ import annotations
 
 import operator
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from conveyor.errors import InvalidInput
 
 SUBJECTS = ("candidate", "champion", "baseline")
-_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+)|([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)|(>=|<=|>|<|[-+*/()]))")
+MAX_DEPTH = 50
+_GRAMMAR = r"""
+start: NAME CMP expr
+?expr: term
+     | expr "+" term   -> add
+     | expr "-" term   -> sub
+?term: unary
+     | term "*" unary  -> mul
+     | term "/" unary  -> div
+?unary: "-" unary      -> neg
+      | atom
+?atom: NUMBER          -> num
+     | NAME            -> ref
+     | "(" expr ")"
+CMP: ">=" | "<=" | ">" | "<"
+NAME: /[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?/
+NUMBER: /(\d+(\.\d*)?([eE][-+]?\d+)?|\.\d+)/
+%import common.WS
+%ignore WS
+"""
+_OPS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
 }
@@ -92,27 +113,16 @@ def _value(node: Node, values: Mapping[str, Mapping[str, float] | None]) -> floa
     return _ARITH[kind](left, right)
 
 
+@cache
+def _lark() -> Any:
+    from lark import Lark
+
+    return Lark(_GRAMMAR, parser="lalr", propagate_positions=True)
+
+
 class _Parser:
     def __init__(self, text: str, field: str) -> None:
         self.text, self.field = text, field
-        self.tokens: list[tuple[str, str, int]] = []
-        pos = 0
-        stripped = text.rstrip()
-        while pos < len(stripped):
-            match = _TOKEN.match(stripped, pos)
-            if match is None:
-                self.fail(f"unexpected character {stripped[pos:].lstrip()[:1]!r}", pos)
-            assert match is not None
-            number, name, symbol = match.groups()
-            start = match.start(match.lastindex or 0)
-            if number is not None:
-                self.tokens.append(("num", number, start))
-            elif name is not None:
-                self.tokens.append(("name", name, start))
-            else:
-                self.tokens.append(("sym", symbol, start))
-            pos = match.end()
-        self.i = 0
 
     def fail(self, message: str, position: int | None = None) -> None:
         where = len(self.text) if position is None else position
@@ -122,68 +132,51 @@ class _Parser:
             hint="write e.g. 'f1 >= 0.8' or 'f1 >= champion.f1 - 0.01'",
         )
 
-    def peek(self) -> tuple[str, str, int] | None:
-        return self.tokens[self.i] if self.i < len(self.tokens) else None
-
-    def take(self) -> tuple[str, str, int]:
-        token = self.peek()
-        if token is None:
-            self.fail("unexpected end")
-        assert token is not None
-        self.i += 1
-        return token
-
     def threshold(self) -> Threshold:
-        kind, value, pos = self.take()
-        subject, metric = _split_ref(value) if kind == "name" else ("", "")
-        if kind != "name" or subject != "candidate":
-            self.fail("the left side must be a metric of the candidate", pos)
-        kind, op, pos = self.take()
-        if op not in _COMPARE:
-            self.fail(f"expected one of >=, <=, >, < but found {op!r}", pos)
-        rhs = self.expr()
-        if self.peek() is not None:
-            self.fail(f"unexpected {self.peek()[1]!r}", self.peek()[2])  # type: ignore[index]
-        return Threshold(self.text, metric, op, rhs)
+        from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
-    def expr(self) -> Node:
-        node = self.term()
-        while (token := self.peek()) is not None and token[1] in ("+", "-") and token[0] == "sym":
-            self.i += 1
-            node = (token[1], node, self.term())
-        return node
+        try:
+            tree = _lark().parse(self.text)
+        except UnexpectedToken as exc:
+            token = exc.token
+            if token.type == "$END":
+                self.fail("unexpected end")
+            if (token.start_pos or 0) == self.text.index(self.text.lstrip()[:1]):
+                self.fail("the left side must be a metric of the candidate", token.start_pos)
+            if "CMP" in (exc.expected or ()):
+                self.fail(f"expected one of >=, <=, >, < but found {str(token)!r}", token.start_pos)
+            self.fail(f"unexpected {str(token)!r}", token.start_pos)
+        except UnexpectedCharacters as exc:
+            self.fail(f"unexpected character {self.text[exc.pos_in_stream]!r}", exc.pos_in_stream)
+        except UnexpectedInput as exc:  # pragma: no cover - the two above cover LALR
+            self.fail("cannot parse", exc.pos_in_stream)
+        name, op, rhs = tree.children
+        subject, metric = _split_ref(str(name))
+        if subject != "candidate":
+            self.fail("the left side must be a metric of the candidate", name.start_pos)
+        return Threshold(self.text, metric, str(op), self.node(rhs, 0))
 
-    def term(self) -> Node:
-        node = self.unary()
-        while (token := self.peek()) is not None and token[1] in ("*", "/") and token[0] == "sym":
-            self.i += 1
-            node = (token[1], node, self.unary())
-        return node
-
-    def unary(self) -> Node:
-        token = self.peek()
-        if token is not None and token[:2] == ("sym", "-"):
-            self.i += 1
-            return ("neg", self.unary())
-        return self.atom()
-
-    def atom(self) -> Node:
-        kind, value, pos = self.take()
+    def node(self, tree: Any, depth: int) -> Node:
+        if depth > MAX_DEPTH:
+            self.fail(f"the expression nests deeper than {MAX_DEPTH} levels", _start(tree))
+        kind = tree.data
         if kind == "num":
-            return ("num", float(value))
-        if kind == "name":
-            subject, metric = _split_ref(value)
+            return ("num", float(tree.children[0]))
+        if kind == "ref":
+            token = tree.children[0]
+            subject, metric = _split_ref(str(token))
             if subject not in SUBJECTS:
-                self.fail(f"unknown subject {subject!r} (use candidate, champion or baseline)", pos)
+                self.fail(f"unknown subject {subject!r} (use candidate, champion or baseline)", token.start_pos)
             return ("ref", subject, metric)
-        if value == "(":
-            node = self.expr()
-            closing = self.take()
-            if closing[1] != ")":
-                self.fail("expected ')'", closing[2])
-            return node
-        self.fail(f"unexpected {value!r}", pos)
-        raise AssertionError  # unreachable
+        if kind == "neg":
+            return ("neg", self.node(tree.children[0], depth + 1))
+        left, right = tree.children
+        return (_OPS[kind], self.node(left, depth + 1), self.node(right, depth + 1))
+
+
+def _start(tree: Any) -> int | None:
+    meta = getattr(tree, "meta", None)
+    return getattr(meta, "start_pos", None) if meta is not None and not meta.empty else None
 
 
 def _split_ref(name: str) -> tuple[str, str]:

@@ -3,7 +3,7 @@ Python, validated with pydantic; every error names the offending key."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -36,7 +36,9 @@ class CompareSpec(_Spec):
 
 class SliceSpec(_Spec):
     columns: list[str] = Field(default_factory=list, description="Categorical columns: one slice per value.")
-    bins: dict[str, int] = Field(default_factory=dict, description="Numeric column → number of quantile bins.")
+    bins: dict[str, Annotated[int, Field(ge=2, le=1000)]] = Field(
+        default_factory=dict, description="Numeric column → number of quantile bins (2 to 1000)."
+    )
     thresholds: list[str] = Field(default_factory=list, description="Thresholds every slice must pass.")
     min_size: int = Field(30, ge=1, description="Slices with fewer rows are reported but not judged.")
     worst: int = Field(5, ge=1, description="How many worst slices the report lists.")

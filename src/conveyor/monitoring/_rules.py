@@ -1,4 +1,4 @@
-"""Alert rules: a small grammar, parsed (never ``eval``-ed).
+"""Alert rules: a small lark grammar, parsed (never ``eval``-ed).
 
 ::
 
@@ -13,15 +13,16 @@ Examples: ``drift_share > 0.3``, ``accuracy < 0.85``, ``missing_rate(age) > 0.05
 ``p95_latency_ms > 50``, ``drifted("zip code") == 1 and rows >= 500``.
 
 A rule whose metric has no value in an evaluation (no labels yet, an empty window) does
-not fire; its result says ``no data``.
+not fire; its result says ``no data``. Rules nest at most ``MAX_DEPTH`` levels of
+and/or/not (a deeper one is an error, not a crash).
 """
 
 from __future__ import annotations
 
 import operator
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from conveyor.errors import FilterSyntaxError, InvalidInput
@@ -55,10 +56,27 @@ COLUMN_METRICS = frozenset({"drift", "drifted", "missing_rate", "new_category_ra
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
 }
-_TOKEN = re.compile(
-    r"\s*(?:(?P<num>-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<op>>=|<=|==|!=|>|<)|(?P<paren>[()])"
-    r"|(?P<str>\"[^\"]*\"|'[^']*')|(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*))"
-)
+MAX_DEPTH = 50
+_HINT = "a rule looks like `drift_share > 0.3` or `missing_rate(age) > 0.05`"
+_GRAMMAR = r"""
+?start: or_expr
+?or_expr: and_expr (_OR and_expr)*
+?and_expr: unary (_AND unary)*
+?unary: _NOT unary      -> not_
+      | "(" or_expr ")"
+      | comparison
+comparison: NAME column? OP NUMBER
+column: "(" (NAME | STRING) ")"
+OP: ">=" | "<=" | "==" | "!=" | ">" | "<"
+NUMBER: /-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?/
+STRING: /"[^"]*"|'[^']*'/
+_OR.2: /(?i:or)\b/
+_AND.2: /(?i:and)\b/
+_NOT.2: /(?i:not)\b/
+NAME: /[A-Za-z_][A-Za-z0-9_.\-]*/
+%import common.WS
+%ignore WS
+"""
 
 
 @dataclass(frozen=True)
@@ -114,102 +132,64 @@ def parse_rule(text: str) -> Rule:
 
         parse_rule("missing_rate(age) > 0.05").evaluate({"missing_rate(age)": 0.1}).fired  # True
     """
-    tokens = _tokenize(text)
-    parser = _Parser(text, tokens)
-    tree = parser.or_expr()
-    if parser.i != len(tokens):
-        parser.fail("unexpected text after the rule")
-    return Rule(text, tree)
+    from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+
+    try:
+        tree = _lark().parse(text)
+    except UnexpectedToken as exc:
+        expected = set(exc.expected or ())
+        position = len(text) if exc.token.type == "$END" else exc.token.start_pos or 0
+        if expected & {"$END", "_AND", "_OR"} and exc.token.type != "$END":
+            _fail(text, "unexpected text after the rule", position)
+        if "NUMBER" in expected:
+            _fail(text, "expected a number", position)
+        if "OP" in expected:
+            _fail(text, "expected a comparison (> >= < <= == !=)", position)
+        if "NAME" in expected and "STRING" in expected:
+            _fail(text, "expected a column name", position)
+        if "RPAR" in expected:
+            _fail(text, "expected )", position)
+        _fail(text, "expected a metric such as drift_share" if "NAME" in expected else "unexpected text", position)
+    except UnexpectedCharacters as exc:
+        position = exc.pos_in_stream
+        raise FilterSyntaxError("unexpected character in rule", text=text, position=position, hint=_HINT) from None
+    except UnexpectedInput as exc:  # pragma: no cover - the two above cover LALR
+        _fail(text, "cannot parse the rule", exc.pos_in_stream or 0)
+    return Rule(text, _build(tree, text, 0))
 
 
-def _tokenize(text: str) -> list[tuple[str, str, int]]:
-    out, pos = [], 0
-    while pos < len(text):
-        if text[pos:].strip() == "":
-            break
-        match = _TOKEN.match(text, pos)
-        if not match or match.end() == pos:
-            pos += len(text[pos:]) - len(text[pos:].lstrip())
-            raise FilterSyntaxError("unexpected character in rule", text=text, position=pos,
-                                    hint="a rule looks like `drift_share > 0.3` or `missing_rate(age) > 0.05`")
-        kind = match.lastgroup or ""
-        value = match.group(kind)
-        out.append((kind, value, match.start(kind)))
-        pos = match.end()
-    return out
+@cache
+def _lark() -> Any:
+    from lark import Lark
+
+    return Lark(_GRAMMAR, parser="lalr", propagate_positions=True)
 
 
-class _Parser:
-    def __init__(self, text: str, tokens: list[tuple[str, str, int]]) -> None:
-        self.text, self.tokens, self.i = text, tokens, 0
+def _fail(text: str, message: str, position: int) -> None:
+    raise FilterSyntaxError(message, text=text, position=position, hint=_HINT)
 
-    def fail(self, message: str) -> None:
-        pos = self.tokens[self.i][2] if self.i < len(self.tokens) else len(self.text)
-        raise FilterSyntaxError(message, text=self.text, position=pos,
-                                hint="a rule looks like `drift_share > 0.3` or `missing_rate(age) > 0.05`")
 
-    def peek(self) -> tuple[str, str, int] | None:
-        return self.tokens[self.i] if self.i < len(self.tokens) else None
-
-    def word(self, *words: str) -> bool:
-        tok = self.peek()
-        if tok and tok[0] == "name" and tok[1].lower() in words:
-            self.i += 1
-            return True
-        return False
-
-    def expect(self, kind: str, value: str | None = None) -> str:
-        tok = self.peek()
-        if not tok or tok[0] != kind or (value is not None and tok[1] != value):
-            self.fail(f"expected {value or {'num': 'a number', 'op': 'a comparison (> >= < <= == !=)'}.get(kind, kind)}")
-        self.i += 1
-        return tok[1]  # type: ignore[index]
-
-    def or_expr(self) -> Any:
-        parts = [self.and_expr()]
-        while self.word("or"):
-            parts.append(self.and_expr())
-        return parts[0] if len(parts) == 1 else BoolOp("or", tuple(parts))
-
-    def and_expr(self) -> Any:
-        parts = [self.unary()]
-        while self.word("and"):
-            parts.append(self.unary())
-        return parts[0] if len(parts) == 1 else BoolOp("and", tuple(parts))
-
-    def unary(self) -> Any:
-        if self.word("not"):
-            return BoolOp("not", (self.unary(),))
-        tok = self.peek()
-        if tok and tok[0] == "paren" and tok[1] == "(":
-            self.i += 1
-            inner = self.or_expr()
-            self.expect("paren", ")")
-            return inner
-        return self.comparison()
-
-    def comparison(self) -> Comparison:
-        start = self.i
-        name = self.expect("name")
-        if name not in METRICS:
-            self.i = start
-            self.fail(f"unknown metric {name!r} (known: {', '.join(sorted(METRICS))})")
-        column = None
-        tok = self.peek()
-        if tok and tok[0] == "paren" and tok[1] == "(":
-            self.i += 1
-            tok = self.peek()
-            if not tok or tok[0] not in ("name", "str"):
-                self.fail("expected a column name")
-            column = tok[1].strip("\"'")  # type: ignore[index]
-            self.i += 1
-            self.expect("paren", ")")
-        if (column is None) == (name in COLUMN_METRICS):
-            self.i = start
-            self.fail(f"{name} needs a column, like {name}(age)" if column is None else f"{name} takes no column")
-        op = self.expect("op")
-        number = float(self.expect("num"))
-        return Comparison(name, column, op, number)
+def _build(tree: Any, text: str, depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        _fail(text, f"the rule nests deeper than {MAX_DEPTH} levels of and/or/not", tree.meta.start_pos or 0)
+    kind = tree.data
+    if kind in ("or_expr", "and_expr"):
+        return BoolOp(kind[:-5] if kind == "and_expr" else "or", tuple(_build(c, text, depth + 1) for c in tree.children))
+    if kind == "not_":
+        return BoolOp("not", (_build(tree.children[0], text, depth + 1),))
+    name, *rest = tree.children
+    column = None
+    if len(rest) == 3:
+        column = str(rest[0].children[0]).strip("\"'")
+        rest = rest[1:]
+    op, number = rest
+    metric = str(name)
+    if metric not in METRICS:
+        _fail(text, f"unknown metric {metric!r} (known: {', '.join(sorted(METRICS))})", name.start_pos or 0)
+    if (column is None) == (metric in COLUMN_METRICS):
+        _fail(text, f"{metric} needs a column, like {metric}(age)" if column is None else f"{metric} takes no column",
+              name.start_pos or 0)
+    return Comparison(metric, column, str(op), float(number))
 
 
 def _eval(node: Any, metrics: Mapping[str, Any]) -> tuple[bool, float | None, bool]:

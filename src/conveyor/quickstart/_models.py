@@ -64,7 +64,10 @@ def stage(story: Story) -> None:
             conveyor.models.to_onnx(model, sig, Path(tmp) / "onnx")
             onnx_art = tracker.log_artifacts(best, Path(tmp) / "onnx", "package-onnx")
     except InvalidInput as exc:  # the `onnx` extra is not installed: the loop goes on without it
-        story.console.print(f"[yellow]ONNX conversion skipped:[/] {exc}")
+        from rich.markup import escape
+
+        hint = exc.hint or "pip install 'conveyor-mlops[onnx]'"
+        story.console.print(f"[yellow]ONNX conversion skipped:[/] {escape(exc.message)}; to include it: {escape(hint)}")
         story.facts["model_uri"] = uri
         return
     onnx_uri = f"runs:/{best}/{onnx_art.path}"

@@ -71,10 +71,34 @@ def run(folder: Path, *, console: Console | None = None) -> Story:
         set_tracker(None)
         tracker.close()
     console.rule()
-    console.print(f"metadata:  {settings.metadata_url}")
-    console.print(f"artifacts: {settings.artifacts_url}")
+    from rich.markup import escape
+
+    command = escape(conveyor_command())
+    console.print(f"metadata:  {escape(settings.metadata_url)}")
+    console.print(f"artifacts: {escape(settings.artifacts_url)}")
     console.print(
         f"[green]done in {time.perf_counter() - started:.1f}s.[/] Explore it: "
-        f"`cd {folder.name} && conveyor runs list` · `conveyor runs compare <id> <id>`"
+        f"`cd {escape(str(folder))} && {command} runs list` · `{command} runs compare <id> <id>`",
+        highlight=False,
+        soft_wrap=True,
     )
     return story
+
+
+def conveyor_command() -> str:
+    """How to run this conveyor again from a shell: ``conveyor`` when that is the one on PATH,
+    else the full path of the script next to this interpreter (a venv that is not
+    activated), else ``python -m conveyor``."""
+    import shlex
+    import shutil
+    import sys
+
+    script = Path(sys.executable).with_name("conveyor")
+    on_path = shutil.which("conveyor")
+    if script.is_file():
+        if on_path and Path(on_path).resolve() == script.resolve():
+            return "conveyor"
+        return shlex.quote(str(script))
+    if on_path:
+        return "conveyor"
+    return f"{shlex.quote(sys.executable)} -m conveyor"

@@ -44,12 +44,12 @@ DEFAULT_EXPERIMENT = "Default"
 
 
 def _validate_name(name: object) -> str:
-    if not isinstance(name, str) or not name.strip() or len(name) > 256:
+    if not isinstance(name, str) or not name.strip() or len(name) > 256 or "\x00" in name:
         raise InvalidInput(
             f"experiment name {name!r} is not valid",
             field="experiment",
             value=name,
-            hint="use a non-empty string of at most 256 characters",
+            hint="use a non-empty string of at most 256 characters without NUL",
         )
     return name
 

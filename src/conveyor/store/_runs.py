@@ -92,8 +92,29 @@ def validate_key(kind: str, key: object) -> str:
     return key
 
 
+def validate_text(field: str, value: object, limit: int | None) -> str | None:
+    """A text value as both databases accept it: a string of at most ``limit`` characters
+    without NUL (PostgreSQL refuses NUL in text; SQLite would store anything)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be text, not {type(value).__name__}", field=field, value=value)
+    if "\x00" in value:
+        raise InvalidInput(f"{field} contains a NUL character", field=field, value=value.replace("\x00", "\\x00"),
+                           hint="remove the NUL (\\x00) character")
+    if limit is not None and len(value) > limit:
+        raise InvalidInput(
+            f"{field} is {len(value):,} characters long; the limit is {limit}",
+            field=field,
+            value=value[:80] + "…",
+            hint=f"use at most {limit} characters",
+        )
+    return value
+
+
 def _param_value(key: str, value: object) -> str:
     text = value if isinstance(value, str) else str(value)
+    validate_text(f"param {key!r}", text, None)
     if len(text) > MAX_PARAM_VALUE:
         raise InvalidInput(
             f"param {key!r} value is {len(text)} characters long",
@@ -118,6 +139,12 @@ class RunRepo:
         row = {column.name: None for column in RUN_COLUMNS}
         row.update(user="", host="")
         row.update(fields)
+        for column in RUN_COLUMNS:
+            if isinstance(column.type, (String, Text)) and column.name != "id":
+                limit = getattr(column.type, "length", None)
+                row[column.name] = validate_text(f"run {column.name}", row[column.name], limit)
+        if name is not None:
+            validate_text("run name", name, runs.c.name.type.length)  # type: ignore[attr-defined]
         row.update(id=run_id, experiment_id=experiment_id, name=name or run_id[:8], status=RunStatus.RUNNING.value)
         row["start_time"] = row.get("start_time") or now_ms()
         conn.execute(_INSERT_RUN, row)
@@ -215,6 +242,8 @@ class RunRepo:
 
     def set_tags(self, conn: Connection, run_id: str, values: Mapping[str, object]) -> None:
         rows = {validate_key("tag", k): str(v) for k, v in values.items()}
+        for key, value in rows.items():
+            validate_text(f"tag {key!r}", value, None)
         if not rows:
             return
         self.require(conn, run_id)
@@ -300,4 +329,4 @@ def _grouped(conn: Connection, table: Table, run_ids: Sequence[str]) -> dict[str
     return out
 
 
-__all__ = ["RunRepo", "params", "run_tags", "runs", "validate_key"]
+__all__ = ["RunRepo", "params", "run_tags", "runs", "validate_key", "validate_text"]

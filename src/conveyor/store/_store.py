@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy import case, create_engine, event, inspect, literal, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, OperationalError
 
-from conveyor.errors import ConfigError, SchemaOutdated, StorageError
+from conveyor.errors import ConfigError, InvalidInput, SchemaOutdated, StorageError
 from conveyor.store._artifacts import ArtifactRepo
 from conveyor.store._experiments import ExperimentRepo
 from conveyor.store._metrics import MetricRepo
@@ -141,6 +141,9 @@ class Store:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
+        # Database errors reach users as one line without the SQL (which PostgreSQL echoes
+        # in its message): a cancelled statement or a value the database refuses is bad
+        # input (exit 2), anything else the store (exit 4).
         try:
             yield
         except OperationalError as exc:
@@ -149,7 +152,22 @@ class Store:
                     f"the metadata store at {self.url} has no conveyor schema",
                     hint="run `conveyor db upgrade` (or `conveyor init` in a new project)",
                 ) from exc
-            raise StorageError(f"metadata store {self.url}: {exc.orig}") from exc
+            if _sqlstate(exc) == "57014":  # query_canceled: statement_timeout
+                raise InvalidInput(
+                    "the search took longer than the statement timeout and was cancelled",
+                    field="tracking.search_timeout",
+                    hint="narrow the filter, or raise [tracking] search_timeout (CONVEYOR_TRACKING_SEARCH_TIMEOUT)",
+                ) from exc
+            raise StorageError(f"metadata store {self.url}: {_first_line(exc)}") from exc
+        except DataError as exc:
+            raise InvalidInput(
+                f"the metadata store refused a value: {_first_line(exc)}",
+                hint="check the lengths and types of names, keys and values",
+            ) from exc
+        except DBAPIError as exc:
+            if isinstance(exc, IntegrityError):
+                raise
+            raise StorageError(f"metadata store {self.url}: {_first_line(exc)}") from exc
 
     # -- schema -------------------------------------------------------------------------------
     def current_revision(self) -> str | None:
@@ -160,7 +178,7 @@ class Store:
                 return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         except OperationalError as exc:
             raise StorageError(
-                f"cannot open the metadata store {self.url}: {exc.orig}",
+                f"cannot open the metadata store {self.url}: {_first_line(exc)}",
                 hint="check store.metadata_url (CONVEYOR_STORE_METADATA_URL) and that the database is up",
             ) from exc
 
@@ -229,6 +247,15 @@ class Store:
             for digest, is_manifest in conn.execute(query).all():
                 out[digest] = out.get(digest, False) or bool(is_manifest)
         return out
+
+
+def _first_line(exc: DBAPIError) -> str:
+    text = str(exc.orig if exc.orig is not None else exc).strip()
+    return (text.splitlines() or ["unknown database error"])[0][:300]
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
 
 
 def _alembic_config() -> Any:

@@ -8,10 +8,12 @@ if the process dies without running its exit handlers (SIGKILL, power loss). Run
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Sequence
 
+from conveyor.errors import StorageError
 from conveyor.store import Point
 
 log = logging.getLogger("conveyor.tracking")
@@ -39,6 +41,7 @@ class MetricBuffer:
         self._wake = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._warned = False  # a failing write was reported on stderr (once per failure streak)
 
     def add(self, point: Point) -> None:
         with self._lock:
@@ -65,12 +68,21 @@ class MetricBuffer:
         self._drain()
 
     def close(self) -> None:
+        """Write what is left; points that still cannot be written are lost, and said so."""
         self._closed = True
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=30)
-        self._drain()
+        try:
+            self._drain()
+        except StorageError as exc:
+            lost = self.pending()
+            with self._lock:
+                self._points.clear()
+            message = f"{lost:,} buffered metric point(s) could not be written and are lost: {exc.__cause__ or exc}"
+            _say(f"conveyor: error: {message}")
+            raise StorageError(message, hint="free disk space (or fix the store) before the next run") from exc
 
     def drain_into(self, write: Writer, *, always: bool = False) -> None:
         """Hand every buffered point to ``write`` (in order with the background writer); on
@@ -83,10 +95,20 @@ class MetricBuffer:
                 return
             try:
                 write(points)
-            except BaseException:
+            except BaseException as exc:
                 with self._lock:  # put them back in front: nothing logged is dropped
                     self._points[:0] = points
+                    kept = len(self._points)
+                if isinstance(exc, OSError):  # StorageError, a full disk: say what is at stake
+                    raise StorageError(
+                        f"could not write {len(points):,} metric point(s): {exc}; "
+                        f"{kept:,} point(s) are kept in memory and retried on the next flush",
+                        hint="free disk space (or fix the store), then call conveyor.flush() or end the run again",
+                    ) from exc
                 raise
+            if self._warned:
+                self._warned = False
+                _say(f"conveyor: buffered metrics written again ({len(points):,} point(s))")
 
     def _drain(self) -> None:
         self.drain_into(self._writer)
@@ -106,8 +128,20 @@ class MetricBuffer:
         try:
             self._drain()
         except Exception as exc:  # the points stay buffered; the next flush retries and raises
-            log.warning("conveyor could not write metrics yet (will retry): %s", exc)
+            log.info("conveyor could not write metrics yet (will retry): %s", exc)
+            if not self._warned:
+                self._warned = True
+                _say(f"conveyor: warning: {exc}")
         return not self._closed
+
+
+def _say(line: str) -> None:
+    """One line on stderr, whatever logging is configured: losing data must not be silent."""
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr closed at interpreter exit
+        pass
 
 
 def _run(ref: weakref.ReferenceType[MetricBuffer]) -> None:

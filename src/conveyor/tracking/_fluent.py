@@ -18,7 +18,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from conveyor.entities import Artifact, Metric, Run, RunStatus
-from conveyor.errors import Conflict, InvalidInput
+from conveyor.errors import Conflict, InvalidInput, StorageError
 from conveyor.settings import Settings
 from conveyor.tracking._tracker import Tracker
 
@@ -231,7 +231,16 @@ def _end_all(status: RunStatus, error: str | None = None) -> None:
             tracker.end_run(run_id, status, error=error)
         except Conflict:
             pass
-    tracker.flush()
+        except StorageError as exc:  # at exit nobody can catch it: say it, keep ending the others
+            import sys
+
+            sys.stderr.write(f"conveyor: error: run {run_id} could not be ended: {exc}\n")
+    try:
+        tracker.flush()
+    except StorageError as exc:
+        import sys
+
+        sys.stderr.write(f"conveyor: error: {exc}\n")
 
 
 @atexit.register

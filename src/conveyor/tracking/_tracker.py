@@ -378,6 +378,7 @@ class Tracker:
                 order_by=order_by,
                 max_results=max_results,
                 include_deleted=include_deleted,
+                timeout=self.settings.search_timeout,
             )
         if output == "runs":
             return runs
