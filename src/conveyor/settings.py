@@ -53,6 +53,25 @@ class StoreSettings(_Section):
         None,
         description="Endpoint of an S3-compatible server (MinIO, Ceph, moto…); unset for AWS S3.",
     )
+    connect_timeout: float = Field(
+        3.0,
+        ge=1,
+        le=600,
+        description="Seconds to wait for the metadata database to accept a connection before the "
+        "attempt counts as failed (PostgreSQL connect_timeout; SQLite ignores it).",
+    )
+    statement_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds one PostgreSQL statement may run before the server cancels it; also the "
+        "idle-in-transaction limit, so a dead client's locks are released.",
+    )
+    retry_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a metadata write keeps retrying transient failures (connection refused "
+        "or reset, timeouts, serialization failures) with exponential backoff before it gives up.",
+    )
 
 
 class TrackingSettings(_Section):
@@ -69,6 +88,22 @@ class TrackingSettings(_Section):
     capture_git: bool = Field(True, description="Record git commit, branch and dirty flag of each run.")
     capture_packages: bool = Field(
         True, description="Record a digest of the installed Python packages of each run."
+    )
+    heartbeat_interval: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds between heartbeats a running run writes; a run whose heartbeat is older "
+        "than stale_after is taken as dead by `conveyor runs gc-stale` and `conveyor sync`.",
+    )
+    stale_after: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds without a heartbeat after which a RUNNING run counts as dead (KILLED).",
+    )
+    spool_dir: str = Field(
+        ".conveyor/spool",
+        description="Folder of the append-only spool of metric points and run ends that could not be "
+        "written to the metadata store; `conveyor sync` (or the next process) replays it.",
     )
 
 
@@ -174,6 +209,11 @@ class Settings(BaseModel):
     def conveyor_dir(self) -> Path:
         """The folder conveyor writes into by default."""
         return self.root / ".conveyor"
+
+    @property
+    def spool_dir(self) -> Path:
+        """The spool folder made absolute against the root."""
+        return (self.root / Path(self.tracking.spool_dir).expanduser()).resolve()
 
     def section(self, name: str) -> Any:
         """An untyped table of conveyor.toml (``{}`` when absent)."""
