@@ -23,6 +23,7 @@ from conveyor.errors import ConfigError
 
 __all__ = [
     "CONFIG_FILE",
+    "RaySettings",
     "Settings",
     "StoreSettings",
     "TrackingSettings",
@@ -107,6 +108,26 @@ class TrackingSettings(_Section):
     )
 
 
+class RaySettings(_Section):
+    """How pipelines reach a Ray cluster (the address itself is ``[pipelines] ray_address``)."""
+
+    connect_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="Seconds to wait for the Ray cluster's GCS to answer before giving up (exit code 4).",
+    )
+    ship_code: bool = Field(
+        True,
+        description="Send the project folder to the cluster as the Ray runtime_env working_dir, so "
+        "nodes need not have the pipeline code installed at the same path.",
+    )
+    code_excludes: list[str] = Field(
+        default_factory=lambda: [".conveyor/", ".git/", ".venv/", "venv/", "__pycache__/", "*.db", "data/"],
+        description="Patterns (gitignore style) left out of the code sent to the cluster.",
+    )
+
+
 class Settings(BaseModel):
     """All of conveyor's settings, resolved against a project root.
 
@@ -121,6 +142,7 @@ class Settings(BaseModel):
     root: Path = Field(description="Project root: the folder of conveyor.toml, or the working directory.")
     store: StoreSettings = StoreSettings()
     tracking: TrackingSettings = TrackingSettings()
+    ray: RaySettings = RaySettings()
     sections: dict[str, Any] = Field(
         default_factory=dict,
         description="Other tables of conveyor.toml (pipelines, gates, monitors…), read by their owners.",
@@ -220,7 +242,7 @@ class Settings(BaseModel):
         return self.sections.get(name, {})
 
 
-_TYPED_SECTIONS: dict[str, type[_Section]] = {"store": StoreSettings, "tracking": TrackingSettings}
+_TYPED_SECTIONS: dict[str, type[_Section]] = {"store": StoreSettings, "tracking": TrackingSettings, "ray": RaySettings}
 
 
 def _config_error(

@@ -69,7 +69,8 @@ def sweep(
 
         tracker = get_tracker()
     engine = executor if not isinstance(executor, str) else make_executor(
-        executor, ray_address=ray_address, max_workers=max_workers
+        executor, ray_address=ray_address, max_workers=max_workers,
+        settings=getattr(tracker, "project_settings", None),
     )
     sweep_id = uuid.uuid4().hex[:12]
 

@@ -47,8 +47,8 @@ def is_transient(exc: BaseException | None) -> bool:
         if isinstance(sqlstate, str) and sqlstate.startswith(_TRANSIENT_SQLSTATES):
             return True
         module = type(exc).__module__
-        name = type(exc).__name__
-        if module.startswith("psycopg") and name in ("OperationalError", "InterfaceError") and sqlstate is None:
+        bases = {klass.__name__ for klass in type(exc).__mro__}
+        if module.startswith("psycopg") and bases & {"OperationalError", "InterfaceError"} and sqlstate is None:
             return True  # connection refused / reset / closed / timed out: no SQLSTATE at all
         if module == "sqlite3" and name == "OperationalError" and "locked" in str(exc):
             return True

@@ -58,6 +58,8 @@ class Tracker:
         self.settings = settings or TrackingSettings()
         #: The store settings this tracker was opened with; pipelines hand them to workers.
         self.store_settings = store_settings or store.settings
+        #: The whole settings object when opened with ``from_settings`` (executors read Ray's).
+        self.project_settings: Settings | None = None
         self._buffer = MetricBuffer(
             self._write_points, interval=self.settings.flush_interval, batch_size=self.settings.batch_size
         )
@@ -77,6 +79,7 @@ class Tracker:
         if create:
             blobs.init()
         tracker = cls(store, blobs, settings.tracking, store_settings=settings.store, spool_dir=settings.spool_dir)
+        tracker.project_settings = settings
         tracker.sync(quiet=True)
         return tracker
 
