@@ -42,7 +42,7 @@ def split_address(address: str) -> tuple[str, int]:
 def probe(address: str, timeout: float) -> None:
     """Raise ``ServiceUnavailable`` unless a gRPC server answers at ``address`` in time."""
     host, port = split_address(address)
-    setting = "[ray] connect_timeout (CONVEYOR_RAY_CONNECT_TIMEOUT)"
+    setting = "the setting ray.connect_timeout (CONVEYOR_RAY_CONNECT_TIMEOUT)"
     deadline = time.monotonic() + timeout
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
@@ -70,7 +70,7 @@ def probe(address: str, timeout: float) -> None:
     if len(header) < 9 or header[3] != _SETTINGS:
         raise ServiceUnavailable(
             f"the server at {address} is not a Ray cluster (it does not speak gRPC)",
-            hint="pass the GCS address printed by `ray start --head` (--ray-address or [pipelines] ray_address)",
+            hint="pass the GCS address printed by `ray start --head` (--ray-address or the setting pipelines.ray_address)",
         )
 
 

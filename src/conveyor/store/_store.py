@@ -205,9 +205,9 @@ class Store:
         return StorageError(
             f"metadata store {self.url} is unreachable: {mask_url(reason)}",
             hint=f"check that the database is up; waited up to {self.settings.retry_seconds:g} s "
-            f"([store] retry_seconds, CONVEYOR_STORE_RETRY_SECONDS) with "
+            f"(setting store.retry_seconds, CONVEYOR_STORE_RETRY_SECONDS) with "
             f"{self.settings.connect_timeout:g} s per attempt "
-            f"([store] connect_timeout, CONVEYOR_STORE_CONNECT_TIMEOUT)",
+            f"(setting store.connect_timeout, CONVEYOR_STORE_CONNECT_TIMEOUT)",
         )
 
     @contextmanager
