@@ -122,9 +122,9 @@ class RaySettings(_Section):
         description="Send the project folder to the cluster as the Ray runtime_env working_dir, so "
         "nodes need not have the pipeline code installed at the same path.",
     )
-    code_excludes: list[str] = Field(
-        default_factory=lambda: [".conveyor/", ".git/", ".venv/", "venv/", "__pycache__/", "*.db", "data/"],
-        description="Patterns (gitignore style) left out of the code sent to the cluster.",
+    code_excludes: str = Field(
+        ".conveyor/,.git/,.venv/,venv/,__pycache__/,*.db,data/",
+        description="Comma-separated patterns (gitignore style) left out of the code sent to the cluster.",
     )
 
 

@@ -110,7 +110,7 @@ def runtime_env(settings: Any) -> dict[str, Any]:
     env: dict[str, Any] = {"env_vars": env_vars}
     if settings.ray.ship_code:
         env["working_dir"] = str(Path(settings.root))
-        env["excludes"] = list(settings.ray.code_excludes)
+        env["excludes"] = [p.strip() for p in settings.ray.code_excludes.split(",") if p.strip()]
     return env
 
 
