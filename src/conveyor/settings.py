@@ -24,6 +24,7 @@ from conveyor.errors import ConfigError
 __all__ = [
     "CONFIG_FILE",
     "ModelsSettings",
+    "RaySettings",
     "Settings",
     "StoreSettings",
     "TrackingSettings",
@@ -65,6 +66,24 @@ class StoreSettings(_Section):
     )
     s3_max_concurrency: int = Field(
         32, ge=1, le=512, description="S3 requests in flight at once when moving many objects (uploads, downloads, listings)."
+    connect_timeout: float = Field(
+        3.0,
+        ge=1,
+        le=600,
+        description="Seconds to wait for the metadata database to accept a connection before the "
+        "attempt counts as failed (PostgreSQL connect_timeout; SQLite ignores it).",
+    )
+    statement_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds one PostgreSQL statement may run before the server cancels it; also the "
+        "idle-in-transaction limit, so a dead client's locks are released.",
+    )
+    retry_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a metadata write keeps retrying transient failures (connection refused "
+        "or reset, timeouts, serialization failures) with exponential backoff before it gives up.",
     )
 
 
@@ -89,6 +108,22 @@ class TrackingSettings(_Section):
         description="Seconds a run search may take on PostgreSQL before the database cancels it "
         "(statement_timeout); 0 means no limit.",
     )
+    heartbeat_interval: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds between heartbeats a running run writes; a run whose heartbeat is older "
+        "than stale_after is taken as dead by `conveyor runs gc-stale` and `conveyor sync`.",
+    )
+    stale_after: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds without a heartbeat after which a RUNNING run counts as dead (KILLED).",
+    )
+    spool_dir: str = Field(
+        ".conveyor/spool",
+        description="Folder of the append-only spool of metric points and run ends that could not be "
+        "written to the metadata store; `conveyor sync` (or the next process) replays it.",
+    )
 
 
 class ModelsSettings(_Section):
@@ -107,6 +142,26 @@ class ModelsSettings(_Section):
         return tuple(p.strip() for p in value.split(",") if p.strip()) if isinstance(value, str) else value
 
 
+class RaySettings(_Section):
+    """How pipelines reach a Ray cluster (the address itself is ``[pipelines] ray_address``)."""
+
+    connect_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="Seconds to wait for the Ray cluster's GCS to answer before giving up (exit code 4).",
+    )
+    ship_code: bool = Field(
+        True,
+        description="Send the project folder to the cluster as the Ray runtime_env working_dir, so "
+        "nodes need not have the pipeline code installed at the same path.",
+    )
+    code_excludes: str = Field(
+        ".conveyor/,.git/,.venv/,venv/,__pycache__/,*.db,data/",
+        description="Comma-separated patterns (gitignore style) left out of the code sent to the cluster.",
+    )
+
+
 class Settings(BaseModel):
     """All of conveyor's settings, resolved against a project root.
 
@@ -122,6 +177,7 @@ class Settings(BaseModel):
     store: StoreSettings = StoreSettings()
     tracking: TrackingSettings = TrackingSettings()
     models: ModelsSettings = ModelsSettings()
+    ray: RaySettings = RaySettings()
     sections: dict[str, Any] = Field(
         default_factory=dict,
         description="Other tables of conveyor.toml (pipelines, gates, monitors…), read by their owners.",
@@ -207,12 +263,17 @@ class Settings(BaseModel):
         """The folder conveyor writes into by default."""
         return self.root / ".conveyor"
 
+    @property
+    def spool_dir(self) -> Path:
+        """The spool folder made absolute against the root."""
+        return (self.root / Path(self.tracking.spool_dir).expanduser()).resolve()
+
     def section(self, name: str) -> Any:
         """An untyped table of conveyor.toml (``{}`` when absent)."""
         return self.sections.get(name, {})
 
 
-_TYPED_SECTIONS: dict[str, type[_Section]] = {"store": StoreSettings, "tracking": TrackingSettings}
+_TYPED_SECTIONS: dict[str, type[_Section]] = {"store": StoreSettings, "tracking": TrackingSettings, "ray": RaySettings}
 _TYPED_SECTIONS["models"] = ModelsSettings
 
 

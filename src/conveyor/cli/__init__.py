@@ -42,6 +42,7 @@ _GROUPS: list[tuple[str, str] | tuple[str, str, str]] = [
     ("_ci", "ci", "CI/CD for models: gate candidates on pull requests, promote on main."),
     ("_monitor", "monitor", "Drift, data quality, live performance, alerts and retraining."),
     ("_score", "score", "The ML Test Score of this project, computed from what its stores prove."),
+    ("_sync", "sync", "Replay metric points and run ends spooled while the metadata store was unreachable."),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from conveyor.cli._common import EXIT_PROBLEMS, console, esc, handle_errors, print_json, settings
@@ -37,32 +38,90 @@ def register(app: typer.Typer) -> None:
     app.command("quickstart")(quickstart)
 
 
+def _config_text(env_store: dict[str, str]) -> tuple[str, list[str]]:
+    """conveyor.toml for a new project: the template, with the store settings the environment
+    names written in (passwords left out: they stay in the environment or ~/.pgpass)."""
+    import json
+
+    from conveyor.store import mask_url
+
+    text = CONFIG_TEMPLATE
+    notes: list[str] = []
+    lines = []
+    for key in ("metadata_url", "artifacts_url", "s3_endpoint_url"):
+        value = env_store.get(key)
+        if not value:
+            continue
+        kept = _without_password(value) if key == "metadata_url" else value
+        if kept != value:
+            notes.append(
+                f"the password in CONVEYOR_STORE_METADATA_URL ({mask_url(value)}) is not written to {CONFIG_FILE}; "
+                "keep it in the environment (CONVEYOR_STORE_METADATA_URL, PGPASSWORD) or in ~/.pgpass"
+            )
+        lines.append(f"{key} = {json.dumps(kept)}   # from CONVEYOR_STORE_{key.upper()}")
+    if lines:
+        head, _, tail = text.partition("[store]\n")
+        body = [line for line in tail.split("\n[tracking]")[0].splitlines()
+                if not any(line.startswith(f"{k} =") for k in env_store)]
+        text = head + "[store]\n" + "\n".join(body + lines) + "\n\n[tracking]" + tail.split("\n[tracking]", 1)[1]
+    return text, notes
+
+
+def _without_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url
+    if parsed.password is None:
+        return url
+    return parsed._replace(password=None).render_as_string(hide_password=False)
+
+
 @handle_errors
 def init(
     path: Path = typer.Argument(Path("."), help="Project folder (created when missing)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing conveyor.toml."),
 ) -> None:
     """Write conveyor.toml, create .conveyor/ and initialise the stores."""
+    import os
+
     from conveyor.blobs import BlobStore
-    from conveyor.store import Store
+    from conveyor.settings import ENV_PREFIX
+    from conveyor.store import Store, mask_url
 
     path.mkdir(parents=True, exist_ok=True)
     config = path / CONFIG_FILE
+    # What the environment says about the stores is what this project uses: record it, so
+    # a later job without those variables does not silently log to a local file instead.
+    env_store = {
+        key: os.environ[f"{ENV_PREFIX}STORE_{key.upper()}"]
+        for key in ("metadata_url", "artifacts_url", "s3_endpoint_url")
+        if os.environ.get(f"{ENV_PREFIX}STORE_{key.upper()}")
+    }
     if config.exists() and not force:
-        console.print(f"{esc(config)} exists; keeping it (use --force to overwrite)")
+        console.print(f"{config} exists; keeping it (use --force to overwrite)", highlight=False)
     else:
-        config.write_text(CONFIG_TEMPLATE, encoding="utf-8")
-        console.print(f"wrote {esc(config)}")
+        text, notes = _config_text(env_store)
+        config.write_text(text, encoding="utf-8")
+        console.print(f"wrote {config}", highlight=False)
+        if env_store:
+            names = ", ".join(f"CONVEYOR_STORE_{k.upper()}" for k in env_store)
+            console.print(f"recorded the store settings of the environment ({names}) in {CONFIG_FILE}", highlight=False)
+        for note in notes:
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     loaded = Settings.load(path)
     loaded.conveyor_dir.mkdir(parents=True, exist_ok=True)
     ignore = loaded.conveyor_dir / ".gitignore"
     if not ignore.exists():
         ignore.write_text("*\n", encoding="utf-8")
-    store = Store.open(loaded.metadata_url, create=True)
+    store = Store.from_settings(loaded, create=True)
     store.close()
     BlobStore.from_settings(loaded).init()
-    console.print(f"metadata:  {esc(loaded.metadata_url)}")
-    console.print(f"artifacts: {esc(loaded.artifacts_url)}")
+    console.print(f"metadata:  {esc(mask_url(loaded.metadata_url))}", highlight=False)
+    console.print(f"artifacts: {esc(loaded.artifacts_url)}", highlight=False)
     console.print("[green]ready[/]: `import conveyor` and start a run, or try `conveyor quickstart`")
 
 
@@ -73,11 +132,13 @@ def db_upgrade() -> None:
     from conveyor.store import Store, head_revision
 
     loaded = settings()
-    store = Store.connect(loaded.metadata_url)
-    before = store.current_revision()
-    store.upgrade()
-    console.print(f"schema {before or 'empty'} → {head_revision()} at {esc(store.url)}")
-    store.close()
+    store = Store.connect(loaded.metadata_url, settings=loaded.store)
+    try:
+        before = store.current_revision()
+        store.upgrade()
+    finally:
+        store.close()
+    console.print(f"schema {before or 'empty'} → {head_revision()} at {escape(store.url)}", highlight=False)
 
 
 @db_app.command("current")
@@ -86,9 +147,12 @@ def db_current() -> None:
     """Print the schema revision of the metadata database and the one this conveyor needs."""
     from conveyor.store import Store, head_revision
 
-    store = Store.connect(settings().metadata_url)
-    console.print(f"database: {store.current_revision() or 'empty'}  conveyor needs: {head_revision()}")
-    store.close()
+    loaded = settings()
+    store = Store.connect(loaded.metadata_url, settings=loaded.store)
+    try:
+        console.print(f"database: {store.current_revision() or 'empty'}  conveyor needs: {head_revision()}")
+    finally:
+        store.close()
 
 
 def _open_stores() -> tuple[object, object]:
@@ -97,7 +161,7 @@ def _open_stores() -> tuple[object, object]:
 
     loaded = settings()
     return (
-        Store.open(loaded.metadata_url),
+        Store.from_settings(loaded),
         BlobStore.from_settings(loaded),
     )
 

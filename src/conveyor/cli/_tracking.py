@@ -247,3 +247,8 @@ def artifacts_get(
     with tracker() as t:
         written = t.download_artifact(_resolve(t, run), path, dest, force=force)
     console.print(f"wrote {written}", markup=False, highlight=False)
+
+
+from conveyor.cli import _sync  # noqa: E402  (`runs gc-stale` lives with the other fault commands)
+
+_sync.register_runs(runs_app)

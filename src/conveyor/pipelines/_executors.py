@@ -28,7 +28,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from conveyor.errors import InvalidInput, ServiceUnavailable
+from conveyor.pipelines import _ray_env
 from conveyor.pipelines._dag import StepOptions
+
+_log = logging.getLogger("conveyor.pipelines")
 
 
 class Executor(Protocol):
@@ -141,24 +144,6 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def _check_reachable(address: str, timeout: float = 3.0) -> None:
-    text = address.removeprefix("ray://")
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise InvalidInput(
-            f"Ray address {address!r} is not host:port", field="ray_address", value=address,
-            hint="e.g. 127.0.0.1:6379 (the GCS port printed by `ray start --head`)",
-        )
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
-            pass
-    except OSError as exc:
-        raise ServiceUnavailable(
-            f"no Ray cluster answers at {address} ({exc})",
-            hint="start one with `ray start --head` or pass the right --ray-address",
-        ) from None
-
-
 _ray_lock = threading.Lock()
 
 
@@ -167,13 +152,17 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str | None, max_workers: int | None = None) -> None:
+    def __init__(self, address: str | None, max_workers: int | None = None, settings: Any = None) -> None:
         if not address:
             raise InvalidInput(
                 "the ray executor needs a cluster address", field="ray_address",
                 hint="pass --ray-address HOST:PORT (or set [pipelines] ray_address in conveyor.toml)",
             )
-        _check_reachable(address)
+        if settings is None:  # called without the caller's settings: read them here, at the API edge
+            from conveyor.settings import Settings
+
+            settings = Settings.load()
+        _ray_env.probe(address, settings.ray.connect_timeout)
         try:
             import ray
         except ImportError:
@@ -184,10 +173,22 @@ class RayExecutor:
         self._ray = ray
         with _ray_lock:
             if not ray.is_initialized():
+                env = _ray_env.runtime_env(settings)
+                _log.info("conveyor: joining Ray at %s with %s", address, _ray_env.describe(env))
                 try:
-                    ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, configure_logging=False)
+                    ray.init(
+                        address=address, runtime_env=env, logging_level=logging.ERROR, log_to_driver=False,
+                        configure_logging=False,
+                    )
                 except Exception as exc:  # any failure to join the cluster
-                    raise ServiceUnavailable(f"cannot connect to the Ray cluster at {address}: {exc}") from None
+                    raise ServiceUnavailable(
+                        f"cannot connect to the Ray cluster at {address}: {str(exc).splitlines()[0][:300]}"
+                    ) from None
+                try:
+                    _ray_env.check_version(ray, max(30.0, settings.ray.connect_timeout))
+                except BaseException:
+                    ray.shutdown()
+                    raise
         self.slots = max(1, max_workers or int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
         from conveyor.pipelines import _worker
 
@@ -211,11 +212,16 @@ class RayExecutor:
         pass
 
 
-def make_executor(name: str, *, ray_address: str | None = None, max_workers: int | None = None,
-                  preload: Sequence[str] = ()) -> Executor:
-    """``local`` or ``ray``; an unreachable Ray address raises ``ServiceUnavailable`` quickly."""
+def make_executor(
+    name: str, *, ray_address: str | None = None, max_workers: int | None = None, settings: Any = None,
+    preload: Sequence[str] = (),
+) -> Executor:
+    """``local`` or ``ray``; an unreachable Ray address raises ``ServiceUnavailable`` quickly.
+
+    ``settings`` (the caller's ``Settings``) gives Ray its timeout, code and store settings;
+    ``preload`` names the modules the local executor's warm worker imports once."""
     if name == "local":
         return LocalExecutor(max_workers, preload=preload)
     if name == "ray":
-        return RayExecutor(ray_address, max_workers)
+        return RayExecutor(ray_address, max_workers, settings)
     raise InvalidInput(f"unknown executor {name!r}", field="executor", value=name, hint="local or ray")

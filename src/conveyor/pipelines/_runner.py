@@ -419,8 +419,11 @@ def run(
         node.id: _datasets.resolve(tracker, node.params["ref"])
         for node in graph.nodes.values() if node.step is _datasets.DATASET_STEP
     }
+    if s3_endpoint_url is None:  # the endpoint the tracker's artifact store was opened with
+        s3_endpoint_url = getattr(tracker, "s3_endpoint_url", None)
     engine = executor if not isinstance(executor, str) else make_executor(
-        executor, ray_address=ray_address, max_workers=max_workers, preload=heavy_modules(graph)
+        executor, ray_address=ray_address, max_workers=max_workers, preload=heavy_modules(graph),
+        settings=getattr(tracker, "project_settings", None),
     )
     started = time.perf_counter()
     parent = tracker.create_run(

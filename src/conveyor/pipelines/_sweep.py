@@ -114,7 +114,8 @@ def sweep(
         from conveyor.pipelines._runner import heavy_modules
 
         engine = make_executor(executor, ray_address=ray_address, max_workers=max_workers,
-                               preload=heavy_modules(target(**points[0])))
+                               preload=heavy_modules(target(**points[0])),
+                               settings=getattr(tracker, "project_settings", None))
     else:
         engine = executor
     sweep_id = uuid.uuid4().hex[:12]

@@ -90,7 +90,14 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
             if isinstance(exc, KeyboardInterrupt):
                 raise
         finally:
-            result["logs"] = str(blobs.put_file(log_path).digest)
+            try:
+                result["logs"] = str(blobs.put_file(log_path).digest)
+            except Exception as exc:  # the step's own outcome must survive a failed log upload
+                note = f"its log could not be stored: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                result["error"] = f"{result['error']}; {note}" if result["error"] else note
+                result["log_tail"] = log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
+                if result["status"] == "FINISHED":
+                    result["status"] = "FAILED"
             if recorder is not None:
                 result["tracking"] = recorder.record()
     result["duration_s"] = time.perf_counter() - started

@@ -9,7 +9,7 @@ from conveyor.store._datasets import DatasetRepo, VersionRow, dataset_versions, 
 from conveyor.store._dialect import insert_ignore, upsert
 from conveyor.store._experiments import DEFAULT_EXPERIMENT, ExperimentRepo, experiments
 from conveyor.store._lineage import LineageRepo, lineage_edges
-from conveyor.store._metrics import MetricRepo, Point, latest_metrics, metrics
+from conveyor.store._metrics import MetricRepo, Point, latest_metrics, metric_batches, metrics
 from conveyor.store._pipelines import (
     ExecutionRecord,
     OutputRecord,
@@ -39,13 +39,14 @@ from conveyor.store._monitoring import (
     monitor_references,
     retrain_triggers,
 )
+from conveyor.store._compat import schema_log
 from conveyor.store._runs import RunRepo, params, run_tags, runs, validate_key
 from conveyor.store._serving import LogFile, ServingLogRepo, serving_log_files
 from conveyor.store._schema import DIGEST_COLUMNS, DigestColumn, metadata, register_digest_column
 from conveyor.store._maintenance import DoctorReport, GcReport, collect_garbage, doctor, referenced
 from conveyor.store._search import search_runs
 from conveyor.store._filter import parse_filter, parse_order_by
-from conveyor.store._store import Store, head_revision, normalize_url
+from conveyor.store._store import Store, head_revision, mask_url, normalize_url
 
 __all__ = [
     "AlertRow",
@@ -84,7 +85,9 @@ __all__ = [
     "insert_ignore",
     "latest_metrics",
     "lineage_edges",
+    "mask_url",
     "metadata",
+    "metric_batches",
     "metrics",
     "model_aliases",
     "model_version_tags",
@@ -105,6 +108,7 @@ __all__ = [
     "retrain_triggers",
     "run_tags",
     "runs",
+    "schema_log",
     "search_runs",
     "serving_log_files",
     "step_executions",

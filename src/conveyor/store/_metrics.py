@@ -6,10 +6,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Float, ForeignKey, Index, String, Table, and_, func, or_, select
+from sqlalchemy import Column, Float, ForeignKey, Index, Integer, String, Table, and_, func, or_, select
 from sqlalchemy.engine import Connection
 
-from conveyor.entities import Metric
+from conveyor.entities import Metric, now_ms
 from conveyor.store._dialect import upsert
 from conveyor.store._schema import BigInt, metadata
 
@@ -35,6 +35,18 @@ latest_metrics = Table(
     Column("step", BigInt, nullable=False),
     Column("timestamp", BigInt, nullable=False),
     Index("ix_latest_metrics_key_value", "key", "value"),
+)
+
+#: Batches of points already written, by the id the writer gave them: a batch retried after
+#: a lost commit acknowledgement, or replayed from the spool, is not written twice.
+metric_batches = Table(
+    "metric_batches",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("run_id", String(32), ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("points", Integer, nullable=False),
+    Column("written_at", BigInt, nullable=False),
+    Index("ix_metric_batches_run_id", "run_id"),
 )
 
 #: A point ready to be written: (run_id, key, value, step, timestamp).
@@ -90,6 +102,27 @@ class MetricRepo:
                 for r, k, v, s, t in newest.values()
             ],
         )
+
+    def write_batch(self, conn: Connection, batch_id: str, points: Sequence[Point]) -> bool:
+        """Write ``points`` once under ``batch_id``: False (and nothing written) when that batch
+        is already in the store. Runs that no longer exist are skipped (purged meanwhile)."""
+        if not points:
+            return False
+        if conn.execute(select(metric_batches.c.id).where(metric_batches.c.id == batch_id)).first() is not None:
+            return False
+        from conveyor.store._runs import runs
+
+        run_ids = sorted({p[0] for p in points})
+        alive = set(conn.execute(select(runs.c.id).where(runs.c.id.in_(run_ids))).scalars())
+        kept = [p for p in points if p[0] in alive]
+        if not kept:
+            return False
+        self.write(conn, kept)
+        conn.execute(
+            metric_batches.insert(),
+            {"id": batch_id, "run_id": kept[0][0], "points": len(kept), "written_at": now_ms()},
+        )
+        return True
 
     def history(self, conn: Connection, run_id: str, key: str) -> list[Metric]:
         query = (

@@ -17,8 +17,9 @@ from sqlalchemy import (
     Text,
     bindparam,
     delete,
+    func,
+    or_,
     select,
-
     update,
 )
 from sqlalchemy.engine import Connection, Row
@@ -53,6 +54,8 @@ runs = Table(
     Column("packages_digest", String(80)),
     Column("error", Text),
     Column("deleted_at", BigInt),
+    # written by the tracker's background thread while the run's process lives (0007)
+    Column("heartbeat_at", BigInt),
     Index("ix_runs_experiment_id_start_time", "experiment_id", "start_time"),
     Index("ix_runs_parent_id", "parent_id"),
 )
@@ -77,7 +80,7 @@ run_tags = Table(
 
 register_digest_column(runs, "packages_digest")
 
-RUN_COLUMNS = [c for c in runs.c if c.name != "deleted_at"]
+RUN_COLUMNS = [c for c in runs.c if c.name not in ("deleted_at", "heartbeat_at")]
 
 
 def validate_key(kind: str, key: object) -> str:
@@ -135,7 +138,7 @@ class RunRepo:
         self, conn: Connection, experiment_id: int, experiment: str, *, name: str | None = None, **fields: Any
     ) -> Run:
         """Insert a RUNNING run and return it as the entity (no read-back: this is a hot path)."""
-        run_id = uuid.uuid4().hex
+        run_id = fields.pop("id", None) or uuid.uuid4().hex
         row = {column.name: None for column in RUN_COLUMNS}
         row.update(user="", host="")
         row.update(fields)
@@ -147,6 +150,7 @@ class RunRepo:
             validate_text("run name", name, runs.c.name.type.length)  # type: ignore[attr-defined]
         row.update(id=run_id, experiment_id=experiment_id, name=name or run_id[:8], status=RunStatus.RUNNING.value)
         row["start_time"] = row.get("start_time") or now_ms()
+        row["heartbeat_at"] = row["start_time"]
         conn.execute(_INSERT_RUN, row)
         row["deleted_at"] = None
         row["experiment"] = experiment
@@ -219,6 +223,42 @@ class RunRepo:
         if done.rowcount == 0:
             current = self.require(conn, run_id)
             raise Conflict(f"run {run_id} already ended as {current.status}")
+
+    def heartbeat(self, conn: Connection, run_ids: Sequence[str], at: int | None = None) -> int:
+        """Mark RUNNING runs (and their RUNNING child runs, e.g. pipeline steps) alive now."""
+        if not run_ids:
+            return 0
+        stamp = at or now_ms()
+        done = 0
+        for chunk in _chunks(run_ids):
+            result = conn.execute(
+                update(runs)
+                .where(runs.c.status == RunStatus.RUNNING.value)
+                .where(or_(runs.c.id.in_(chunk), runs.c.parent_id.in_(chunk)))
+                .values(heartbeat_at=stamp)
+            )
+            done += result.rowcount or 0
+        return done
+
+    def stale(self, conn: Connection, older_than_ms: int) -> list[tuple[str, int]]:
+        """RUNNING runs whose last sign of life (heartbeat, else start) is before the cutoff."""
+        alive = func.coalesce(runs.c.heartbeat_at, runs.c.start_time)
+        query = (
+            select(runs.c.id, alive)
+            .where(runs.c.status == RunStatus.RUNNING.value, alive < older_than_ms)
+            .order_by(alive)
+        )
+        return [(run_id, int(seen)) for run_id, seen in conn.execute(query).all()]
+
+    def mark_dead(self, conn: Connection, run_id: str, older_than_ms: int, error: str) -> bool:
+        """End one stale run as KILLED, unless it came back to life meanwhile."""
+        alive = func.coalesce(runs.c.heartbeat_at, runs.c.start_time)
+        result = conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.status == RunStatus.RUNNING.value, alive < older_than_ms)
+            .values(status=RunStatus.KILLED.value, end_time=now_ms(), error=error)
+        )
+        return bool(result.rowcount)
 
     def log_params(self, conn: Connection, run_id: str, values: Mapping[str, object]) -> None:
         """Insert params; the same value again is fine, a different one raises ``ParamConflict``."""

@@ -1,4 +1,15 @@
-"""The metadata store: one SQLAlchemy engine, transactions, schema revision checks."""
+"""The metadata store: one SQLAlchemy engine, transactions, schema revision checks.
+
+Faults: every network call has a bound (``[store] connect_timeout`` for a connection,
+``statement_timeout`` for a statement on PostgreSQL), and a transaction that fails in a
+transient way (see ``_retry``) is tried again with exponential backoff for up to
+``retry_seconds``. Opening a connection is always retried; a whole transaction is retried
+when run through ``Store.transaction`` (its body must be idempotent).
+
+Durability on SQLite: WAL with ``synchronous=FULL`` for every write transaction (a commit
+that returned survives power loss) except metric batches, which use ``synchronous=NORMAL``
+(they survive a process crash or SIGKILL; the last ones may roll back after power loss).
+"""
 
 from __future__ import annotations
 
@@ -16,10 +27,13 @@ from sqlalchemy import case, create_engine, event, inspect, literal, select, tex
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, IntegrityError, OperationalError
 
-from conveyor.errors import ConfigError, InvalidInput, SchemaOutdated, StorageError
+from conveyor.errors import ConfigError, Conflict, InvalidInput, SchemaOutdated, StorageError
+from conveyor.settings import StoreSettings
+from conveyor.store import _compat
 from conveyor.store._artifacts import ArtifactRepo
 from conveyor.store._experiments import ExperimentRepo
 from conveyor.store._metrics import MetricRepo
+from conveyor.store._retry import RetryPolicy, is_transient
 from conveyor.store._runs import RunRepo
 from conveyor.store._schema import DIGEST_COLUMNS, metadata
 
@@ -28,6 +42,19 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 #: constant spares every process from loading Alembic just to compare revisions.
 HEAD_REVISION = "0009"
 _WRITE = "conveyor_write"
+_DURABLE = "conveyor_durable"
+_UPGRADE_LOCK = 727275
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for logs, errors and ``--json``)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        import re
+
+        return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+    return parsed.render_as_string(hide_password=True)
 
 
 def normalize_url(url: str) -> str:
@@ -53,14 +80,22 @@ class Store:
     metrics = MetricRepo()
     artifacts = ArtifactRepo()
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, settings: StoreSettings | None = None) -> None:
         self.engine = engine
         self.url = engine.url.render_as_string(hide_password=True)
+        self.settings = settings or StoreSettings()
+        self.retry = RetryPolicy(self.settings.retry_seconds)
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
-    def connect(cls, url: str) -> Store:
+    def from_settings(cls, settings: Any, *, create: bool = False) -> Store:
+        """``open`` with the URL, timeouts and retry budget of a ``Settings`` object."""
+        return cls.open(settings.metadata_url, create=create, settings=settings.store)
+
+    @classmethod
+    def connect(cls, url: str, *, settings: StoreSettings | None = None) -> Store:
         """An engine for ``url`` without touching the database yet."""
+        settings = settings or StoreSettings()
         url = normalize_url(url)
         try:
             parsed = make_url(url)
@@ -90,14 +125,15 @@ class Store:
             kwargs["connect_args"] = {"timeout": 60}
         else:
             kwargs["pool_pre_ping"] = True
+            kwargs["connect_args"] = _postgres_timeouts(settings)
         engine = create_engine(url, **kwargs)
         if parsed.get_backend_name() == "sqlite":
             _tune_sqlite(engine)
         _dispose_after_fork(engine)
-        return cls(engine)
+        return cls(engine, settings)
 
     @classmethod
-    def open(cls, url: str, *, create: bool = False) -> Store:
+    def open(cls, url: str, *, create: bool = False, settings: StoreSettings | None = None) -> Store:
         """Connect and check the schema revision.
 
         ``create=True`` makes a brand-new database (no conveyor tables yet) and migrates it to
@@ -113,12 +149,16 @@ class Store:
                     f"there is no metadata store at {path}",
                     hint="run `conveyor init` in the project folder (or point CONVEYOR_STORE_METADATA_URL at one)",
                 )
-        store = cls.connect(url)
-        current = store.current_revision()
-        if current is None and create:
-            store.install()
-        else:
-            store.check_revision(current)
+        store = cls.connect(url, settings=settings)
+        try:
+            current = store.current_revision()
+            if current is None and create:
+                store.install()
+            else:
+                store.check_revision(current)
+        except BaseException:
+            store.close()  # no pooled connection left behind (ResourceWarning on PostgreSQL)
+            raise
         return store
 
     def close(self) -> None:
@@ -127,17 +167,48 @@ class Store:
     # -- transactions -------------------------------------------------------------------------
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self._errors(), self.engine.connect() as conn, conn.begin():
+        with self._errors(), self._connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, *, durable: bool = True) -> Iterator[Connection]:
         """A write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE) so
-        concurrent writers wait on the busy timeout instead of failing mid-transaction."""
-        with self._errors(), self.engine.connect() as conn:
-            conn = conn.execution_options(**{_WRITE: True})
+        concurrent writers wait on the busy timeout instead of failing mid-transaction.
+
+        ``durable=False`` (metric batches only) lets SQLite commit without syncing the WAL:
+        the commit survives a process crash but may roll back after a power loss."""
+        with self._errors(), self._connect() as conn:
+            conn = conn.execution_options(**{_WRITE: True, _DURABLE: durable})
             with conn.begin():
                 yield conn
+
+    def transaction(self, body: Any, *, durable: bool = True, what: str = "metadata write") -> Any:
+        """Run ``body(conn)`` in a write transaction, retrying the whole transaction on
+        transient failures within ``[store] retry_seconds``. ``body`` must be idempotent:
+        an attempt whose commit acknowledgement was lost may have committed."""
+
+        def once() -> Any:
+            with self.write(durable=durable) as conn:
+                return body(conn)
+
+        return self.retry.call(once, what=what)
+
+    def _connect(self) -> Connection:
+        """A connection, retried while the database is unreachable (nothing was sent yet)."""
+        try:
+            return self.retry.call(self.engine.connect, what=f"connecting to {self.url}")
+        except DBAPIError as exc:
+            raise self._unreachable(exc) from exc
+
+    def _unreachable(self, exc: DBAPIError) -> StorageError:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        return StorageError(
+            f"metadata store {self.url} is unreachable: {mask_url(reason)}",
+            hint=f"check that the database is up; waited up to {self.settings.retry_seconds:g} s "
+            f"(setting store.retry_seconds, CONVEYOR_STORE_RETRY_SECONDS) with "
+            f"{self.settings.connect_timeout:g} s per attempt "
+            f"(setting store.connect_timeout, CONVEYOR_STORE_CONNECT_TIMEOUT)",
+        )
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -146,39 +217,46 @@ class Store:
         # input (exit 2), anything else the store (exit 4).
         try:
             yield
-        except OperationalError as exc:
-            if "no such table" in str(exc) or "does not exist" in str(exc) and "relation" in str(exc):
+        except StorageError:
+            raise
+        except DBAPIError as exc:
+            text_ = str(exc)
+            if "no such table" in text_ or "does not exist" in text_ and "relation" in text_:
                 raise SchemaOutdated(
                     f"the metadata store at {self.url} has no conveyor schema",
                     hint="run `conveyor db upgrade` (or `conveyor init` in a new project)",
                 ) from exc
             if _sqlstate(exc) == "57014":  # query_canceled: statement_timeout
                 raise InvalidInput(
-                    "the search took longer than the statement timeout and was cancelled",
+                    "the query took longer than the database's statement timeout and was cancelled",
                     field="tracking.search_timeout",
-                    hint="narrow the filter, or raise [tracking] search_timeout (CONVEYOR_TRACKING_SEARCH_TIMEOUT)",
+                    hint="narrow the filter, or raise [tracking] search_timeout (CONVEYOR_TRACKING_SEARCH_TIMEOUT) "
+                    "for searches, [store] statement_timeout for other statements",
                 ) from exc
-            raise StorageError(f"metadata store {self.url}: {_first_line(exc)}") from exc
-        except DataError as exc:
-            raise InvalidInput(
-                f"the metadata store refused a value: {_first_line(exc)}",
-                hint="check the lengths and types of names, keys and values",
-            ) from exc
-        except DBAPIError as exc:
+            if is_transient(exc):
+                raise self._unreachable(exc) from exc
+            if isinstance(exc, DataError):
+                raise InvalidInput(
+                    f"the metadata store refused a value: {_first_line(exc)}",
+                    hint="check the lengths and types of names, keys and values",
+                ) from exc
             if isinstance(exc, IntegrityError):
                 raise
-            raise StorageError(f"metadata store {self.url}: {_first_line(exc)}") from exc
+            raise StorageError(f"metadata store {self.url}: {mask_url(_first_line(exc))}") from exc
 
     # -- schema -------------------------------------------------------------------------------
     def current_revision(self) -> str | None:
         try:
-            with self.engine.connect() as conn:
+            with self._connect() as conn:
                 if not inspect(conn).has_table("alembic_version"):
                     return None
                 return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except StorageError as exc:
+            exc.hint = f"check store.metadata_url (CONVEYOR_STORE_METADATA_URL); {exc.hint}"
+            raise
         except OperationalError as exc:
             raise StorageError(
-                f"cannot open the metadata store {self.url}: {_first_line(exc)}",
+                f"cannot open the metadata store {self.url}: {mask_url(_first_line(exc))}",
                 hint="check store.metadata_url (CONVEYOR_STORE_METADATA_URL) and that the database is up",
             ) from exc
 
@@ -192,15 +270,22 @@ class Store:
                 f"the metadata store at {self.url} is not initialised",
                 hint="run `conveyor init` (new project) or `conveyor db upgrade`",
             )
-        if current in known_revisions():
+        known = known_revisions()
+        if current in known:
             raise SchemaOutdated(
                 f"the metadata store at {self.url} is at schema {current}, this conveyor needs {head}",
                 hint="run `conveyor db upgrade`",
             )
+        with self.read() as conn:
+            newer = _compat.newer_revisions(conn, known, head)
+        if newer and current in newer and all(newer.values()):
+            return  # only additive migrations ahead of us: read and write what we know
+        blocking = sorted(rev for rev, additive in (newer or {}).items() if not additive)
+        why = f"; not additive: {', '.join(blocking)}" if blocking else ""
         raise SchemaOutdated(
             f"the metadata store at {self.url} has schema {current}, unknown to this conveyor "
-            f"(written by a newer version?)",
-            hint="upgrade conveyor",
+            f"(written by a newer version?){why}",
+            hint="upgrade conveyor to the version that ran `conveyor db upgrade`",
         )
 
     def install(self) -> None:
@@ -222,15 +307,57 @@ class Store:
                 )
             )
             conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD_REVISION})
+            _compat.record(conn, _compat.ADDITIVE)
 
     def upgrade(self, revision: str = "head") -> None:
-        """Migrate the schema (Alembic, migrations shipped in the package)."""
+        """Migrate the schema (Alembic, migrations shipped in the package), holding the
+        upgrade lock: a second upgrade at the same time raises ``Conflict`` at once."""
         from alembic import command
 
-        with self.engine.begin() as conn:
-            cfg = _alembic_config()
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+        with self._upgrade_lock():
+            with self.engine.begin() as conn:
+                cfg = _alembic_config()
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+                if inspect(conn).has_table(_compat.schema_log.name):
+                    current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                    _compat.record(conn, applied_flags(current))
+
+    @contextmanager
+    def _upgrade_lock(self) -> Iterator[None]:
+        """PostgreSQL: a session advisory lock; SQLite: an exclusive lock file beside the
+        database. Either is released when the process ends, however it ends."""
+        busy = Conflict(
+            f"another `conveyor db upgrade` is running on {self.url}",
+            hint="wait for it to finish, then run `conveyor db current`",
+        )
+        if self.engine.dialect.name == "postgresql":
+            with self._connect() as conn:
+                got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _UPGRADE_LOCK}).scalar()
+                conn.commit()
+                if not got:
+                    raise busy
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _UPGRADE_LOCK})
+                    conn.commit()
+            return
+        path = _sqlite_path(self.engine.url.render_as_string(hide_password=False))
+        if path is None:
+            yield
+            return
+        import fcntl
+
+        with open(f"{path}.upgrade-lock", "a+b") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise busy from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # -- references -----------------------------------------------------------------------------
     def referenced_digests(self, conn: Connection) -> dict[str, bool]:
@@ -277,6 +404,32 @@ def head_revision() -> str:
     return HEAD_REVISION
 
 
+def applied_flags(current: str | None) -> dict[str, bool]:
+    """The ``additive`` flag of every shipped migration up to ``current``."""
+    out: dict[str, bool] = {}
+    for rev in reversed(list(_script().walk_revisions())):
+        module = rev.module
+        out[rev.revision] = bool(getattr(module, "additive", False))
+        if rev.revision == current:
+            break
+    return out
+
+
+def _postgres_timeouts(settings: StoreSettings) -> dict[str, Any]:
+    """libpq options that bound every wait: connecting, each statement, a transaction left
+    idle by a dead client, and unacknowledged data on a dead network."""
+    statement_ms = int(settings.statement_timeout * 1000)
+    return {
+        "connect_timeout": max(2, int(round(settings.connect_timeout))),
+        "options": f"-c statement_timeout={statement_ms} -c idle_in_transaction_session_timeout={statement_ms}",
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": int(max(settings.connect_timeout, 10) * 1000),
+    }
+
+
 def scripted_head() -> str:
     """The head revision according to the migration scripts themselves."""
     return str(_script().get_current_head())
@@ -312,7 +465,15 @@ def _tune_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        mode = "IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "DEFERRED"
+        options = conn.get_execution_options()
+        mode = "IMMEDIATE" if options.get(_WRITE) else "DEFERRED"
+        if options.get(_WRITE):
+            # synchronous is per connection and outside a transaction: set it for this one
+            wanted = "FULL" if options.get(_DURABLE, True) else "NORMAL"
+            info = conn.connection.info
+            if info.get("synchronous") != wanted:
+                conn.exec_driver_sql(f"PRAGMA synchronous={wanted}")
+                info["synchronous"] = wanted
         for attempt in range(200):
             try:
                 conn.exec_driver_sql(f"BEGIN {mode}")

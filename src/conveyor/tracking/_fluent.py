@@ -27,24 +27,30 @@ _tracker: Tracker | None = None
 _stack: list[str] = []
 _experiment: str | None = None
 _sigterm_installed = False
+_owned = False  # whether _tracker was opened here (and so is closed here)
 
 
 def get_tracker() -> Tracker:
     """The default tracker, opened from the settings on first use."""
-    global _tracker
+    global _tracker, _owned
     with _lock:
         if _tracker is None:
             _tracker = Tracker.from_settings(Settings.load())
+            _owned = True
         return _tracker
 
 
 def set_tracker(tracker: Tracker | None) -> None:
     """Use ``tracker`` for the module-level API (``None`` re-reads the settings next time)."""
-    global _tracker
+    global _tracker, _owned
     with _lock:
         if _tracker is not None and _tracker is not tracker:
-            _tracker.flush()
+            if _owned:  # opened from the settings here: close it, its pooled connections too
+                _tracker.close()
+            else:
+                _tracker.flush()
         _tracker = tracker
+        _owned = False
         _stack.clear()
 
 
@@ -245,7 +251,12 @@ def _end_all(status: RunStatus, error: str | None = None) -> None:
 
 @atexit.register
 def _at_exit() -> None:
+    global _tracker
     _end_all(RunStatus.FINISHED)
+    with _lock:
+        tracker, owned, _tracker = _tracker, _owned, None
+    if tracker is not None and owned:
+        tracker.close()  # no database connection left open at interpreter exit
 
 
 def _install_sigterm() -> None:

@@ -7,7 +7,9 @@ layer over one default ``Tracker`` built from the settings.
 from __future__ import annotations
 
 import json
+import logging
 import mimetypes
+import uuid
 from dataclasses import replace
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,15 +17,20 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from conveyor.blobs import MANIFEST_MEDIA_TYPE, BlobStore
 from conveyor.entities import Artifact, Experiment, Metric, Run, RunStatus, now_ms
-from conveyor.errors import Conflict, InvalidInput, NotFound
-from conveyor.settings import Settings, TrackingSettings
+from conveyor.errors import Conflict, InvalidInput, NotFound, StorageError
+from conveyor.settings import Settings, StoreSettings, TrackingSettings
 from conveyor.store import DEFAULT_EXPERIMENT, Point, Store, search_runs, validate_key
+from conveyor.store._retry import is_transient
 from conveyor.tracking import _capture
 from conveyor.tracking._buffer import MetricBuffer
+from conveyor.tracking._heartbeat import Heartbeat
+from conveyor.tracking._spool import ReplayReport, Spool, replay
 from conveyor.tracking._values import artifact_path, metric_step, metric_value
 
 if TYPE_CHECKING:
     import pandas as pd
+
+_log = logging.getLogger("conveyor.tracking")
 
 
 class Tracker:
@@ -37,29 +44,90 @@ class Tracker:
         tracker.end_run(run.id)
     """
 
-    def __init__(self, store: Store, blobs: BlobStore, settings: TrackingSettings | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        settings: TrackingSettings | None = None,
+        *,
+        store_settings: StoreSettings | None = None,
+        spool_dir: str | Path | None = None,
+    ) -> None:
         self.store = store
         self.blobs = blobs
         self.settings = settings or TrackingSettings()
+        #: The store settings this tracker was opened with; pipelines hand them to workers.
+        self.store_settings = store_settings or store.settings
+        #: The whole settings object when opened with ``from_settings`` (executors read Ray's).
+        self.project_settings: Settings | None = None
         self._buffer = MetricBuffer(
             self._write_points, interval=self.settings.flush_interval, batch_size=self.settings.batch_size
         )
+        self._spool = Spool(Path(spool_dir), store) if spool_dir is not None else None
+        self._heartbeat = Heartbeat(store, interval=self.settings.heartbeat_interval, also=self._replay_own)
         self._known_runs: set[str] = set()
         self._experiment_ids: dict[str, int] = {}
         self._packages_digest: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, create: bool = True) -> Tracker:
-        """Open the stores the settings name; ``create`` initialises brand-new ones."""
-        store = Store.open(settings.metadata_url, create=create)
+        """Open the stores the settings name; ``create`` initialises brand-new ones.
+
+        Spool files left by processes that died while the store was down are replayed here."""
+        store = Store.from_settings(settings, create=create)
         blobs = BlobStore.from_settings(settings)
         if create:
             blobs.init()
-        return cls(store, blobs, settings.tracking)
+        tracker = cls(store, blobs, settings.tracking, store_settings=settings.store, spool_dir=settings.spool_dir)
+        tracker.project_settings = settings
+        tracker.sync(quiet=True)
+        return tracker
+
+    @property
+    def s3_endpoint_url(self) -> str | None:
+        return self.store_settings.s3_endpoint_url
 
     def close(self) -> None:
+        self._heartbeat.close()
         self._buffer.close()
+        if self._spool is not None:
+            self._replay_own()
+            self._spool.close()
         self.store.close()
+
+    # -- faults ---------------------------------------------------------------------------------------
+    def sync(self, *, quiet: bool = False) -> ReplayReport:
+        """Replay spooled writes (this process's and those dead processes left behind)."""
+        report = ReplayReport()
+        if self._spool is None:
+            return report
+        try:
+            own = self._spool.replay_own()
+            report = replay(self.store, self._spool.folder)
+        except StorageError:
+            if not quiet:
+                raise
+            return report
+        report.files += own.files
+        report.batches_written += own.batches_written
+        report.batches_skipped += own.batches_skipped
+        report.points_written += own.points_written
+        report.runs_ended += own.runs_ended
+        return report
+
+    def _replay_own(self) -> None:
+        if self._spool is not None and self._spool.pending:
+            try:
+                self._spool.replay_own()
+            except StorageError as exc:
+                _log.info("conveyor: the metadata store is still unreachable: %s", exc)
+
+    def _spool_or_raise(self, exc: StorageError) -> Spool:
+        """The spool when ``exc`` is a store that stayed unreachable; else re-raise."""
+        if self._spool is None or not (is_transient(exc.__cause__) or is_transient(exc)):
+            raise exc
+        _log.warning("conveyor: metadata store unreachable (%s); spooling to %s", exc.headline, self._spool.path)
+        return self._spool
 
     # -- experiments ----------------------------------------------------------------------------
     def create_experiment(
@@ -80,8 +148,9 @@ class Tracker:
         cached = self._experiment_ids.get(name)
         if cached is not None:
             return cached
-        with self.store.write() as conn:
-            exp_id = self.store.experiments.get_or_create(conn, name)
+        exp_id = self.store.transaction(
+            lambda conn: self.store.experiments.get_or_create(conn, name), what="creating an experiment"
+        )
         self._experiment_ids[name] = exp_id
         return exp_id
 
@@ -102,14 +171,24 @@ class Tracker:
         fields: dict[str, Any] = {}
         if capture:
             fields = self._context(cwd)
-        with self.store.write() as conn:
+        run_id = uuid.uuid4().hex  # chosen once: a retried insert finds its own row
+
+        def insert(conn: Any) -> Run:
             if parent_id is not None:
                 self.store.runs.require(conn, parent_id)
-            run = self.store.runs.insert(conn, exp_id, experiment, name=name, parent_id=parent_id, **fields)
+            if self.store.runs.exists(conn, run_id):  # an earlier attempt committed
+                return self.store.runs.get(conn, run_id)
+            run = self.store.runs.insert(
+                conn, exp_id, experiment, name=name, parent_id=parent_id, id=run_id, **fields
+            )
             if tags:
                 self.store.runs.set_tags(conn, run.id, tags)
                 run = replace(run, tags={k: str(v) for k, v in tags.items()})
+            return run
+
+        run: Run = self.store.transaction(insert, what="creating a run")
         self._known_runs.add(run.id)
+        self._heartbeat.add(run.id)
         return run
 
     def _context(self, cwd: str | Path | None) -> dict[str, Any]:
@@ -138,14 +217,29 @@ class Tracker:
     def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED, *, error: str | None = None) -> None:
         """Flush the run's metrics, then record its end. Ending twice raises ``Conflict``."""
         status = RunStatus(status)
+        attempts = [0]
 
         def write_and_end(points: Sequence[Point]) -> None:
-            # one transaction: the last points and the end are committed together
-            with self.store.write() as conn:
-                self.store.metrics.write(conn, points)
+            batch = uuid.uuid4().hex
+
+            def body(conn: Any) -> None:
+                # one transaction: the last points and the end are committed together
+                attempts[0] += 1
+                self.store.metrics.write_batch(conn, batch, points)
+                if attempts[0] > 1 and self.store.runs.require(conn, run_id).status == status.value:
+                    return  # the first attempt committed; its acknowledgement was lost
                 self.store.runs.end(conn, run_id, status, error=error)
 
+            try:
+                self.store.transaction(body, what="ending the run")
+            except StorageError as exc:
+                spool = self._spool_or_raise(exc)
+                if points:
+                    spool.add_metrics(batch, points)
+                spool.add_end(run_id, status, error)
+
         self._buffer.drain_into(write_and_end, always=True)
+        self._heartbeat.discard(run_id)
 
     def get_run(self, run_id: str) -> Run:
         self._buffer.flush()
@@ -175,12 +269,11 @@ class Tracker:
 
     # -- params, tags, metrics -----------------------------------------------------------------------
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        with self.store.write() as conn:
-            self.store.runs.log_params(conn, run_id, params)
+        """Durable once it returns; retried through a database blink (the same value again is a no-op)."""
+        self.store.transaction(lambda conn: self.store.runs.log_params(conn, run_id, params), what="logging params")
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        with self.store.write() as conn:
-            self.store.runs.set_tags(conn, run_id, tags)
+        self.store.transaction(lambda conn: self.store.runs.set_tags(conn, run_id, tags), what="setting tags")
 
     def delete_tag(self, run_id: str, key: str) -> None:
         with self.store.write() as conn:
@@ -210,8 +303,17 @@ class Tracker:
         self._buffer.flush()
 
     def _write_points(self, points: Sequence[Point]) -> None:
-        with self.store.write() as conn:
-            self.store.metrics.write(conn, points)
+        """One batch, written at most once under its id (retries and replays included); when
+        the store stays unreachable the batch goes to the spool instead of being dropped."""
+        batch = uuid.uuid4().hex
+        try:
+            self.store.transaction(
+                lambda conn: self.store.metrics.write_batch(conn, batch, points), durable=False, what="writing metrics"
+            )
+        except StorageError as exc:
+            self._spool_or_raise(exc).add_metrics(batch, points)
+            return
+        self._replay_own()
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         self._buffer.flush()
@@ -280,9 +382,11 @@ class Tracker:
         return self.log_bytes(run_id, buffer.getvalue(), path if Path(path).suffix else f"{path}.png")
 
     def _record(self, artifact: Artifact) -> Artifact:
-        with self.store.write() as conn:
+        def body(conn: Any) -> None:
             self.store.runs.require(conn, artifact.run_id)
-            self.store.artifacts.record(conn, artifact)
+            self.store.artifacts.record(conn, artifact)  # an upsert: safe to retry
+
+        self.store.transaction(body, what="recording an artifact")
         return artifact
 
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[Artifact]:

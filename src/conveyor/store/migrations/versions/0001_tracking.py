@@ -13,6 +13,8 @@ revision = '0001'
 down_revision = None
 branch_labels = None
 depends_on = None
+#: The first schema: there is no older client to stay compatible with.
+additive = False
 
 
 def upgrade() -> None:

@@ -14,6 +14,8 @@ revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
+#: Whether a client one revision older keeps working on this schema (see store/_compat.py).
+additive = True
 
 _BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

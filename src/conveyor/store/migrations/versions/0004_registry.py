@@ -12,6 +12,8 @@ revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
+#: Whether a client one revision older keeps working on this schema (see store/_compat.py).
+additive = True
 
 BigInt = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

@@ -12,6 +12,9 @@ revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
+#: Not additive: an older client does not know FAILED_REGISTRATION and would serve or
+#: promote a version that failed its checks (see store/_compat.py).
+additive = False
 
 
 def upgrade() -> None:

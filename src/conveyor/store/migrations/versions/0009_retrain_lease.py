@@ -16,6 +16,8 @@ revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
+#: Only nullable columns: a client at 0008 keeps working (see store/_compat.py).
+additive = True
 
 _BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

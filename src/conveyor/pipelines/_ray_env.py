@@ -1,0 +1,152 @@
+"""What a Ray cluster needs from the driver: a bounded reachability check, the project's
+code, the store settings and credentials, and the same conveyor version.
+
+- ``probe``: a Ray GCS (and the Ray client server) is a gRPC server, so it answers an
+  HTTP/2 connection preface with a SETTINGS frame at once. A port that accepts TCP but
+  never answers (or answers something else) is reported within ``[ray] connect_timeout``
+  instead of hanging ``ray.init``.
+- ``runtime_env``: the project folder as ``working_dir`` (``[ray] ship_code``), and as
+  ``env_vars`` the store settings plus the S3 credentials the driver itself resolved
+  (environment, profile or config files, through botocore), so a cluster started without
+  any ``AWS_*`` variable still reads and writes the same bucket. The values are never
+  logged: ``describe`` shows only names.
+- ``check_version``: one tiny task on the cluster reports its conveyor version; a
+  mismatch (or no conveyor at all) stops the run before any step starts.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from conveyor._version import __version__
+from conveyor.errors import InvalidInput, ServiceUnavailable
+
+_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+_SETTINGS = 0x4
+
+
+def split_address(address: str) -> tuple[str, int]:
+    text = address.removeprefix("ray://")
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise InvalidInput(
+            f"Ray address {address!r} is not host:port", field="ray_address", value=address,
+            hint="e.g. 127.0.0.1:6379 (the GCS port printed by `ray start --head`)",
+        )
+    return host, int(port)
+
+
+def probe(address: str, timeout: float) -> None:
+    """Raise ``ServiceUnavailable`` unless a gRPC server answers at ``address`` in time."""
+    host, port = split_address(address)
+    setting = "the setting ray.connect_timeout (CONVEYOR_RAY_CONNECT_TIMEOUT)"
+    deadline = time.monotonic() + timeout
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(_PREFACE)
+            header = b""
+            while len(header) < 9:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                sock.settimeout(left)
+                chunk = sock.recv(9 - len(header))
+                if not chunk:
+                    break
+                header += chunk
+    except TimeoutError:
+        raise ServiceUnavailable(
+            f"the Ray cluster at {address} accepted a connection but did not answer within {timeout:g} s",
+            hint=f"is {address} the GCS port of `ray start --head`? raise {setting} for a slow network",
+        ) from None
+    except OSError as exc:
+        raise ServiceUnavailable(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc})",
+            hint="start one with `ray start --head` or pass the right --ray-address",
+        ) from None
+    if len(header) < 9 or header[3] != _SETTINGS:
+        raise ServiceUnavailable(
+            f"the server at {address} is not a Ray cluster (it does not speak gRPC)",
+            hint="pass the GCS address printed by `ray start --head` (--ray-address or the setting pipelines.ray_address)",
+        )
+
+
+def s3_credentials() -> dict[str, str]:
+    """The S3 credentials this process would use (botocore's chain), as AWS_* variables."""
+    try:
+        import botocore.session
+    except ImportError:  # no S3 support installed: nothing to pass
+        return {}
+    session = botocore.session.Session()
+    found = session.get_credentials()
+    out: dict[str, str] = {}
+    if found is not None:
+        frozen = found.get_frozen_credentials()
+        out["AWS_ACCESS_KEY_ID"] = frozen.access_key
+        out["AWS_SECRET_ACCESS_KEY"] = frozen.secret_key
+        if frozen.token:
+            out["AWS_SESSION_TOKEN"] = frozen.token
+    region = session.get_config_variable("region")
+    if region:
+        out["AWS_DEFAULT_REGION"] = str(region)
+    return out
+
+
+def runtime_env(settings: Any) -> dict[str, Any]:
+    """The ``runtime_env`` for ``ray.init``: code, store settings, credentials."""
+    # Steps write only to the artifact store (the driver records runs), so the metadata
+    # URL and its password stay on the driver.
+    env_vars = {
+        "CONVEYOR_STORE_ARTIFACTS_URL": settings.artifacts_url,
+        "CONVEYOR_EXPECTED_VERSION": __version__,
+    }
+    if settings.store.s3_endpoint_url:
+        env_vars["CONVEYOR_STORE_S3_ENDPOINT_URL"] = settings.store.s3_endpoint_url
+    if str(settings.artifacts_url).startswith("s3://"):
+        env_vars.update(s3_credentials())
+    env: dict[str, Any] = {"env_vars": env_vars}
+    if settings.ray.ship_code:
+        env["working_dir"] = str(Path(settings.root))
+        env["excludes"] = [p.strip() for p in settings.ray.code_excludes.split(",") if p.strip()]
+    return env
+
+
+def describe(env: dict[str, Any]) -> str:
+    """A loggable summary: names, never values."""
+    names = ", ".join(sorted(env.get("env_vars", {})))
+    return f"working_dir={env.get('working_dir', '-')} env_vars=[{names}]"
+
+
+def _cluster_version() -> str:
+    try:
+        from conveyor._version import __version__ as version
+    except ImportError:  # pragma: no cover - runs on the cluster
+        return "not installed"
+    return str(version)
+
+
+def check_version(ray: Any, timeout: float) -> None:
+    """Compare the cluster's conveyor with the driver's."""
+    ref = ray.remote(_cluster_version).options(num_cpus=0, max_retries=0).remote()
+    ready, _ = ray.wait([ref], timeout=timeout)
+    if not ready:
+        ray.cancel(ref, force=True)
+        raise ServiceUnavailable(
+            f"the Ray cluster did not run a version check within {timeout:g} s",
+            hint="is the cluster busy or missing worker nodes? (`ray status`)",
+        )
+    try:
+        version = str(ray.get(ref))
+    except Exception as exc:  # conveyor cannot even be imported there
+        raise ServiceUnavailable(
+            f"conveyor does not run on the Ray cluster: {str(exc).splitlines()[0][:300]}",
+            hint=f"install conveyor-mlops=={__version__} on every node",
+        ) from None
+    if version != __version__:
+        raise ServiceUnavailable(
+            f"the Ray cluster runs conveyor {version}, this driver {__version__}",
+            hint=f"install conveyor-mlops=={__version__} on every node (or the driver's version there)",
+        )
