@@ -66,6 +66,7 @@ class StoreSettings(_Section):
     )
     s3_max_concurrency: int = Field(
         32, ge=1, le=512, description="S3 requests in flight at once when moving many objects (uploads, downloads, listings)."
+    )
     connect_timeout: float = Field(
         3.0,
         ge=1,
