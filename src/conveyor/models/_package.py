@@ -210,6 +210,7 @@ def load_folder(folder: Path, *, trusted: list[str] | None = None, source: str |
 EXTRAS = {
     "onnxruntime": "onnx", "onnx": "onnx", "skl2onnx": "onnx", "keras": "tensorflow",
     "tensorflow": "tensorflow", "torch": "torch",
+    "xgboost": "xgboost", "lightgbm": "lightgbm",
 }
 
 
