@@ -45,6 +45,10 @@ class Flavor:
     name: ClassVar[str] = ""
     #: distributions pinned in the package's requirements (numpy and pandas are added)
     requirements: ClassVar[tuple[str, ...]] = ()
+    #: pickle-format archive members this flavor writes that only a restricted unpickler
+    #: reads, as ``{file: (glob of member path, …)}`` (PyTorch's ``data.pkl``); the flavor
+    #: suite fails every other pickle stream in a package
+    restricted_pickles: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     def can_handle(self, obj: Any) -> bool:
         raise NotImplementedError
