@@ -116,8 +116,8 @@ def build(
         "a wheel built from the installed source."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Write a Docker build context (Dockerfile, pinned requirements, a wheel of conveyor, the
-    model) and a Kubernetes manifest for one READY registered model version."""
+    """Write a Docker build context (Dockerfile, pinned requirements, the model) and a
+    Kubernetes manifest for one registered model version."""
     from conveyor.serving import build_context
 
     with tracker() as t:
