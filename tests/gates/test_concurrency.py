@@ -55,7 +55,8 @@ def _race(tmp_path: Path, tracker: Any, jobs: list[tuple[str, str]]) -> list[dic
     go.write_text("go")
     outputs = []
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        # a registering worker imports scikit-learn and loads the package before READY: slow on a busy machine
+        out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
         outputs.append(json.loads(out.strip().splitlines()[-1]))
     return outputs

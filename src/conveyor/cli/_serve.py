@@ -119,8 +119,8 @@ def build(
     as_json: bool = typer.Option(False, "--json"),
     trust: list[str] = trust_option(),
 ) -> None:
-    """Write a Docker build context (Dockerfile, pinned requirements, a wheel of conveyor, the
-    model) and a Kubernetes manifest for one READY registered model version."""
+    """Write a Docker build context (Dockerfile, pinned requirements, the model) and a
+    Kubernetes manifest for one registered model version."""
     from conveyor.serving import build_context
 
     apply_trust(trust)

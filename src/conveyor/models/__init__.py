@@ -20,14 +20,37 @@ A package is a folder holding ``conveyor-model.json`` and the flavor's files::
       "created_at": "2026-11-27T09:00:00Z", "metadata": {…}
     }
 
-Flavors (``FLAVORS``; third parties add entry points in the ``conveyor.flavors`` group):
-``sklearn`` (skops), ``keras``
-(``.keras`` file, loaded in safe mode), ``pytorch`` (TorchScript, or ``state_dict`` +
-``factory="module:function"``, loaded with ``weights_only=True``), ``onnx``
-(onnxruntime) and ``pyfunc`` (a plain class with ``predict``, stored as a
-``"module:Class"`` reference plus JSON/``.npz`` state — never a pickle, so the class must
-be importable where the model is loaded, and its state made of JSON values and arrays).
-No flavor ever unpickles: loading a package never runs code from the package itself.
+Flavors (``FLAVORS``; third parties add entry points in the ``conveyor.flavors`` group),
+each with what it stores and how it is loaded:
+
+- ``sklearn``: a skops archive (zip of JSON + ``.npy``), rebuilt by skops, which
+  instantiates only trusted types unless ``trusted=[...]``; no pickle.
+- ``keras``: the ``.keras`` zip (``config.json`` + HDF5 weights) loaded with
+  ``safe_mode=True``, refused on Keras older than 3.15.0, whose safe mode had published
+  bypasses; legacy ``.h5`` files are never loaded; no pickle.
+- ``pytorch``: **zip archives that do contain pickle-format streams**. TorchScript
+  (``torch.jit.save``: ``data.pkl``, ``constants.pkl``, ``code/*.debug_pkl`` plus TorchScript
+  source in ``code/``) is read by ``torch.jit.load``, whose C++ unpickler rebuilds only
+  TorchScript values (tensors, containers, TorchScript classes) and never imports Python
+  callables, and the archive's TorchScript program runs on predict (PyTorch treats models
+  as programs: load TorchScript only from sources you trust). A ``state_dict``
+  (``torch.save``: ``data.pkl``) is read by ``torch.load(weights_only=True)``, PyTorch's
+  restricted unpickler that accepts only tensors, primitive types and containers (safe
+  from torch 2.6 on: CVE-2025-32434), then loaded into the module the factory builds.
+- ``onnx``: the ONNX protobuf, run by onnxruntime; no pickle.
+- ``xgboost``: XGBoost's own UBJSON (``model.ubj``) or JSON; no pickle.
+- ``lightgbm``: LightGBM's own text model (``model.txt``); no pickle.
+- ``pyfunc``: a ``"module:Class"`` reference plus JSON/``.npz`` state (``allow_pickle=False``),
+  so the class must be importable where the model is loaded; no pickle.
+
+Every class, callable and file a package names goes through one trust policy before it is
+imported, called or read (``[models] trusted_modules``, ``--trust``; see docs/models-trust.md).
+No flavor calls Python's ``pickle`` module; the only pickle-format streams in any package are
+PyTorch's, read by the restricted unpicklers above. The flavor suite (``flavor_checks``)
+holds every flavor to that: it parses each file of a saved package and each member of its
+zip archives with ``pickletools`` and fails any pickle the flavor has not declared in
+``Flavor.restricted_pickles``. Input examples are JSON or ``.npz`` read with
+``allow_pickle=False``.
 
 Trust (``_trust``, docs/models-trust.md): every class or callable a package names (skops
 types and functions, the pyfunc class, the PyTorch factory, Keras classes) is checked

@@ -15,9 +15,6 @@ from typing import Any
 
 from conveyor.errors import InvalidInput
 
-_PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
-
-
 @dataclass(frozen=True)
 class FlavorCase:
     """One model for the suite: ``reference(example)`` is the original model's prediction."""
@@ -95,11 +92,19 @@ def check_save_writes_safe_files(case: FlavorCase, folder: Path) -> None:
     assert meta.flavor == case.flavor
     json.dumps(meta.to_dict())
     assert (pkg / META_FILE).is_file()
+    from fnmatch import fnmatch
+
+    from conveyor.models._flavor import get_flavor
+    from conveyor.models._pickles import pickle_streams
+
+    declared = get_flavor(case.flavor).restricted_pickles
     for path in pkg.rglob("*"):
-        if path.is_file():
-            with path.open("rb") as f:
-                head = f.read(2)
-            assert head not in _PICKLE_MAGIC, f"{path.name} is a pickle: flavors must not pickle"
+        if path.is_file():  # whole files, and every member of zip archives (.pt, .keras, .npz…)
+            rel = path.relative_to(pkg).as_posix()
+            for found in pickle_streams(path, name=rel):
+                member = found[len(rel) + 1:]
+                allowed = member and any(fnmatch(member, pattern) for pattern in declared.get(rel, ()))
+                assert allowed, f"{found} is a pickle: flavors must not pickle (beyond restricted_pickles)"
 
 
 def check_files_and_references_recorded(case: FlavorCase, folder: Path) -> None:

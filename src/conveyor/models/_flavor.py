@@ -17,9 +17,12 @@ from conveyor.errors import ConfigError, InvalidInput, NotFound
 
 ENTRY_POINT_GROUP = "conveyor.flavors"
 
-#: Built-in flavors, in the order ``flavor_for`` asks them (pyfunc last: it takes anything
-#: with a ``predict`` method).
+#: Built-in flavors, in the order ``flavor_for`` asks them (XGBoost and LightGBM before
+#: sklearn, whose estimator API their wrappers share; pyfunc last: it takes anything with a
+#: ``predict`` method).
 FLAVORS: Mapping[str, str] = {
+    "xgboost": "conveyor.models._xgboost:XGBoostFlavor",
+    "lightgbm": "conveyor.models._lightgbm:LightGBMFlavor",
     "sklearn": "conveyor.models._sklearn:SklearnFlavor",
     "keras": "conveyor.models._keras:KerasFlavor",
     "pytorch": "conveyor.models._torch:TorchFlavor",
@@ -47,6 +50,10 @@ class Flavor:
     name: ClassVar[str] = ""
     #: distributions pinned in the package's requirements (numpy and pandas are added)
     requirements: ClassVar[tuple[str, ...]] = ()
+    #: pickle-format archive members this flavor writes that only a restricted unpickler
+    #: reads, as ``{file: (glob of member path, …)}`` (PyTorch's ``data.pkl``); the flavor
+    #: suite fails every other pickle stream in a package
+    restricted_pickles: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     def can_handle(self, obj: Any) -> bool:
         raise NotImplementedError

@@ -1,9 +1,18 @@
 """Keras (TensorFlow) flavor: the native ``.keras`` file, loaded with ``safe_mode=True``.
 
-Safe mode refuses Python lambdas stored in the file, so loading runs no code from it.
 Before Keras sees the file, every ``module`` + ``class_name`` its ``config.json`` names
 goes through the trust policy (``keras`` is trusted by default; a custom layer's module
 must be trusted, a function stored by reference named in full).
+A ``.keras`` file is a zip of ``config.json`` (the architecture), ``metadata.json`` and
+``model.weights.h5`` (HDF5); no pickle. Safe mode refuses Python lambdas and other code
+stored in the config, so loading runs no code from it, on a Keras where safe mode holds:
+older versions had published bypasses (a crafted ``config.json`` calling any function,
+CVE-2025-1550, fixed in 3.9.0; turning safe mode off from inside the file,
+CVE-2025-8747 / CVE-2025-9906, fixed in 3.11.0; CVE-2025-49655, fixed in 3.11.3; a
+``TFSMLayer`` loading an attacker's SavedModel, CVE-2026-1462, fixed in 3.13.2/3.14.0) and
+a crafted file exhausting memory on load (CVE-2026-12570, fixed in 3.15.0). Loading is
+therefore refused on Keras older than ``MIN_KERAS``, with an error naming the upgrade.
+Legacy HDF5 (``.h5``) models, where Keras ignores safe mode, are never loaded.
 """
 
 from __future__ import annotations
@@ -15,12 +24,31 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from conveyor.errors import CorruptObject
+from conveyor.errors import CorruptObject, InvalidInput
 from conveyor.models._flavor import Flavor
 from conveyor.models._trust import Reference, UntrustedTypes
 
 FILE = "model.keras"
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
+#: the oldest Keras with no known safe_mode bypass or load-time memory exhaustion (see above)
+MIN_KERAS = "3.15.0"
+
+
+def require_safe_keras(version: str) -> None:
+    """Refuse to load with a Keras whose ``safe_mode`` has known bypasses."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        old = Version(version) < Version(MIN_KERAS)
+    except InvalidVersion:
+        old = True
+    if old:
+        raise InvalidInput(
+            f"Keras {version} cannot load model packages safely: its safe_mode has known bypasses "
+            f"(CVE-2025-1550, CVE-2025-8747, CVE-2025-9906, CVE-2025-49655, CVE-2026-1462) or a load-time "
+            f"memory exhaustion (CVE-2026-12570); conveyor needs Keras >= {MIN_KERAS}",
+            field="keras", value=version, hint=f"pip install 'keras>={MIN_KERAS}'",
+        )
 
 
 class KerasFlavor(Flavor):
@@ -70,7 +98,14 @@ class KerasFlavor(Flavor):
     def load(self, folder: Path, config: Mapping[str, Any], **opts: Any) -> Any:
         import keras
 
+        require_safe_keras(str(keras.__version__))
         path = opts["files"].path(config.get("file", FILE), field="flavor_config.file")
+        if path.suffix != ".keras":
+            raise InvalidInput(
+                f"keras flavor_config names {config.get('file')!r}; only .keras files are loaded "
+                "(Keras ignores safe_mode for legacy HDF5 files)", field="flavor_config.file",
+                value=config.get("file"), hint="re-save the model with conveyor.models.save",
+            )
         try:
             model = keras.saving.load_model(path, compile=False, safe_mode=True)
         except ValueError as exc:

@@ -233,6 +233,7 @@ def load_folder(folder: Path, *, trusted: Trust = None, source: str | None = Non
 EXTRAS = {
     "onnxruntime": "onnx", "onnx": "onnx", "skl2onnx": "onnx", "keras": "tensorflow",
     "tensorflow": "tensorflow", "torch": "torch",
+    "xgboost": "xgboost", "lightgbm": "lightgbm",
 }
 
 

@@ -30,6 +30,11 @@ STATE_FILE = "state_dict.pt"
 class TorchFlavor(Flavor):
     name: ClassVar[str] = "pytorch"
     requirements: ClassVar[tuple[str, ...]] = ("torch",)
+    # torch.load(weights_only=True) and TorchScript's C++ unpickler read these (see module docstring)
+    restricted_pickles: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        SCRIPT_FILE: ("*/data.pkl", "*/constants.pkl", "*/code/*.debug_pkl"),
+        STATE_FILE: ("*/data.pkl",),
+    }
 
     def can_handle(self, obj: Any) -> bool:
         if "torch" not in sys.modules:
