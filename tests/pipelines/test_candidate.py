@@ -179,6 +179,10 @@ def test_provenance_of_a_pipeline_trained_model_survives_a_cache_hit(
         # what `monitor performance` shows as the offline column: the evaluation, no cache tags
         offline = dict(run_.metrics)
         assert offline["accuracy"] == 0.9 and "cache_hit" not in offline
+        from conveyor.data import lineage_graph
+
+        graph = lineage_graph(local_tracker, version.uri, direction="up", depth=10)
+        assert "data:/wine@1" in {str(e.upstream) for e in graph.upstream}  # lineage agrees with the version
         card = model_card(version.uri, registry=registry)
         assert f"`{_commit(project)}`" in card and "`data:/wine@1`" in card
         assert f"`{result.run_id}`" in card and "C=0.5" in card

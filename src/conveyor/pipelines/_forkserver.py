@@ -164,14 +164,17 @@ class ForkServer:
         return conn, int(line.split()[1])
 
     def close(self) -> None:
+        """Stop the server now: it holds no state, and the step processes it forked run in
+        their own sessions, so they finish (or are killed by their coordinator) on their own."""
         if self.process.poll() is None:
-            try:
-                assert self.process.stdin is not None
-                self.process.stdin.close()
-                self.process.wait(5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
+            self.process.kill()
+            self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
         shutil.rmtree(self._folder, ignore_errors=True)
 
 
