@@ -64,8 +64,13 @@ class LocalExecutor:
         self._server: Any = None
         self._lock = threading.Lock()
 
+    def warm(self) -> None:
+        """Start the fork server now, so its imports overlap the caller's own setup."""
+        self._warm_server()
+
     def _warm_server(self) -> Any:
-        """The fork server, started by the first step that runs (a fully cached run starts none)."""
+        """The fork server, started by ``warm()`` or by the first step that runs (so a fully
+        cached run need not start one)."""
         with self._lock:
             if self._server is None and self._warm:
                 from conveyor.pipelines import _forkserver

@@ -422,6 +422,13 @@ def run(
     engine = executor if not isinstance(executor, str) else make_executor(
         executor, ray_address=ray_address, max_workers=max_workers, preload=heavy_modules(graph)
     )
+    if isinstance(executor, str) and hasattr(engine, "warm"):
+        # steps will surely run (no cache, or a pipeline never run here): start the warm
+        # server now, its imports overlap the run's setup; otherwise the first miss starts it
+        with tracker.store.read() as conn:
+            first_time = not _record.repo.list_runs(conn, graph.pipeline, 1)
+        if not cache or first_time:
+            engine.warm()
     started = time.perf_counter()
     parent = tracker.create_run(
         experiment or graph.pipeline, name=graph.pipeline,
