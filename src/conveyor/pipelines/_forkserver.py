@@ -69,7 +69,10 @@ def _preload(modules: Iterable[str]) -> None:
 def _child(conn: socket.socket) -> None:
     request = json.loads(_readline(conn) or b"{}")
     conn.sendall(f"pid {os.getpid()}\n".encode())
-    os.chdir(request.get("cwd") or os.getcwd())
+    cwd = request.get("cwd") or os.getcwd()
+    if sys.path and sys.path[0] == _started_in:  # `python -m` put the server's folder first: use the caller's
+        sys.path[0] = cwd
+    os.chdir(cwd)
     if "env" in request:
         os.environ.clear()
         os.environ.update(request["env"])
@@ -80,6 +83,9 @@ def _child(conn: socket.socket) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     conn.sendall(b"done\n")
+
+
+_started_in = os.getcwd()
 
 
 def serve(path: str, preload: list[str]) -> None:
