@@ -41,6 +41,8 @@ CONTEXT_FIELDS = ("user", "host", "entry_point", "command", "git_commit", "git_b
 DATA_INPUTS_TAG = "conveyor.data.inputs"
 #: the runner's own bookkeeping; kept as tags so a run's metrics are only what the step measured
 BOOKKEEPING = ("cache_hit", "attempts", "duration_s")
+#: on a candidate step run: the metric keys written there from the pipeline's evaluation step
+EVALUATION_KEYS_TAG = "conveyor.evaluation_metrics"
 
 
 def open_step(
@@ -129,7 +131,8 @@ def copy_tracking(store: Any, conn: Connection, source: str, run_id: str, params
         store.runs.set_tags(conn, run_id, tags)
     latest = store.metrics.latest_of(conn, [source]).get(source, {})
     stamp = now_ms()
-    points = [(run_id, k, float(v), 0, stamp) for k, v in latest.items() if k not in BOOKKEEPING]
+    skip = set(BOOKKEEPING) | set(filter(None, old.tags.get(EVALUATION_KEYS_TAG, "").split(",")))
+    points = [(run_id, k, float(v), 0, stamp) for k, v in latest.items() if k not in skip]
     if points:
         store.metrics.write(conn, points)
 
