@@ -353,8 +353,10 @@ def heavy_modules(graph: Graph) -> list[str]:
                 out |= imports(const)
         return out
 
-    def scan(module: types.ModuleType, depth: int, seen: set[str]) -> set[str]:
-        if module.__name__ in seen or module.__name__.split(".")[0] in dists:
+    def scan(module: types.ModuleType, depth: int, seen: set[str], top: bool = False) -> set[str]:
+        # a step's own module always (even one shipped in a package); installed modules it
+        # imports are not walked into, their own imports load with them
+        if module.__name__ in seen or (not top and module.__name__.split(".")[0] in dists):
             return set()
         seen.add(module.__name__)
         names: set[str] = set()
@@ -380,7 +382,7 @@ def heavy_modules(graph: Graph) -> list[str]:
         if node.step is _datasets.DATASET_STEP:
             continue
         module = sys.modules.get(node.step.module)
-        names = scan(module, 1, seen) if module is not None else set()
+        names = scan(module, 1, seen, top=True) if module is not None else set()
         found |= {n for n in names if n.split(".")[0] in dists and n.split(".")[0] != "conveyor"}
     roots = {n.split(".")[0] for n in found}
     if "sklearn" in roots:
