@@ -249,12 +249,14 @@ class _Run:
                     self.tracker, self.experiment_id, self.run_id, node.id, key, node.params, "hit", conn=conn,
                     context=self.context, data_inputs=self.data_inputs(node),
                 )
-                _record.copy_tracking(store, conn, execution.run_id, run_id, node.params)
+                copied = _record.copy_tracking(store, conn, execution.run_id, run_id, node.params)
+                bookkeeping: dict[str, Any] = {"cache_hit": 1, "cached_from": execution.run_id}
+                if copied:
+                    bookkeeping["logged"] = 1
                 _record.close_step(
                     self.tracker, run_id, status="FINISHED", outputs=outputs, logs=None,
-                    metrics=metrics, conn=conn, bookkeeping={"cache_hit": 1},
+                    metrics=metrics, conn=conn, bookkeeping=bookkeeping,
                 )
-                _record.tag(self.tracker, run_id, {"conveyor.cached_from": execution.run_id}, conn=conn)
                 self.after_step(node, run_id, conn)
             if metrics:  # outside the transaction: the metric buffer may write on its own
                 self.tracker.log_metrics(self.run_id, dict(metrics))
