@@ -171,7 +171,8 @@ def _module(values: list[Any], direct: set[int], via_helper: set[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_property_edits_to_reached_values_and_only_those_change_the_key(
     keyed: Callable[..., str], data: st.DataObject
