@@ -250,3 +250,15 @@ def test_an_unfingerprintable_value_runs_uncached_and_says_which(pipes: Any, loc
     assert refused and "LOCK" in refused[0] and "cache_exclude" in refused[0]
     child = local_tracker.get_run(second.steps["guarded"].run_id)
     assert child.tags["conveyor.cache"] == "refused" and "LOCK" in child.tags["conveyor.cache_refused"]
+
+
+def test_bad_declarations_name_the_field() -> None:
+    from conveyor.errors import InvalidInput
+    from conveyor.pipelines import pipeline, step
+
+    with pytest.raises(InvalidInput) as caught:
+        step(cache_exclude=("not a name",))
+    assert caught.value.field == "cache_exclude"
+    with pytest.raises(InvalidInput) as caught:
+        pipeline(candidate="train model")(lambda: None)
+    assert caught.value.field == "candidate" and 'candidate="train"' in (caught.value.hint or "")
