@@ -96,7 +96,9 @@ def test_a_pipeline_run_hands_its_candidate_to_ci_check(ci_project: str) -> None
     runner = CliRunner()
     ran = runner.invoke(app, ["pipeline", "run", f"{ci_project}:pipeline", "-p", "C=0.5", "--json"])
     assert ran.exit_code == 0, ran.output
-    run_id = json.loads(ran.output)["run_id"]
+    summary = json.loads(ran.output)
+    run_id = summary["run_id"]
+    assert summary["candidate"] == f"runs:/{summary['steps']['train']['run_id']}/model"
     result = runner.invoke(app, ["ci", "check", "--candidate", f"runs:/{run_id}"])
     assert result.exit_code == 0, result.output
     assert "pipe/1" in result.output

@@ -247,8 +247,9 @@ def _inputs(frame: pd.DataFrame) -> list[dict[str, Any]]:
     tensors = []
     for column in frame.columns:
         values = frame[column]
-        if values.dtype == object:
-            tensors.append({"name": column, "shape": [len(frame)], "datatype": "BYTES", "data": values.tolist()})
+        if not pd.api.types.is_numeric_dtype(values):
+            tensors.append({"name": column, "shape": [len(frame)], "datatype": "BYTES",
+                            "data": [str(v) for v in values]})
         else:
             data = [None if pd.isna(v) else float(v) for v in values]
             tensors.append({"name": column, "shape": [len(frame)], "datatype": "FP64", "data": data})

@@ -171,7 +171,8 @@ def _module(values: list[Any], direct: set[int], via_helper: set[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_property_edits_to_reached_values_and_only_those_change_the_key(
     keyed: Callable[..., str], data: st.DataObject
@@ -249,3 +250,15 @@ def test_an_unfingerprintable_value_runs_uncached_and_says_which(pipes: Any, loc
     assert refused and "LOCK" in refused[0] and "cache_exclude" in refused[0]
     child = local_tracker.get_run(second.steps["guarded"].run_id)
     assert child.tags["conveyor.cache"] == "refused" and "LOCK" in child.tags["conveyor.cache_refused"]
+
+
+def test_bad_declarations_name_the_field() -> None:
+    from conveyor.errors import InvalidInput
+    from conveyor.pipelines import pipeline, step
+
+    with pytest.raises(InvalidInput) as caught:
+        step(cache_exclude=("not a name",))
+    assert caught.value.field == "cache_exclude"
+    with pytest.raises(InvalidInput) as caught:
+        pipeline(candidate="train model")(lambda: None)
+    assert caught.value.field == "candidate" and 'candidate="train"' in (caught.value.hint or "")

@@ -179,6 +179,10 @@ def test_provenance_of_a_pipeline_trained_model_survives_a_cache_hit(
         # what `monitor performance` shows as the offline column: the evaluation, no cache tags
         offline = dict(run_.metrics)
         assert offline["accuracy"] == 0.9 and "cache_hit" not in offline
+        from conveyor.data import lineage_graph
+
+        graph = lineage_graph(local_tracker, version.uri, direction="up", depth=10)
+        assert "data:/wine@1" in {str(e.upstream) for e in graph.upstream}  # lineage agrees with the version
         card = model_card(version.uri, registry=registry)
         assert f"`{_commit(project)}`" in card and "`data:/wine@1`" in card
         assert f"`{result.run_id}`" in card and "C=0.5" in card
@@ -206,3 +210,29 @@ def test_a_candidate_step_that_fails_is_a_clean_failure(
         train_candidate(getattr(wine, pipeline), tracker=local_tracker)
     assert expected in caught.value.message
     assert "conveyor runs show" in (caught.value.hint or "")
+
+
+def test_a_cache_hit_of_the_candidate_takes_the_new_evaluation_only(pipes: Any, local_tracker: Any) -> None:
+    source = """
+    SCALE = {scale}
+
+    @step
+    def fit(n: int = 20):
+        from sklearn.linear_model import LogisticRegression
+        return LogisticRegression().fit([[float(i)] for i in range(n)], [i % 2 for i in range(n)])
+
+    @step(metrics=True)
+    def score(model) -> dict:
+        return {{"score": float(SCALE)}}
+
+    @pipeline(candidate="fit", evaluation="score")
+    def flow():
+        score(fit())
+    """
+    name = f"evalchange_{Path.cwd().name[-6:].replace('-', '_')}"
+    first = train_candidate(pipes(source.format(scale=1), name=name).flow, tracker=local_tracker)
+    second = train_candidate(pipes(source.format(scale=22), name=name).flow, tracker=local_tracker)
+    assert second.cached == ["fit"] and second.evaluation == {"score": 22.0}
+    candidate_run = second.steps["fit"].run_id
+    assert [m.value for m in local_tracker.metric_history(candidate_run, "score")] == [22.0]
+    assert local_tracker.get_run(first.steps["fit"].run_id).metrics["score"] == 1.0

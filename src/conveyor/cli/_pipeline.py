@@ -80,6 +80,7 @@ def _summary(result: Any) -> dict[str, Any]:
     return {
         "run_id": result.run_id, "pipeline": result.pipeline, "status": result.status,
         "duration_s": round(result.duration_s, 3), "cached": result.cached,
+        "candidate": result.candidate, "evaluation": dict(result.evaluation),
         "steps": {
             n: {"status": s.status, "cached": s.cached, "run_id": s.run_id, "error": s.error,
                 "duration_s": round(s.duration_s, 3), "attempts": s.attempts}
@@ -127,6 +128,11 @@ def run_cmd(
             f"{len(result.cached)}/{result.step_count} steps cached",
             highlight=False,
         )
+        if result.candidate:
+            shown = ", ".join(f"{k}={fmt_value(v)}" for k, v in sorted(result.evaluation.items()))
+            console.print(escape(f"candidate {result.candidate}" + (f" · evaluation {shown}" if shown else "")
+                                 + f" · gate it: conveyor ci check --candidate runs:/{result.run_id}"),
+                          highlight=False)
     if not result.ok:
         raise typer.Exit(1)
 
@@ -144,7 +150,10 @@ def show_cmd(
     if as_json:
         print_json(graph.describe())
         return
-    console.print(f"[bold]pipeline {esc(graph.pipeline)}[/] {esc(json.dumps(graph.params))}", highlight=False)
+    console.print(f"[bold]pipeline {escape(graph.pipeline)}[/] {escape(json.dumps(graph.params))}", highlight=False)
+    if graph.candidate or graph.evaluation:
+        console.print(escape(f"  candidate: {'.'.join(graph.candidate) if graph.candidate else '(none declared)'} · "
+                             f"evaluation: {graph.evaluation or '(none declared)'}"), highlight=False)
     for node_id in graph.order():
         node = graph.nodes[node_id]
         sources = [f"{arg}←{h.node}.{h.output}" for arg, h in node.inputs.items()] + [f"after {a}" for a in node.after]

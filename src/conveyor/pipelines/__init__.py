@@ -22,6 +22,18 @@ Example::
 
     result = conveyor.pipelines.run(demo, params={"scale": 2.0})
 
+The cache key covers the step's code, the project code it calls, and every module-level
+value, closure cell and default argument that code reaches; a reached value with no stable
+fingerprint (a lock, a client) makes the step run uncached, naming it, until it is passed
+as a parameter or declared with ``@step(cache_exclude=("name",))``.
+
+Inside a step, ``conveyor.log_metric/log_param/set_tag/log_artifact`` and
+``conveyor.models.log`` log to the step's own run. ``@pipeline(candidate="train",
+evaluation="evaluate")`` declares the pipeline's candidate model and the step whose metrics
+evaluate it; ``train_candidate`` (and ``conveyor ci check --pipeline``, retraining) use it.
+Local steps run in processes forked from a warm server that has already imported conveyor
+and the libraries the steps import; each step is its own process.
+
 ``conveyor.toml`` table ``[pipelines]`` (all optional): ``executor`` ("local" or "ray"),
 ``ray_address`` ("host:port"), ``max_workers`` (int, default: the cores), ``experiment``
 (default: the pipeline's name). Command-line options override them.

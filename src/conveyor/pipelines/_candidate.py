@@ -23,7 +23,7 @@ from typing import Any
 
 from conveyor.errors import ConveyorError, InvalidInput
 from conveyor.pipelines._dag import Graph, Pipeline
-from conveyor.pipelines._record import BOOKKEEPING
+from conveyor.pipelines._record import BOOKKEEPING, EVALUATION_KEYS_TAG
 
 HOW = ('declare it: @conveyor.pipeline(candidate="<step that returns or logs the model>", '
        'evaluation="<step that returns its metrics>")')
@@ -65,6 +65,9 @@ def resolve_contract(tracker: Any, graph: Graph, steps: Mapping[str, Any], run_i
             tags = {"conveyor.pipeline_run": run_id, "conveyor.pipeline": graph.pipeline}
             if eval_run:
                 tags["conveyor.evaluation_run"] = eval_run
+                # which metrics came from the evaluation: a later cache hit of this step copies
+                # what the step logged itself, not an evaluation that may since have changed
+                tags[EVALUATION_KEYS_TAG] = ",".join(sorted(evaluation))
             store.runs.set_tags(conn, cand_run, tags)
         points = [(r, k, v, 0, stamp) for k, v in evaluation.items() for r in {run_id, cand_run} - {None, eval_run}]
         if points:

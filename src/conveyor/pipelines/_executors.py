@@ -62,19 +62,37 @@ class LocalExecutor:
         self.slots = max(1, max_workers or os.cpu_count() or 1)
         self._slots = threading.BoundedSemaphore(self.slots)
         self._running: set[int] = set()
+        self._warm = warm and hasattr(os, "fork") and hasattr(socket, "AF_UNIX")
+        self._preload = tuple(preload)
         self._server: Any = None
-        if warm and hasattr(os, "fork") and hasattr(socket, "AF_UNIX"):
-            from conveyor.pipelines import _forkserver
+        self._lock = threading.Lock()
 
-            self._server = _forkserver.shared(preload)  # starts importing while the caller sets up the run
+    def warm(self) -> None:
+        """Start the fork server now, so its imports overlap the caller's own setup."""
+        self._warm_server()
+
+    def _warm_server(self) -> Any:
+        """The fork server, started by ``warm()`` or by the first step that runs (so a fully
+        cached run need not start one)."""
+        with self._lock:
+            if self._server is None and self._warm:
+                from conveyor.pipelines import _forkserver
+
+                self._server = _forkserver.shared(self._preload)
+            return self._server
 
     def run(self, task: dict[str, Any], options: StepOptions) -> dict[str, Any]:
+        server = self._warm_server()
         with self._slots, tempfile.TemporaryDirectory(prefix="conveyor-task-") as tmp:
             task_path, result_path = Path(tmp) / "task.json", Path(tmp) / "result.json"
             task_path.write_text(json.dumps(task), encoding="utf-8")
-            if self._server is not None and self._server.wait_ready():
-                died = self._forked(task_path, result_path, options)
-            else:
+            died: dict[str, Any] | str | None = None
+            if server is not None and server.wait_ready():
+                try:
+                    died = self._forked(server, task_path, result_path, options)
+                except OSError:  # the server went away (replaced, or killed): a fresh interpreter instead
+                    died = None
+            if died is None:
                 died = self._spawned(task_path, result_path, options)
             if isinstance(died, dict):
                 return died
@@ -86,9 +104,9 @@ class LocalExecutor:
                     "error": f"the step's process died ({died})",
                 }
 
-    def _forked(self, task_path: Path, result_path: Path, options: StepOptions) -> dict[str, Any] | str:
+    def _forked(self, server: Any, task_path: Path, result_path: Path, options: StepOptions) -> dict[str, Any] | str:
         """One attempt in a child of the warm server; the timeout kills its process group."""
-        conn, pid = self._server.connect({
+        conn, pid = server.connect({
             "task": str(task_path), "result": str(result_path), "cwd": os.getcwd(), "env": dict(os.environ),
         })
         self._running.add(pid)

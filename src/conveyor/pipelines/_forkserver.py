@@ -69,7 +69,10 @@ def _preload(modules: Iterable[str]) -> None:
 def _child(conn: socket.socket) -> None:
     request = json.loads(_readline(conn) or b"{}")
     conn.sendall(f"pid {os.getpid()}\n".encode())
-    os.chdir(request.get("cwd") or os.getcwd())
+    cwd = request.get("cwd") or os.getcwd()
+    if sys.path and sys.path[0] == _started_in:  # `python -m` put the server's folder first: use the caller's
+        sys.path[0] = cwd
+    os.chdir(cwd)
     if "env" in request:
         os.environ.clear()
         os.environ.update(request["env"])
@@ -80,6 +83,9 @@ def _child(conn: socket.socket) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     conn.sendall(b"done\n")
+
+
+_started_in = os.getcwd()
 
 
 def serve(path: str, preload: list[str]) -> None:
@@ -164,14 +170,17 @@ class ForkServer:
         return conn, int(line.split()[1])
 
     def close(self) -> None:
+        """Stop the server now: it holds no state, and the step processes it forked run in
+        their own sessions, so they finish (or are killed by their coordinator) on their own."""
         if self.process.poll() is None:
-            try:
-                assert self.process.stdin is not None
-                self.process.stdin.close()
-                self.process.wait(5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
+            self.process.kill()
+            self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
         shutil.rmtree(self._folder, ignore_errors=True)
 
 

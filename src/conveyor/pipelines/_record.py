@@ -41,6 +41,8 @@ CONTEXT_FIELDS = ("user", "host", "entry_point", "command", "git_commit", "git_b
 DATA_INPUTS_TAG = "conveyor.data.inputs"
 #: the runner's own bookkeeping; kept as tags so a run's metrics are only what the step measured
 BOOKKEEPING = ("cache_hit", "attempts", "duration_s")
+#: on a candidate step run: the metric keys written there from the pipeline's evaluation step
+EVALUATION_KEYS_TAG = "conveyor.evaluation_metrics"
 
 
 def open_step(
@@ -80,6 +82,9 @@ def close_step(
     tracking API (``tracking``, the worker's record) and the end of the child run."""
     store = tracker.store
     sizes = {name: _size(tracker, o["digest"]) for name, o in outputs.items()}
+    bookkeeping = dict(bookkeeping or {})
+    if tracking and any(tracking.get(k) for k in ("params", "tags", "metrics", "artifacts")):
+        bookkeeping["logged"] = 1  # a cache hit of this execution has something to copy
     with transaction(tracker, conn) as conn:
         if tracking:
             write_tracking(store, conn, run_id, tracking)
@@ -113,25 +118,31 @@ def write_tracking(store: Any, conn: Connection, run_id: str, record: Mapping[st
         store.artifacts.record(conn, Artifact(run_id, path, digest, int(size), media_type, bool(is_dir)))
 
 
-def copy_tracking(store: Any, conn: Connection, source: str, run_id: str, params: Mapping[str, Any]) -> None:
+def copy_tracking(store: Any, conn: Connection, source: str, run_id: str, params: Mapping[str, Any]) -> bool:
     """A cache hit: the new step run gets what the reused execution's step logged (its model
-    package and other artifacts, params, user tags, latest metrics), so a hit reads the same."""
+    package and other artifacts, params, user tags, latest metrics), so a hit reads the same.
+    Whether there was anything (one tag read when there was not: cache hits stay cheap)."""
+    old_tags = store.runs.tags_of(conn, [source]).get(source, {})
+    if old_tags.get("conveyor.logged") != "1":
+        return False
     for artifact in store.artifacts.list(conn, source, ""):
         if artifact.path.split("/", 1)[0] not in ("outputs", "logs"):
             store.artifacts.record(conn, Artifact(run_id, artifact.path, artifact.digest, artifact.size,
                                                   artifact.media_type, artifact.is_dir))
-    old = store.runs.get(conn, source)
-    extra = {k: v for k, v in old.params.items() if k not in params}
+    old_params = store.runs.params_of(conn, [source]).get(source, {})
+    extra = {k: v for k, v in old_params.items() if k not in params}
     if extra:
         store.runs.log_params(conn, run_id, extra)
-    tags = {k: v for k, v in old.tags.items() if not k.startswith("conveyor.") and not k.startswith("mlflow.")}
+    tags = {k: v for k, v in old_tags.items() if not k.startswith("conveyor.") and not k.startswith("mlflow.")}
     if tags:
         store.runs.set_tags(conn, run_id, tags)
     latest = store.metrics.latest_of(conn, [source]).get(source, {})
     stamp = now_ms()
-    points = [(run_id, k, float(v), 0, stamp) for k, v in latest.items() if k not in BOOKKEEPING]
+    skip = set(BOOKKEEPING) | set(filter(None, old_tags.get(EVALUATION_KEYS_TAG, "").split(",")))
+    points = [(run_id, k, float(v), 0, stamp) for k, v in latest.items() if k not in skip]
     if points:
         store.metrics.write(conn, points)
+    return True
 
 
 def _size(tracker: Any, digest: str) -> int:

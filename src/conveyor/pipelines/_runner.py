@@ -249,12 +249,14 @@ class _Run:
                     self.tracker, self.experiment_id, self.run_id, node.id, key, node.params, "hit", conn=conn,
                     context=self.context, data_inputs=self.data_inputs(node),
                 )
-                _record.copy_tracking(store, conn, execution.run_id, run_id, node.params)
+                copied = _record.copy_tracking(store, conn, execution.run_id, run_id, node.params)
+                bookkeeping: dict[str, Any] = {"cache_hit": 1, "cached_from": execution.run_id}
+                if copied:
+                    bookkeeping["logged"] = 1
                 _record.close_step(
                     self.tracker, run_id, status="FINISHED", outputs=outputs, logs=None,
-                    metrics=metrics, conn=conn, bookkeeping={"cache_hit": 1},
+                    metrics=metrics, conn=conn, bookkeeping=bookkeeping,
                 )
-                _record.tag(self.tracker, run_id, {"conveyor.cached_from": execution.run_id}, conn=conn)
                 self.after_step(node, run_id, conn)
             if metrics:  # outside the transaction: the metric buffer may write on its own
                 self.tracker.log_metrics(self.run_id, dict(metrics))
@@ -337,8 +339,11 @@ class _Run:
 
 
 def heavy_modules(graph: Graph) -> list[str]:
-    """Installed (not project) modules the steps import: what a warm worker preloads."""
+    """Installed (not project) modules the steps' modules import — at top level or inside any
+    function or method they define, so a helper's ``from sklearn… import …`` counts — plus
+    those of the project modules they import: what a warm worker preloads."""
     import dis
+    import inspect
     import types
 
     from conveyor.pipelines._cache import _distributions
@@ -350,19 +355,41 @@ def heavy_modules(graph: Graph) -> list[str]:
                 out |= imports(const)
         return out
 
-    dists = _distributions()
-    found: set[str] = set()
-    for node in graph.nodes.values():
-        func = node.step.func
-        names = imports(func.__code__) if hasattr(func, "__code__") else set()
-        for value in getattr(func, "__globals__", {}).values():
+    def scan(module: types.ModuleType, depth: int, seen: set[str], top: bool = False) -> set[str]:
+        # a step's own module always (even one shipped in a package); installed modules it
+        # imports are not walked into, their own imports load with them
+        if module.__name__ in seen or (not top and module.__name__.split(".")[0] in dists):
+            return set()
+        seen.add(module.__name__)
+        names: set[str] = set()
+        for value in list(vars(module).values()):
             if isinstance(value, types.ModuleType):
                 names.add(value.__name__)
+                if depth > 0:
+                    names |= scan(value, depth - 1, seen)
+                continue
+            value = getattr(value, "func", value) if hasattr(value, "options") else value
+            members = list(vars(value).values()) if inspect.isclass(value) else [value]
+            for member in members:
+                member = getattr(member, "__func__", member)
+                code = getattr(member, "__code__", None)
+                if isinstance(code, types.CodeType) and getattr(member, "__module__", None) == module.__name__:
+                    names |= imports(code)
+        return names
+
+    dists = _distributions()
+    found: set[str] = set()
+    seen: set[str] = set()
+    for node in graph.nodes.values():
+        if node.step is _datasets.DATASET_STEP:
+            continue
+        module = sys.modules.get(node.step.module)
+        names = scan(module, 1, seen, top=True) if module is not None else set()
         found |= {n for n in names if n.split(".")[0] in dists and n.split(".")[0] != "conveyor"}
     roots = {n.split(".")[0] for n in found}
     if "sklearn" in roots:
         found.add("skops.io")  # the materializer of estimators
-    if "pandas" in roots or any(n.step is _datasets.DATASET_STEP for n in graph.nodes.values()):
+    if roots & {"pandas", "sklearn"} or any(n.step is _datasets.DATASET_STEP for n in graph.nodes.values()):
         found |= {"pandas", "pyarrow.parquet"}  # data sets and frames travel as Parquet
     return sorted(m for m in found if all(p.isidentifier() for p in m.split(".")))
 
@@ -425,6 +452,13 @@ def run(
         executor, ray_address=ray_address, max_workers=max_workers, preload=heavy_modules(graph),
         settings=getattr(tracker, "project_settings", None),
     )
+    if isinstance(executor, str) and hasattr(engine, "warm"):
+        # steps will surely run (no cache, or a pipeline never run here): start the warm
+        # server now, its imports overlap the run's setup; otherwise the first miss starts it
+        with tracker.store.read() as conn:
+            first_time = not _record.repo.list_runs(conn, graph.pipeline, 1)
+        if not cache or first_time:
+            engine.warm()
     started = time.perf_counter()
     parent = tracker.create_run(
         experiment or graph.pipeline, name=graph.pipeline,

@@ -3,7 +3,9 @@
 The worker touches only the artifact store, never the metadata store, so a Ray worker on
 another machine needs nothing but the artifact store URL. Input and output are JSON
 documents (no pickles cross the process boundary): inputs arrive as digests, outputs
-leave as digests of folders written by materializers, plus the captured stdout/stderr.
+leave as digests of folders written by materializers, plus the captured stdout/stderr and
+what the step logged through the tracking API (``_steprun``: params, tags, metrics and the
+digests of artifacts and model packages), which the coordinator writes into the step's run.
 """
 
 from __future__ import annotations

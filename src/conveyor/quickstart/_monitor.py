@@ -8,7 +8,9 @@ through Starlette's test client). Four batches of traffic are replayed with feed
 labels; from the third on, customers pay more, call support more and buy bigger plans,
 and the relation between those and churn changes. A monitor evaluates each batch; its
 alert triggers the retraining hook, which versions the labelled production rows as
-``churn-train@2``, trains, gates against the champion and promotes; the server follows
+``churn-train@2``, trains through the pipeline ``churn-loop-training`` (its declared
+candidate, as ``conveyor monitor`` retraining does), gates against the champion and
+promotes; the server follows
 the alias and the last batch is answered by the new version. Leaves
 ``story.facts["monitoring"]`` with the evaluations, the trigger and the versions served.
 """
@@ -20,6 +22,7 @@ from typing import Any
 
 from rich.table import Table
 
+from conveyor.pipelines import dataset, pipeline, step, train_candidate
 from conveyor.quickstart._run import Story
 
 MODEL = "churn-loop"
@@ -64,30 +67,49 @@ def _gate(holdout: str) -> Any:
                        compare={"metric": "accuracy", "margin": 0.02}, data_checks=False)
 
 
-def train_and_gate(story: Story, frame: Any, holdout: Any, reason: str) -> tuple[str, int, bool, str]:
-    """Version ``frame``, train on it, register, gate on ``holdout``, promote if it passes."""
+@step
+def fit_churn(frame: Any) -> Any:
+    """The candidate: fitted on the pinned training data, logged to this step's run."""
     import conveyor
-    import conveyor.data
     import conveyor.models
+
+    model = _fit(frame)
+    conveyor.log_param("rows", len(frame))
+    conveyor.models.log(model, "model", input_example=frame[FEATURES].head(3))
+    return model
+
+
+@step(metrics=True)
+def evaluate_churn(model: Any, holdout: Any) -> dict[str, float]:
+    return {"accuracy": float((model.predict(holdout[FEATURES]) == holdout["churned"]).mean())}
+
+
+@pipeline(name="churn-loop-training", candidate="fit_churn", evaluation="evaluate_churn")
+def churn_training(train: str = "churn-train", holdout: str = "churn-holdout") -> None:
+    evaluate_churn(fit_churn(dataset(train)), dataset(holdout))
+
+
+def train_and_gate(story: Story, frame: Any, holdout: Any, reason: str) -> tuple[str, int, bool, str]:
+    """Version ``frame`` and ``holdout``, train through the pipeline's declared candidate (the
+    contract `ci check --pipeline` and `conveyor monitor` retraining use), register it, gate
+    it on ``holdout``, promote if it passes."""
+    import conveyor.data
     from conveyor.gates import evaluate, promote
     from conveyor.registry import Registry
 
     t = story.tracker
     train_ref = conveyor.data.add(frame, name="churn-train", tracker=t).ref
     holdout_ref = conveyor.data.add(holdout, name="churn-holdout", tracker=t).ref
-    model = _fit(frame)
-    with conveyor.start_run(experiment=EXPERIMENT, name=f"train {MODEL} ({reason})", tags={"stage": "monitor"}) as run:
-        conveyor.log_params({"train": train_ref, "reason": reason})
-        conveyor.log_metric("accuracy", float((model.predict(holdout[FEATURES]) == holdout["churned"]).mean()))
-        conveyor.models.log(model, "model", input_example=frame[FEATURES].head(3))
-    t.flush()
+    result = train_candidate(churn_training, params={"train": train_ref.removeprefix("data:/"),
+                                                     "holdout": holdout_ref.removeprefix("data:/")},
+                             tracker=t, experiment=EXPERIMENT, tags={"stage": "monitor", "reason": reason})
     registry = Registry(t)
-    version = registry.register(f"runs:/{run.id}/model", MODEL, data_versions=[train_ref]).version
+    version = registry.register(str(result.candidate), MODEL, description=reason).version
     verdict = evaluate(_gate(holdout_ref), f"models:/{MODEL}/{version}", registry=registry)
     if not verdict.passed:
-        return run.id, version, False, "gate failed: " + "; ".join(c.summary for c in verdict.failures)
+        return result.run_id, version, False, "gate failed: " + "; ".join(c.summary for c in verdict.failures)
     promote(MODEL, version, registry=registry, reason=reason)
-    return run.id, version, True, f"gate passed on {holdout_ref}; {MODEL}@champion → v{version}"
+    return result.run_id, version, True, f"gate passed on {holdout_ref}; {MODEL}@champion → v{version}"
 
 
 def stage(story: Story) -> None:
