@@ -36,13 +36,16 @@ from conveyor.store import runs, params, latest_metrics, metrics
 n = int(sys.argv[1])
 tracker = Tracker.from_settings(Settings.load())
 exp = tracker._experiment_id("bench")
-rng = random.Random(0)
 ids = [uuid.uuid4().hex for _ in range(n)]
+values = {}
+for number, i in enumerate(ids):  # the same values, run by run, as MLflow's setup below
+    rng = random.Random(number)
+    values[i] = ([rng.random() for _ in range(10)], [str(rng.randint(0, 9)) for _ in range(10)])
 with tracker.store.write() as conn:
     conn.execute(runs.insert(), [dict(id=i, experiment_id=exp, name=i[:8], status="FINISHED",
         start_time=1_700_000_000_000 + k, user="u", host="h") for k, i in enumerate(ids)])
-    conn.execute(params.insert(), [dict(run_id=i, key=f"p{k}", value=str(rng.randint(0, 9))) for i in ids for k in range(10)])
-    rows = [dict(run_id=i, key=f"m{k}", value=rng.random(), step=0, timestamp=1) for i in ids for k in range(10)]
+    conn.execute(params.insert(), [dict(run_id=i, key=f"p{k}", value=values[i][1][k]) for i in ids for k in range(10)])
+    rows = [dict(run_id=i, key=f"m{k}", value=values[i][0][k], step=0, timestamp=1) for i in ids for k in range(10)]
     conn.execute(latest_metrics.insert(), rows)
     conn.execute(metrics.insert(), rows)
 tracker.close()
@@ -56,13 +59,14 @@ mlflow.set_tracking_uri("sqlite:///mlflow.db")
 n = int(sys.argv[1])
 client = mlflow.MlflowClient()
 exp = client.create_experiment("bench")
-rng = random.Random(0)
-for _ in range(n):
+for number in range(n):
+    rng = random.Random(number)
+    ms, ps = [rng.random() for _ in range(10)], [str(rng.randint(0, 9)) for _ in range(10)]
     run = client.create_run(exp)
     now = int(time.time() * 1000)
     client.log_batch(run.info.run_id,
-                     metrics=[Metric(f"m{k}", rng.random(), now, 0) for k in range(10)],
-                     params=[Param(f"p{k}", str(rng.randint(0, 9))) for k in range(10)])
+                     metrics=[Metric(f"m{k}", ms[k], now, 0) for k in range(10)],
+                     params=[Param(f"p{k}", ps[k]) for k in range(10)])
     client.set_terminated(run.info.run_id)
 """
 
@@ -131,7 +135,7 @@ def main() -> None:
         ratio = f"{median(theirs) / median(ours):.1f}×" if theirs else "-"
         rows = [(
             f"one filtered search in a fresh process, {args.runs:,} runs ({found} match"
-            + (f", MLflow {theirs_found}" if theirs_found is not None else "") + ")",
+            + (f"; MLflow: {theirs_found}" if theirs_found is not None else "") + ")",
             f"{median(ours):.3f} s",
             f"{median(theirs):.3f} s" if theirs else "-",
             ratio,
