@@ -153,8 +153,7 @@ def test_metrics_still_unwritable_at_close_are_reported_as_lost(tmp_path: Path,
 
     for step in range(5000):
         tracker.log_metric(run.id, "loss", 0.5, step=step)
-    with pytest.raises(StorageError, match="5,000 buffered metric point"):
-        tracker.close()
+    tracker.close()  # also at interpreter exit: no exception, but never silent
     assert "5,000 buffered metric point(s) could not be written and are lost" in capfd.readouterr().err
 
 
