@@ -56,6 +56,12 @@ _ELSEWHERE = {
     "step": "conveyor.pipelines",
 }
 _LAZY = {name: "conveyor.tracking" for name in _TRACKING} | _ELSEWHERE
+#: Documented sub-packages, reachable as attributes (``conveyor.data.add``) and imported on
+#: first access, like the names above.
+_SUBPACKAGES = frozenset(
+    {"ci", "data", "entities", "errors", "gates", "models", "monitoring", "pipelines", "registry", "serving",
+     "settings", "tracking"}
+)
 
 __all__ = sorted([*_LAZY, "__version__"])
 
@@ -91,6 +97,8 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"conveyor.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'conveyor' has no attribute {name!r}")
@@ -100,4 +108,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | _SUBPACKAGES)

@@ -302,3 +302,18 @@ def test_errors_and_hints_are_printed_literally() -> None:
     text = console.export_text()
     assert "bad [bold]name[/] [/]" in text
     assert "pip install 'conveyor-mlops[postgres]'" in text
+
+
+@pytest.mark.postgres
+def test_postgres_data_errors_are_one_line_of_bad_input(postgres_url: str) -> None:
+    from sqlalchemy import text
+
+    store = Store.open(postgres_url, create=True)
+    try:
+        with pytest.raises(InvalidInput) as info:
+            with store.read() as conn:
+                conn.execute(text("SELECT CAST(:v AS bigint)"), {"v": "99999999999999999999999"})
+        assert "\n" not in info.value.message and "SELECT" not in info.value.message
+        assert "out of range" in info.value.message
+    finally:
+        store.close()

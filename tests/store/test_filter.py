@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conveyor.errors import FilterSyntaxError
@@ -64,3 +66,42 @@ def test_order_by() -> None:
     ]
     with pytest.raises(FilterSyntaxError):
         parse_order_by(["metrics.acc sideways"])
+
+
+def test_the_shipped_parser_tables_match_the_grammar() -> None:
+    """The LALR tables are built once, at development time, and shipped: a fresh process
+    loads them (no pickle) instead of spending most of a CLI search building them."""
+    from conveyor.store import _filter, _filter_tables
+
+    # state numbers differ between builds (set order), so the check is the digest plus the
+    # same trees from the shipped and a freshly built parser
+    assert _filter_tables.DIGEST == _filter.grammar_digest(), "regenerate: python -m conveyor.store._filter"
+    built = _filter.build_parser()
+    for text in ("metrics.a > 1 and not (params.b in ('x', 'y') or tags.c is null)", "name like 'a%'"):
+        assert _filter._parser().parse(text, start="start") == built.parse(text, start="start")
+
+
+def test_a_cli_search_neither_imports_pandas_nor_builds_the_grammar(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import conveyor.store._filter as f\n"
+        "def refuse():\n"
+        "    raise AssertionError('grammar built at run time')\n"
+        "f.build_parser = refuse\n"
+        "from conveyor.cli import main\n"
+        "sys.argv = ['conveyor', 'runs', 'list', '-f', \"metrics.a > 1 and params.b = 'x'\"]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "assert 'pandas' not in sys.modules, 'pandas imported'\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    subprocess.run([sys.executable, "-m", "conveyor", "init"], cwd=tmp_path, env=env, check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "runs (0)" in done.stdout, done.stdout  # the search ran

@@ -183,7 +183,7 @@ def get(
 @data_app.command("validate")
 @handle_errors
 def validate(
-    ref: str = typer.Argument(..., help="The version to check, NAME@NEW."),
+    ref: str = typer.Argument(..., help="The version to check, NAME@NEW, or a CSV/Parquet file not yet versioned."),
     against: str | None = typer.Option(None, "--against", help="Compare with this version (default: the previous one)."),
     schema: Path | None = typer.Option(None, "--schema", help="A schema file (TOML or JSON) to check against."),
     fail_on: str | None = typer.Option(None, "--fail-on", help="warning or error (default: [data] fail_on)."),

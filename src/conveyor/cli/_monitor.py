@@ -212,7 +212,7 @@ def report_cmd(
         data = report_data(t, model, monitor=monitor)
     if html is not None:
         html.write_text(render_html(data), encoding="utf-8")
-        console.print(f"wrote {html} ({html.stat().st_size / 1024:.0f} KiB)")
+        console.print(f"wrote {esc(html)} ({html.stat().st_size / 1024:.0f} KiB)")
     if as_json:
         print_json(data)
     if html is None and not as_json:

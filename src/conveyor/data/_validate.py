@@ -9,6 +9,8 @@ found. pandera is imported only here, only when validating.
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,6 +63,12 @@ def _table(data: Any, tracker: Any) -> tuple[pd.DataFrame, dict[str, Any], str]:
     """(frame, profile, label) of a reference or a DataFrame."""
     if _is_frame(data):
         return data, profile_frame(data), "<DataFrame>"
+    path = _table_file(data)
+    if path is not None:  # a CSV/Parquet file not (yet) versioned
+        from conveyor.data._profile import read_table, table_format
+
+        frame = read_table(path, table_format(path) or "csv")
+        return frame, profile_frame(frame), str(path)
     from conveyor.data._checkout import load
     from conveyor.data._versions import get_version
 
@@ -110,11 +118,28 @@ def validate(
     return check_frame(frame, schema, config, profile=profile, old_profile=old_profile, ranges_warn=inferred)
 
 
+def _table_file(data: Any) -> Path | None:
+    """``data`` as an existing .csv/.parquet file, or None when it names a data set."""
+    from conveyor.data._profile import table_format
+
+    if isinstance(data, os.PathLike) or (isinstance(data, str) and not data.startswith("data:/")):
+        path = Path(data)
+        if table_format(path) is not None and path.is_file():
+            return path
+    return None
+
+
 def _previous(data: Any) -> str:
     from conveyor.data._refs import parse_dataset_ref
 
     if _is_frame(data):
         raise InvalidInput("validating a DataFrame needs against= or schema=", field="against")
+    if _table_file(data) is not None:
+        raise InvalidInput(
+            f"{data} is a file, not a version: there is no previous version to compare it with",
+            field="against", value=str(data),
+            hint="pass --against NAME@V (a versioned table) or --schema FILE",
+        )
     ref = parse_dataset_ref(data)
     from conveyor.data._versions import get_version
 

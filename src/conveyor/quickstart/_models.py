@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from conveyor.quickstart._run import Story
@@ -57,15 +58,13 @@ def stage(story: Story) -> None:
     try:
         loaded.predict([bad])
     except InvalidInput as exc:
-        story.console.print(f"[yellow]a request with a missing and an extra column is refused:[/] {exc.headline}")
+        story.console.print(f"[yellow]a request with a missing and an extra column is refused:[/] {escape(exc.headline)}")
 
     try:
         with tempfile.TemporaryDirectory() as tmp:
             conveyor.models.to_onnx(model, sig, Path(tmp) / "onnx")
             onnx_art = tracker.log_artifacts(best, Path(tmp) / "onnx", "package-onnx")
     except InvalidInput as exc:  # the `onnx` extra is not installed: the loop goes on without it
-        from rich.markup import escape
-
         hint = exc.hint or "pip install 'conveyor-mlops[onnx]'"
         story.console.print(f"[yellow]ONNX conversion skipped:[/] {escape(exc.message)}; to include it: {escape(hint)}")
         story.facts["model_uri"] = uri

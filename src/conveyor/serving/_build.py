@@ -156,34 +156,11 @@ def _manifest(name: str, version: str, image: str) -> list[dict[str, Any]]:
 
 
 def _yaml(value: Any, indent: int = 0) -> str:
-    """A small YAML emitter (block style; strings JSON-quoted, which YAML accepts)."""
-    pad = " " * indent
-    if isinstance(value, dict):
-        lines = []
-        for k, v in value.items():
-            if isinstance(v, (dict, list)) and v:
-                lines.append(f"{pad}{json.dumps(str(k))}:\n{_yaml(v, indent + 2)}")
-            else:
-                lines.append(f"{pad}{json.dumps(str(k))}: {_scalar(v)}")
-        return "\n".join(lines)
-    if isinstance(value, list):
-        lines = []
-        for v in value:
-            if isinstance(v, (dict, list)) and v:
-                body = _yaml(v, indent + 2)
-                lines.append(f"{pad}- {body.lstrip()}")
-            else:
-                lines.append(f"{pad}- {_scalar(v)}")
-        return "\n".join(lines)
-    return pad + _scalar(value)
+    """One YAML document, block style, keys in the given order (PyYAML's safe dumper)."""
+    import yaml
 
-
-def _scalar(v: Any) -> str:
-    if isinstance(v, dict):
-        return "{}"
-    if isinstance(v, list):
-        return "[]"
-    return json.dumps(v)
+    text = yaml.safe_dump(value, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1_000_000)
+    return text.rstrip("\n").removesuffix("\n...")
 
 
 def build_context(

@@ -212,34 +212,22 @@ class Store:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        # Database errors reach users as one line without the SQL (which PostgreSQL echoes
-        # in its message): a cancelled statement or a value the database refuses is bad
-        # input (exit 2), anything else the store (exit 4).
         try:
             yield
         except StorageError:
             raise
         except DBAPIError as exc:
+            bad_input = input_error(exc)
+            if bad_input is not None:
+                raise bad_input from exc
             text_ = str(exc)
             if "no such table" in text_ or "does not exist" in text_ and "relation" in text_:
                 raise SchemaOutdated(
                     f"the metadata store at {self.url} has no conveyor schema",
                     hint="run `conveyor db upgrade` (or `conveyor init` in a new project)",
                 ) from exc
-            if _sqlstate(exc) == "57014":  # query_canceled: statement_timeout
-                raise InvalidInput(
-                    "the query took longer than the database's statement timeout and was cancelled",
-                    field="tracking.search_timeout",
-                    hint="narrow the filter, or raise [tracking] search_timeout (CONVEYOR_TRACKING_SEARCH_TIMEOUT) "
-                    "for searches, [store] statement_timeout for other statements",
-                ) from exc
             if is_transient(exc):
                 raise self._unreachable(exc) from exc
-            if isinstance(exc, DataError):
-                raise InvalidInput(
-                    f"the metadata store refused a value: {_first_line(exc)}",
-                    hint="check the lengths and types of names, keys and values",
-                ) from exc
             if isinstance(exc, IntegrityError):
                 raise
             raise StorageError(f"metadata store {self.url}: {mask_url(_first_line(exc))}") from exc
@@ -374,6 +362,25 @@ class Store:
             for digest, is_manifest in conn.execute(query).all():
                 out[digest] = out.get(digest, False) or bool(is_manifest)
         return out
+
+
+def input_error(exc: DBAPIError) -> InvalidInput | None:
+    """A database error caused by what the user asked for, as one line without the SQL
+    (which PostgreSQL echoes in its messages): a statement cancelled by the search timeout,
+    or a value the database refuses. ``None`` for every other error (the store's: exit 4)."""
+    if _sqlstate(exc) == "57014":  # query_canceled: statement_timeout
+        return InvalidInput(
+            "the query took longer than the database's statement timeout and was cancelled",
+            field="tracking.search_timeout",
+            hint="narrow the filter, or raise [tracking] search_timeout (CONVEYOR_TRACKING_SEARCH_TIMEOUT) "
+            "for searches, [store] statement_timeout for other statements",
+        )
+    if isinstance(exc, DataError):
+        return InvalidInput(
+            f"the metadata store refused a value: {_first_line(exc)}",
+            hint="check the lengths and types of names, keys and values",
+        )
+    return None
 
 
 def _first_line(exc: DBAPIError) -> str:

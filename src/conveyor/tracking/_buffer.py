@@ -68,7 +68,9 @@ class MetricBuffer:
         self._drain()
 
     def close(self) -> None:
-        """Write what is left; points that still cannot be written are lost, and said so."""
+        """Write what is left; points that still cannot be written are lost, and said so on
+        stderr (close runs at interpreter exit too, where an exception helps nobody: the
+        run's end has already raised, naming the points it kept)."""
         self._closed = True
         self._wake.set()
         thread = self._thread
@@ -80,9 +82,11 @@ class MetricBuffer:
             lost = self.pending()
             with self._lock:
                 self._points.clear()
-            message = f"{lost:,} buffered metric point(s) could not be written and are lost: {exc.__cause__ or exc}"
-            _say(f"conveyor: error: {message}")
-            raise StorageError(message, hint="free disk space (or fix the store) before the next run") from exc
+            log.info("%s buffered metric point(s) lost: %s", lost, exc)
+            _say(
+                f"conveyor: error: {lost:,} buffered metric point(s) could not be written and are lost: "
+                f"{exc.__cause__ or exc}"
+            )
 
     def drain_into(self, write: Writer, *, always: bool = False) -> None:
         """Hand every buffered point to ``write`` (in order with the background writer); on
