@@ -288,6 +288,16 @@ def test_an_input_example_outside_the_package_is_refused(tmp_path: Path, ridge: 
         load(pkg)
 
 
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd"])
+def test_a_files_record_naming_paths_outside_is_refused(tmp_path: Path, ridge: Any, name: str) -> None:
+    pkg = _sk_package(tmp_path / "pkg", ridge)
+    meta = json.loads((pkg / META_FILE).read_text())
+    meta["files"][name] = 10
+    (pkg / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(UnsafePath):
+        load(pkg)
+
+
 def test_a_file_larger_than_recorded_is_refused_before_it_is_read(tmp_path: Path, ridge: Any) -> None:
     pkg = _sk_package(tmp_path / "pkg", ridge)
     with (pkg / "model.skops").open("ab") as f:
@@ -430,3 +440,70 @@ def test_the_refusal_lists_every_reference_once(tmp_path: Path) -> None:
         load(pkg)
     assert info.value.value == sorted({f"{os.system.__module__}.system", f"{os.getcwd.__module__}.getcwd"})
     assert conveyor.models.current_trust() == TrustPolicy()  # a refusal changes no policy
+
+
+# -- the flags: every command that loads a model offers --trust -------------------------------------
+@pytest.mark.parametrize("command", [["serve"], ["build"], ["ci", "check"], ["models", "register"],
+                                     ["monitor", "run"], ["monitor", "watch"], ["monitor", "retrain"]])
+def test_every_command_that_loads_a_model_offers_trust(command: list[str]) -> None:
+    from conveyor.cli import app
+
+    result = CliRunner().invoke(app, [*command, "--help"], terminal_width=200)
+    assert result.exit_code == 0 and "--trust" in result.output, result.output
+
+
+def test_serve_workers_get_the_parents_policy(
+    project: Path, monkeypatch: pytest.MonkeyPatch, ridge: Any, tmp_path: Path
+) -> None:
+    """``serve --workers N`` hands [models] trusted_modules + --trust to each worker process."""
+    from conveyor.serving import _server
+
+    pkg = _sk_package(tmp_path / "pkg", ridge)
+    folders = [{"path": str(pkg), "name": "m", "version": "1"}]
+    monkeypatch.setenv(_server.SPEC_ENV, json.dumps({"models": [], "folders": folders, "config": {},
+                                                      "trust": ["sklearn", "numpy", "mypkg.features.clean"]}))
+    _server.worker_app()
+    assert conveyor.models.current_trust().entries == ("sklearn", "numpy", "mypkg.features.clean")
+    monkeypatch.setenv(_server.SPEC_ENV, json.dumps({"models": [], "folders": folders, "config": {},
+                                                      "trust": ["scipy"]}))
+    with pytest.raises(UntrustedTypes):  # the worker loads under the parent's policy, not its own default
+        _server.worker_app()
+
+
+def test_ci_check_needs_trust_for_a_user_function_and_passes_with_it(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate loads the candidate under the policy: refused (exit 2) until --trust names the function."""
+    import pandas as pd
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    import conveyor
+    from conveyor.cli import app
+
+    name = "conveyor_gate_features"
+    (project / f"{name}.py").write_text("import numpy as np\n\ndef clean(x):\n    return np.sqrt(x)\n")
+    monkeypatch.syspath_prepend(str(project))
+    import importlib
+
+    clean = importlib.import_module(name).clean
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    X.columns = [c.replace("/", "_") for c in X.columns]
+    model = make_pipeline(FunctionTransformer(clean), LogisticRegression(max_iter=3000)).fit(X.iloc[::2], y.iloc[::2])
+    pd.concat([X, pd.Series(y, name="label")], axis=1).iloc[1::2].to_csv(project / "holdout.csv", index=False)
+    (project / "conveyor.toml").write_text(
+        '[tracking]\nflush_interval = 0.05\n[gates.default]\nmodel = "wine"\ndata = "holdout.csv"\n'
+        'metrics = ["accuracy >= 0.8"]\n', encoding="utf-8")
+    set_trust(None)
+    with conveyor.start_run(experiment="gate") as run:
+        conveyor.models.log(model, "model", input_example=X.iloc[:3])
+    conveyor.tracking.get_tracker().flush()
+    runner = CliRunner()
+    refused = runner.invoke(app, ["ci", "check", "--candidate", f"runs:/{run.id}/model"])
+    assert refused.exit_code == 2, refused.output
+    assert f"{name}.clean" in refused.output and "Traceback" not in refused.output
+    passed = runner.invoke(app, ["ci", "check", "--candidate", f"runs:/{run.id}/model", "--trust", f"{name}.clean"])
+    assert passed.exit_code == 0, passed.output
+    assert "PASSED" in passed.output

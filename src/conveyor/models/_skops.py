@@ -53,8 +53,8 @@ def _schema(path: Path) -> Any:
         raise CorruptObject(f"{path.name} is not a skops file: {exc}") from None
 
 
-def _walk(node: Any, depth: int = 0) -> Iterator[tuple[str, str]]:
-    stack = [(node, depth)]
+def _walk(node: Any) -> Iterator[tuple[str, str]]:
+    stack = [(node, 0)]
     while stack:
         item, level = stack.pop()
         if level > 10_000:
