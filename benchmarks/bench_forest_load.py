@@ -1,8 +1,9 @@
 """Benchmark: cold load + first predict of a random forest — conveyor vs MLflow.
 
 A RandomForestClassifier (``--trees``, wine data) is saved by each tool in its own
-environment: a conveyor package (skops, every reference checked by the trust policy before
-loading) and an MLflow model (cloudpickle). Each run is a fresh process that imports the
+environment: a conveyor package (skops, every reference checked by the trust policy and the
+trees' node arrays bounds-checked before use) and an MLflow model (MLflow 3's default skops
+format, with ``skops_trusted_types=["sklearn.tree._tree.Tree"]``). Each run is a fresh process that imports the
 library, loads the package and predicts one row; the runs alternate between the tools and
 the medians are compared. "in-process" is measured from before the first import.
 MLflow lives in its own virtualenv under benchmarks/.venvs/mlflow (created on first use).
@@ -40,7 +41,8 @@ print("{}")
 MLFLOW_SAVE = TRAIN + """
 import mlflow.sklearn, shutil
 shutil.rmtree("mlflow-pkg", ignore_errors=True)
-mlflow.sklearn.save_model(model, "mlflow-pkg", input_example=X.iloc[:5])
+# MLflow 3.x saves scikit-learn models with skops by default and asks for the Tree type to be trusted
+mlflow.sklearn.save_model(model, "mlflow-pkg", input_example=X.iloc[:5], skops_trusted_types=["sklearn.tree._tree.Tree"])
 print("{}")
 """
 

@@ -507,3 +507,64 @@ def test_ci_check_needs_trust_for_a_user_function_and_passes_with_it(
     passed = runner.invoke(app, ["ci", "check", "--candidate", f"runs:/{run.id}/model", "--trust", f"{name}.clean"])
     assert passed.exit_code == 0, passed.output
     assert "PASSED" in passed.output
+
+
+# -- trusted classes, hostile state: compiled trees are bounds-checked before any predict ----------
+def _wine_xy() -> tuple[Any, Any]:
+    from sklearn.datasets import load_wine
+
+    return load_wine(return_X_y=True)
+
+
+def _broken_tree_model(kind: str) -> Any:
+    X, y = _wine_xy()
+    if kind in ("tree-child", "tree-feature", "tree-cycle"):
+        from sklearn.tree import DecisionTreeClassifier
+
+        model = DecisionTreeClassifier(random_state=0).fit(X, y)
+        state = model.tree_.__getstate__()
+        nodes = state["nodes"].copy()
+        field, value = {"tree-child": ("left_child", 10_000), "tree-feature": ("feature", 500),
+                        "tree-cycle": ("right_child", 0)}[kind]
+        nodes[field][0] = value
+        state["nodes"] = nodes
+        model.tree_.__setstate__(state)
+        return model
+    if kind == "forest-child":
+        from sklearn.ensemble import RandomForestClassifier
+
+        model = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+        tree = model.estimators_[2].tree_
+        state = tree.__getstate__()
+        state["nodes"] = state["nodes"].copy()
+        state["nodes"]["left_child"][0] = 99_999
+        tree.__setstate__(state)
+        return model
+    if kind == "hist-gradient-boosting":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        model = HistGradientBoostingClassifier(max_iter=2, random_state=0).fit(X, y)
+        model._predictors[1][0].nodes["feature_idx"][0] = 1_000
+        return model
+    from sklearn.neighbors import KNeighborsClassifier
+
+    model = KNeighborsClassifier(algorithm="kd_tree").fit(X, y)
+    state = list(model._tree.__getstate__())
+    state[1] = state[1].copy()
+    state[1][0] = 10_000_000  # an index far past the training rows
+    model._tree.__setstate__(tuple(state))
+    return model
+
+
+@pytest.mark.parametrize("kind", ["tree-child", "tree-feature", "tree-cycle", "forest-child",
+                                  "hist-gradient-boosting", "kd-tree"])
+def test_a_tree_with_out_of_range_indices_is_refused_before_predict(tmp_path: Path, kind: str) -> None:
+    """sklearn is trusted, but a tree whose indices leave its arrays would read memory it does not own."""
+    pkg = tmp_path / "pkg"
+    save(_broken_tree_model(kind), pkg)  # no input example: nothing predicts with the broken model
+    with pytest.raises(CorruptObject, match="malformed"):
+        load(pkg)
+    from conveyor.pipelines import get_materializer
+
+    with pytest.raises(CorruptObject, match="malformed"):  # the materializer runs the same checks
+        get_materializer("sklearn").load(pkg)

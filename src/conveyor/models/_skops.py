@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import CorruptObject
+from conveyor.models._structures import check_structures
 from conveyor.models._trust import Reference, TrustPolicy, as_policy
 
 #: Loaders that never call a class or function named by the file (skops 0.10–0.16).
@@ -155,8 +156,10 @@ def load_checked(path: Path, refs: Sequence[Reference]) -> Any:
 
     accepted = [r.name for r in refs]  # skops audits the file again against exactly these
     try:
-        return sio.load(path, trusted=accepted)
+        model = sio.load(path, trusted=accepted)
     except sio.exceptions.UntrustedTypesFoundException as exc:  # skops saw more than the walk did
         raise CorruptObject(f"{path.name}: skops found references the trust check did not list: {exc}") from None
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:
         raise CorruptObject(f"{path.name} cannot be rebuilt: {type(exc).__name__}: {exc}") from None
+    check_structures(model)  # trusted classes, hostile indices: bounds-check compiled trees before any predict
+    return model
