@@ -568,3 +568,17 @@ def test_a_tree_with_out_of_range_indices_is_refused_before_predict(tmp_path: Pa
 
     with pytest.raises(CorruptObject, match="malformed"):  # the materializer runs the same checks
         get_materializer("sklearn").load(pkg)
+
+
+def test_a_bound_method_reference_is_named_and_refused(tmp_path: Path) -> None:
+    """A FunctionTransformer holding a bound method of a trusted class: a callable, named in full."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    scaler = StandardScaler().fit(np.ones((3, 2)))
+    pkg = _skops_with(tmp_path, Pipeline([("f", FunctionTransformer(func=scaler.transform)), ("m", Ridge())]))
+    method = "sklearn.preprocessing._data.StandardScaler.transform"
+    with pytest.raises(UntrustedTypes, match=method.replace(".", r"\.")):
+        load(pkg)
+    assert load(pkg, trusted=[method]).flavor == "sklearn"

@@ -32,6 +32,7 @@ _STATE_LOADERS = frozenset({
     "MaskedArrayNode",     # always numpy.ma.MaskedArray
     "SparseMatrixNode",    # always scipy.sparse.load_npz
     "RandomGeneratorNode", "_DictWithDeprecatedKeysNode",
+    "MethodNode",          # its own name is the owner's class; the bound method is yielded apart, as callable
 })
 #: Loaders that build one fixed builtin type from JSON or bytes (skops always trusts them): no reference.
 _VALUE_LOADERS = frozenset({"JsonNode", "BytesNode", "BytearrayNode", "SliceNode", "CachedNode"})
@@ -63,6 +64,9 @@ def _walk(node: Any) -> Iterator[tuple[str, str]]:
         if isinstance(item, dict):
             if "__loader__" in item and "__module__" in item and "__class__" in item:
                 yield str(item["__loader__"]), f"{item['__module__']}.{item['__class__']}"
+                content = item.get("content")
+                if item["__loader__"] == "MethodNode" and isinstance(content, dict):  # a bound method: called
+                    yield "BoundMethod", f"{item['__module__']}.{item['__class__']}.{content.get('func')}"
             stack.extend((v, level + 1) for v in item.values())
         elif isinstance(item, list):
             stack.extend((v, level + 1) for v in item)
