@@ -582,3 +582,35 @@ def test_a_bound_method_reference_is_named_and_refused(tmp_path: Path) -> None:
     with pytest.raises(UntrustedTypes, match=method.replace(".", r"\.")):
         load(pkg)
     assert load(pkg, trusted=[method]).flavor == "sklearn"
+
+
+@pytest.mark.parametrize("location", ["{secret}", "../secret.bin", "secret.bin"])
+def test_onnx_external_data_outside_the_graph_is_never_read(tmp_path: Path, location: str) -> None:
+    """An ONNX initializer whose bytes live 'externally' at a path of the attacker's choice."""
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(4, dtype="float32").tobytes())
+    weights = numpy_helper.from_array(np.zeros(4, dtype="float32"), "w")
+    weights.data_location = TensorProto.EXTERNAL
+    for key, value in {"location": location.format(secret=secret), "offset": "0", "length": "16"}.items():
+        entry = weights.external_data.add()
+        entry.key, entry.value = key, value
+    weights.ClearField("raw_data")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])], [weights],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "model.onnx").write_bytes(proto.SerializeToString())
+    (pkg / META_FILE).write_text(json.dumps({
+        "format_version": 1, "flavor": "onnx", "signature": None, "input_example": None,
+        "flavor_config": {"file": "model.onnx"}, "files": {"model.onnx": (pkg / "model.onnx").stat().st_size},
+    }))
+    (pkg / "secret.bin").write_bytes(secret.read_bytes())  # even next to the graph it is not read
+    with pytest.raises(CorruptObject, match="ONNX"):
+        load(pkg)
