@@ -288,6 +288,16 @@ def test_an_input_example_outside_the_package_is_refused(tmp_path: Path, ridge: 
         load(pkg)
 
 
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd"])
+def test_a_files_record_naming_paths_outside_is_refused(tmp_path: Path, ridge: Any, name: str) -> None:
+    pkg = _sk_package(tmp_path / "pkg", ridge)
+    meta = json.loads((pkg / META_FILE).read_text())
+    meta["files"][name] = 10
+    (pkg / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(UnsafePath):
+        load(pkg)
+
+
 def test_a_file_larger_than_recorded_is_refused_before_it_is_read(tmp_path: Path, ridge: Any) -> None:
     pkg = _sk_package(tmp_path / "pkg", ridge)
     with (pkg / "model.skops").open("ab") as f:
@@ -430,3 +440,177 @@ def test_the_refusal_lists_every_reference_once(tmp_path: Path) -> None:
         load(pkg)
     assert info.value.value == sorted({f"{os.system.__module__}.system", f"{os.getcwd.__module__}.getcwd"})
     assert conveyor.models.current_trust() == TrustPolicy()  # a refusal changes no policy
+
+
+# -- the flags: every command that loads a model offers --trust -------------------------------------
+@pytest.mark.parametrize("command", [["serve"], ["build"], ["ci", "check"], ["models", "register"],
+                                     ["monitor", "run"], ["monitor", "watch"], ["monitor", "retrain"]])
+def test_every_command_that_loads_a_model_offers_trust(command: list[str]) -> None:
+    from conveyor.cli import app
+
+    result = CliRunner().invoke(app, [*command, "--help"], terminal_width=200)
+    assert result.exit_code == 0 and "--trust" in result.output, result.output
+
+
+def test_serve_workers_get_the_parents_policy(
+    project: Path, monkeypatch: pytest.MonkeyPatch, ridge: Any, tmp_path: Path
+) -> None:
+    """``serve --workers N`` hands [models] trusted_modules + --trust to each worker process."""
+    from conveyor.serving import _server
+
+    pkg = _sk_package(tmp_path / "pkg", ridge)
+    folders = [{"path": str(pkg), "name": "m", "version": "1"}]
+    monkeypatch.setenv(_server.SPEC_ENV, json.dumps({"models": [], "folders": folders, "config": {},
+                                                      "trust": ["sklearn", "numpy", "mypkg.features.clean"]}))
+    _server.worker_app()
+    assert conveyor.models.current_trust().entries == ("sklearn", "numpy", "mypkg.features.clean")
+    monkeypatch.setenv(_server.SPEC_ENV, json.dumps({"models": [], "folders": folders, "config": {},
+                                                      "trust": ["scipy"]}))
+    with pytest.raises(UntrustedTypes):  # the worker loads under the parent's policy, not its own default
+        _server.worker_app()
+
+
+def test_ci_check_needs_trust_for_a_user_function_and_passes_with_it(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate loads the candidate under the policy: refused (exit 2) until --trust names the function."""
+    import pandas as pd
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    import conveyor
+    from conveyor.cli import app
+
+    name = "conveyor_gate_features"
+    (project / f"{name}.py").write_text("import numpy as np\n\ndef clean(x):\n    return np.sqrt(x)\n")
+    monkeypatch.syspath_prepend(str(project))
+    import importlib
+
+    clean = importlib.import_module(name).clean
+    X, y = load_wine(return_X_y=True, as_frame=True)
+    X.columns = [c.replace("/", "_") for c in X.columns]
+    model = make_pipeline(FunctionTransformer(clean), LogisticRegression(max_iter=3000)).fit(X.iloc[::2], y.iloc[::2])
+    pd.concat([X, pd.Series(y, name="label")], axis=1).iloc[1::2].to_csv(project / "holdout.csv", index=False)
+    (project / "conveyor.toml").write_text(
+        '[tracking]\nflush_interval = 0.05\n[gates.default]\nmodel = "wine"\ndata = "holdout.csv"\n'
+        'metrics = ["accuracy >= 0.8"]\n', encoding="utf-8")
+    set_trust(None)
+    with conveyor.start_run(experiment="gate") as run:
+        conveyor.models.log(model, "model", input_example=X.iloc[:3])
+    conveyor.tracking.get_tracker().flush()
+    runner = CliRunner()
+    refused = runner.invoke(app, ["ci", "check", "--candidate", f"runs:/{run.id}/model"])
+    assert refused.exit_code == 2, refused.output
+    assert f"{name}.clean" in refused.output and "Traceback" not in refused.output
+    passed = runner.invoke(app, ["ci", "check", "--candidate", f"runs:/{run.id}/model", "--trust", f"{name}.clean"])
+    assert passed.exit_code == 0, passed.output
+    assert "PASSED" in passed.output
+
+
+# -- trusted classes, hostile state: compiled trees are bounds-checked before any predict ----------
+def _wine_xy() -> tuple[Any, Any]:
+    from sklearn.datasets import load_wine
+
+    return load_wine(return_X_y=True)
+
+
+def _broken_tree_model(kind: str) -> Any:
+    X, y = _wine_xy()
+    if kind in ("tree-child", "tree-feature", "tree-cycle"):
+        from sklearn.tree import DecisionTreeClassifier
+
+        model = DecisionTreeClassifier(random_state=0).fit(X, y)
+        state = model.tree_.__getstate__()
+        nodes = state["nodes"].copy()
+        field, value = {"tree-child": ("left_child", 10_000), "tree-feature": ("feature", 500),
+                        "tree-cycle": ("right_child", 0)}[kind]
+        nodes[field][0] = value
+        state["nodes"] = nodes
+        model.tree_.__setstate__(state)
+        return model
+    if kind == "forest-child":
+        from sklearn.ensemble import RandomForestClassifier
+
+        model = RandomForestClassifier(n_estimators=3, random_state=0).fit(X, y)
+        tree = model.estimators_[2].tree_
+        state = tree.__getstate__()
+        state["nodes"] = state["nodes"].copy()
+        state["nodes"]["left_child"][0] = 99_999
+        tree.__setstate__(state)
+        return model
+    if kind == "hist-gradient-boosting":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        model = HistGradientBoostingClassifier(max_iter=2, random_state=0).fit(X, y)
+        model._predictors[1][0].nodes["feature_idx"][0] = 1_000
+        return model
+    from sklearn.neighbors import KNeighborsClassifier
+
+    model = KNeighborsClassifier(algorithm="kd_tree").fit(X, y)
+    state = list(model._tree.__getstate__())
+    state[1] = state[1].copy()
+    state[1][0] = 10_000_000  # an index far past the training rows
+    model._tree.__setstate__(tuple(state))
+    return model
+
+
+@pytest.mark.parametrize("kind", ["tree-child", "tree-feature", "tree-cycle", "forest-child",
+                                  "hist-gradient-boosting", "kd-tree"])
+def test_a_tree_with_out_of_range_indices_is_refused_before_predict(tmp_path: Path, kind: str) -> None:
+    """sklearn is trusted, but a tree whose indices leave its arrays would read memory it does not own."""
+    pkg = tmp_path / "pkg"
+    save(_broken_tree_model(kind), pkg)  # no input example: nothing predicts with the broken model
+    with pytest.raises(CorruptObject, match="malformed"):
+        load(pkg)
+    from conveyor.pipelines import get_materializer
+
+    with pytest.raises(CorruptObject, match="malformed"):  # the materializer runs the same checks
+        get_materializer("sklearn").load(pkg)
+
+
+def test_a_bound_method_reference_is_named_and_refused(tmp_path: Path) -> None:
+    """A FunctionTransformer holding a bound method of a trusted class: a callable, named in full."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    scaler = StandardScaler().fit(np.ones((3, 2)))
+    pkg = _skops_with(tmp_path, Pipeline([("f", FunctionTransformer(func=scaler.transform)), ("m", Ridge())]))
+    method = "sklearn.preprocessing._data.StandardScaler.transform"
+    with pytest.raises(UntrustedTypes, match=method.replace(".", r"\.")):
+        load(pkg)
+    assert load(pkg, trusted=[method]).flavor == "sklearn"
+
+
+@pytest.mark.parametrize("location", ["{secret}", "../secret.bin", "secret.bin"])
+def test_onnx_external_data_outside_the_graph_is_never_read(tmp_path: Path, location: str) -> None:
+    """An ONNX initializer whose bytes live 'externally' at a path of the attacker's choice."""
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(4, dtype="float32").tobytes())
+    weights = numpy_helper.from_array(np.zeros(4, dtype="float32"), "w")
+    weights.data_location = TensorProto.EXTERNAL
+    for key, value in {"location": location.format(secret=secret), "offset": "0", "length": "16"}.items():
+        entry = weights.external_data.add()
+        entry.key, entry.value = key, value
+    weights.ClearField("raw_data")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])], [weights],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "model.onnx").write_bytes(proto.SerializeToString())
+    (pkg / META_FILE).write_text(json.dumps({
+        "format_version": 1, "flavor": "onnx", "signature": None, "input_example": None,
+        "flavor_config": {"file": "model.onnx"}, "files": {"model.onnx": (pkg / "model.onnx").stat().st_size},
+    }))
+    (pkg / "secret.bin").write_bytes(secret.read_bytes())  # even next to the graph it is not read
+    with pytest.raises(CorruptObject, match="ONNX"):
+        load(pkg)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from conveyor.errors import CorruptObject
 from conveyor.models._flavor import Flavor
 
 FILE = "model.onnx"
@@ -81,7 +82,14 @@ class OnnxFlavor(Flavor):
         options.intra_op_num_threads = int(opts.get("threads") or 1)
         options.inter_op_num_threads = 1
         path = opts["files"].path(config.get("file", FILE), field="flavor_config.file")
-        session = ort.InferenceSession(path.read_bytes(), options, providers=["CPUExecutionProvider"])
+        # from bytes, so onnxruntime has no model folder to resolve external-data paths against:
+        # a graph naming /etc/passwd or ../x as tensor data is refused, never read
+        try:
+            session = ort.InferenceSession(path.read_bytes(), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's errors are pybind classes, not a hierarchy
+            if not type(exc).__module__.startswith("onnxruntime"):
+                raise
+            raise CorruptObject(f"{path.name} is not a loadable ONNX model: {str(exc)[:300]}") from None
         return OnnxSession(session)
 
     def native(self, model: Any) -> Any:
