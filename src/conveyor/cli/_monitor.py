@@ -314,7 +314,7 @@ def retrain_cmd(
         monitoring, (config,) = _monitoring(t, [monitor])
         row = monitoring.trainer(config).trigger(config.model, "command", force=force)
         monitoring.wait(10)
-    console.print(f"trigger {row.id}: {row.status} — {row.decision}", highlight=False)
+    console.print(f"trigger {row.id}: {row.status} — {row.decision}", highlight=False, markup=False)
     if row.status in ("failed", "rejected"):
         raise typer.Exit(1)
 
@@ -380,7 +380,8 @@ def history_cmd(
     rows_any: list[dict[str, Any]] = rows
     table = Table(*keys)
     for row in rows_any:
-        table.add_row(*[fmt_ms(row[k]) if k == "at" else json.dumps(row[k]) if isinstance(row[k], dict)
+        table.add_row(*[fmt_ms(row[k]) if k in ("at", "lease_until", "heartbeat_at") and row[k] is not None
+                        else json.dumps(row[k]) if isinstance(row[k], dict)
                         else _cell(row[k]) for k in keys])
     console.print(table)
 
@@ -388,7 +389,7 @@ def history_cmd(
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
-    return "" if value is None else str(value)
+    return "" if value is None else escape(str(value))  # decisions and names may hold [brackets]
 
 
 @app.command("performance")
