@@ -64,14 +64,48 @@ def _js(p: np.ndarray, q: np.ndarray) -> float:
     return float(distance.jensenshannon(p, q))
 
 
-def test_chisquare_matches_scipy(frames):
+def test_chisquare_is_scipys_two_sample_contingency_test(frames):
     ref, cur = frames(shift=0.5)
     got = compare(ref, cur, columns=["c"], method="chisquare").column("c")
     r, c = ref.c.value_counts(), cur.c.value_counts()
     keys = sorted(set(r.index) | set(c.index))
-    want = stats.chisquare([c.get(k, 0) for k in keys], [r.get(k, 0) * len(cur) / len(ref) for k in keys]).pvalue
-    assert got.value == pytest.approx(want)
-    assert got.drifted == (want < 0.05)
+    want = stats.chi2_contingency([[r.get(k, 0) for k in keys], [c.get(k, 0) for k in keys]], correction=False)
+    assert got.value == pytest.approx(want.pvalue)
+    assert got.statistics == pytest.approx({"chi2": want.statistic, "dof": 3, "p_value": want.pvalue})
+    assert got.drifted == (want.pvalue < 0.05)
+    gof = compare(ref, cur, columns=["c"], method="chisquare_gof").column("c")  # the old one, by name
+    old = stats.chisquare([c.get(k, 0) for k in keys], [r.get(k, 0) * len(cur) / len(ref) for k in keys])
+    assert gof.value == pytest.approx(old.pvalue) and gof.statistics["chi2"] == pytest.approx(old.statistic)
+
+
+def test_small_counts_get_a_permutation_p_value():
+    ref = pd.DataFrame({"c": list("aaaaaaaabbbbbccd")})  # expected counts below 5
+    cur = pd.DataFrame({"c": list("aaabbbbbccccdd")})
+    got = compare(ref, cur, method="chisquare").column("c")
+    assert got.statistics["permutations"] == 2000 and 0 < got.value <= 1
+    want = stats.chi2_contingency([[8, 5, 2, 1], [3, 5, 4, 2]], correction=False)
+    assert got.statistics["chi2"] == pytest.approx(want.statistic)
+    # the permutation law of the statistic, by brute force over row labels
+    pooled = np.array(list("aaaaaaaabbbbbccd") + list("aaabbbbbccccdd"))
+    rng = np.random.default_rng(1)
+    null = []
+    for _ in range(3000):
+        rng.shuffle(pooled)
+        r, c = pd.Series(pooled[:16]).value_counts(), pd.Series(pooled[16:]).value_counts()
+        table = [[r.get(k, 0) for k in "abcd"], [c.get(k, 0) for k in "abcd"]]
+        null.append(stats.chi2_contingency(table, correction=False).statistic)
+    assert got.value == pytest.approx(np.mean(np.array(null) >= want.statistic - 1e-9), abs=0.03)
+
+
+def test_every_statistic_is_exposed(frames):
+    ref, cur = frames(shift=0.3)
+    report = compare(ref, cur, methods={"x": "ks", "y": "wasserstein"})
+    ks = stats.ks_2samp(ref.x, cur.x)
+    assert report.column("x").statistics == pytest.approx({"D": ks.statistic, "p_value": ks.pvalue})
+    y = report.column("y").statistics
+    assert y["distance"] == pytest.approx(stats.wasserstein_distance(ref.y, cur.y))
+    assert report.to_dict()["columns"][0]["statistics"]["D"] == pytest.approx(ks.statistic)
+    assert compare(ref, cur, columns=["x"], method="psi").column("x").statistics["bins"] > 2
 
 
 @pytest.mark.parametrize("method", ["ks", "wasserstein", "psi", "jensenshannon"])

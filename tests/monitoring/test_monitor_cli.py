@@ -30,6 +30,40 @@ def test_drift_command_on_files(project, make_frame):
     assert missing.exit_code == 3 and "nope.parquet" in missing.output
 
 
+def test_drift_command_counts_the_target_as_monitor_run_does(project, make_frame):
+    """Only the label drifts: as a feature it would make 1 of 3 drifted; as the target (what
+    `monitor run` does with a monitor's target) it is reported but not counted."""
+    make_frame(seed=1).to_parquet(project / "ref.parquet")
+    flipped = make_frame(seed=2)
+    flipped["churned"] = 1 - flipped["churned"]
+    flipped.to_parquet(project / "cur.parquet")
+
+    as_feature = _invoke("drift", "ref.parquet", "cur.parquet", "--drift-share", "0.3", "--json")
+    assert as_feature.exit_code == 1, as_feature.output
+    assert json.loads(as_feature.output)["n_features"] == 3
+    as_target = _invoke("drift", "ref.parquet", "cur.parquet", "--drift-share", "0.3", "--target", "churned", "--json")
+    assert as_target.exit_code == 0, as_target.output
+    report = json.loads(as_target.output)
+    assert report["n_features"] == 2 and report["n_drifted"] == 0 and report["drift_share_threshold"] == 0.3
+    assert report["label_drift"]["column"] == "churned" and report["label_drift"]["drifted"]
+    assert report["label_drift"]["statistics"]["distance"] == report["label_drift"]["value"]
+
+    with (project / "conveyor.toml").open("a", encoding="utf-8") as f:
+        f.write('\n[monitors.churn]\nmodel = "churn"\ntarget = "churned"\ndrift_share = 0.3\n')
+    by_monitor = _invoke("drift", "ref.parquet", "cur.parquet", "--monitor", "churn", "--json")
+    assert by_monitor.exit_code == 0 and json.loads(by_monitor.output)["n_features"] == 2, by_monitor.output
+
+    one = _invoke("drift", "ref.parquet", "cur.parquet", "--columns", "age", "--target", "churned", "--method", "ks")
+    assert one.exit_code == 0, one.output
+    assert "0 of 1 features" in one.output and "D=" in one.output  # KS's D is shown beside its p-value
+    two = _invoke("drift", "ref.parquet", "cur.parquet", "--columns", "age,plan", "--json")
+    assert [c["column"] for c in json.loads(two.output)["columns"]] == ["age", "plan"]
+    bad = _invoke("drift", "ref.parquet", "cur.parquet", "--drift-share", "1.5")
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    unknown = _invoke("drift", "ref.parquet", "cur.parquet", "--columns", "nope")
+    assert unknown.exit_code == 2 and "nope" in unknown.output, unknown.output
+
+
 def test_run_without_monitors_names_the_fix(project):
     result = _invoke("run")
     assert result.exit_code == 3 and "monitors.<name>" in result.output

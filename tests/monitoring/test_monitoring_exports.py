@@ -31,7 +31,7 @@ def test_every_stat_test_honours_the_contract():
     for name, test in conveyor.monitoring.STAT_TESTS.items():
         for column in ("n", "c"):
             kind = summary[column].kind
-            if kind not in test.kinds or (name == "z") or (name == "chisquare" and kind == "numeric"):
+            if kind not in test.kinds or (name == "z") or (name.startswith("chisquare") and kind == "numeric"):
                 continue
-            value, _ = test.compute(summary[column], summary[column], kind != "numeric")
+            value = test.compute(summary[column], summary[column], kind != "numeric")[0]
             assert not test.drifted(value, test.threshold), (name, column, value)

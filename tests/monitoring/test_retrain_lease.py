@@ -68,10 +68,10 @@ def _tracker() -> Any:
     return get_tracker()
 
 
-@pytest.mark.slow  # a subprocess and ~3 s of lease timing
+@pytest.mark.slow  # a subprocess and ~8 s of lease timing
 def test_a_killed_retraining_loses_its_lease_and_the_next_trigger_runs(project: Path) -> None:
-    lease = 1.2
-    proc, started = _dying(project, lease, hold=2.5)
+    lease = 2.0  # heartbeats every 0.67 s; the process lives 6 s, three leases
+    proc, started = _dying(project, lease, hold=6.0)
     t = _tracker()
     trainer = ContinuousTrainer(t, _promote, cooldown=0, lease=lease, backoff=3600)
 
@@ -140,6 +140,18 @@ def test_an_expired_lease_is_taken_over_on_both_databases(tracker: Any) -> None:
     assert trainer.get(dead).status == "abandoned" and "gone:1" in trainer.get(dead).decision
 
 
+def _age(tracker: Any, trigger_id: int, seconds: float) -> None:
+    """Move a finished trigger ``seconds`` into the past (time passing, without sleeping)."""
+    from sqlalchemy import update
+
+    from conveyor.store._monitoring import retrain_triggers
+
+    shift = int(seconds * 1000)
+    with tracker.store.write() as conn:
+        conn.execute(update(retrain_triggers).where(retrain_triggers.c.id == trigger_id).values(
+            created_at=retrain_triggers.c.created_at - shift, finished_at=retrain_triggers.c.finished_at - shift))
+
+
 def test_failure_backs_off_separately_from_the_success_cooldown(tracker: Any) -> None:
     calls: list[int] = []
 
@@ -151,13 +163,13 @@ def test_failure_backs_off_separately_from_the_success_cooldown(tracker: Any) ->
             raise error
         return _promote(model, trigger_id)
 
-    trainer = ContinuousTrainer(tracker, flaky, cooldown=3600, backoff=0.4)
+    trainer = ContinuousTrainer(tracker, flaky, cooldown=6 * 3600, backoff=600)
     failed = trainer.trigger("churn", "alert")
     assert failed.status == "failed" and failed.run_id == "run-of-the-failure"  # the failed run is recorded
     early = trainer.trigger("churn", "alert")
-    assert early.status == "skipped" and early.decision.startswith("backoff"), early.decision  # not the 1 h cool-down
+    assert early.status == "skipped" and early.decision.startswith("backoff"), early.decision  # not the 6 h cool-down
     assert not trainer.retry_due("churn", retries=3)
-    time.sleep(0.5)
+    _age(tracker, failed.id, 601)  # ten minutes later: the backoff is over, the cool-down would not be
     assert trainer.retry_due("churn", retries=3)
     retried = trainer.trigger("churn", "retry")
     assert retried.status == "promoted", retried.decision
@@ -165,7 +177,7 @@ def test_failure_backs_off_separately_from_the_success_cooldown(tracker: Any) ->
     after = trainer.trigger("churn", "alert")
     assert after.status == "skipped" and after.decision.startswith("cool-down")  # success starts the cool-down
     assert len(calls) == 2
-    assert trainer.backoff_for(1) == 0.4 and trainer.backoff_for(3) == 1.6 and trainer.backoff_for(30) == 3600
+    assert trainer.backoff_for(1) == 600 and trainer.backoff_for(3) == 2400 and trainer.backoff_for(30) == 6 * 3600
 
 
 def _window(make_frame: Any, shift: float, seed: int) -> Any:
@@ -188,14 +200,14 @@ def test_monitoring_retries_a_failed_retraining_after_the_backoff(tracker: Any, 
             raise outcome
         return outcome
 
-    defaults = MonitoringDefaults(retrain_backoff="0.3s", retrain_retries=1)
+    defaults = MonitoringDefaults(retrain_backoff="10m", retrain_retries=1)
     monitoring = Monitoring(tracker, defaults, MonitorHooks(retrain=hook))
     config: MonitorConfig = monitor_config(retrain=True)
     drifted, calm = _window(make_frame, 1.0, 3), _window(make_frame, 0.0, 4)
     first = monitoring.evaluate(config, current=drifted)
     assert [t.status for t in first.triggers] == ["failed"]
     assert monitoring.evaluate(config, current=calm).triggers == ()  # no alert, backoff not over: nothing
-    time.sleep(0.35)
+    _age(tracker, first.triggers[0].id, 601)
     second = monitoring.evaluate(config, current=calm)  # no alert, but the failed one is retried
     assert [(t.reason, t.status) for t in second.triggers] == [("retry", "promoted")]
     assert monitoring.evaluate(config, current=calm).triggers == ()

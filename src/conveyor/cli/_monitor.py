@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from conveyor.cli._common import (
@@ -226,29 +227,67 @@ def report_cmd(
 def drift_cmd(
     reference: str = typer.Argument(..., help="data:/name@version or a Parquet/CSV file."),
     current: str = typer.Argument(..., help="data:/name@version or a Parquet/CSV file."),
-    method: str = typer.Option("auto", "--method"),
+    method: str = typer.Option(None, "--method", help="Drift method for every column (default auto)."),
     threshold: float = typer.Option(None, "--threshold"),
+    columns: list[str] = typer.Option(None, "--columns", help="Columns to compare (repeat, or comma-separated; "
+                                      "default: all shared ones)."),
+    drift_share: float = typer.Option(None, "--drift-share",
+                                      help="Share of drifted features that makes a data-set drift (default 0.5)."),
+    target: str = typer.Option(None, "--target", help="Label column: its drift is reported, not counted as a feature."),
+    prediction: str = typer.Option(None, "--prediction", help="Prediction column: reported, not counted."),
+    monitor: str = typer.Option(None, "--monitor", help="Take columns, target, methods, thresholds and drift share "
+                                "from this [monitors.<name>] (options given here win)."),
     html: Path = typer.Option(None, "--html"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Compare two tables column by column (ad hoc, nothing stored); exit 1 on data-set drift."""
+    """Compare two tables column by column (ad hoc, nothing stored); exit 1 on data-set drift.
+
+    Counts as ``monitor run`` does: the target (and prediction) columns get a verdict of
+    their own but are not features, so they do not enter the drift share.
+    """
     from conveyor.monitoring import compare
     from conveyor.monitoring._report import drift_report_data, render_html
 
-    report = compare(_table(reference), _table(current), method=method, threshold=threshold)
+    if drift_share is not None and not 0 < drift_share <= 1:
+        raise InvalidInput(f"--drift-share {drift_share:g} is not a share", field="--drift-share", value=drift_share,
+                           hint="give a number in (0, 1], e.g. 0.5")
+    config = _configs([monitor])[1][0] if monitor else None
+    chosen = [c.strip() for part in columns or [] for c in part.split(",") if c.strip()] or \
+        (list(config.columns) if config is not None and config.columns else None)
+    target = target or (config.target if config is not None else None)
+    share = drift_share if drift_share is not None else (config.drift_share if config is not None else 0.5)
+    ref, cur = _table(reference), _table(current)
+    if chosen is not None:
+        chosen += [c for c in (target, prediction) if c and c not in chosen and _has(ref, c) and _has(cur, c)]
+    report = compare(ref, cur, columns=chosen, method=method or (config.method if config else "auto"),
+                     methods=config.methods if config is not None else None,
+                     threshold=threshold if threshold is not None else (config.threshold if config else None),
+                     drift_share=share, target=target, prediction=prediction)
     if html is not None:
         html.write_text(render_html(drift_report_data(report, title=f"{reference} → {current}")), encoding="utf-8")
     if as_json:
         print_json(report.to_dict())
     else:
-        table = Table("column", "method", "value", "threshold", "drifted", "note")
+        table = Table("column", "role", "method", "value", "threshold", "statistics", "drifted", "note")
         for c in report.columns:
-            table.add_row(esc(c.column), esc(c.method), _f(c.value), _f(c.threshold),
+            stats = ", ".join(f"{k}={_f(v) if isinstance(v, float) else v}" for k, v in c.statistics.items()
+                              if k != "p_value")
+            table.add_row(esc(c.column), esc(c.role), esc(c.method), _f(c.value), _f(c.threshold), esc(stats),
                           "[red]yes[/]" if c.drifted else "no", esc(c.note))
         console.print(table)
-        console.print(f"drift share {_f(report.drift_share)} → data-set drift: {report.dataset_drift}")
+        console.print(f"drift share {_f(report.drift_share)} ({report.n_drifted} of {report.n_features} features; "
+                      f"threshold {share:g}) → data-set drift: {report.dataset_drift}", highlight=False)
     if report.dataset_drift:
         raise typer.Exit(1)
+
+
+def _has(table: Any, column: str) -> bool:
+    """Whether a DataFrame or Parquet file has ``column`` (for adding target/prediction)."""
+    if hasattr(table, "columns"):
+        return column in table.columns
+    import pyarrow.parquet as pq
+
+    return column in pq.read_schema(table).names
 
 
 def _table(ref: str) -> Any:
@@ -281,7 +320,7 @@ def retrain_cmd(
         monitoring, (config,) = _monitoring(t, [monitor])
         row = monitoring.trainer(config).trigger(config.model, "command", force=force)
         monitoring.wait(10)
-    console.print(f"trigger {row.id}: {esc(row.status)} — {esc(row.decision)}", highlight=False)
+    console.print(f"trigger {row.id}: {row.status} — {row.decision}", highlight=False, markup=False)
     if row.status in ("failed", "rejected"):
         raise typer.Exit(1)
 
@@ -347,15 +386,16 @@ def history_cmd(
     rows_any: list[dict[str, Any]] = rows
     table = Table(*keys)
     for row in rows_any:
-        table.add_row(*[fmt_ms(row[k]) if k == "at" else esc(json.dumps(row[k])) if isinstance(row[k], dict)
-                        else esc(_cell(row[k])) for k in keys])
+        table.add_row(*[fmt_ms(row[k]) if k in ("at", "lease_until", "heartbeat_at") and row[k] is not None
+                        else esc(json.dumps(row[k])) if isinstance(row[k], dict)
+                        else _cell(row[k]) for k in keys])
     console.print(table)
 
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
-    return "" if value is None else str(value)
+    return "" if value is None else escape(str(value))  # decisions and names may hold [brackets]
 
 
 @app.command("performance")

@@ -7,10 +7,20 @@ Method choice when ``method="auto"`` (Evidently's rule, so verdicts compare):
 * more than 1,000 values: numeric with more than 5 distinct values → ``wasserstein``;
   otherwise ``jensenshannon``.
 
+Every test the rule picks compares two samples (``chisquare`` is the two-sample χ² test,
+see ``_stats``), so with no drift it raises an alarm at about its nominal rate, whatever
+the sizes; ``tests/monitoring/test_false_alarms.py`` checks ≤ 7 % at 5 % by simulation.
+
 Fallbacks, each noted on the column: a window with no values (empty, or all missing) gets
 no verdict; a distance (``wasserstein``, ``psi``, ``jensenshannon``) on fewer than 30
 current values is mostly noise, so the column falls back to a test that accounts for the
-sample size (``ks`` for numeric columns, ``chisquare`` for categorical ones).
+sample size (``ks`` for numeric columns, ``chisquare`` for categorical ones). Under
+``auto`` a distance must also stand above its own sampling noise: when, with these sample
+sizes and no drift at all, it would exceed its threshold more than 5 % of the time, the
+column falls back to the test too. For Jensen–Shannon that chance is the χ² tail
+P(χ²_{k−1} ≥ 8·n_eff·t²) (JS divergence ≈ Pearson's χ² / (8·n_eff), n_eff = n·m/(n+m));
+for Wasserstein it is simulated from the reference's quantile function
+(√n_eff · W₁ → ∫|B(u)| dQ(u), B a Brownian bridge; 2,000 seeded paths).
 """
 
 from __future__ import annotations
@@ -47,6 +57,8 @@ class ColumnDrift:
     n_reference: int
     n_current: int
     note: str = ""
+    #: Every statistic the method computed (KS: ``D`` and ``p_value``; χ²: ``chi2``, ``dof``…).
+    statistics: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -189,10 +201,16 @@ def _distinct(ref: ColumnSummary, cur: ColumnSummary) -> int:
     return max(ref.n_unique, cur.n_unique)
 
 
+#: Under ``auto``, a distance whose chance of exceeding its threshold without drift is above
+#: this falls back to the test.
+NOISE_LEVEL = 0.05
+
+
 def _drift(ref: ColumnSummary, cur: ColumnSummary, role: str, method: str, threshold: float | None) -> ColumnDrift:
-    def result(m: str, thr: float, value: float | None, drifted: bool, status: str, exact: bool, note: str) -> ColumnDrift:
+    def result(m: str, thr: float, value: float | None, drifted: bool, status: str, exact: bool, note: str,
+               statistics: dict[str, Any] | None = None) -> ColumnDrift:
         return ColumnDrift(ref.name, ref.kind, role, m, thr, value, drifted, status, exact,
-                           ref.n_valid, cur.n_valid, note)
+                           ref.n_valid, cur.n_valid, note, dict(statistics or {}))
 
     if ref.n_valid == 0 or cur.n_valid == 0:
         where = "reference" if ref.n_valid == 0 else "current window"
@@ -200,16 +218,67 @@ def _drift(ref: ColumnSummary, cur: ColumnSummary, role: str, method: str, thres
                       f"the {where} has no values in this column (empty or all missing): no verdict")
     note = ""
     chosen = auto_method(ref, cur) if method == "auto" else method
+    fallback = "chisquare" if ref.kind == CATEGORICAL or ref.counts is not None else "ks"
     if chosen in DISTANCES and cur.n_valid < TINY:
-        fallback = "chisquare" if ref.kind == CATEGORICAL or ref.counts is not None else "ks"
         note = f"{cur.n_valid} current values are too few for {chosen}; fell back to {fallback}"
         chosen = fallback
+    elif method == "auto" and chosen in DISTANCES:
+        test = get_stat_test(chosen)
+        chance = null_exceedance(chosen, ref, cur, threshold if threshold is not None else test.threshold)
+        if chance is not None and chance > NOISE_LEVEL:
+            note = (f"with {ref.n_valid} reference and {cur.n_valid} current values, {chosen} would exceed its "
+                    f"threshold without any drift {chance:.0%} of the time; fell back to {fallback}")
+            chosen = fallback
     test = get_stat_test(chosen)
     if ref.kind not in test.kinds:
         raise InvalidInput(
             f"{chosen} does not apply to {ref.kind} column {ref.name!r}", field="method", value=chosen,
-            hint="categorical columns take chisquare, z, psi or jensenshannon",
+            hint="categorical columns take chisquare, chisquare_gof, z, psi or jensenshannon",
         )
     thr = test.threshold if threshold is None or note else threshold
-    value, exact = test.compute(ref, cur, ref.kind != NUMERIC)
-    return result(chosen, thr, value, test.drifted(value, thr), "ok", exact, note)
+    computed = test.compute(ref, cur, ref.kind != NUMERIC)
+    value, exact = computed[0], computed[1]
+    statistics = computed[2] if len(computed) > 2 else {}  # type: ignore[misc]
+    return result(chosen, thr, value, test.drifted(value, thr), "ok", exact, note, statistics)
+
+
+def null_exceedance(method: str, ref: ColumnSummary, cur: ColumnSummary, threshold: float) -> float | None:
+    """The chance that ``method``'s distance reaches ``threshold`` between two samples of
+    these sizes drawn from the reference's own distribution (no drift); None if unknown."""
+    import numpy as np
+
+    n_eff = ref.n_valid * cur.n_valid / (ref.n_valid + cur.n_valid)
+    if method == "jensenshannon":
+        from scipy import stats
+
+        if ref.counts is not None:
+            bins = len(ref.counts) + (1 if ref.other_count else 0)
+        else:
+            bins = int(np.ceil(np.log2(ref.n_valid + cur.n_valid) + 1.0))  # Sturges, as _stats bins
+        if bins < 2:
+            return 0.0
+        return float(stats.chi2.sf(8 * n_eff * threshold**2, bins - 1))
+    if method == "wasserstein":
+        norm = max(ref.std or 0.0, 0.001)
+        grid = np.linspace(0.0, 1.0, _BRIDGE_STEPS + 1)
+        steps = np.diff(ref.quantile(grid))  # dQ over each cell of u
+        integral = _bridges() @ steps  # ∫|B(u)| dQ(u), one per simulated path
+        return float(np.mean(integral >= threshold * norm * np.sqrt(n_eff)))
+    return None
+
+
+_BRIDGE_STEPS = 200
+_BRIDGE_CACHE: list[Any] = []
+
+
+def _bridges() -> Any:
+    """|B(u)| at the midpoints of ``_BRIDGE_STEPS`` cells for 2,000 seeded Brownian bridges."""
+    if not _BRIDGE_CACHE:
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        walk = np.cumsum(rng.normal(scale=np.sqrt(1 / (2 * _BRIDGE_STEPS)), size=(2000, 2 * _BRIDGE_STEPS)), axis=1)
+        u = np.arange(1, 2 * _BRIDGE_STEPS + 1) / (2 * _BRIDGE_STEPS)
+        bridge = walk - u * walk[:, -1:]
+        _BRIDGE_CACHE.append(np.abs(bridge[:, 0::2]))  # u = (2i+1)/(2·steps): the cells' midpoints
+    return _BRIDGE_CACHE[0]
