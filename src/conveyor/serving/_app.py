@@ -32,7 +32,8 @@ from conveyor.serving._http import (
     require_json,
     valid_request_id,
 )
-from conveyor.serving._metrics import Metrics
+from conveyor.serving._metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from conveyor.serving._metrics import UNKNOWN, Metrics
 from conveyor.serving._predlog import LogWriter, Record
 
 log = logging.getLogger("conveyor.serving")
@@ -53,11 +54,7 @@ class Server:
         self.ready = False
         self.background: set[asyncio.Task[Any]] = set()
         self.sticky = config.sticky_header.lower() if config.sticky_header else None
-        metrics.gauge("conveyor_queue_depth", "Requests waiting or being predicted, per model version.", fleet.depth)
-        if writer is not None:
-            metrics.gauge("conveyor_prediction_log_dropped_total",
-                          "Prediction-log rows dropped because the buffer was full.",
-                          lambda: [((), float(writer.dropped))])
+        metrics.watch(fleet.depth, None if writer is None else lambda: (writer.dropped, writer.rejected))
 
     # -- lifespan ---------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -68,20 +65,25 @@ class Server:
         if self.follow and self.source is not None:
             follower = asyncio.create_task(
                 follow_forever(self.fleet, self.source, self.config.follow_interval_s, self.background))
+        refresher = None
+        if self.metrics.multiprocess_dir is not None:  # the worker answering a scrape reads the others' files
+            refresher = asyncio.create_task(_every(1.0, self.metrics.refresh))
         self.ready = True
         try:
             yield
         finally:
             self.ready = False
-            if follower is not None:
-                follower.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await follower
+            for task in (follower, refresher):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             while self.background:  # shadow copies and draining old versions
                 await asyncio.gather(*list(self.background), return_exceptions=True)
             await asyncio.gather(*(d.batcher.close() for d in self.fleet.all()), return_exceptions=True)
             if self.writer is not None:
                 await asyncio.to_thread(self.writer.close)
+            self.metrics.close()
 
     # -- inference --------------------------------------------------------------------------
     def _pick(self, request: Request, name: str, version: str | None) -> Deployment:
@@ -149,7 +151,10 @@ class Server:
         except HTTPError as exc:
             status = exc.status
             response = error_response(exc, state["request_id"])
-        self.metrics.request(name, dep.version if dep else "", protocol, status, time.perf_counter() - started)
+        # label values come from what is served, never from the request: a made-up name or
+        # version adds no series (20,000 unknown names once grew /metrics to 125 MB)
+        model = dep.name if dep else name if name in self.fleet.routes else UNKNOWN
+        self.metrics.request(model, dep.version if dep else "", protocol, status, time.perf_counter() - started)
         return response
 
     async def infer(self, request: Request) -> Response:
@@ -254,7 +259,13 @@ class Server:
         return PlainTextResponse(__version__)
 
     async def prometheus(self, request: Request) -> Response:
-        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(self.metrics.render(), headers={"content-type": METRICS_CONTENT_TYPE})
+
+
+async def _every(seconds: float, action: Any) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        action()
 
 
 def create_app(
@@ -266,6 +277,7 @@ def create_app(
     source: ModelSource | None = None,
     tracker: Any = None,
     follow: bool = False,
+    metrics_dir: str | None = None,
 ) -> Starlette:
     """The inference server as an ASGI application.
 
@@ -274,7 +286,9 @@ def create_app(
     :class:`ServedModel` objects. ``canary`` entries are ``"name@alias:percent"`` strings
     or ``(ServedModel, percent)``; ``shadow`` entries get a copy of every request of their
     model name. The prediction log goes to ``tracker``'s stores (default: the module-level
-    tracker) unless ``config.log_predictions`` is false.
+    tracker) unless ``config.log_predictions`` is false. ``metrics_dir`` is the
+    prometheus_client multiprocess folder shared by several worker processes (``run``
+    sets it up; ``PROMETHEUS_MULTIPROC_DIR`` must name it before the workers start).
 
     Example::
 
@@ -284,7 +298,7 @@ def create_app(
     from conveyor.serving._source import RegistrySource
 
     config = config or ServingConfig()
-    metrics = Metrics()
+    metrics = Metrics(metrics_dir)
     fleet = Fleet(metrics, config)
     needs_source = any(isinstance(m, str) for m in (*models, *canary, *shadow)) or follow
     if source is None and needs_source:

@@ -138,5 +138,5 @@ class Fleet:
     def all(self) -> list[Deployment]:
         return [d for n in self.order for d in self.routes[n].deployments()]
 
-    def depth(self) -> list[tuple[Any, float]]:
-        return [((("model", d.name), ("version", d.version)), float(d.batcher.depth)) for d in self.all()]
+    def depth(self) -> list[tuple[tuple[str, str], float]]:
+        return [((d.name, d.version), float(d.batcher.depth)) for d in self.all()]
