@@ -367,7 +367,9 @@ def _starlette(server: Server) -> Starlette:
             detail = f"method {request.method} is not allowed on {request.url.path}"
         elif status == 404:
             detail = f"no route {request.url.path}; see /docs"
-        return error_response(HTTPError(status, str(detail)), request.scope.get("state", {}).get("request_id"))
+        headers = exc.headers if isinstance(exc, HTTPException) else None  # 405 carries Allow (RFC 9110)
+        return error_response(HTTPError(status, str(detail), headers=headers),
+                              request.scope.get("state", {}).get("request_id"))
 
     app = Starlette(routes=routes, lifespan=server.lifespan,
                     exception_handlers={HTTPException: http_error, Exception: http_error})
