@@ -20,7 +20,7 @@ from conveyor.errors import ConveyorError, InvalidInput
 from conveyor.serving import _feedback, _mlflow, _oip
 from conveyor.serving._codec import Columns
 from conveyor.serving._config import CanarySpec, ServingConfig, model_uri
-from conveyor.serving._deploy import Deployment, Fleet, ModelSource, ServedModel
+from conveyor.serving._deploy import PROBABILITIES, Deployment, Fleet, ModelSource, ServedModel
 from conveyor.serving._errors import HTTPError, from_conveyor
 from conveyor.serving._follow import follow_forever
 from conveyor.serving._http import (
@@ -80,7 +80,7 @@ class Server:
                         await task
             while self.background:  # shadow copies and draining old versions
                 await asyncio.gather(*list(self.background), return_exceptions=True)
-            await asyncio.gather(*(d.batcher.close() for d in self.fleet.all()), return_exceptions=True)
+            await asyncio.gather(*(d.close() for d in self.fleet.all()), return_exceptions=True)
             if self.writer is not None:
                 await asyncio.to_thread(self.writer.close)
             self.metrics.close()
@@ -92,11 +92,12 @@ class Server:
         sticky = request.headers.get(self.sticky) if self.sticky else None
         return self.fleet.route(name).pick(sticky)
 
-    async def _run(self, dep: Deployment, cols: Columns, rows: int, rid: str, started: float) -> Columns:
+    async def _run(self, dep: Deployment, cols: Columns, rows: int, rid: str, started: float,
+                   probabilities: bool = False) -> Columns:
         if rows < 1:  # models disagree on what zero rows mean (most raise): the client's mistake
             raise HTTPError(422, "the request holds no rows; send at least one row to predict")
         try:
-            outputs = await dep.infer(cols, rows)
+            outputs = await dep.infer(cols, rows, probabilities)
         except HTTPError:
             raise
         except InvalidInput as exc:  # the model's own input check: still the client's mistake
@@ -111,7 +112,7 @@ class Server:
         self._log(dep, rid, cols, outputs, rows, started)
         route = self.fleet.routes.get(dep.name)
         if route is not None and route.shadow is not None and dep is route.champion:
-            task = asyncio.get_running_loop().create_task(self._shadow(route.shadow, cols, rows, rid))
+            task = asyncio.get_running_loop().create_task(self._shadow(route.shadow, cols, rows, rid, probabilities))
             self.background.add(task)
             task.add_done_callback(self.background.discard)
         return outputs
@@ -125,11 +126,11 @@ class Server:
             if logged and answered and self.requests is not None:  # feedback may label it now
                 self.requests.remember(dep.name, rid, dep.version, rows)
 
-    async def _shadow(self, dep: Deployment, cols: Columns, rows: int, rid: str) -> None:
+    async def _shadow(self, dep: Deployment, cols: Columns, rows: int, rid: str, probabilities: bool) -> None:
         started = time.perf_counter()
         status = 200
         try:
-            outputs = await dep.infer(cols, rows)
+            outputs = await dep.infer(cols, rows, probabilities and dep.has_probabilities)
             self._log(dep, rid, cols, outputs, rows, started, answered=False)
         except Exception as exc:  # a shadow never answers anyone: count and move on
             status = exc.status if isinstance(exc, HTTPError) else 500
@@ -167,7 +168,9 @@ class Server:
         if isinstance(body, dict) and "x-request-id" not in request.headers and valid_request_id(body.get("id")):
             state["request_id"] = body["id"]
         cols, rows, wanted = _oip.parse_infer(body, dep.signature)
-        outputs = await self._run(dep, cols, rows, state["request_id"], started)
+        _oip.check_outputs(wanted, dep.outputs)
+        proba = wanted is not None and PROBABILITIES in wanted
+        outputs = await self._run(dep, cols, rows, state["request_id"], started, proba)
         answer = _oip.infer_response(dep.name, dep.version, state["request_id"], outputs, dep.signature, wanted)
         return json_response(answer)
 
@@ -176,12 +179,18 @@ class Server:
 
     async def _invocations(self, request: Request, dep: Deployment, started: float) -> Response:
         kind = require_json(request, allow=("text/csv",))
+        wanted = _mlflow.requested_outputs(request.query_params.getlist("output"), dep.outputs)
         data = await read_body(request, self.config.max_body_bytes, self.config.body_timeout_s)
         if kind == "text/csv":
             cols, rows = _mlflow.parse_csv(data, dep.signature)
         else:
             cols, rows = _mlflow.parse_json(parse_json(data), dep.signature)
-        outputs = await self._run(dep, cols, rows, request.scope["state"]["request_id"], started)
+        proba = wanted is not None and PROBABILITIES in wanted
+        outputs = await self._run(dep, cols, rows, request.scope["state"]["request_id"], started, proba)
+        if wanted is not None:
+            outputs = {n: outputs[n] for n in wanted}
+        elif PROBABILITIES in outputs:  # only what was asked for
+            outputs = {n: a for n, a in outputs.items() if n != PROBABILITIES}
         return json_response({"predictions": _mlflow.predictions(outputs)})
 
     # -- feedback ---------------------------------------------------------------------------

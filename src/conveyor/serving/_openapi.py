@@ -66,7 +66,10 @@ def openapi_document(fleet: Any) -> dict[str, Any]:
     versions = sorted({d.version for d in fleet.all()})
     n, v = [_path("name", names)], [_path("name", names), _path("version", versions)]
     model_query = [{"name": "model", "in": "query", "required": False, "schema": {"type": "string"},
-                    "description": "served model name (default: the first served)"}]
+                    "description": "served model name (default: the first served)"},
+                   {"name": "output", "in": "query", "required": False, "schema": {"type": "string"},
+                    "description": "outputs to answer, comma-separated (e.g. probabilities, or "
+                                   "prediction,probabilities); default: the model's prediction"}]
     ready = {"application/json": {"schema": {"type": "object", "properties": {"ready": {"type": "boolean"}}}}}
     paths = {
         "/v2/health/live": {"get": _op("server live (OIP)", answer={"application/json": {"schema": {"type": "object"}}})},
