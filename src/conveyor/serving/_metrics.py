@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -57,19 +58,31 @@ class Metrics:
                                    "buffer was full.", registry=r)
         self.log_rejected = Counter("conveyor_prediction_log_rejected", "Prediction-log rows set aside because "
                                     "they could not be written.", registry=r)
+        # label children by label values; bounded like the labels (served names and versions)
+        self._children: dict[tuple[str, str, str, int], tuple[Any, Any, Any]] = {}
+        self._batch_children: dict[tuple[str, str], Any] = {}
         self._depth: GaugeRead | None = None
         self._log: Callable[[], tuple[int, int]] | None = None
         self._log_seen = (0, 0)
 
     def request(self, model: str, version: str, protocol: str, status: int, seconds: float) -> None:
         """Count one answered inference request and its latency (``model`` is a served name or UNKNOWN)."""
-        self.requests.labels(model, version, protocol, str(status)).inc()
-        self.duration.labels(model, version).observe(seconds)
-        if status >= 400:
-            self.errors.labels(model, version, "client" if status < 500 else "server").inc()
+        key = (model, version, protocol, status)
+        children = self._children.get(key)
+        if children is None:  # label lookups cost a lock each: resolve them once per label set
+            errors = self.errors.labels(model, version, "client" if status < 500 else "server") if status >= 400 else None
+            children = self._children[key] = (self.requests.labels(model, version, protocol, str(status)),
+                                              self.duration.labels(model, version), errors)
+        children[0].inc()
+        children[1].observe(seconds)
+        if children[2] is not None:
+            children[2].inc()
 
     def batch(self, model: str, version: str, rows: int) -> None:
-        self.batch_rows.labels(model, version).observe(rows)
+        child = self._batch_children.get((model, version))
+        if child is None:
+            child = self._batch_children[(model, version)] = self.batch_rows.labels(model, version)
+        child.observe(rows)
 
     def watch(self, depth: GaugeRead, log: Callable[[], tuple[int, int]] | None = None) -> None:
         """Values read when metrics are refreshed: queue depth per version, and the
