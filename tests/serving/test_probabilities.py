@@ -106,3 +106,26 @@ def test_a_model_without_probabilities_says_so(make_app: Any, packages: dict[str
     assert [o["name"] for o in out["meta"]["outputs"]] == ["prediction"]
     for answer in (out["oip"], out["mlflow"]):
         assert answer.status_code == 422 and "probabilities" in answer.json()["error"], answer.text
+
+
+def test_unknown_output_of_a_model_without_signature_is_a_422(make_app: Any) -> None:
+    class Bare:
+        """No signature: its outputs are known only once it answers."""
+
+        flavor = "python"
+        signature = None
+
+        def predict(self, data: Any) -> Any:
+            return np.asarray(data, dtype=float).sum(axis=1)
+
+    app = make_app(("bare", Bare(), "1"))
+    out: dict[str, Any] = {}
+
+    async def go() -> None:
+        async with client(app) as c:
+            out["bad"] = await c.post("/invocations?output=scores", json={"instances": [[1.0, 2.0]]})
+            out["ok"] = await c.post("/invocations?output=prediction", json={"instances": [[1.0, 2.0]]})
+
+    run(go())
+    assert out["bad"].status_code == 422 and "'scores'" in out["bad"].json()["error"], out["bad"].text
+    assert out["ok"].json() == {"predictions": [3.0]}

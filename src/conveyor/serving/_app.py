@@ -188,6 +188,10 @@ class Server:
         proba = wanted is not None and PROBABILITIES in wanted
         outputs = await self._run(dep, cols, rows, request.scope["state"]["request_id"], started, proba)
         if wanted is not None:
+            unknown = [n for n in wanted if n not in outputs]
+            if unknown:  # a model without a signature: its outputs are known only now
+                raise HTTPError(422, f"query parameter output: unknown output(s) {unknown}; the model answers "
+                                f"{list(outputs)}")
             outputs = {n: outputs[n] for n in wanted}
         elif PROBABILITIES in outputs:  # only what was asked for
             outputs = {n: a for n, a in outputs.items() if n != PROBABILITIES}
