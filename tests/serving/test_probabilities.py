@@ -129,3 +129,29 @@ def test_unknown_output_of_a_model_without_signature_is_a_422(make_app: Any) -> 
     run(go())
     assert out["bad"].status_code == 422 and "'scores'" in out["bad"].json()["error"], out["bad"].text
     assert out["ok"].json() == {"predictions": [3.0]}
+
+
+def test_served_probabilities_give_live_roc_auc(make_app: Any, tracker: Any, packages: dict[str, Any]) -> None:
+    """Scores logged with the answers reach monitoring: live ROC AUC from feedback labels."""
+    from sklearn.metrics import roc_auc_score
+
+    from conveyor.monitoring import live_performance
+    from conveyor.serving import read_prediction_log
+
+    native, loaded, data = packages["bc"]
+    rows, truth = data.data.iloc[::10], data.target.iloc[::10]
+    app = make_app(("bc", loaded, "3"), tracker=tracker)
+
+    async def go() -> None:
+        async with client(app) as c:
+            r = await c.post("/invocations?output=prediction,probabilities", headers={"x-request-id": "scored"},
+                             json={"dataframe_split": {"columns": list(rows.columns), "data": rows.values.tolist()}})
+            assert r.status_code == 200, r.text
+            r = await c.post("/v2/models/bc/feedback", json={"request_id": "scored", "labels": truth.tolist()})
+            assert r.status_code == 200, r.text
+
+    run(go())
+    log = read_prediction_log("bc", with_feedback=True, tracker=tracker)
+    (row,) = live_performance(log, every=None, score="probabilities")
+    assert row.labelled_rows == len(rows)
+    assert row.metrics["roc_auc"] == pytest.approx(roc_auc_score(truth, native.predict_proba(rows)[:, 1]))
