@@ -495,3 +495,21 @@ def test_unknown_model_names_do_not_grow_metrics(forest: Forest) -> None:
     assert len(after.splitlines()) == len(before.splitlines())
     assert not any(f"m{i}" in after or f"v{i}" in after or f"q{i}" in after for i in (0, 1, 1999))
     assert 'model="(unknown)"' in after
+
+
+def test_an_unreadable_window_is_an_error_evaluation_not_a_crash(tracker: Any) -> None:
+    """Whatever a window reader raises, the evaluation is stored as an error and the next one runs."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from conveyor.monitoring import MonitorConfig, MonitorHooks, Monitoring
+
+    def broken(*_: Any) -> Any:
+        raise pa.ArrowTypeError("Unable to merge: Field label has incompatible types: int64 vs string")
+
+    reference = pd.DataFrame({"x": np.linspace(0, 1, 50)})
+    monitoring = Monitoring(tracker, hooks=MonitorHooks(load_window=broken, load_reference=lambda key: reference))
+    config = MonitorConfig(name="m-watch", model="m", reference="ref", rules=["drift_share > 0.5"])
+    first, second = monitoring.evaluate(config), monitoring.evaluate(config)
+    assert first.status == second.status == "error"
+    assert "ArrowTypeError" in first.error and first.id != second.id
