@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -342,3 +341,175 @@ def test_a_bad_label_in_the_log_does_not_stop_the_monitors(tracker: Any) -> None
     evaluation = Monitoring(tracker, hooks=hooks).evaluate(config)
     assert evaluation.status == "ok", evaluation.error
     assert evaluation.metrics["accuracy"] == 1.0 and evaluation.metrics["labelled_rows"] == 39
+
+
+# -- transport: a real server process ---------------------------------------------------------------------
+@contextlib.contextmanager
+def serve_process(folder: Path, project: Path, *args: str) -> Iterator[str]:
+    """`conveyor serve FOLDER` as a real process on 127.0.0.1 (the project's conveyor.toml applies)."""
+    import os
+    import subprocess
+    import sys
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_") or k == "CONVEYOR_TEST_POSTGRES"}
+    proc = subprocess.Popen([sys.executable, "-m", "conveyor", "serve", str(folder), "--name", "bc", "--port",
+                             str(port), "--log-level", "warning", *args], cwd=project, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            try:
+                if httpx.get(f"{url}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("server did not become ready")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture
+def bc_folder(project: Path) -> Path:
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    import conveyor.models
+
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data = load_breast_cancer(as_frame=True)
+    folder = project / "bc-model"
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(data.data, data.target)
+    conveyor.models.save(model, folder, input_example=data.data[:5])
+    return folder
+
+
+def _open(sockets: list[socket.socket]) -> list[bool]:
+    """Which sockets the server has not closed (a read returns data or would block)."""
+    alive = []
+    for s in sockets:
+        try:
+            s.setblocking(False)
+            data = s.recv(4096)
+            alive.append(bool(data) and b"408" not in data)
+        except BlockingIOError:
+            alive.append(True)
+        except OSError:
+            alive.append(False)
+    return alive
+
+
+@pytest.mark.slow
+def test_connections_that_trickle_headers_are_closed(project: Path, bc_folder: Path) -> None:
+    """1,100 connections sending one header line at a time were all still open after 40 s.
+    With header_timeout_s = 1, connections that trickle headers, or send nothing at all, get
+    a 408 and are closed, while a normal client is answered; the deadline also applies to
+    the second request of a kept-alive connection."""
+    (project / "conveyor.toml").write_text("[serving]\nheader_timeout_s = 1.0\nlog_predictions = false\n",
+                                           encoding="utf-8")
+    with serve_process(bc_folder, project) as url:
+        port = int(url.rsplit(":", 1)[1])
+        tricklers = [socket.create_connection(("127.0.0.1", port)) for _ in range(200)]
+        silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(50)]
+        for s in tricklers:
+            s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        closed_at = None
+        while time.monotonic() - started < 8:
+            for i, s in enumerate(tricklers):
+                with contextlib.suppress(OSError):
+                    s.sendall(f"X-Slow-{i}: {time.monotonic()}\r\n".encode())
+            if not any(_open(tricklers + silent)):
+                closed_at = time.monotonic() - started
+                break
+            time.sleep(0.25)
+        # a well-behaved client is still served
+        answer = httpx.post(f"{url}/invocations", json={"instances": [[1.0] * 30]}, timeout=10)
+        for s in tricklers + silent:
+            s.close()
+        fresh, keep_alive = _late_headers(port)
+    assert closed_at is not None, f"{sum(_open(tricklers + silent))} slow connections still open after 8 s"
+    assert answer.status_code == 200, answer.text
+    assert fresh.startswith(b"HTTP/1.1 408") and b"header_timeout_s" in fresh
+    # keep-alive: the second request of a connection gets its own deadline
+    assert keep_alive.startswith(b"HTTP/1.1 200") and keep_alive.count(b"HTTP/1.1 ") == 2
+    assert b"HTTP/1.1 408" in keep_alive
+
+
+def _late_headers(port: int) -> tuple[bytes, bytes]:
+    """What the server answers a request whose headers never end, on a fresh connection and
+    after a first request on a kept-alive one."""
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n")
+        s.settimeout(10)
+        fresh = b""
+        while chunk := s.recv(4096):
+            fresh += chunk
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.settimeout(10)
+        kept = s.recv(4096)
+        time.sleep(0.3)
+        s.sendall(b"GET /v2/health/live HTTP/1.1\r\n")
+        while chunk := s.recv(4096):
+            kept += chunk
+    return fresh, kept
+
+
+
+
+# -- /metrics: labels only from what is served ---------------------------------------------------------
+def test_unknown_model_names_do_not_grow_metrics(forest: Forest) -> None:
+    """20,000 requests to made-up names grew /metrics from 35 KB to 125 MB (one series each)."""
+    app = make_app(("wine", forest, "1"))
+    body = {"inputs": [{"name": "x", "shape": [1, 13], "datatype": "FP64", "data": [forest.first]}]}
+
+    async def go() -> tuple[str, str, list[int]]:
+        async with client(app) as c:
+            for path in ("/v2/models/wine/infer", "/v2/models/nope/infer", "/v2/models/wine/versions/x/infer",
+                         "/invocations?model=nope"):
+                await c.post(path, json=body)
+            before = (await c.get("/metrics")).text
+            statuses = []
+            for i in range(2000):
+                paths = (f"/v2/models/m{i}/infer", f"/v2/models/wine/versions/v{i}/infer",
+                         f"/invocations?model=q{i}")
+                statuses += [(await c.post(paths[i % 3], json=body)).status_code]
+            return before, (await c.get("/metrics")).text, statuses
+
+    before, after, statuses = run(go())
+    assert set(statuses) == {404}
+    assert len(after.splitlines()) == len(before.splitlines())
+    assert not any(f"m{i}" in after or f"v{i}" in after or f"q{i}" in after for i in (0, 1, 1999))
+    assert 'model="(unknown)"' in after
+
+
+def test_an_unreadable_window_is_an_error_evaluation_not_a_crash(tracker: Any) -> None:
+    """Whatever a window reader raises, the evaluation is stored as an error and the next one runs."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from conveyor.monitoring import MonitorConfig, MonitorHooks, Monitoring
+
+    def broken(*_: Any) -> Any:
+        raise pa.ArrowTypeError("Unable to merge: Field label has incompatible types: int64 vs string")
+
+    reference = pd.DataFrame({"x": np.linspace(0, 1, 50)})
+    monitoring = Monitoring(tracker, hooks=MonitorHooks(load_window=broken, load_reference=lambda key: reference))
+    config = MonitorConfig(name="m-watch", model="m", reference="ref", rules=["drift_share > 0.5"])
+    first, second = monitoring.evaluate(config), monitoring.evaluate(config)
+    assert first.status == second.status == "error"
+    assert "ArrowTypeError" in first.error and first.id != second.id

@@ -185,3 +185,42 @@ def test_sigterm_under_load_finishes_in_flight_requests_and_flushes_the_log(cham
     assert set(statuses) == {200} and answered
     log = conveyor.serving.read_prediction_log("lin")
     assert len(log) == sum(answered) + 20_000  # nothing lost: every answered row was logged
+
+
+@pytest.mark.slow
+def test_metrics_of_several_workers_add_up(champion: str, project: Path) -> None:
+    """With --workers 2, /metrics (answered by whichever worker) counts every worker's
+    requests: prometheus_client's multiprocess mode. Before, each worker answered for itself."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conveyor", "serve", champion, "--port", str(port), "--workers", "2",
+         "--log-level", "warning", "--no-log"],
+        cwd=project, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_ready(url, proc)
+        time.sleep(2)  # both workers up
+
+        def send(n: int) -> None:
+            with httpx.Client(timeout=30) as c:  # one connection: it lands on one worker
+                for _ in range(n):
+                    assert c.post(f"{url}/invocations", json={"instances": [1.0]}).status_code == 200
+
+        threads = [threading.Thread(target=send, args=(3,)) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        totals = []
+        for _ in range(6):
+            text = httpx.get(f"{url}/metrics", headers={"connection": "close"}).text
+            totals.append(sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                              if s.name == "conveyor_requests_total" and s.labels.get("code") == "200"))
+        assert totals == [60] * 6
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    assert proc.returncode in (0, -signal.SIGTERM)

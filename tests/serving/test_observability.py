@@ -13,21 +13,36 @@ from conveyor.errors import ConfigError, InvalidInput
 from conveyor.serving import CanarySpec, ServingConfig
 
 
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """The exposition parsed: (sample name, labels) → value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
 def test_metrics_exposition(make_app: Any) -> None:
     text = _metrics(make_app)
-    base = 'model="d",version="7"'
-    for line in (
-        f'conveyor_requests_total{{{base},protocol="mlflow",code="200"}} 1',
-        f'conveyor_requests_total{{{base},protocol="mlflow",code="422"}} 1',
-        f'conveyor_requests_total{{{base},protocol="mlflow",code="500"}} 1',
-        f'conveyor_request_errors_total{{{base},kind="client"}} 1',
-        f'conveyor_request_errors_total{{{base},kind="server"}} 1',
-        f'conveyor_request_duration_seconds_count{{{base}}} 3',
-        f'conveyor_batch_size_rows_bucket{{{base},le="1"}} 2',
-        f'conveyor_queue_depth{{{base}}} 0',
-        "# TYPE conveyor_request_duration_seconds histogram",
+    got = samples(text)
+    base = {("model", "d"), ("version", "7")}
+    for name, labels, value in (
+        ("conveyor_requests_total", {("protocol", "mlflow"), ("code", "200")}, 1),
+        ("conveyor_requests_total", {("protocol", "mlflow"), ("code", "422")}, 1),
+        ("conveyor_requests_total", {("protocol", "mlflow"), ("code", "500")}, 1),
+        ("conveyor_request_errors_total", {("kind", "client")}, 1),
+        ("conveyor_request_errors_total", {("kind", "server")}, 1),
+        ("conveyor_request_duration_seconds_count", set(), 3),
+        ("conveyor_batch_size_rows_bucket", {("le", "1.0")}, 2),
+        ("conveyor_queue_depth", set(), 0),
     ):
-        assert line in text, line
+        assert got[(name, frozenset(base | labels))] == value, (name, labels)
+    assert "# TYPE conveyor_request_duration_seconds histogram" in text
+    # names and versions that are not served share one label value; a served name keeps its own
+    unknown = {("model", "(unknown)"), ("version", ""), ("protocol", "oip"), ("code", "404")}
+    assert got[("conveyor_requests_total", frozenset(unknown))] == 2
+    assert got[("conveyor_requests_total", frozenset({("model", "d"), ("version", ""), ("protocol", "oip"),
+                                                      ("code", "404")}))] == 1
+    assert "nope" not in text and not any(dict(labels).get("version") == "9" for _, labels in got)
 
 
 def _metrics(make_app: Any) -> str:
@@ -39,6 +54,9 @@ def _metrics(make_app: Any) -> str:
             await c.post("/invocations", json={"instances": [1]})
             await c.post("/invocations", json={"instances": ["x"]})
             await c.post("/invocations", json={"instances": [666]})
+            await c.post("/v2/models/nope/infer", json={})
+            await c.post("/v2/models/nope2/versions/1/infer", json={})
+            await c.post("/v2/models/d/versions/9/infer", json={})
             out["text"] = (await c.get("/metrics")).text
 
     run(go())

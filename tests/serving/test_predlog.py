@@ -75,7 +75,7 @@ def test_bounded_buffer_drops_and_counts_instead_of_growing(make_app: Any, track
             for v in range(8):
                 assert (await c.post("/invocations", json={"instances": [v]})).status_code == 200
             metrics = (await c.get("/metrics")).text
-            assert "conveyor_prediction_log_dropped_total 3" in metrics
+            assert "\nconveyor_prediction_log_dropped_total 3.0\n" in metrics
 
     run(go())
     assert len(read_prediction_log("d", tracker=tracker)) == 5  # what fitted was flushed at shutdown

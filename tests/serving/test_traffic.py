@@ -29,8 +29,9 @@ def test_canary_takes_its_share_and_metrics_are_per_version(make_app: Any) -> No
                 assert a["outputs"][0]["data"] == [2.0 if a["model_version"] == "1" else 3.0]
             assert 70 <= by_version["2"] <= 180, by_version  # 30 % of 400, loosely
             metrics = (await c.get("/metrics")).text
-            assert f'conveyor_requests_total{{model="m",version="2",protocol="oip",code="200"}} {by_version["2"]}' in metrics
-            assert 'conveyor_queue_depth{model="m",version="1"} 0' in metrics
+            assert f'conveyor_requests_total{{code="200",model="m",protocol="oip",version="2"}} {by_version["2"]}.0' \
+                in metrics
+            assert 'conveyor_queue_depth{model="m",version="1"} 0.0' in metrics
             assert (await c.get("/v2/models/m")).json()["versions"] == ["1", "2"]
 
     run(go())

@@ -437,3 +437,34 @@ def performance_cmd(
     for version, metrics in sorted(offline.items()):
         table.add_row("[dim]offline[/]", esc(version), "", "", *[_f(metrics.get(k)) for k in keys])
     console.print(table)
+
+
+# -- export (the prediction log joined with its feedback) --------------------------------------------
+@app.command("export")
+@handle_errors
+def export_cmd(
+    model: str = typer.Argument(..., help="Served model name."),
+    out: Path = typer.Option(..., "--out", help="File to write (a new file, or --force to replace one)."),
+    fmt: str = typer.Option("parquet", "--format", help="parquet or csv."),
+    version: str = typer.Option(None, "--version", help="Only this model version."),
+    since: str = typer.Option(None, "--since", help="ISO time or ms since the epoch."),
+    until: str = typer.Option(None, "--until", help="ISO time or ms since the epoch."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing file."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
+) -> None:
+    """Export the prediction log of MODEL joined with its feedback: one row per predicted
+    row, with the version that answered and the label (empty where no feedback arrived)."""
+    from rich.markup import escape
+
+    from conveyor.serving._export import export_prediction_log
+
+    with tracker() as t:
+        done = export_prediction_log(model, out, fmt=fmt, version=version, since=since, until=until, force=force,
+                                     tracker=t)
+    if as_json:
+        print_json({"path": str(done.path), "format": done.format, "rows": done.rows, "labelled": done.labelled,
+                    "versions": list(done.versions)})
+        return
+    console.print(f"wrote {done.rows} rows ({done.labelled} with a label) of {escape(model)} "
+                  f"version(s) {', '.join(escape(v) for v in done.versions)} to {escape(str(done.path))}",
+                  highlight=False)

@@ -71,7 +71,8 @@ def serve(
         spec = {"models": refs, "folders": folders, "canary": canary, "shadow": shadow, "follow": follow,
                 "config": config.model_dump(), "root": str(conf.root), "log_level": log_level, "trust": trusted}
         console.print(f"serving {esc(', '.join(models))} on http://{host}:{port} with {workers} workers", highlight=False)
-        run(spec=spec, host=host, port=port, workers=workers, log_level=log_level)
+        run(spec=spec, host=host, port=port, workers=workers, log_level=log_level,
+            header_timeout_s=config.header_timeout_s)
         return
     configure_logging(log_level)
     with _serving_tracker(create=bool(folders) and create_store) as t:
@@ -82,7 +83,7 @@ def serve(
         app = create_app([*refs, *served], canary=canary, shadow=shadow, config=config, tracker=t, follow=follow)
         names = ", ".join(f"{d.name} v{d.version}" for d in app.state.server.fleet.all())
         console.print(f"serving {esc(names)} on http://{host}:{port} (docs: /docs, metrics: /metrics)", highlight=False)
-        run(app, host=host, port=port, log_level=log_level)
+        run(app, host=host, port=port, log_level=log_level, header_timeout_s=config.header_timeout_s)
 
 
 @contextmanager

@@ -174,7 +174,14 @@ class Monitoring:
         if self.hooks.load_window is None:
             raise InvalidInput("no prediction-log reader is wired into monitoring", field="load_window",
                                hint="use `conveyor monitor run` or pass MonitorHooks(load_window=...)")
-        return self.hooks.load_window(config.model, version, since, until)
+        try:
+            return self.hooks.load_window(config.model, version, since, until)
+        except ConveyorError:
+            raise
+        except Exception as exc:  # an unreadable window is this evaluation's error, not the end of `watch`
+            log.exception("monitor %s: reading the prediction log failed", config.name)
+            raise InvalidInput(f"the prediction log of {config.model} could not be read: {type(exc).__name__}: {exc}",
+                               field="window", hint="see the log for the traceback") from None
 
     def _measure(self, config: MonitorConfig, ref_key: str, window: Any) -> tuple[dict[str, Any], DriftReport | None]:
         reference = reference_summary(self.tracker, ref_key, load=self.hooks.load_reference)

@@ -78,8 +78,23 @@ def score_frame(frame: Any, *, task: str | None = None, prediction: str = "predi
     out["precision"] = float(precision_score(y, p, average=average, zero_division=0))
     out["recall"] = float(recall_score(y, p, average=average, zero_division=0))
     if score and score in labelled and binary and len(set(y)) == 2:
-        out["roc_auc"] = float(roc_auc_score(y, labelled[score].to_numpy(dtype=float)))
+        scores = _positive_scores(labelled[score])
+        if scores is not None:
+            out["roc_auc"] = float(roc_auc_score(y, scores))
     return out
+
+
+def _positive_scores(column: Any) -> Any:
+    """Positive-class scores: the column itself, or the last class's probability when each
+    row holds the served ``probabilities`` (a list per row); None when rows lack them."""
+    import numpy as np
+
+    first = column.iloc[0] if len(column) else None
+    if isinstance(first, (list, tuple, np.ndarray)):
+        if any(not isinstance(v, (list, tuple, np.ndarray)) or len(v) < 2 for v in column):
+            return None
+        return np.asarray([v[-1] for v in column], dtype=float)
+    return column.to_numpy(dtype=float)
 
 
 def _usable(labelled: Any, label: str, prediction: str) -> tuple[Any, int]:

@@ -1,4 +1,4 @@
-"""Alert notifications: HTTP POST of a JSON document to a webhook, and the log.
+"""Alert notifications: HTTP POST (httpx) of a JSON document to a webhook, and the log.
 
 Delivery runs on a background thread so a slow or dead endpoint never blocks monitoring:
 each attempt has a timeout, failures are retried with exponential backoff
@@ -13,11 +13,11 @@ import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import httpx
 
 from conveyor.errors import ConfigError
 
@@ -61,20 +61,21 @@ class Notifier:
         status: int | None = None
         error: str | None = None
         attempt = 0
-        for attempt in range(1, self.retries + 2):
-            request = urllib.request.Request(self.url, data=body, method="POST",
-                                             headers={"Content-Type": "application/json",
-                                                      "User-Agent": "conveyor-monitoring"})
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (http/https only)
-                    status, error = response.status, None
-                    break
-            except urllib.error.HTTPError as exc:
-                status, error = exc.code, f"HTTP {exc.code}"
-            except (urllib.error.URLError, OSError) as exc:
-                status, error = None, str(getattr(exc, "reason", exc))
-            if attempt <= self.retries:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+        headers = {"Content-Type": "application/json", "User-Agent": "conveyor-monitoring"}
+        # every phase (connect, write, read, pool) is bounded; redirects are not followed,
+        # so an alert goes to the configured URL only
+        with httpx.Client(timeout=httpx.Timeout(self.timeout), follow_redirects=False) as client:
+            for attempt in range(1, self.retries + 2):
+                try:
+                    response = client.post(self.url, content=body, headers=headers)
+                    status = response.status_code
+                    error = None if status < 300 else f"HTTP {status}"
+                    if error is None:
+                        break
+                except httpx.HTTPError as exc:
+                    status, error = None, f"{type(exc).__name__}: {exc}"
+                if attempt <= self.retries:
+                    time.sleep(self.backoff * 2 ** (attempt - 1))
         delivery = Delivery(self.url, "failed" if error else "delivered", attempt, status, error)
         if error:
             log.warning("webhook %s failed after %d attempts: %s", self.url, attempt, error)

@@ -33,11 +33,17 @@ log_buffer_rows     100000      buffer bound; rows beyond are dropped (and count
 follow_interval_s   2.0         registry polling period with ``--follow``
 sticky_header       (none)      header whose value pins a client to champion or canary
 access_log          true        JSON access lines on the ``conveyor.serving.access`` logger
+header_timeout_s    10          seconds a client may take to send a request's headers (408, closed)
+feedback_max_age_s  604800      oldest answered request (seconds) that feedback may still label
 ==================  ==========  ===============================================================
 
 The prediction log (one Parquet object per model, version and hour per flush, indexed
 in the ``serving_log_files`` table) is read with :func:`read_prediction_log`; labels
-sent to ``/feedback`` with :func:`read_feedback`.
+sent to ``/feedback`` with :func:`read_feedback`. Feedback is accepted only for request ids
+in the prediction log, for rows they had, with labels of the kind the model predicts, and
+each label row carries the version that answered (``conveyor monitor export`` writes the
+joined log to Parquet or CSV). ``/metrics`` uses prometheus_client; with ``--workers N`` it
+adds up every worker (multiprocess mode).
 """
 
 from conveyor.serving._app import create_app

@@ -20,7 +20,7 @@ from conveyor.errors import ConveyorError, InvalidInput
 from conveyor.serving import _feedback, _mlflow, _oip
 from conveyor.serving._codec import Columns
 from conveyor.serving._config import CanarySpec, ServingConfig, model_uri
-from conveyor.serving._deploy import Deployment, Fleet, ModelSource, ServedModel
+from conveyor.serving._deploy import PROBABILITIES, Deployment, Fleet, ModelSource, ServedModel
 from conveyor.serving._errors import HTTPError, from_conveyor
 from conveyor.serving._follow import follow_forever
 from conveyor.serving._http import (
@@ -32,7 +32,8 @@ from conveyor.serving._http import (
     require_json,
     valid_request_id,
 )
-from conveyor.serving._metrics import Metrics
+from conveyor.serving._metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from conveyor.serving._metrics import UNKNOWN, Metrics
 from conveyor.serving._predlog import LogWriter, Record
 
 log = logging.getLogger("conveyor.serving")
@@ -53,11 +54,7 @@ class Server:
         self.ready = False
         self.background: set[asyncio.Task[Any]] = set()
         self.sticky = config.sticky_header.lower() if config.sticky_header else None
-        metrics.gauge("conveyor_queue_depth", "Requests waiting or being predicted, per model version.", fleet.depth)
-        if writer is not None:
-            metrics.gauge("conveyor_prediction_log_dropped_total",
-                          "Prediction-log rows dropped because the buffer was full.",
-                          lambda: [((), float(writer.dropped))])
+        metrics.watch(fleet.depth, None if writer is None else lambda: (writer.dropped, writer.rejected))
 
     # -- lifespan ---------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -68,20 +65,25 @@ class Server:
         if self.follow and self.source is not None:
             follower = asyncio.create_task(
                 follow_forever(self.fleet, self.source, self.config.follow_interval_s, self.background))
+        refresher = None
+        if self.metrics.multiprocess_dir is not None:  # the worker answering a scrape reads the others' files
+            refresher = asyncio.create_task(_every(1.0, self.metrics.refresh))
         self.ready = True
         try:
             yield
         finally:
             self.ready = False
-            if follower is not None:
-                follower.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await follower
+            for task in (follower, refresher):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             while self.background:  # shadow copies and draining old versions
                 await asyncio.gather(*list(self.background), return_exceptions=True)
-            await asyncio.gather(*(d.batcher.close() for d in self.fleet.all()), return_exceptions=True)
+            await asyncio.gather(*(d.close() for d in self.fleet.all()), return_exceptions=True)
             if self.writer is not None:
                 await asyncio.to_thread(self.writer.close)
+            self.metrics.close()
 
     # -- inference --------------------------------------------------------------------------
     def _pick(self, request: Request, name: str, version: str | None) -> Deployment:
@@ -90,11 +92,12 @@ class Server:
         sticky = request.headers.get(self.sticky) if self.sticky else None
         return self.fleet.route(name).pick(sticky)
 
-    async def _run(self, dep: Deployment, cols: Columns, rows: int, rid: str, started: float) -> Columns:
+    async def _run(self, dep: Deployment, cols: Columns, rows: int, rid: str, started: float,
+                   probabilities: bool = False) -> Columns:
         if rows < 1:  # models disagree on what zero rows mean (most raise): the client's mistake
             raise HTTPError(422, "the request holds no rows; send at least one row to predict")
         try:
-            outputs = await dep.infer(cols, rows)
+            outputs = await dep.infer(cols, rows, probabilities)
         except HTTPError:
             raise
         except InvalidInput as exc:  # the model's own input check: still the client's mistake
@@ -109,7 +112,7 @@ class Server:
         self._log(dep, rid, cols, outputs, rows, started)
         route = self.fleet.routes.get(dep.name)
         if route is not None and route.shadow is not None and dep is route.champion:
-            task = asyncio.get_running_loop().create_task(self._shadow(route.shadow, cols, rows, rid))
+            task = asyncio.get_running_loop().create_task(self._shadow(route.shadow, cols, rows, rid, probabilities))
             self.background.add(task)
             task.add_done_callback(self.background.discard)
         return outputs
@@ -123,11 +126,11 @@ class Server:
             if logged and answered and self.requests is not None:  # feedback may label it now
                 self.requests.remember(dep.name, rid, dep.version, rows)
 
-    async def _shadow(self, dep: Deployment, cols: Columns, rows: int, rid: str) -> None:
+    async def _shadow(self, dep: Deployment, cols: Columns, rows: int, rid: str, probabilities: bool) -> None:
         started = time.perf_counter()
         status = 200
         try:
-            outputs = await dep.infer(cols, rows)
+            outputs = await dep.infer(cols, rows, probabilities and dep.has_probabilities)
             self._log(dep, rid, cols, outputs, rows, started, answered=False)
         except Exception as exc:  # a shadow never answers anyone: count and move on
             status = exc.status if isinstance(exc, HTTPError) else 500
@@ -149,7 +152,10 @@ class Server:
         except HTTPError as exc:
             status = exc.status
             response = error_response(exc, state["request_id"])
-        self.metrics.request(name, dep.version if dep else "", protocol, status, time.perf_counter() - started)
+        # label values come from what is served, never from the request: a made-up name or
+        # version adds no series (20,000 unknown names once grew /metrics to 125 MB)
+        model = dep.name if dep else name if name in self.fleet.routes else UNKNOWN
+        self.metrics.request(model, dep.version if dep else "", protocol, status, time.perf_counter() - started)
         return response
 
     async def infer(self, request: Request) -> Response:
@@ -162,7 +168,9 @@ class Server:
         if isinstance(body, dict) and "x-request-id" not in request.headers and valid_request_id(body.get("id")):
             state["request_id"] = body["id"]
         cols, rows, wanted = _oip.parse_infer(body, dep.signature)
-        outputs = await self._run(dep, cols, rows, state["request_id"], started)
+        _oip.check_outputs(wanted, dep.outputs)
+        proba = wanted is not None and PROBABILITIES in wanted
+        outputs = await self._run(dep, cols, rows, state["request_id"], started, proba)
         answer = _oip.infer_response(dep.name, dep.version, state["request_id"], outputs, dep.signature, wanted)
         return json_response(answer)
 
@@ -171,12 +179,22 @@ class Server:
 
     async def _invocations(self, request: Request, dep: Deployment, started: float) -> Response:
         kind = require_json(request, allow=("text/csv",))
+        wanted = _mlflow.requested_outputs(request.query_params.getlist("output"), dep.outputs)
         data = await read_body(request, self.config.max_body_bytes, self.config.body_timeout_s)
         if kind == "text/csv":
             cols, rows = _mlflow.parse_csv(data, dep.signature)
         else:
             cols, rows = _mlflow.parse_json(parse_json(data), dep.signature)
-        outputs = await self._run(dep, cols, rows, request.scope["state"]["request_id"], started)
+        proba = wanted is not None and PROBABILITIES in wanted
+        outputs = await self._run(dep, cols, rows, request.scope["state"]["request_id"], started, proba)
+        if wanted is not None:
+            unknown = [n for n in wanted if n not in outputs]
+            if unknown:  # a model without a signature: its outputs are known only now
+                raise HTTPError(422, f"query parameter output: unknown output(s) {unknown}; the model answers "
+                                f"{list(outputs)}")
+            outputs = {n: outputs[n] for n in wanted}
+        elif PROBABILITIES in outputs:  # only what was asked for
+            outputs = {n: a for n, a in outputs.items() if n != PROBABILITIES}
         return json_response({"predictions": _mlflow.predictions(outputs)})
 
     # -- feedback ---------------------------------------------------------------------------
@@ -254,7 +272,13 @@ class Server:
         return PlainTextResponse(__version__)
 
     async def prometheus(self, request: Request) -> Response:
-        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(self.metrics.render(), headers={"content-type": METRICS_CONTENT_TYPE})
+
+
+async def _every(seconds: float, action: Any) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        action()
 
 
 def create_app(
@@ -266,6 +290,7 @@ def create_app(
     source: ModelSource | None = None,
     tracker: Any = None,
     follow: bool = False,
+    metrics_dir: str | None = None,
 ) -> Starlette:
     """The inference server as an ASGI application.
 
@@ -274,7 +299,9 @@ def create_app(
     :class:`ServedModel` objects. ``canary`` entries are ``"name@alias:percent"`` strings
     or ``(ServedModel, percent)``; ``shadow`` entries get a copy of every request of their
     model name. The prediction log goes to ``tracker``'s stores (default: the module-level
-    tracker) unless ``config.log_predictions`` is false.
+    tracker) unless ``config.log_predictions`` is false. ``metrics_dir`` is the
+    prometheus_client multiprocess folder shared by several worker processes (``run``
+    sets it up; ``PROMETHEUS_MULTIPROC_DIR`` must name it before the workers start).
 
     Example::
 
@@ -284,7 +311,7 @@ def create_app(
     from conveyor.serving._source import RegistrySource
 
     config = config or ServingConfig()
-    metrics = Metrics()
+    metrics = Metrics(metrics_dir)
     fleet = Fleet(metrics, config)
     needs_source = any(isinstance(m, str) for m in (*models, *canary, *shadow)) or follow
     if source is None and needs_source:
@@ -353,7 +380,9 @@ def _starlette(server: Server) -> Starlette:
             detail = f"method {request.method} is not allowed on {request.url.path}"
         elif status == 404:
             detail = f"no route {request.url.path}; see /docs"
-        return error_response(HTTPError(status, str(detail)), request.scope.get("state", {}).get("request_id"))
+        headers = exc.headers if isinstance(exc, HTTPException) else None  # 405 carries Allow (RFC 9110)
+        return error_response(HTTPError(status, str(detail), headers=headers),
+                              request.scope.get("state", {}).get("request_id"))
 
     app = Starlette(routes=routes, lifespan=server.lifespan,
                     exception_handlers={HTTPException: http_error, Exception: http_error})

@@ -8,7 +8,9 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from conveyor.entities import Predictor, Signature
+import numpy as np
+
+from conveyor.entities import ColumnSpec, Predictor, Signature
 from conveyor.serving._batcher import Batcher
 from conveyor.serving._codec import Columns, named_outputs, to_model_input
 from conveyor.serving._config import ServingConfig
@@ -44,33 +46,105 @@ class ModelSource(Protocol):
         ...
 
 
+#: the output that carries class probabilities (``predict_proba``), asked for per request
+PROBABILITIES = "probabilities"
+
+
 class Deployment:
-    """One model version being served: its predictor and its batcher."""
+    """One model version being served: its predictor and its batchers (one for labels, one
+    for labels and class probabilities, made when first asked for)."""
 
     def __init__(self, served: ServedModel, config: ServingConfig, metrics: Metrics) -> None:
         self.served = served
         self.name = served.name
         self.version = served.version
         self.predictor = served.predictor
-        self.signature: Signature | None = getattr(served.predictor, "signature", None)
+        self.model_signature: Signature | None = getattr(served.predictor, "signature", None)
         self.flavor = str(getattr(served.predictor, "flavor", "python"))
-        self.batcher = Batcher(
-            self._predict,
-            name=f"{self.name}/{self.version}",
+        self._proba = _proba_method(served.predictor)
+        #: what this version answers: the model's outputs, plus ``probabilities`` when it has them
+        self.signature = _served_signature(self.model_signature, served.predictor, self._proba is not None)
+        self._config, self._metrics = config, metrics
+        self.batcher = self._batcher(self._predict, "")
+        self._proba_batcher: Batcher | None = None
+
+    def _batcher(self, predict: Any, suffix: str) -> Batcher:
+        config = self._config
+        return Batcher(
+            predict,
+            name=f"{self.name}/{self.version}{suffix}",
             max_batch_size=config.max_batch_size,
             max_wait_ms=config.max_wait_ms,
             queue_size=config.queue_size,
             batching=config.batching,
             inline_below_ms=config.inline_predict_ms,
-            on_batch=lambda rows: metrics.batch(self.name, self.version, rows),
+            on_batch=lambda rows: self._metrics.batch(self.name, self.version, rows),
         )
 
-    def _predict(self, cols: Columns, rows: int) -> Columns:  # in the model's thread, or inline if fast
-        result = self.predictor.predict(to_model_input(cols, self.signature))
-        return named_outputs(result, self.signature, rows)
+    @property
+    def outputs(self) -> list[str]:
+        return [c.name for c in self.signature.outputs] if self.signature else []
 
-    async def infer(self, cols: Columns, rows: int) -> Columns:
-        return await self.batcher.submit(cols, rows)
+    @property
+    def has_probabilities(self) -> bool:
+        return self._proba is not None
+
+    def _predict(self, cols: Columns, rows: int) -> Columns:  # in the model's thread, or inline if fast
+        result = self.predictor.predict(to_model_input(cols, self.model_signature))
+        return named_outputs(result, self.model_signature, rows)
+
+    def _predict_proba(self, cols: Columns, rows: int) -> Columns:
+        assert self._proba is not None
+        data = to_model_input(cols, self.model_signature)
+        outputs = dict(named_outputs(self.predictor.predict(data), self.model_signature, rows))
+        proba = np.asarray(self._proba(data), dtype=np.float64)
+        if proba.ndim != 2 or len(proba) != rows:
+            raise HTTPError(500, f"predict_proba returned shape {list(proba.shape)} for {rows} rows; "
+                            "expected [rows, classes]")
+        outputs[PROBABILITIES] = proba
+        return outputs
+
+    async def infer(self, cols: Columns, rows: int, probabilities: bool = False) -> Columns:
+        if not probabilities:
+            return await self.batcher.submit(cols, rows)
+        if self._proba is None:
+            raise HTTPError(422, f"model {self.name!r} version {self.version} has no {PROBABILITIES!r} output "
+                            f"(it has no predict_proba); it answers {self.outputs}")
+        if self._proba_batcher is None:
+            self._proba_batcher = self._batcher(self._predict_proba, "+proba")
+        return await self._proba_batcher.submit(cols, rows)
+
+    def batchers(self) -> list[Batcher]:
+        return [b for b in (self.batcher, self._proba_batcher) if b is not None]
+
+    @property
+    def depth(self) -> int:
+        return sum(b.depth for b in self.batchers())
+
+    async def close(self) -> None:
+        for batcher in self.batchers():
+            await batcher.close()
+
+
+def _proba_method(predictor: Any) -> Any:
+    method = getattr(predictor, "predict_proba", None)
+    if not callable(method):
+        return None
+    try:
+        has = getattr(predictor, "has_proba", True)  # LoadedModel: whether its flavor really has one
+    except Exception:  # a property that fails means no
+        return None
+    return method if has else None
+
+
+def _served_signature(signature: Signature | None, predictor: Any, proba: bool) -> Signature | None:
+    if not proba or signature is None or any(c.name == PROBABILITIES for c in signature.outputs):
+        return signature
+    native = getattr(predictor, "native", predictor)
+    classes = getattr(native, "classes_", None)
+    width = len(classes) if classes is not None and np.ndim(classes) == 1 else -1
+    outputs = signature.outputs or (ColumnSpec("prediction", "float64"),)
+    return Signature(signature.inputs, (*outputs, ColumnSpec(PROBABILITIES, "float64", (width,))))
 
 
 @dataclass
@@ -138,5 +212,5 @@ class Fleet:
     def all(self) -> list[Deployment]:
         return [d for n in self.order for d in self.routes[n].deployments()]
 
-    def depth(self) -> list[tuple[Any, float]]:
-        return [((("model", d.name), ("version", d.version)), float(d.batcher.depth)) for d in self.all()]
+    def depth(self) -> list[tuple[tuple[str, str], float]]:
+        return [((d.name, d.version), float(d.depth)) for d in self.all()]

@@ -50,7 +50,7 @@ async def check_once(fleet: Fleet, source: ModelSource, closing: set[asyncio.Tas
             log.info("follow: %s now serves %s version %s (was %s)", uri, route.name, new.version,
                      old.version if old else None)
             if old is not None and old not in route.deployments():
-                task = asyncio.get_running_loop().create_task(old.batcher.close())
+                task = asyncio.get_running_loop().create_task(old.close())
                 closing.add(task)
                 task.add_done_callback(closing.discard)
     return swapped

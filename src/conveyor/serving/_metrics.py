@@ -1,117 +1,122 @@
-"""Prometheus metrics in the text exposition format, written by hand.
+"""Prometheus metrics of the inference server, through ``prometheus_client``.
 
-Counters and histograms live in plain dicts touched only from the event loop, so a
-request costs a few dict updates; ``render`` formats them on scrape. With several
-workers each process answers for itself (the scrape sees one worker's counts).
+Each app has its own registry. With several worker processes (``conveyor serve --workers
+N``) the parent points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder before the workers
+start, so each worker writes its values to memory-mapped files there and ``/metrics`` —
+whichever worker answers it — adds up every worker's files (prometheus_client's
+multiprocess mode). One process alone renders its registry directly.
+
+Labels are bounded by what is served: ``model`` and ``version`` name served models and
+loaded versions only; a request for any other name counts under ``model="(unknown)"``
+(``version=""``), so no client can grow the exposition by asking for made-up names.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections import defaultdict
+import os
 from collections.abc import Callable, Iterable
+from typing import Any
 
-Labels = tuple[tuple[str, str], ...]
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+#: the ``model`` label of requests for names that are not served
+UNKNOWN = "(unknown)"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-
-class _Histogram:
-    __slots__ = ("bounds", "counts", "total", "n")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.total = 0.0
-        self.n = 0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.total += value
-        self.n += 1
-
-
-def _fmt_labels(labels: Labels, extra: str = "") -> str:
-    parts = [f'{k}="{_escape(v)}"' for k, v in labels]
-    if extra:
-        parts.append(extra)
-    return "{" + ",".join(parts) + "}" if parts else ""
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+#: what a gauge reads at scrape time: ((model, version), value) pairs
+GaugeRead = Callable[[], Iterable[tuple[tuple[str, str], float]]]
 
 
 class Metrics:
-    """The server's counters, histograms and gauges (per model and version).
+    """The server's counters, histograms and gauges (per served model and version).
 
     Example::
 
         >>> m = Metrics(); m.request("iris", "3", "oip", 200, 0.004)
-        >>> "conveyor_requests_total" in m.render()
+        >>> "conveyor_requests_total" in m.render().decode()
         True
     """
 
-    def __init__(self) -> None:
-        self.counters: dict[str, dict[Labels, float]] = defaultdict(lambda: defaultdict(float))
-        self.histograms: dict[str, dict[Labels, _Histogram]] = defaultdict(dict)
-        self.gauges: list[tuple[str, str, Callable[[], Iterable[tuple[Labels, float]]]]] = []
-
-    def inc(self, name: str, labels: Labels, amount: float = 1.0) -> None:
-        self.counters[name][labels] += amount
-
-    def observe(self, name: str, labels: Labels, value: float, bounds: tuple[float, ...]) -> None:
-        series = self.histograms[name]
-        hist = series.get(labels)
-        if hist is None:
-            hist = series[labels] = _Histogram(bounds)
-        hist.observe(value)
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
+        self.registry = CollectorRegistry()
+        mv = ["model", "version"]
+        r = self.registry
+        self.requests = Counter("conveyor_requests", "Inference requests answered, by model, version, protocol "
+                                "and status code.", [*mv, "protocol", "code"], registry=r)
+        self.errors = Counter("conveyor_request_errors", "Inference requests answered with 4xx (client) or 5xx "
+                              "(server).", [*mv, "kind"], registry=r)
+        self.duration = Histogram("conveyor_request_duration_seconds", "Time from request to answer of inference "
+                                  "requests.", mv, buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_rows = Histogram("conveyor_batch_size_rows", "Rows per predict call (micro-batches).", mv,
+                                    buckets=BATCH_BUCKETS, registry=r)
+        self.queue_depth = Gauge("conveyor_queue_depth", "Requests waiting or being predicted, per model version.",
+                                 mv, multiprocess_mode="livesum", registry=r)
+        self.log_dropped = Counter("conveyor_prediction_log_dropped", "Prediction-log rows dropped because the "
+                                   "buffer was full.", registry=r)
+        self.log_rejected = Counter("conveyor_prediction_log_rejected", "Prediction-log rows set aside because "
+                                    "they could not be written.", registry=r)
+        # label children by label values; bounded like the labels (served names and versions)
+        self._children: dict[tuple[str, str, str, int], tuple[Any, Any, Any]] = {}
+        self._batch_children: dict[tuple[str, str], Any] = {}
+        self._depth: GaugeRead | None = None
+        self._log: Callable[[], tuple[int, int]] | None = None
+        self._log_seen = (0, 0)
 
     def request(self, model: str, version: str, protocol: str, status: int, seconds: float) -> None:
-        """Count one answered inference request and its latency."""
-        base = (("model", model), ("version", version))
-        self.inc("conveyor_requests_total", (*base, ("protocol", protocol), ("code", str(status))))
-        self.observe("conveyor_request_duration_seconds", base, seconds, LATENCY_BUCKETS)
-        if status >= 400:
-            kind = "client" if status < 500 else "server"
-            self.inc("conveyor_request_errors_total", (*base, ("kind", kind)))
+        """Count one answered inference request and its latency (``model`` is a served name or UNKNOWN)."""
+        key = (model, version, protocol, status)
+        children = self._children.get(key)
+        if children is None:  # label lookups cost a lock each: resolve them once per label set
+            errors = self.errors.labels(model, version, "client" if status < 500 else "server") if status >= 400 else None
+            children = self._children[key] = (self.requests.labels(model, version, protocol, str(status)),
+                                              self.duration.labels(model, version), errors)
+        children[0].inc()
+        children[1].observe(seconds)
+        if children[2] is not None:
+            children[2].inc()
 
     def batch(self, model: str, version: str, rows: int) -> None:
-        self.observe("conveyor_batch_size_rows", (("model", model), ("version", version)), rows, BATCH_BUCKETS)
+        child = self._batch_children.get((model, version))
+        if child is None:
+            child = self._batch_children[(model, version)] = self.batch_rows.labels(model, version)
+        child.observe(rows)
 
-    def gauge(self, name: str, help_text: str, read: Callable[[], Iterable[tuple[Labels, float]]]) -> None:
-        """A value read at scrape time (queue depth, …)."""
-        self.gauges.append((name, help_text, read))
+    def watch(self, depth: GaugeRead, log: Callable[[], tuple[int, int]] | None = None) -> None:
+        """Values read when metrics are refreshed: queue depth per version, and the
+        prediction log's (dropped, rejected) row counts."""
+        self._depth, self._log = depth, log
 
-    def render(self) -> str:
-        lines: list[str] = []
-        for name, series in sorted(self.counters.items()):
-            lines += [f"# HELP {name} {_HELP.get(name, name)}", f"# TYPE {name} counter"]
-            lines += [f"{name}{_fmt_labels(labels)} {value:g}" for labels, value in sorted(series.items())]
-        for name, hists in sorted(self.histograms.items()):
-            lines += [f"# HELP {name} {_HELP.get(name, name)}", f"# TYPE {name} histogram"]
-            for labels, hist in sorted(hists.items()):
-                running = 0
-                for bound, count in zip((*hist.bounds, float("inf")), hist.counts, strict=True):
-                    running += count
-                    le = "+Inf" if bound == float("inf") else f"{bound:g}"
-                    bucket = _fmt_labels(labels, 'le="' + le + '"')
-                    lines.append(f"{name}_bucket{bucket} {running}")
-                lines.append(f"{name}_sum{_fmt_labels(labels)} {hist.total:g}")
-                lines.append(f"{name}_count{_fmt_labels(labels)} {hist.n}")
-        for name, help_text, read in self.gauges:
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
-            lines += [f"{name}{_fmt_labels(labels)} {value:g}" for labels, value in read()]
-        return "\n".join(lines) + "\n"
+    def refresh(self) -> None:
+        """Copy this process's current values into the metrics (at scrape time and, with
+        several workers, every second, so every worker's queue depth is known)."""
+        if self._depth is not None:
+            for (model, version), value in self._depth():
+                self.queue_depth.labels(model, version).set(value)
+        if self._log is not None:
+            dropped, rejected = self._log()
+            if dropped > self._log_seen[0]:
+                self.log_dropped.inc(dropped - self._log_seen[0])
+            if rejected > self._log_seen[1]:
+                self.log_rejected.inc(rejected - self._log_seen[1])
+            self._log_seen = (dropped, rejected)
 
+    def render(self) -> bytes:
+        """The text exposition of this process, or of every worker in multiprocess mode."""
+        self.refresh()
+        if self.multiprocess_dir is None:
+            return bytes(generate_latest(self.registry))
+        from prometheus_client import multiprocess
 
-_HELP = {
-    "conveyor_requests_total": "Inference requests answered, by model, version, protocol and status code.",
-    "conveyor_request_errors_total": "Inference requests answered with 4xx (client) or 5xx (server).",
-    "conveyor_request_duration_seconds": "Time from request to answer of inference requests.",
-    "conveyor_batch_size_rows": "Rows per predict call (micro-batches).",
-    "conveyor_prediction_log_dropped_total": "Prediction-log rows dropped because the buffer was full.",
-    "conveyor_prediction_log_rows_total": "Prediction-log rows written to the artifact store.",
-    "conveyor_shadow_requests_total": "Copies of requests sent to shadow versions.",
-}
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=self.multiprocess_dir)
+        return bytes(generate_latest(merged))
+
+    def close(self) -> None:
+        """A worker that stops takes its live gauges (queue depth) out of the sum."""
+        if self.multiprocess_dir is not None:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid(), self.multiprocess_dir)

@@ -111,6 +111,18 @@ def _cell(cell: str, spec: Any) -> Any:
     return int(number) if spec.dtype.startswith(("int", "uint")) and number.is_integer() else number
 
 
+def requested_outputs(values: list[str], known: list[str]) -> list[str] | None:
+    """The outputs asked for with ``?output=probabilities`` (repeated or comma-separated;
+    e.g. ``?output=prediction,probabilities``), or None for the model's default answer."""
+    wanted = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    if not wanted:
+        return None
+    unknown = [w for w in wanted if known and w not in known]
+    if unknown:
+        raise unprocessable(f"query parameter output: unknown output(s) {unknown}; the model answers {known}")
+    return list(dict.fromkeys(wanted))
+
+
 def predictions(outputs: Columns) -> list[Any]:
     """``predictions`` as MLflow writes them: a list of values for one output, a list of
     records for several."""

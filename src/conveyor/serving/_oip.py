@@ -123,6 +123,15 @@ def _requested_outputs(outputs: Any) -> list[str] | None:
     return [o["name"] for o in outputs]
 
 
+def check_outputs(wanted: list[str] | None, known: list[str]) -> None:
+    """422 before the model runs when a requested output is not one the model answers."""
+    if wanted is None or not known:
+        return
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        raise unprocessable(f"unknown output(s) {unknown}; the model answers {known}")
+
+
 def infer_response(
     name: str, version: str, request_id: str, outputs: Columns, signature: Signature | None, wanted: list[str] | None
 ) -> dict[str, Any]:

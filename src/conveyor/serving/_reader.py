@@ -130,7 +130,8 @@ def read_prediction_log(
 
     Columns: ``request_id, row, timestamp, model, version, latency_ms``, the input columns
     under their signature names, then the outputs (``prediction`` or the signature's
-    output names; ``output_<name>`` if a name clashes). ``since``/``until`` take datetimes
+    output names; ``output_<name>`` if a name clashes; ``probabilities``, one list per row,
+    for requests that asked for them). ``since``/``until`` take datetimes
     (naive = UTC), ISO strings or ms since the epoch. ``with_feedback=True`` adds the
     ``label`` column from :func:`read_feedback` (NaN where none arrived).
 
@@ -155,7 +156,8 @@ def read_feedback(
     tracker: Any = None,
 ) -> Any:
     """Ground-truth labels posted to ``/v2/models/{model}/feedback``: ``request_id, row,
-    timestamp, model, label`` (a later label for the same row wins when joined).
+    timestamp, model, version, label`` (``version`` is the one that answered the request; a
+    later label for the same row wins when joined).
 
     Example::
 

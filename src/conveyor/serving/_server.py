@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from typing import Any, cast
 
 from conveyor.entities import Predictor
 
 SPEC_ENV = "CONVEYOR_SERVE_SPEC"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: uvicorn's exit status when the server could not start
+STARTUP_FAILURE = 3
 
 
 def configure_logging(level: str = "info") -> None:
@@ -51,7 +56,7 @@ def worker_app() -> Any:
         served = [ServedModel(f["name"], cast(Predictor, load(f["path"])), f["version"]) for f in spec["folders"]]
     return create_app([*spec["models"], *served], canary=spec.get("canary", []), shadow=spec.get("shadow", []),
                       config=ServingConfig.model_validate(spec.get("config", {})), tracker=tracker,
-                      follow=bool(spec.get("follow")))
+                      follow=bool(spec.get("follow")), metrics_dir=spec.get("metrics_dir"))
 
 
 def run(
@@ -65,12 +70,16 @@ def run(
     log_level: str = "info",
     graceful_timeout: float = 30.0,
     loop: str = "auto",
+    header_timeout_s: float = 10.0,
 ) -> None:
     """Serve ``app`` (one process) or, for ``workers > 1``, the app described by ``spec``
     (``{"models": [...], "canary": [...], "shadow": [...], "config": {...}, "root": dir}``)
     in each worker. ``nodelay=False`` and ``loop="asyncio"`` reproduce plain uvicorn (the
-    benchmark's comparison); uvloop, when installed, sets TCP_NODELAY by itself. Binds 127.0.0.1 unless told otherwise; SIGTERM drains in-flight requests
-    and flushes the prediction log before exiting.
+    benchmark's comparison); uvloop, when installed, sets TCP_NODELAY by itself. Binds
+    127.0.0.1 unless told otherwise; SIGTERM drains in-flight requests and flushes the
+    prediction log before exiting. A connection whose request headers take longer than
+    ``header_timeout_s`` gets a 408 and is closed. With several workers, ``/metrics``
+    answers for all of them (prometheus_client's multiprocess mode, in a temporary folder).
 
     Example::
 
@@ -85,10 +94,41 @@ def run(
         "host": host, "port": port, "log_level": log_level, "access_log": False, "lifespan": "on",
         "timeout_graceful_shutdown": graceful_timeout, "http": NoDelayProtocol if nodelay else "auto", "loop": loop,
     }
-    if workers > 1 or app is None:
-        if spec is None:
-            raise ValueError("workers > 1 needs a spec (each worker builds its own app)")
-        os.environ[SPEC_ENV] = json.dumps(spec)
-        uvicorn.run("conveyor.serving._server:worker_app", factory=True, workers=workers, **kwargs)
-    else:
-        uvicorn.run(app, **kwargs)
+    if workers <= 1 and app is not None:
+        _serve(uvicorn.Config(app, **kwargs), header_timeout_s)
+        return
+    if spec is None:
+        raise ValueError("workers > 1 needs a spec (each worker builds its own app)")
+    # prometheus_client's multiprocess mode: every worker writes its metrics under this
+    # folder, and /metrics adds them up. The variable must be set before a worker imports
+    # prometheus_client, so it is set here, in the parent, and the workers inherit it.
+    metrics_dir = tempfile.mkdtemp(prefix="conveyor-metrics-")
+    saved = {k: os.environ.get(k) for k in (SPEC_ENV, MULTIPROC_ENV)}
+    os.environ[SPEC_ENV] = json.dumps({**spec, "metrics_dir": metrics_dir})
+    os.environ[MULTIPROC_ENV] = metrics_dir
+    try:
+        config = uvicorn.Config("conveyor.serving._server:worker_app", factory=True, workers=workers, **kwargs)
+        _serve(config, header_timeout_s)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _serve(config: Any, header_timeout_s: float) -> None:
+    """What ``uvicorn.run`` does, with the header deadline on the config (the workers get
+    the config pickled, attribute included)."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config.conveyor_header_timeout_s = header_timeout_s
+    if config.workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
