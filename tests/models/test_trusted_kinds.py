@@ -315,7 +315,7 @@ def train():
     return RandomForestClassifier(n_estimators=10, random_state=0).fit(X.iloc[::2], y.iloc[::2])
 
 
-@conveyor.pipelines.pipeline
+@conveyor.pipelines.pipeline(candidate="train")
 def pipeline():
     train()
 ''', encoding="utf-8")

@@ -71,6 +71,10 @@ def _broken(tmp_path: Path, how: str) -> Path:
         meta = json.loads((folder / "conveyor-model.json").read_text())
         meta["flavor"] = "no-such-flavor"
         (folder / "conveyor-model.json").write_text(json.dumps(meta))
+    # keep the recorded sizes true, so the damage itself (not the size check) is what fails
+    meta = json.loads((folder / "conveyor-model.json").read_text())
+    meta["files"] = {name: (folder / name).stat().st_size for name in meta.get("files", {})}
+    (folder / "conveyor-model.json").write_text(json.dumps(meta))
     return folder
 
 

@@ -31,10 +31,15 @@ def test_a_refused_promotion_leaves_no_connection_open(
     project: Path, postgres_url: str, postgres_admin: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CONVEYOR_STORE_METADATA_URL", postgres_url)
-    (project / "model").mkdir()
-    (project / "model" / "weights.txt").write_text("w", encoding="utf-8")
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    import conveyor.models
+
+    X = np.arange(20, dtype=float).reshape(10, 2)
+    model = LinearRegression().fit(X, X.sum(axis=1))
     with conveyor.start_run(experiment="leak") as run:
-        conveyor.log_artifacts(project / "model", "model")
+        conveyor.models.log(model, "model", input_example=X[:3])  # registering loads it now
     conveyor.tracking.set_tracker(None)  # the default tracker it opened is closed, not dropped
     runner = CliRunner()
     done = runner.invoke(app, ["models", "register", f"runs:/{run.id}/model", "clf"])
