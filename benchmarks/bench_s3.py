@@ -209,6 +209,8 @@ def main() -> None:
         timed([*cli, "data", "add", "more", "--name", "more"], ours_project, ours_env)
         quick = timed([*cli, "doctor", "--quick"], ours_project, ours_env)
         full = timed([*cli, "doctor"], ours_project, ours_env)
+        print(f"this checkout: add {ours['add']:.2f}s, get {ours['get']:.2f}s, doctor --quick {quick:.2f}s, "
+              f"doctor {full:.2f}s", flush=True)
         rows.append((f"data add {args.files:,} × 10 KiB", f"{ours['add']:.2f}s", "", ""))
         rows.append((f"data get {args.files:,} × 10 KiB", f"{ours['get']:.2f}s", "", ""))
         rows.append((f"doctor --quick, {2 * args.files + 2:,} objects", f"{quick:.2f}s", "", ""))
@@ -218,6 +220,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory(prefix="conveyor-baseline-") as tmp:
                 base_src = baseline_tree(rev, Path(tmp))
                 base, _, _ = conveyor_side("baseline", base_src)
+            print(f"baseline {rev[:10]}: add {base['add']:.2f}s, get {base['get']:.2f}s", flush=True)
             rows[0] = (rows[0][0], rows[0][1], f"{base['add']:.2f}s", f"{base['add'] / ours['add']:.1f}×")
             rows[1] = (rows[1][0], rows[1][1], f"{base['get']:.2f}s", f"{base['get'] / ours['get']:.1f}×")
 
@@ -231,10 +234,15 @@ def main() -> None:
             run("remote", "add", "-d", "s3", f"s3://{create_bucket(direct)}/dvc")
             run("remote", "modify", "s3", "endpointurl", endpoint)
             run("add", "-q", "many")
-            push = run("push", "-q")
-            shutil.rmtree(repo / ".dvc" / "cache")
-            shutil.rmtree(repo / "many")
-            pull = run("pull", "-q")
+            try:
+                push = run("push", "-v")
+                shutil.rmtree(repo / ".dvc" / "cache")
+                shutil.rmtree(repo / "many")
+                pull = run("pull", "-v")
+            except SystemExit as failed:  # report what we have, and why DVC failed
+                print(f"DVC failed: {failed}", flush=True)
+                push = pull = float("nan")
+            print(f"dvc: push {push:.2f}s, pull {pull:.2f}s", flush=True)
             rows.append((f"dvc push {args.files:,} × 10 KiB", f"{push:.2f}s", "", f"conveyor {push / ours['add']:.1f}× faster"))
             rows.append((f"dvc pull {args.files:,} × 10 KiB", f"{pull:.2f}s", "", f"conveyor {pull / ours['get']:.1f}× faster"))
     finally:

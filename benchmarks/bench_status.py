@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+SRC = HERE.parent / "src"  # this checkout's conveyor, whatever the venv has installed
 WORK = HERE / ".work" / "bench_status"
 DVC_VENV = HERE / ".venvs" / "dvc"
 
@@ -40,6 +41,7 @@ def dvc() -> Path:
 
 def run(cmd: list[str], cwd: Path, expect: str | None = None) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")} | {"DVC_NO_ANALYTICS": "1"}
+    env["PYTHONPATH"] = str(SRC)
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
