@@ -204,7 +204,8 @@ class FsspecBackend:
     def read_all(self, digest: Digest) -> bytes:
         """A small object in one ``GetObject``."""
         with self.errors("read", digest):
-            return bytes(self.fs.cat_file(self._key(digest)))
+            # max_concurrency=1: otherwise s3fs asks for the size first (a HEAD per object).
+            return bytes(self.fs.cat_file(self._key(digest), max_concurrency=1))
 
     def exists(self, digest: Digest) -> bool:
         with self.errors("check", digest):
