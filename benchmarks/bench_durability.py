@@ -15,7 +15,7 @@ same filesystem (the load a training job writing checkpoints puts on a shared di
 tool adds its own copy of the files into a fresh project, CLI wall time incl. start-up.
 DVC does not make its cache durable at all (no fsync); conveyor's figures include it.
 
-Run: ``.venv/bin/python benchmarks/bench_durability.py [--files 10000] [--dd-mib 3072]``
+Run: ``.venv/bin/python benchmarks/bench_durability.py [--files 10000] [--dd-mib 3072] [--repeat 3]``
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,11 +87,50 @@ class DiskLoad:
         subprocess.run(["sync"], check=True)
 
 
+def flush_only(count: int, loaded: bool, mib: int) -> dict[str, float]:
+    """The flush step alone, in-process: ``count`` fresh 10 KiB objects made durable by
+    syncfs(2) (the baseline's batch) and by this checkout's ``flush_files`` (fdatasync pool
+    + folder fsyncs)."""
+    import ctypes
+
+    sys.path.insert(0, str(REPO / "src"))
+    from conveyor.blobs._batch import flush_files
+
+    out: dict[str, float] = {}
+    for how in ("syncfs", "fdatasync pool"):
+        root = WORK / f"flush-{how.replace(' ', '-')}"
+        shutil.rmtree(root, ignore_errors=True)
+        files = []
+        for i in range(count):
+            folder = root / f"{i % 256:02x}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{i}").write_bytes(os.urandom(10 * 1024))
+            files.append(folder / f"{i}")
+        context = DiskLoad(WORK / "load", mib) if loaded else None
+        if context is not None:
+            context.__enter__()
+        try:
+            start = time.perf_counter()
+            if how == "syncfs":
+                fd = os.open(root, os.O_RDONLY)
+                ctypes.CDLL(None, use_errno=True).syncfs(fd)
+                os.close(fd)
+            else:
+                flush_files(root, files)
+            out[how] = time.perf_counter() - start
+        finally:
+            if context is not None:
+                context.__exit__(None, None, None)
+        shutil.rmtree(root)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--dd-mib", type=int, default=3072)
     parser.add_argument("--baseline", default=None, help="git revision of today's code (default: merge base with main)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; each round runs every case once (interleaved)")
     args = parser.parse_args()
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
@@ -100,37 +140,46 @@ def main() -> None:
         ["git", "-C", str(REPO), "merge-base", "HEAD", "main"], capture_output=True, text=True, check=True
     ).stdout.strip()
     exe = dvc()
-    results: dict[tuple[str, str], float] = {}
+    runs: dict[tuple[str, str], list[float]] = {}
+    counter = [0]
     with tempfile.TemporaryDirectory(prefix="conveyor-baseline-") as tmp:
         archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src"], capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
         sides = {"conveyor (this checkout)": REPO / "src", f"conveyor ({rev[:10]})": Path(tmp) / "src"}
-        for condition in ("idle", "under dd load"):
-            for label, src in sides.items():
-                project = WORK / f"p-{len(results)}"
-                project.mkdir()
-                (project / "conveyor.toml").write_text("", encoding="utf-8")
-                shutil.copytree(source, project / "many")
-                subprocess.run(["sync"], check=True)
-                cmd = [sys.executable, "-m", "conveyor", "data", "add", "many", "--name", "many"]
-                if condition == "idle":
-                    results[(label, condition)] = timed(cmd, project, {"PYTHONPATH": str(src)})
-                else:
-                    with DiskLoad(WORK / "load", args.dd_mib):
-                        results[(label, condition)] = timed(cmd, project, {"PYTHONPATH": str(src)})
-                shutil.rmtree(project)
-            repo = WORK / f"dvc-{len(results)}"
-            repo.mkdir()
-            shutil.copytree(source, repo / "many")
-            timed([str(exe), "init", "--no-scm", "-q"], repo)
-            subprocess.run(["sync"], check=True)
-            if condition == "idle":
-                results[("dvc add", condition)] = timed([str(exe), "add", "-q", "many"], repo)
+        def measure(key: tuple[str, str], cmd: list[str], cwd: Path, env: dict[str, str] | None) -> None:
+            if key[1] == "idle":
+                runs.setdefault(key, []).append(timed(cmd, cwd, env))
             else:
                 with DiskLoad(WORK / "load", args.dd_mib):
-                    results[("dvc add", condition)] = timed([str(exe), "add", "-q", "many"], repo)
-            shutil.rmtree(repo)
-    print(f"\n{args.files:,} files × 10 KiB; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
+                    runs.setdefault(key, []).append(timed(cmd, cwd, env))
+
+        for _ in range(args.repeat):
+            for condition in ("idle", "under dd load"):
+                for label, src in sides.items():
+                    counter[0] += 1
+                    project = WORK / f"p-{counter[0]}"
+                    project.mkdir()
+                    (project / "conveyor.toml").write_text("", encoding="utf-8")
+                    shutil.copytree(source, project / "many")
+                    subprocess.run(["sync"], check=True)
+                    cmd = [sys.executable, "-m", "conveyor", "data", "add", "many", "--name", "many"]
+                    measure((label, condition), cmd, project, {"PYTHONPATH": str(src)})
+                    shutil.rmtree(project)
+                counter[0] += 1
+                repo = WORK / f"dvc-{counter[0]}"
+                repo.mkdir()
+                shutil.copytree(source, repo / "many")
+                timed([str(exe), "init", "--no-scm", "-q"], repo)
+                subprocess.run(["sync"], check=True)
+                measure(("dvc add", condition), [str(exe), "add", "-q", "many"], repo, None)
+                shutil.rmtree(repo)
+    results = {key: statistics.median(values) for key, values in runs.items()}
+    flushes: dict[tuple[str, bool], list[float]] = {}
+    for _ in range(args.repeat):
+        for loaded in (False, True):
+            for how, seconds in flush_only(args.files, loaded, args.dd_mib).items():
+                flushes.setdefault((how, loaded), []).append(seconds)
+    print(f"\n{args.files:,} files × 10 KiB; median of {args.repeat} interleaved rounds; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
           f"load = dd writing {args.dd_mib} MiB files in a loop on the same filesystem; CLI wall time\n")
     labels = [*sides, "dvc add"]
     width = max(map(len, labels))
@@ -139,6 +188,10 @@ def main() -> None:
         idle, load = results[(label, "idle")], results[(label, "under dd load")]
         di, dl = results[("dvc add", "idle")] / idle, results[("dvc add", "under dd load")] / load
         print(f"{label:{width}}  {idle:7.2f}s  {load:9.2f}s  {di:12.2f}×  {dl:12.2f}×")
+    print(f"\nthe flush step alone ({args.files:,} fresh objects, in-process, median of {args.repeat}):")
+    for how in ("syncfs", "fdatasync pool"):
+        idle, load = statistics.median(flushes[(how, False)]), statistics.median(flushes[(how, True)])
+        print(f"  {how:16}  idle {idle:6.2f}s  under dd load {load:6.2f}s")
 
 
 if __name__ == "__main__":
