@@ -35,9 +35,11 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 WORK = HERE / ".work" / "bench_s3"
 DVC_VENV = HERE / ".venvs" / "dvc"
+# Empty AWS config files (not /dev/null: DVC's loader refuses a path that is not a file).
+_EMPTY = WORK.parent / "empty-aws-config"
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": str(_EMPTY), "AWS_SHARED_CREDENTIALS_FILE": str(_EMPTY), "AWS_EC2_METADATA_DISABLED": "true",
 }
 
 
@@ -168,6 +170,7 @@ def main() -> None:
 
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
+    _EMPTY.write_text("", encoding="utf-8")
     moto_port, proxy_port = free_port(), free_port()
     procs = [
         subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
