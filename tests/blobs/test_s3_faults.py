@@ -277,3 +277,15 @@ def test_incomplete_uploads_are_cleaned(s3_server: str, tmp_path: Path) -> None:
     store.put_file(big)
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert store.verify(digest)
+
+
+def test_listings_split_crowded_prefixes(s3_server: str) -> None:
+    store = _open(f"s3://{_bucket(s3_server)}/split", s3_server)
+    store.init()
+    blobs = [store.put_bytes(f"object {i}".encode()) for i in range(60)]
+    store._backend.page_size = 2  # type: ignore[attr-defined]  # every prefix needs several pages
+    listed = store.sizes()
+    assert set(listed) == {b.digest for b in blobs}
+    assert all(listed[b.digest][0] == b.size for b in blobs)
+    absent = Digest.parse("blake3:" + "f" * 64)
+    assert store.exists_many([absent, *(b.digest for b in blobs)]) == {b.digest for b in blobs}

@@ -205,3 +205,33 @@ def test_constructors_have_no_side_effects(tmp_path: Path) -> None:
 def test_unsupported_url_is_refused() -> None:
     with pytest.raises(InvalidInput, match="gopher://x"):
         BlobStore.open("gopher://x")
+
+
+def test_concurrent_put_files_of_the_same_content(store: BlobStore, tmp_path: Path) -> None:
+    """Two writers storing overlapping files at once (threads here, as two CLI processes would):
+    both succeed, every object is stored once and verifies."""
+    import threading
+
+    files = []
+    for i in range(40):
+        path = tmp_path / f"f{i}.bin"
+        path.write_bytes(f"content {i % 25}".encode() * (i + 1))
+        files.append(path)
+    results: list[list[Blob]] = []
+    errors: list[BaseException] = []
+
+    def writer(order: list[Path]) -> None:
+        try:
+            results.append(store.put_files(order))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(files,)), threading.Thread(target=writer, args=(files[::-1],))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert results[0] == results[1][::-1] or results[1] == results[0][::-1]
+    assert all(store.verify(blob.digest) for blob in results[0])
+    assert store.exists_many({b.digest for b in results[0]}) == {b.digest for b in results[0]}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import conveyor.data
 
 EXPECTED = [
-    "Anomaly", "ColumnSchema", "DataSettings", "DatasetDiff", "DatasetRef", "DatasetVersion", "Edge", "KINDS",
+    "Anomaly", "ColumnSchema", "DataSettings", "DatasetDiff", "DatasetRef", "DatasetVersion", "Edge", "FolderStatus", "KINDS",
     "LineageGraph", "Node", "Schema", "add", "check_frame", "diff", "get", "get_version", "infer_schema",
     "lineage_graph", "list_datasets", "load", "log_input", "parse_dataset_ref", "parse_node", "record_lineage",
-    "schema_of", "validate", "versions",
+    "schema_of", "status", "validate", "versions",
 ]
 
 

@@ -43,7 +43,7 @@ _OPEN: ContextVar[tuple[Batch, ...]] = ContextVar("conveyor_blob_batches", defau
 
 #: Threads that fdatasync a batch's files: enough to keep a disk queue busy and share
 #: journal commits, bounded so a 100,000-file batch does not start 100,000 syscalls at once.
-SYNC_WORKERS: Final = 16
+SYNC_WORKERS: Final = 128
 
 
 class Batch:

@@ -66,6 +66,7 @@ class FsspecBackend:
         self._prefix = f"{prefix}/" if prefix else ""
         self.concurrency = max(1, concurrency)
         self._ctx = S3Context(url, self.bucket, endpoint)
+        self.page_size = 1000  # S3's maximum; tests lower it to exercise split listings
 
     def _key(self, digest: Digest) -> str:
         return f"{self.root}/{object_relpath(digest)}"
@@ -203,7 +204,8 @@ class FsspecBackend:
     def read_all(self, digest: Digest) -> bytes:
         """A small object in one ``GetObject``."""
         with self.errors("read", digest):
-            return bytes(self.fs.cat_file(self._key(digest)))
+            # max_concurrency=1: otherwise s3fs asks for the size first (a HEAD per object).
+            return bytes(self.fs.cat_file(self._key(digest), max_concurrency=1))
 
     def exists(self, digest: Digest) -> bool:
         with self.errors("check", digest):
@@ -214,47 +216,67 @@ class FsspecBackend:
             return True
 
     def exists_many(self, digests: Iterable[Digest]) -> set[Digest]:
-        """Which of ``digests`` are stored: HEADs for a few, listings of their folders for many."""
+        """Which of ``digests`` are stored: HEADs for a few, listings of their prefixes for many."""
         wanted = set(digests)
         if len(wanted) < _HEAD_BELOW:
-            found = map_bounded(self.exists, sorted(wanted, key=str), self.concurrency)
-            return {d for d, ok in zip(sorted(wanted, key=str), found, strict=True) if ok}
-        folders = sorted({d.hex[:2] for d in wanted})
-        listed: set[Digest] = set()
-        for sizes in map_bounded(self._list_folder, folders, self.concurrency):
-            listed.update(sizes)
-        return wanted & listed
+            ordered = sorted(wanted, key=str)
+            found = map_bounded(self.exists, ordered, self.concurrency)
+            return {d for d, ok in zip(ordered, found, strict=True) if ok}
+        return wanted & set(self._listing({d.hex[0] for d in wanted}))
 
-    def _list(self, prefix: str) -> Iterator[dict[str, Any]]:
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
-            if token:
-                kwargs["ContinuationToken"] = token
+    def _list(self, prefix: str, *, pages: int | None = None) -> tuple[list[dict[str, Any]], bool]:
+        """Objects under ``prefix`` (up to ``pages`` pages of 1,000); True when all were listed."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": self.page_size}
+        while pages is None or pages > 0:
             page = self._call("list_objects_v2", **kwargs)
-            yield from page.get("Contents", [])
+            items.extend(page.get("Contents", []))
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
-                return
+                return items, True
+            kwargs["ContinuationToken"] = token
+            pages = None if pages is None else pages - 1
+        return items, False
 
-    def _list_folder(self, folder: str) -> dict[Digest, tuple[int, float]]:
-        """Digest → (size, mtime) of the objects in one fan-out folder."""
+    def _parse(self, items: list[dict[str, Any]]) -> dict[Digest, tuple[int, float]]:
         out: dict[Digest, tuple[int, float]] = {}
-        base = f"{self._prefix}{folder}/"
+        for item in items:
+            parts = str(item["Key"])[len(self._prefix) :].split("/")
+            digest = digest_from_parts(*parts) if len(parts) == 2 else None
+            if digest is not None:
+                stamp = item.get("LastModified")
+                out[digest] = (int(item["Size"]), stamp.timestamp() if stamp is not None else 0.0)
+        return out
+
+    def _listing(self, nibbles: Iterable[str]) -> dict[Digest, tuple[int, float]]:
+        """Digest → (size, mtime) of the objects whose hex starts with one of ``nibbles``.
+
+        Each nibble's prefix is listed concurrently (one page each: 16 requests cover a store
+        of up to 16,000 objects in one round trip); a prefix with more than one page is
+        split into its 16 fan-out folders, listed concurrently too.
+        """
+        def first(nibble: str) -> tuple[str, list[dict[str, Any]], bool]:
+            items, complete = self._list(f"{self._prefix}{nibble}", pages=1)
+            return nibble, items, complete
+
+        def folder(name: str) -> list[dict[str, Any]]:
+            return self._list(f"{self._prefix}{name}/")[0]
+
+        out: dict[Digest, tuple[int, float]] = {}
         with self.errors(f"list {self.url}"):
-            for item in self._list(base):
-                digest = digest_from_parts(folder, item["Key"][len(base) :])
-                if digest is not None:
-                    stamp = item.get("LastModified")
-                    out[digest] = (int(item["Size"]), stamp.timestamp() if stamp is not None else 0.0)
+            split: list[str] = []
+            for nibble, items, complete in map_bounded(first, sorted(set(nibbles)), self.concurrency):
+                if complete:
+                    out.update(self._parse(items))
+                else:
+                    split.extend(f"{nibble}{c}" for c in "0123456789abcdef")
+            for items in map_bounded(folder, split, self.concurrency):
+                out.update(self._parse(items))
         return out
 
     def sizes(self) -> dict[Digest, tuple[int, float]]:
-        """Every object with its size and mtime, from listings of the 256 folders in parallel."""
-        out: dict[Digest, tuple[int, float]] = {}
-        for part in map_bounded(self._list_folder, [f"{i:02x}" for i in range(256)], self.concurrency):
-            out.update(part)
-        return out
+        """Every object with its size and mtime, from concurrent listings (see ``_listing``)."""
+        return self._listing("0123456789abcdef")
 
     def _info(self, digest: Digest) -> dict[str, Any]:
         with self.errors("stat", digest):

@@ -39,6 +39,14 @@ def add(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Version PATH under NAME: a new version when the content changed, else "unchanged"."""
+    if not as_json and run_id is None:
+        # The common "nothing changed" answer without importing the metadata store.
+        from conveyor.data._status import quick_unchanged
+
+        quick = quick_unchanged(path, name)
+        if quick is not None:
+            console.print(f"unchanged: {quick.ref}", markup=False, highlight=False)
+            return
     import conveyor.data as cd
     from rich.progress import Progress
 
@@ -51,6 +59,32 @@ def add(
         console.print(f"[green]added[/] {esc(version.ref)}  {version.kind}, {version.file_count} file(s), {_size(version.size)}")
     else:
         console.print(f"unchanged: {esc(version.ref)}")
+
+
+@data_app.command("status")
+@handle_errors
+def status(
+    path: Path = typer.Argument(..., help="A folder added with `data add`."),
+    name: str | None = typer.Option(None, "--name", "-n", help="Data set to compare with (default: the one last added from PATH)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Whether PATH changed since its latest version: files added, removed, modified (nothing is stored)."""
+    from conveyor.data._status import status as folder_status
+
+    found = folder_status(path, name)
+    if as_json:
+        print_json(found.to_dict())
+        return
+    if found.state == "new":
+        console.print(f"new: {path} is not a version of any data set yet ({len(found.added)} file(s))",
+                      markup=False, highlight=False)
+        return
+    console.print(f"{found.state}: {path} against {found.ref}", markup=False, highlight=False)
+    for mark, paths in (("+", found.added), ("-", found.removed), ("~", found.modified)):
+        for p in paths[:50]:
+            console.print(f"  {mark} {p}", markup=False, highlight=False)
+        if len(paths) > 50:
+            console.print(f"  {mark} … and {len(paths) - 50} more", markup=False, highlight=False)
 
 
 @data_app.command("list")

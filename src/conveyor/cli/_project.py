@@ -171,10 +171,11 @@ def doctor(
     quick: bool = typer.Option(
         False, "--quick", help="Check existence and size from listings of the store; do not re-hash content."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the report as JSON (also: unreadable manifests, leftovers of interrupted writes)."
+    ),
 ) -> None:
-    """Verify that every referenced artifact exists and matches its digest; list orphans,
-    unreadable manifests and leftovers of interrupted writes."""
+    """Verify that every referenced artifact exists and matches its digest; list orphans."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -232,14 +233,12 @@ def gc(
     ),
     skip_unreadable: bool = typer.Option(
         False, "--skip-unreadable",
-        help="Collect even when referenced manifests cannot be read (files only they list are removed).",
+        help="gc stops, removing nothing, when a referenced manifest cannot be read; this collects anyway "
+        "(files only those manifests list are removed).",
     ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Purge deleted runs and remove artifact objects that nothing references any more.
-
-    Stops without removing anything when a referenced manifest cannot be read, unless
-    --skip-unreadable."""
+    """Purge deleted runs and remove artifact objects that nothing references any more."""
     from conveyor.store import collect_garbage
 
     store, blobs = _open_stores()

@@ -20,15 +20,48 @@ without it they use the stores named by the project's settings.
 - ``[data.severity]``: per-kind severity overrides, e.g. ``new_category = "error"``.
 """
 
-from conveyor.data._checkout import get, load
-from conveyor.data._config import DataSettings
-from conveyor.data._diff import DatasetDiff, diff
-from conveyor.data._lineage import Edge, LineageGraph, lineage_graph, record_lineage
-from conveyor.data._refs import KINDS, DatasetRef, Node, parse_dataset_ref, parse_node
-from conveyor.data._schema import ColumnSchema, Schema, infer_schema
-from conveyor.data._types import DatasetVersion
-from conveyor.data._validate import Anomaly, check_frame, schema_of, validate
-from conveyor.data._versions import add, get_version, list_datasets, log_input, versions
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from conveyor.data._checkout import get, load
+    from conveyor.data._config import DataSettings
+    from conveyor.data._diff import DatasetDiff, diff
+    from conveyor.data._lineage import Edge, LineageGraph, lineage_graph, record_lineage
+    from conveyor.data._refs import KINDS, DatasetRef, Node, parse_dataset_ref, parse_node
+    from conveyor.data._schema import ColumnSchema, Schema, infer_schema
+    from conveyor.data._status import FolderStatus, status
+    from conveyor.data._types import DatasetVersion
+    from conveyor.data._validate import Anomaly, check_frame, schema_of, validate
+    from conveyor.data._versions import add, get_version, list_datasets, log_input, versions
+
+# Loaded on first access: `conveyor data status` and an unchanged `data add` import only
+# conveyor.data._status, not the metadata store (SQLAlchemy) and pandas behind the rest.
+_WHERE = {
+    "get": "_checkout", "load": "_checkout", "DataSettings": "_config", "DatasetDiff": "_diff", "diff": "_diff",
+    "Edge": "_lineage", "LineageGraph": "_lineage", "lineage_graph": "_lineage", "record_lineage": "_lineage",
+    "KINDS": "_refs", "DatasetRef": "_refs", "Node": "_refs", "parse_dataset_ref": "_refs", "parse_node": "_refs",
+    "ColumnSchema": "_schema", "Schema": "_schema", "infer_schema": "_schema", "FolderStatus": "_status",
+    "status": "_status", "DatasetVersion": "_types", "Anomaly": "_validate", "check_frame": "_validate",
+    "schema_of": "_validate", "validate": "_validate", "add": "_versions", "get_version": "_versions",
+    "list_datasets": "_versions", "log_input": "_versions", "versions": "_versions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'conveyor.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"conveyor.data.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "Anomaly",
@@ -38,6 +71,7 @@ __all__ = [
     "DatasetRef",
     "DatasetVersion",
     "Edge",
+    "FolderStatus",
     "KINDS",
     "LineageGraph",
     "Node",
@@ -56,6 +90,7 @@ __all__ = [
     "parse_node",
     "record_lineage",
     "schema_of",
+    "status",
     "validate",
     "versions",
 ]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from conveyor.blobs import BlobStore, Digest
+from conveyor.blobs import BlobStore, Digest, Manifest
 from conveyor.errors import ConveyorError, CorruptObject
 from conveyor.store._store import Store
 
@@ -110,13 +110,18 @@ def expand(blobs: BlobStore, roots: dict[str, bool], problems: list[str] | None 
         if is_manifest:
             manifests.append(digest)
     present = blobs.exists_many(manifests) if manifests else set()
-    for digest in manifests:
+
+    def read(digest: Digest) -> Manifest | None:
         if digest not in present:
-            refs.unreadable.append(str(digest))
-            continue
+            return None
         try:
-            manifest = blobs.read_manifest(digest)
+            return blobs.read_manifest(digest)
         except (ConveyorError, RecursionError, MemoryError):
+            return None
+
+    # Concurrently: on S3 each manifest is a few requests.
+    for digest, manifest in zip(manifests, blobs.map(read, manifests), strict=True):
+        if manifest is None:
             refs.unreadable.append(str(digest))
             continue
         for entry in manifest.entries:
