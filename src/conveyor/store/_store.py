@@ -7,8 +7,9 @@ transient way (see ``_retry``) is tried again with exponential backoff for up to
 when run through ``Store.transaction`` (its body must be idempotent).
 
 Durability on SQLite: WAL with ``synchronous=FULL`` for every write transaction (a commit
-that returned survives power loss) except metric batches, which use ``synchronous=NORMAL``
-(they survive a process crash or SIGKILL; the last ones may roll back after power loss).
+that returned survives power loss) except those opened with ``write(durable=False)`` —
+metric batches and a run's start and end — which use ``synchronous=NORMAL`` (they survive
+a process crash or SIGKILL; the last ones may roll back after power loss).
 """
 
 from __future__ import annotations

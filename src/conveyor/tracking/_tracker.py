@@ -186,7 +186,9 @@ class Tracker:
                 run = replace(run, tags={k: str(v) for k, v in tags.items()})
             return run
 
-        run: Run = self.store.transaction(insert, what="creating a run")
+        # not synced (like metric batches): a run start lost to a power cut leaves nothing
+        # that its params or artifacts (which are synced) could point at yet
+        run: Run = self.store.transaction(insert, durable=False, what="creating a run")
         self._known_runs.add(run.id)
         self._heartbeat.add(run.id)
         return run
@@ -231,7 +233,7 @@ class Tracker:
                 self.store.runs.end(conn, run_id, status, error=error)
 
             try:
-                self.store.transaction(body, what="ending the run")
+                self.store.transaction(body, durable=False, what="ending the run")
             except StorageError as exc:
                 spool = self._spool_or_raise(exc)
                 if points:
