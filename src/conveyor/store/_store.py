@@ -302,6 +302,8 @@ class Store:
 
         with self._upgrade_lock():
             with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":  # an index build may take longer than a query
+                    conn.execute(text("SET LOCAL statement_timeout = 0"))
                 cfg = _alembic_config()
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
