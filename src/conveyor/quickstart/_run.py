@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from conveyor.settings import CONFIG_FILE, Settings
+from conveyor.store import mask_url
 
 
 @dataclass
@@ -70,7 +71,7 @@ def run(folder: Path, *, console: Console | None = None) -> Story:
         set_tracker(None)
         tracker.close()
     console.rule()
-    console.print(f"metadata:  {settings.metadata_url}")
+    console.print(f"metadata:  {mask_url(settings.metadata_url)}")
     console.print(f"artifacts: {settings.artifacts_url}")
     console.print(
         f"[green]done in {time.perf_counter() - started:.1f}s.[/] Explore it: "
