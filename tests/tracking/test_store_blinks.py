@@ -1,5 +1,5 @@
 """Nothing lost when PostgreSQL blinks: a TCP proxy in front of the real server is stopped
-and restarted during metrics, during ``log_param`` and at run end; every point and param
+and restarted during metrics, during ``log_param``, while an artifact is recorded and at run end; every point and param
 arrives exactly once, and a run whose process was SIGKILLed is marked KILLED."""
 
 from __future__ import annotations
@@ -56,6 +56,9 @@ def test_log_param_and_tags_ride_out_a_two_second_outage(
     back.join()
     proxy.outage(1.0)
     tracker.log_params(run.id, {"lr": 0.1})  # the same value again, through another blink: a no-op
+    proxy.outage(1.5)
+    tracker.log_text(run.id, "weights", "model/weights.txt")  # the artifact's row, through a blink
+    assert [a.path for a in tracker.list_artifacts(run.id)] == ["model/weights.txt"]
     tracker.end_run(run.id)
     tracker.close()
     direct = Store.open(postgres_url)

@@ -249,6 +249,39 @@ def artifacts_get(
     console.print(f"wrote {written}", markup=False, highlight=False)
 
 
-from conveyor.cli import _sync  # noqa: E402  (`runs gc-stale` lives with the other fault commands)
+@runs_app.command("gc-stale")
+@handle_errors
+def runs_gc_stale(
+    stale_after: float | None = typer.Option(
+        None, "--stale-after", min=0.0,
+        help="Seconds without a heartbeat that make a RUNNING run dead (default: the tracking.stale_after setting).",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list them."),
+    as_json: bool = typer.Option(False, "--json", help="Print the runs as JSON."),
+) -> None:
+    """Mark RUNNING runs whose process died (no heartbeat for --stale-after seconds) as KILLED."""
+    from rich.markup import escape
 
-_sync.register_runs(runs_app)
+    from conveyor.cli._common import settings
+    from conveyor.store import Store
+    from conveyor.tracking._heartbeat import find_stale, mark_stale
+
+    loaded = settings()
+    after = loaded.tracking.stale_after if stale_after is None else stale_after
+    store = Store.from_settings(loaded)
+    try:
+        found = find_stale(store, after) if dry_run else mark_stale(store, after)
+    finally:
+        store.close()
+    if as_json:
+        print_json([{"run_id": r.run_id, "last_seen": r.last_seen_ms, "marked": not dry_run} for r in found])
+        return
+    if not found:
+        console.print(f"no RUNNING run without a heartbeat for {after:g} s")
+        return
+    table = Table(title=("would mark KILLED" if dry_run else "marked KILLED"))
+    table.add_column("run")
+    table.add_column("last sign of life")
+    for r in found:
+        table.add_row(escape(r.run_id), fmt_ms(r.last_seen_ms))
+    console.print(table)

@@ -55,7 +55,7 @@ def resolve(target: Any = None) -> Stores:
         with _lock:
             found = _defaults.get(settings.root)
             if found is None:
-                store = Store.open(settings.metadata_url, create=True)
+                store = Store.from_settings(settings, create=True)
                 blobs = BlobStore.from_settings(settings)
                 blobs.init()
                 found = _defaults[settings.root] = Stores(store, blobs, settings.root)

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from conveyor.settings import CONFIG_FILE, Settings
+from conveyor.store import mask_url
 
 
 @dataclass
@@ -74,7 +75,7 @@ def run(folder: Path, *, console: Console | None = None) -> Story:
     from rich.markup import escape
 
     command = escape(conveyor_command())
-    console.print(f"metadata:  {escape(settings.metadata_url)}")
+    console.print(f"metadata:  {escape(mask_url(settings.metadata_url))}")
     console.print(f"artifacts: {escape(settings.artifacts_url)}")
     console.print(
         f"[green]done in {time.perf_counter() - started:.1f}s.[/] Explore it: "

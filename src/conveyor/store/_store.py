@@ -7,8 +7,9 @@ transient way (see ``_retry``) is tried again with exponential backoff for up to
 when run through ``Store.transaction`` (its body must be idempotent).
 
 Durability on SQLite: WAL with ``synchronous=FULL`` for every write transaction (a commit
-that returned survives power loss) except metric batches, which use ``synchronous=NORMAL``
-(they survive a process crash or SIGKILL; the last ones may roll back after power loss).
+that returned survives power loss) except those opened with ``write(durable=False)`` —
+metric batches and a run's start and end — which use ``synchronous=NORMAL`` (they survive
+a process crash or SIGKILL; the last ones may roll back after power loss).
 """
 
 from __future__ import annotations
@@ -304,6 +305,8 @@ class Store:
 
         with self._upgrade_lock():
             with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":  # an index build may take longer than a query
+                    conn.execute(text("SET LOCAL statement_timeout = 0"))
                 cfg = _alembic_config()
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)

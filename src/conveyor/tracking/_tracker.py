@@ -186,7 +186,9 @@ class Tracker:
                 run = replace(run, tags={k: str(v) for k, v in tags.items()})
             return run
 
-        run: Run = self.store.transaction(insert, what="creating a run")
+        # not synced (like metric batches): a run start lost to a power cut leaves nothing
+        # that its params or artifacts (which are synced) could point at yet
+        run: Run = self.store.transaction(insert, durable=False, what="creating a run")
         self._known_runs.add(run.id)
         self._heartbeat.add(run.id)
         return run
@@ -231,7 +233,7 @@ class Tracker:
                 self.store.runs.end(conn, run_id, status, error=error)
 
             try:
-                self.store.transaction(body, what="ending the run")
+                self.store.transaction(body, durable=False, what="ending the run")
             except StorageError as exc:
                 spool = self._spool_or_raise(exc)
                 if points:
@@ -395,8 +397,26 @@ class Tracker:
             return self.store.artifacts.list(conn, run_id, prefix)
 
     def get_artifact(self, run_id: str, path: str) -> Artifact:
+        """A logged artifact, or a file inside a logged folder (``model/conveyor-model.json``,
+        as ``conveyor artifacts list`` shows it)."""
+        checked = artifact_path(path)
         with self.store.read() as conn:
-            return self.store.artifacts.get(conn, run_id, artifact_path(path))
+            try:
+                return self.store.artifacts.get(conn, run_id, checked)
+            except NotFound as missing:
+                folders = [a for a in self.store.artifacts.list(conn, run_id) if a.is_dir]
+                not_found = missing
+        from conveyor.blobs import Digest
+
+        for folder in sorted(folders, key=lambda a: len(a.path), reverse=True):
+            if not checked.startswith(folder.path + "/"):
+                continue
+            inner = checked[len(folder.path) + 1 :]
+            for entry in self.blobs.read_manifest(Digest.parse(folder.digest)).entries:
+                if entry.path == inner:
+                    media = mimetypes.guess_type(inner)[0] or "application/octet-stream"
+                    return Artifact(run_id, checked, str(entry.digest), entry.size, media)
+        raise not_found
 
     def download_artifact(self, run_id: str, path: str, dest: str | Path | None = None, *, force: bool = False) -> Path:
         """Copy an artifact (file or folder) to ``dest``; returns the written path.
