@@ -25,11 +25,8 @@ from conveyor._version import __version__
 # module is then imported to list it. Rows are in the order ``conveyor --help`` shows.
 _GROUPS: list[tuple[str, str] | tuple[str, str, str]] = [
     ("_project", "init", "Write conveyor.toml, create .conveyor/ and initialise the stores."),
-    ("_project", "doctor", ("Verify that every referenced artifact exists and matches its digest; list orphans,\n"
-                            "unreadable manifests and leftovers of interrupted writes.")),
-    ("_project", "gc", ("Purge deleted runs and remove artifact objects that nothing references any more.\n\n"
-                        "Stops without removing anything when a referenced manifest cannot be read, unless\n"
-                        "--skip-unreadable.")),
+    ("_project", "doctor", "Verify that every referenced artifact exists and matches its digest; list orphans."),
+    ("_project", "gc", "Purge deleted runs and remove artifact objects that nothing references any more."),
     ("_project", "quickstart", "Run the whole loop on bundled data in a new folder: train, track, compare."),
     ("_data", "lineage", "Print what is upstream and downstream of REF as trees."),
     ("_serve", "serve", "Serve models over Open Inference Protocol v2 and MLflow's /invocations."),
