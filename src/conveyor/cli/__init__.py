@@ -41,6 +41,7 @@ _GROUPS: list[tuple[str, str] | tuple[str, str, str]] = [
     ("_models", "models", "Registered models: versions, aliases (champion…), audit history, model cards."),
     ("_ci", "ci", "CI/CD for models: gate candidates on pull requests, promote on main."),
     ("_monitor", "monitor", "Drift, data quality, live performance, alerts and retraining."),
+    ("_server", "server", "Run the tracking server: MLflow's REST API, health, version and Prometheus metrics."),
 ]
 
 
