@@ -24,7 +24,7 @@ def server(
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         from conveyor.errors import InvalidInput
 
-        raise InvalidInput(f"unknown log level {log_level!r}", field="--log-level", value=log_level,
+        raise InvalidInput(f"unknown --log-level {log_level!r}", field="--log-level", value=log_level,
                            hint="debug, info, warning or error")
     conf = settings()
     tracker = open_tracker(conf.root)  # the schema check: an outdated store names `conveyor db upgrade`
