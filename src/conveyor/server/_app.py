@@ -41,6 +41,7 @@ TRACKING: list[tuple[str, list[str], Callable[..., dict[str, Any]]]] = [
     ("/runs/log-batch", ["POST"], _logging.log_batch),
     ("/runs/log-inputs", ["POST"], _logging.log_inputs),
     ("/metrics/get-history", ["GET"], _logging.get_history),
+    ("/logged-models/search", ["POST"], _logging.search_logged_models),
 ]
 
 

@@ -131,3 +131,12 @@ def get_history(tracker: Tracker, fields: Fields) -> dict[str, Any]:
     if token:
         out["next_page_token"] = token
     return out
+
+
+def search_logged_models(tracker: Tracker, fields: Fields) -> dict[str, Any]:
+    """MLflow 3's logged models are not kept by conveyor: the search finds none.
+
+    The mlflow client asks while resolving ``runs:/`` artifact URIs (``download_artifacts``);
+    an empty answer makes it fall back to the run's own artifacts.
+    """
+    return {"models": []}
