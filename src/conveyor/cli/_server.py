@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from conveyor.cli._common import console, handle_errors, settings
+from conveyor.cli._common import console, err_console, handle_errors, settings
 
 
 def register(app: typer.Typer) -> None:
@@ -30,6 +30,9 @@ def server(
     tracker = open_tracker(conf.root)  # the schema check: an outdated store names `conveyor db upgrade`
     console.print(f"conveyor server on http://{host}:{port} (MLflow API: /api/2.0/mlflow, metrics: /metrics)",
                   highlight=False)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(f"[yellow]warning:[/] the server has no authentication yet: anyone who can reach "
+                          f"{host}:{port} can read and write every experiment and artifact", highlight=False)
     if workers > 1:
         tracker.close()
         run(root=conf.root, host=host, port=port, workers=workers, log_level=log_level.lower())

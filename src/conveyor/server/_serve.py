@@ -15,7 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT_ENV = "CONVEYOR_SERVER_ROOT"
+#: The parent hands each worker its project through the documented ``CONVEYOR_ROOT`` and
+#: its log level through this private variable.
+LOG_LEVEL_ENV = "CONVEYOR_SERVER_WORKER_LOG_LEVEL"
 
 
 def configure_logging(level: str = "info") -> None:
@@ -44,8 +46,8 @@ def worker_app() -> Any:
     """The app of one worker process (uvicorn's factory), for the project the parent named."""
     from conveyor.server._app import create_app
 
-    configure_logging(os.environ.get(ROOT_ENV + "_LOG_LEVEL", "info"))
-    return create_app(open_tracker(os.environ[ROOT_ENV]), close_tracker=True)
+    configure_logging(os.environ.get(LOG_LEVEL_ENV, "info"))
+    return create_app(open_tracker(), close_tracker=True)
 
 
 def run(
@@ -69,8 +71,8 @@ def run(
         "timeout_graceful_shutdown": graceful_timeout, "http": NoDelayProtocol,
     }
     if workers > 1:
-        os.environ[ROOT_ENV] = str(Path(root or ".").resolve())
-        os.environ[ROOT_ENV + "_LOG_LEVEL"] = log_level
+        os.environ["CONVEYOR_ROOT"] = str(Path(root or ".").resolve())
+        os.environ[LOG_LEVEL_ENV] = log_level
         uvicorn.run("conveyor.server._serve:worker_app", factory=True, workers=workers, **kwargs)
     else:
         uvicorn.run(app, **kwargs)
