@@ -149,6 +149,22 @@ BAD_REQUESTS = [
     ("post", "/runs/delete-tag", {"run_id": "RUN", "key": "absent"}, 404, "RESOURCE_DOES_NOT_EXIST"),
     ("get", "/metrics/get-history", {"run_id": "RUN"}, 400, "INVALID_PARAMETER_VALUE"),
     ("get", "/metrics/get-history", {"run_id": "nope", "metric_key": "k"}, 404, "RESOURCE_DOES_NOT_EXIST"),
+    ("get", "/registered-models/get", {}, 400, "INVALID_PARAMETER_VALUE"),
+    ("get", "/registered-models/get", {"name": "absent"}, 404, "RESOURCE_DOES_NOT_EXIST"),
+    ("post", "/registered-models/create", {"name": "a/b"}, 400, "INVALID_PARAMETER_VALUE"),
+    ("get", "/registered-models/search", {"filter": "owner = 'x'"}, 400, "INVALID_PARAMETER_VALUE"),
+    ("get", "/registered-models/search", {"max_results": "5000"}, 400, "INVALID_PARAMETER_VALUE"),
+    ("post", "/model-versions/create", {"name": "m", "source": "s3://bucket/model"}, 400, "INVALID_PARAMETER_VALUE"),
+    ("post", "/model-versions/create", {"name": "m", "source": "runs:/RUN/../../etc"}, 400, "INVALID_PARAMETER_VALUE"),
+    ("post", "/model-versions/create", {"name": "m", "source": "mlflow-artifacts:/1/RUN/artifacts/%2e%2e/x"}, 400,
+     "INVALID_PARAMETER_VALUE"),
+    ("post", "/model-versions/create", {"name": "m"}, 400, "INVALID_PARAMETER_VALUE"),
+    ("post", "/model-versions/create", {"name": "absent", "source": "runs:/RUN/model"}, 404, "RESOURCE_DOES_NOT_EXIST"),
+    ("get", "/model-versions/get", {"name": "m", "version": "abc"}, 400, "INVALID_PARAMETER_VALUE"),
+    ("get", "/model-versions/get", {"name": "m", "version": "0"}, 400, "INVALID_PARAMETER_VALUE"),
+    ("get", "/registered-models/alias", {"name": "absent", "alias": "champion"}, 404, "RESOURCE_DOES_NOT_EXIST"),
+    ("post", "/registered-models/alias", {"name": "absent", "alias": "champion", "version": "1"}, 404,
+     "RESOURCE_DOES_NOT_EXIST"),
 ]
 
 

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from conveyor.server import _experiments, _logging, _observe, _runs
+from conveyor.server import _experiments, _logging, _models, _observe, _runs
 from conveyor.server._errors import ApiError
 from conveyor.server._http import endpoint, error_response
 from conveyor.tracking import Tracker
@@ -44,6 +44,17 @@ TRACKING: list[tuple[str, list[str], Callable[..., dict[str, Any]]]] = [
     ("/logged-models/search", ["POST"], _logging.search_logged_models),
 ]
 
+REGISTRY: list[tuple[str, list[str], Callable[..., dict[str, Any]]]] = [
+    ("/registered-models/create", ["POST"], _models.create_model),
+    ("/registered-models/get", ["GET"], _models.get_model),
+    ("/registered-models/search", ["GET"], _models.search_models),
+    ("/model-versions/create", ["POST"], _models.create_version),
+    ("/model-versions/get", ["GET"], _models.get_version),
+    ("/registered-models/alias", ["POST"], _models.set_alias),
+    ("/registered-models/alias", ["GET"], _models.get_alias),
+    ("/registered-models/alias", ["DELETE"], _models.delete_alias),
+]
+
 
 def routes() -> list[BaseRoute]:
     out: list[BaseRoute] = [
@@ -52,7 +63,7 @@ def routes() -> list[BaseRoute]:
         Route("/metrics", _observe.metrics, methods=["GET"]),
     ]
     for prefix in PREFIXES:
-        out += [Route(prefix + path, endpoint(handler), methods=methods) for path, methods, handler in TRACKING]
+        out += [Route(prefix + path, endpoint(handler), methods=methods) for path, methods, handler in TRACKING + REGISTRY]
     from conveyor.server import _artifacts
 
     out += _artifacts.routes()
