@@ -42,6 +42,7 @@ _GROUPS: list[tuple[str, str] | tuple[str, str, str]] = [
     ("_ci", "ci", "CI/CD for models: gate candidates on pull requests, promote on main."),
     ("_monitor", "monitor", "Drift, data quality, live performance, alerts and retraining."),
     ("_server", "server", "Run the tracking server: MLflow's REST API, health, version and Prometheus metrics."),
+    ("_server", "tokens", "API tokens of `conveyor server`: create (shown once), list, revoke."),
 ]
 
 

@@ -9,5 +9,6 @@ from __future__ import annotations
 
 from conveyor.server._app import create_app
 from conveyor.server._serve import open_tracker, run
+from conveyor.server._tokens import TokenRecord, TokenStore
 
-__all__ = ["create_app", "open_tracker", "run"]
+__all__ = ["TokenRecord", "TokenStore", "create_app", "open_tracker", "run"]

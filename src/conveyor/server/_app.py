@@ -13,8 +13,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from conveyor.server import _experiments, _logging, _models, _observe, _runs
+from conveyor.server._auth import RequireToken
 from conveyor.server._errors import ApiError
 from conveyor.server._http import endpoint, error_response
+from conveyor.server._tokens import TokenStore
 from conveyor.tracking import Tracker
 
 PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
@@ -86,8 +88,9 @@ async def _crash(request: Request, exc: Exception) -> Response:
     return error_response(ApiError("INTERNAL_ERROR", "internal error; the server log has the details"))
 
 
-def create_app(tracker: Tracker, *, close_tracker: bool = False) -> Starlette:
-    """The server's app over one open ``Tracker``. ``close_tracker`` closes it on shutdown."""
+def create_app(tracker: Tracker, *, close_tracker: bool = False, tokens: TokenStore | None = None) -> Starlette:
+    """The server's app over one open ``Tracker``. ``close_tracker`` closes it on shutdown;
+    with ``tokens`` every route but ``/health`` needs one of them."""
     metrics = _observe.Metrics()
 
     @asynccontextmanager
@@ -102,5 +105,7 @@ def create_app(tracker: Tracker, *, close_tracker: bool = False) -> Starlette:
                     exception_handlers={HTTPException: _http_error, Exception: _crash})
     app.state.tracker = tracker
     app.state.metrics = metrics
-    app.add_middleware(_observe.Observe, metrics=metrics)
+    if tokens is not None:
+        app.add_middleware(RequireToken, tokens=tokens)
+    app.add_middleware(_observe.Observe, metrics=metrics)  # outermost: 401s are logged and counted
     return app

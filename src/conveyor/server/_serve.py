@@ -18,6 +18,7 @@ from typing import Any
 #: The parent hands each worker its project through the documented ``CONVEYOR_ROOT`` and
 #: its log level through this private variable.
 LOG_LEVEL_ENV = "CONVEYOR_SERVER_WORKER_LOG_LEVEL"
+AUTH_ENV = "CONVEYOR_SERVER_WORKER_AUTH"
 
 
 def configure_logging(level: str = "info") -> None:
@@ -46,8 +47,12 @@ def worker_app() -> Any:
     """The app of one worker process (uvicorn's factory), for the project the parent named."""
     from conveyor.server._app import create_app
 
+    from conveyor.server._tokens import TokenStore
+    from conveyor.settings import Settings
+
     configure_logging(os.environ.get(LOG_LEVEL_ENV, "info"))
-    return create_app(open_tracker(), close_tracker=True)
+    tokens = TokenStore.of(Settings.load().conveyor_dir) if os.environ.get(AUTH_ENV) == "1" else None
+    return create_app(open_tracker(), close_tracker=True, tokens=tokens)
 
 
 def run(
@@ -59,8 +64,10 @@ def run(
     workers: int = 1,
     log_level: str = "info",
     graceful_timeout: float = 30.0,
+    auth: bool = False,
 ) -> None:
-    """Serve ``app`` in this process, or (``workers > 1``) an app per worker for ``root``."""
+    """Serve ``app`` in this process, or (``workers > 1``) an app per worker for ``root``
+    (``auth``: each worker requires the project's tokens)."""
     import uvicorn
 
     from conveyor.serving._nodelay import NoDelayProtocol
@@ -73,6 +80,7 @@ def run(
     if workers > 1:
         os.environ["CONVEYOR_ROOT"] = str(Path(root or ".").resolve())
         os.environ[LOG_LEVEL_ENV] = log_level
+        os.environ[AUTH_ENV] = "1" if auth else "0"
         uvicorn.run("conveyor.server._serve:worker_app", factory=True, workers=workers, **kwargs)
     else:
         uvicorn.run(app, **kwargs)
