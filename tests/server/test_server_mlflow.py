@@ -6,11 +6,14 @@ subprocess; the assertions then read the data back through conveyor's own API.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.mlflow_client import Server, run_mlflow
+from fixtures.mlflow_client import SRC, Server, clean_env, run_mlflow
 
 pytestmark = pytest.mark.slow
 
@@ -77,6 +80,11 @@ def test_mlflow_client_tracking(mlflow_python: Path, live_server: Server, tmp_pa
         assert tracker.get_experiment("mlflow-made").tags == {"team": "fraud"}
     finally:
         tracker.close()
+    listed = subprocess.run([sys.executable, "-m", "conveyor", "runs", "list", "--json"], cwd=live_server.root,
+                            env={**clean_env(), "PYTHONPATH": str(SRC)}, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    names = {r["name"] for r in json.loads(listed.stdout) if r["experiment"] == "mlflow-made"}
+    assert names == {"gbm-0", "gbm-1"}
 
 
 def test_conveyor_run_seen_by_mlflow(mlflow_python: Path, live_server: Server, tmp_path: Path) -> None:
