@@ -190,3 +190,26 @@ def test_malformed_bodies_unknown_routes_and_methods(client: SyncClient) -> None
     error(client.get(f"{API}/no/such/thing"), 404, "ENDPOINT_NOT_FOUND")
     error(client.post(f"{API}/runs/create", content=b"x" * 10, headers={"content-length": "99999999999"}), 413,
           "REQUEST_LIMIT_EXCEEDED")
+
+
+def test_a_server_bug_is_a_json_500_without_traceback(tracker: Any) -> None:
+    import httpx
+
+    from conveyor.server import create_app
+
+    class Broken:
+        def __getattr__(self, name: str) -> Any:
+            raise RuntimeError("secret internal detail")
+
+    app = create_app(tracker)
+    app.state.tracker = Broken()
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    client = SyncClient(app)
+    client.client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+    try:
+        response = client.get(f"{API}/runs/get", params={"run_id": "x"})
+        assert response.status_code == 500
+        assert response.json() == {"error_code": "INTERNAL_ERROR", "message": "internal error; the server log has the details"}
+        assert "secret" not in response.text and "Traceback" not in response.text
+    finally:
+        client.close()
