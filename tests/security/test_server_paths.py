@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from fixtures.mlflow_client import live_server  # noqa: F401  (the real server process, a fixture)
 
 SECRET = b"top secret, outside the store"
 UPLOAD, LIST = "/api/2.0/mlflow-artifacts/artifacts/", "/api/2.0/mlflow-artifacts/artifacts?path="
