@@ -163,6 +163,8 @@ BAD_REQUESTS = [
     ("get", "/model-versions/get", {"name": "m", "version": "abc"}, 400, "INVALID_PARAMETER_VALUE"),
     ("get", "/model-versions/get", {"name": "m", "version": "0"}, 400, "INVALID_PARAMETER_VALUE"),
     ("get", "/registered-models/alias", {"name": "absent", "alias": "champion"}, 404, "RESOURCE_DOES_NOT_EXIST"),
+    ("get", "/model-versions/search", {"filter": "metrics.x > 1"}, 400, "INVALID_PARAMETER_VALUE"),
+    ("get", "/model-versions/search", {"filter": "name = "}, 400, "INVALID_PARAMETER_VALUE"),
     ("post", "/registered-models/alias", {"name": "absent", "alias": "champion", "version": "1"}, 404,
      "RESOURCE_DOES_NOT_EXIST"),
 ]

@@ -42,9 +42,11 @@ except mlflow.exceptions.MlflowException as e:
 got = client.get_model_version("churn", "2")
 model = client.get_registered_model("churn")
 found = [m.name for m in client.search_registered_models(filter_string="name LIKE 'ch%'")]
+versions = [v.version for v in client.search_model_versions("name = 'churn'")]
+by_run = [v.version for v in client.search_model_versions(f"run_id = '{run.info.run_id}' and name = 'churn'")]
 print(json.dumps({"run_id": run.info.run_id, "v": [v1.version, v2.version], "champion": champion.version,
                   "gone": gone, "dup": dup, "got_source": got.source, "aliases": model.aliases,
-                  "description": model.description, "found": found}))
+                  "description": model.description, "found": found, "versions": versions, "by_run": by_run}))
 """
 
 
@@ -53,6 +55,7 @@ def test_mlflow_client_registry(mlflow_python: Path, live_server: Server, tmp_pa
     assert out["v"] == ["1", "2"] and out["champion"] == "1" and out["gone"] is True
     assert out["dup"] == "RESOURCE_ALREADY_EXISTS" and out["aliases"] == {"champion": "1"}
     assert out["description"] == "churn classifier" and out["found"] == ["churn"]
+    assert out["versions"] == ["2", "1"] and out["by_run"] == ["2", "1"]
 
     from conveyor.registry import Registry
 

@@ -52,6 +52,7 @@ REGISTRY: list[tuple[str, list[str], Callable[..., dict[str, Any]]]] = [
     ("/registered-models/search", ["GET"], _models.search_models),
     ("/model-versions/create", ["POST"], _models.create_version),
     ("/model-versions/get", ["GET"], _models.get_version),
+    ("/model-versions/search", ["GET"], _models.search_versions),
     ("/registered-models/alias", ["POST"], _models.set_alias),
     ("/registered-models/alias", ["GET"], _models.get_alias),
     ("/registered-models/alias", ["DELETE"], _models.delete_alias),

@@ -201,3 +201,51 @@ def get_alias(tracker: Tracker, fields: Fields) -> dict[str, Any]:
 def delete_alias(tracker: Tracker, fields: Fields) -> dict[str, Any]:
     _registry(tracker).delete_alias(_name(fields), _alias(fields), reason="deleted through the MLflow API")
     return {}
+
+
+def _version_matches(v: ModelVersion, node: Any) -> bool:
+    """``name``, ``run_id``, ``source`` and ``version_number`` comparisons joined by AND."""
+    if node is None:
+        return True
+    if type(node).__name__ == "And":
+        return all(_version_matches(v, p) for p in node.parts)
+    if type(node).__name__ != "Compare" or node.op not in ("=", "!=", "like", "ilike", "in"):
+        raise invalid("A model version filter joins name, run_id, source or version_number comparisons with AND.")
+    if node.field.kind == "tag":
+        actual: str | None = v.tags.get(node.field.key)
+    elif node.field.kind == "attribute" and node.field.key in ("name", "run_id", "run_name", "id"):
+        actual = {"name": v.name}.get(node.field.key, v.run_id)
+    elif node.field.kind == "attribute" and node.field.key in ("source", "version_number"):
+        actual = v.source if node.field.key == "source" else str(v.version)
+    else:
+        raise invalid(f"Invalid key '{node.field.key}' in a model version filter: "
+                      "use name, run_id, source, version_number or tags.<key>.")
+    if node.op == "in":
+        return actual in {str(x) for x in node.value}
+    if actual is None:
+        return bool(node.op == "!=")
+    value = str(node.value)
+    if node.op in ("=", "!="):
+        return (actual == value) == (node.op == "=")
+    glob = value.replace("%", "*").replace("_", "?")
+    if node.op == "ilike":
+        return fnmatch.fnmatchcase(actual.lower(), glob.lower())
+    return fnmatch.fnmatchcase(actual, glob)
+
+
+def search_versions(tracker: Tracker, fields: Fields) -> dict[str, Any]:
+    registry = _registry(tracker)
+    max_results = integer(fields, "max_results", default=10000)
+    assert max_results is not None
+    if not 1 <= max_results <= 200000:
+        raise invalid(f"Invalid value {max_results} for parameter 'max_results': between 1 and 200000.")
+    offset = page_token(text(fields, "page_token"))
+    node = parse_filter(text(fields, "filter") or "")
+    _version_matches(ModelVersion("", 0, "", None, "", 0, "READY"), node)  # a bad key is a 400 even with no versions
+    found = [v for m in registry.list_models() for v in registry.list_versions(m.name) if _version_matches(v, node)]
+    found.sort(key=lambda v: (v.name, -v.version))
+    chosen, token = page(found, offset, max_results)
+    out: dict[str, Any] = {"model_versions": [version_json(v) for v in chosen]}
+    if token:
+        out["next_page_token"] = token
+    return out
