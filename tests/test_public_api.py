@@ -25,6 +25,7 @@ PUBLIC_PACKAGES = [
     "conveyor.monitoring",
     "conveyor.pipelines",
     "conveyor.registry",
+    "conveyor.server",
     "conveyor.serving",
     "conveyor.store",
     "conveyor.tracking",

@@ -309,6 +309,11 @@ OTHER_ENV_KEYS = frozenset({
     "CONVEYOR_TEST_POSTGRES",
     "CONVEYOR_SERVE_SPEC",
     "CONVEYOR_RAY_CONNECT_TIMEOUT",
+    # the conveyor version a Ray worker must run (set by the executor's runtime_env)
+    "CONVEYOR_EXPECTED_VERSION",
+    # private hand-over from `conveyor server` to its worker processes
+    "CONVEYOR_SERVER_WORKER_LOG_LEVEL",
+    "CONVEYOR_SERVER_WORKER_AUTH",
 })
 #: The deepest nesting of arrays and tables a conveyor.toml may use.
 MAX_TOML_DEPTH = 32
