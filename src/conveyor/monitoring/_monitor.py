@@ -186,7 +186,7 @@ class Monitoring:
         out["model_age_days"] = model_age_days(self._created.get(config.model), until)
         previous = None
         with self.tracker.store.read() as conn:
-            for row in self.repo.evaluations(conn, monitor=config.name, limit=20):
+            for row in self.repo.evaluations(conn, monitor=config.name, limit=5):
                 if row.status in ("ok", "alert") and (row.metrics or {}).get("p95_latency_ms") is not None:
                     previous = row.metrics["p95_latency_ms"]
                     break

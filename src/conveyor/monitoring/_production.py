@@ -66,6 +66,8 @@ class SkewCheck:
     def _model(self, model: str, version: str) -> Any:
         key = (model, version)
         if key not in self._models:
+            if len(self._models) >= 8:  # a long `monitor watch` sees many versions: keep the newest few
+                self._models.pop(next(iter(self._models)))
             from conveyor.registry import Registry
 
             try:
