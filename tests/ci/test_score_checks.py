@@ -218,3 +218,11 @@ def test_rule_grammar_knows_the_new_metrics() -> None:
     rule = parse_rule("model_age_days > 30")
     assert rule.evaluate({"model_age_days": 31.0}).fired
     assert not rule.evaluate({"model_age_days": 2.0}).fired
+
+
+def test_every_rule_metric_is_documented() -> None:
+    from conveyor.monitoring._rules import METRICS
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text(encoding="utf-8")
+    for name, meaning in METRICS.items():
+        assert f"| `{name}` | {meaning} |" in text, name
