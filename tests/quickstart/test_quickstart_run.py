@@ -33,7 +33,23 @@ def test_quickstart_runs_the_whole_loop_and_ends_with_its_score(tmp_path: Path) 
     score = json.loads(scored.stdout)
     tests = {t["id"]: t for t in score["tests"]}
     # What the quickstart really does is counted as automated, with its evidence.
-    for test_id in ("Infra 4", "Model 5", "Monitor 2", "Monitor 7"):
-        assert tests[test_id]["status"] == "automated", tests[test_id]
-        assert tests[test_id]["evidence"], test_id
-    assert score["final"] == min(score["sections"].values())
+    automated = {"Data 1", "Data 2", "Data 6", "Data 7",
+                 "Model 2", "Model 3", "Model 5", "Model 6", "Model 7",
+                 "Infra 1", "Infra 2", "Infra 3", "Infra 4", "Infra 6", "Infra 7",
+                 "Monitor 2", "Monitor 3", "Monitor 4", "Monitor 5", "Monitor 6", "Monitor 7"}
+    assert {t for t, v in tests.items() if v["status"] == "automated"} == automated
+    for test_id, test in tests.items():
+        if test["status"] != "missing":
+            assert test["evidence"], test_id  # every point names the records it used
+    # Half points where conveyor has no automated evidence of the whole test; nothing faked
+    # for the tests without an automated check (privacy, feature cost, staleness impact) or
+    # without a git repository (Model 1).
+    assert {t for t, v in tests.items() if v["status"] == "manual"} == {"Infra 5", "Monitor 1"}
+    assert score["sections"] == {"Data": 4, "Model": 5, "Infra": 6.5, "Monitor": 6.5}
+    assert score["final"] == 4 == min(score["sections"].values())
+    assert score["google_level"] == 2 and score["microsoft_level"] == 4
+    assert "final score 4" in out
+    assert "4 of 4 steps gave byte-identical outputs" in out and "rollback drill" in out
+    assert "breast-cancer@challenger took 50% of the customers" in out
+    assert "skew_mismatch_rate > 0" in tests["Monitor 3"]["evidence"][0]
+    assert (tmp_path / "qs" / ".github" / "workflows" / "conveyor-gate.yml").is_file()

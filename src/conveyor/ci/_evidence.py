@@ -137,7 +137,10 @@ def _registry(conn: Any, facts: Facts, live: set[str]) -> None:
         except ValueError:
             continue
         checks = parsed.get("checks", []) if isinstance(parsed, dict) else parsed
-        kinds = {c.get("kind") for c in checks if isinstance(c, dict) and c.get("passed") is not None}
+        judged = [c for c in checks if isinstance(c, dict) and c.get("passed") is not None]
+        kinds = {c.get("kind") for c in judged}
+        if any(c.get("kind") == "slices" and (c.get("evidence") or {}).get("protected") for c in judged):
+            kinds.add("slices.protected")  # inclusion: slices over declared protected columns
         facts.gate_checks.update(k for k in kinds if k)
     for mid, version, run_id, is_dir in conn.execute(select(
             model_versions.c.model_id, model_versions.c.version, model_versions.c.run_id, model_versions.c.is_dir)):

@@ -34,8 +34,8 @@ TESTS: tuple[RubricTest, ...] = (
                "(`data_checks = true` in [gates.<name>], the default), so every candidate's evaluation data is checked "
                "against the schema"),
     RubricTest("Data 2", "All features are beneficial",
-               "no automated check in conveyor yet; run a leave-one-feature-out study and "
-               + _RECORD.format(id="Data 2")),
+               "add the feature check to the gate: `[gates.<name>.features] min_importance = 0` (permutation "
+               "importance of every input column on the evaluation data)"),
     RubricTest("Data 3", "No feature's cost is too much",
                "no automated check in conveyor yet; weigh each feature's cost (latency, RAM, upstream dependencies) and "
                + _RECORD.format(id="Data 3")),
@@ -66,8 +66,8 @@ TESTS: tuple[RubricTest, ...] = (
     RubricTest("Model 6", "Model quality is sufficient on all important data slices",
                "add slices to the gate: `[gates.<name>.slices] columns = [...]`, `thresholds = [...]`"),
     RubricTest("Model 7", "The model is tested for considerations of inclusion",
-               "slice the gate by the groups that matter (`[gates.<name>.slices] columns = [\"group\"]`) and "
-               + _RECORD.format(id="Model 7")),
+               "slice the gate by the protected groups with thresholds: `[gates.<name>.slices] protected = [\"group\"]`, "
+               "`thresholds = [...]`"),
     RubricTest("Infra 1", "Training is reproducible",
                "run the training pipeline twice without the cache (`conveyor pipeline run mod:pipe --no-cache`): "
                "identical step outputs prove it"),
@@ -92,14 +92,15 @@ TESTS: tuple[RubricTest, ...] = (
                "run a monitor on the served model (`[monitors.<name>]`, `conveyor monitor watch`): drift, missing and "
                "out-of-range rates of the serving inputs against the training data"),
     RubricTest("Monitor 3", "Training and serving are not skewed",
-               "no automated check in conveyor yet; recompute features of logged serving inputs with the training code "
-               "(`conveyor monitor export`) and " + _RECORD.format(id="Monitor 3")),
+               "alert on skew: a monitor rule `skew_mismatch_rate > 0` (every evaluation re-predicts a sample of the "
+               "logged serving rows with the served version's package and compares with the logged answers)"),
     RubricTest("Monitor 4", "Models are not too stale",
-               "retrain on a schedule (`retrain_every = \"7d\"` in [monitors.<name>]); each scheduled trigger is recorded"),
+               "retrain on a schedule (`retrain_every = \"7d\"` in [monitors.<name>]) or alert on age: a monitor rule "
+               "`model_age_days > 30`"),
     RubricTest("Monitor 5", "Models are numerically stable",
-               "alert on missing or non-finite predictions: a monitor rule such as `missing_rate(prediction) > 0`"),
+               "alert on missing or non-finite predictions: a monitor rule `nonfinite_prediction_rate > 0`"),
     RubricTest("Monitor 6", "Computing performance has not regressed",
-               "alert on latency: a monitor rule such as `p95_latency_ms > 50`"),
+               "alert on latency: a monitor rule such as `p95_latency_ms > 50` or `p95_latency_ratio > 1.5`"),
     RubricTest("Monitor 7", "Prediction quality has not regressed",
                "send feedback labels and alert on live quality: a monitor rule such as `accuracy < 0.8` or `rmse > 3`"),
 )

@@ -124,6 +124,26 @@ def _model2(f: Facts) -> Verdict:
     return _none("no gate evaluation and no live quality")
 
 
+def _data2(f: Facts) -> Verdict:
+    return _gate(f, "features", "permutation importance of every feature") or _none(
+        "no gate measured feature importance")
+
+
+def _model7(f: Facts) -> Verdict:
+    return _gate(f, "slices.protected", "slice thresholds over protected columns") or _none(
+        "no gate judged slices of protected columns")
+
+
+def _monitor3(f: Facts) -> Verdict:
+    rules = f.rule_on("skew_mismatch_rate")
+    if "skew_mismatch_rate" in f.monitor_metrics and rules:
+        return _auto(f"logged serving rows re-predicted with the training package in {f.monitor_evaluations} "
+                     f"monitor evaluation(s); rules: {'; '.join(rules)}")
+    if "skew_mismatch_rate" in f.monitor_metrics:
+        return _half("skew_mismatch_rate measured by the monitor, but no rule alerts on it")
+    return _none("no monitor evaluation re-predicted logged serving rows")
+
+
 def _model3(f: Facts) -> Verdict:
     if f.sweeps:
         return _auto(f"{len(f.sweeps)} hyperparameter sweep(s) recorded")
@@ -212,18 +232,22 @@ def _monitor2(f: Facts) -> Verdict:
 
 
 def _monitor4(f: Facts) -> Verdict:
+    found = []
     if f.triggers.get("schedule"):
-        return _auto(f"{f.triggers['schedule']} scheduled retraining(s)")
-    return _none("no scheduled retraining")
+        found.append(f"{f.triggers['schedule']} scheduled retraining(s)")
+    if "model_age_days" in f.monitor_metrics and f.rule_on("model_age_days"):
+        found.append(f"staleness rules: {'; '.join(f.rule_on('model_age_days'))}")
+    return _auto(*found) if found else _none("no scheduled retraining and no rule on model_age_days")
 
 
 def _monitor5(f: Facts) -> Verdict:
-    rules = [r for r in f.monitor_rules if "prediction" in r and "missing_rate" in r]
-    return _auto(f"rules: {'; '.join(sorted(rules))}") if rules else _none("no rule on missing or non-finite predictions")
+    rules = sorted({r for r in f.monitor_rules if "prediction" in r and "missing_rate" in r}
+                   | set(f.rule_on("nonfinite_prediction_rate")))
+    return _auto(f"rules: {'; '.join(rules)}") if rules else _none("no rule on missing or non-finite predictions")
 
 
 def _monitor6(f: Facts) -> Verdict:
-    rules = f.rule_on("p50_latency_ms", "p95_latency_ms", "p99_latency_ms")
+    rules = f.rule_on("p50_latency_ms", "p95_latency_ms", "p99_latency_ms", "p95_latency_ratio")
     if rules:
         return _auto(f"rules: {'; '.join(rules)}")
     if f.gate_checks.get("operational"):
@@ -245,11 +269,12 @@ def _manual_only(f: Facts) -> Verdict:
 
 
 RULES: dict[str, Rule] = {
-    "Data 1": _data1, "Data 6": _data6, "Data 7": _data7,
+    "Data 1": _data1, "Data 2": _data2, "Data 6": _data6, "Data 7": _data7,
     "Model 1": _model1, "Model 2": _model2, "Model 3": _model3, "Model 5": _model5, "Model 6": _model6,
+    "Model 7": _model7,
     "Infra 1": _infra1, "Infra 2": _infra2, "Infra 3": _infra3, "Infra 4": _infra4, "Infra 5": _infra5,
     "Infra 6": _infra6, "Infra 7": _infra7,
-    "Monitor 1": _monitor1, "Monitor 2": _monitor2, "Monitor 4": _monitor4, "Monitor 5": _monitor5,
+    "Monitor 1": _monitor1, "Monitor 2": _monitor2, "Monitor 3": _monitor3, "Monitor 4": _monitor4, "Monitor 5": _monitor5,
     "Monitor 6": _monitor6, "Monitor 7": _monitor7,
 }
 POINTS = {AUTOMATED: 1.0, MANUAL: 0.5, MISSING: 0.0}

@@ -108,3 +108,65 @@ def baseline_predictions(spec: GateSpec, features: Any, y: Any, train: tuple[Any
     if spec.baseline.kind == "dummy":
         return model.fit(pick(features), np.asarray(y)).predict(pick(features))
     return cross_val_predict(model, pick(features), np.asarray(y), cv=KFold(5, shuffle=True, random_state=0))
+
+
+class _Fitted:
+    """A fitted model as scikit-learn's ``permutation_importance`` expects an estimator: it
+    only ever calls ``predict`` (through the scorer); ``fit`` exists to satisfy the check."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def fit(self, *_: Any) -> _Fitted:  # never called by permutation_importance
+        raise TypeError("the gate's candidate is already fitted")
+
+    def predict(self, features: Any) -> Any:
+        output = self.model.predict(features)
+        output = np.asarray(output.to_numpy() if hasattr(output, "to_numpy") else output)
+        return output[:, 0] if output.ndim == 2 and output.shape[1] == 1 else output
+
+
+def feature_check(spec: GateSpec, model: Any, features: Any, y: Any) -> Check:
+    """ML Test Score Data 2, "all features are beneficial": the permutation importance of every
+    input column on the evaluation data (sklearn.inspection.permutation_importance, the drop
+    of accuracy — or the rise of RMSE — when that column is shuffled, ``repeats`` times). A
+    feature passes only when its importance is shown above ``min_importance``: the mean minus
+    two standard deviations of the shuffles must exceed it (a noise column's importance
+    scatters around 0 and fails)."""
+    import pandas as pd
+    from sklearn.inspection import permutation_importance
+    from sklearn.metrics import accuracy_score, root_mean_squared_error
+
+    fs = spec.features
+    assert fs is not None
+    if not hasattr(features, "columns"):
+        raise InvalidInput(f"{spec.prefix}.features needs named input columns", field=f"{spec.prefix}.features",
+                           hint="evaluate on a table (DataFrame, data:/ set or a .parquet/.csv file)")
+    frame, target = features.reset_index(drop=True), np.asarray(y)
+    if len(frame) > fs.max_rows:
+        picked = np.random.default_rng(fs.seed).choice(len(frame), fs.max_rows, replace=False)
+        frame, target = frame.iloc[np.sort(picked)].reset_index(drop=True), target[np.sort(picked)]
+
+    if spec.task == "classification":
+        def score(est: Any, X: Any, truth: Any) -> float:
+            pred = np.asarray(est.predict(X))
+            return float(accuracy_score(pd.Series(truth).astype(str), pd.Series(pred.ravel()).astype(str)))
+        metric = "accuracy"
+    else:
+        def score(est: Any, X: Any, truth: Any) -> float:
+            return -float(root_mean_squared_error(np.asarray(truth, dtype=float), np.asarray(est.predict(X), dtype=float).ravel()))
+        metric = "rmse"
+    result = permutation_importance(_Fitted(model), frame, target, scoring=score, n_repeats=fs.repeats,
+                                    random_state=fs.seed, n_jobs=1)
+    importances = {str(c): float(result.importances_mean[i]) for i, c in enumerate(frame.columns)}
+    stds = {str(c): float(result.importances_std[i]) for i, c in enumerate(frame.columns)}
+    lower = {c: importances[c] - 2 * stds[c] for c in importances}
+    useless = sorted((c for c, v in lower.items() if v <= fs.min_importance), key=importances.__getitem__)
+    ranked = sorted(importances, key=importances.__getitem__, reverse=True)
+    summary = "no features" if not ranked else (f"{len(useless)} of {len(importances)} feature(s) not shown above "
+               f"{fs.min_importance:g} {metric} importance (mean − 2 sd)"
+               + (f": {', '.join(useless[:5])}" if useless else "")
+               + f"; most important {ranked[0]} ({importances[ranked[0]]:+.4f})")
+    return Check(f"features: permutation importance > {fs.min_importance:g}", "features", not useless, summary,
+                 {"metric": metric, "importance": importances, "std": stds, "lower": lower, "repeats": fs.repeats,
+                  "rows": int(len(frame)), "min_importance": fs.min_importance, "useless": useless})

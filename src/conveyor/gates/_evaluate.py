@@ -17,7 +17,7 @@ from conveyor.blobs import Digest
 from conveyor.entities import now_ms
 from conveyor.errors import ConveyorError, InvalidInput, NotFound
 from conveyor.gates._assess import assess
-from conveyor.gates._checks import baseline_predictions, data_check, operational_check
+from conveyor.gates._checks import baseline_predictions, data_check, feature_check, operational_check
 from conveyor.gates._result import Evaluation
 from conveyor.gates._spec import GateSpec, load_gate
 from conveyor.registry import Registry, current_user_name
@@ -92,6 +92,8 @@ def evaluate(
     if spec.operational is not None:
         checks.append(operational_check(spec, cand.model, _inputs(cand.model, features),
                                         size=cand.size, load_seconds=cand.load_seconds))
+    if spec.features is not None:
+        checks.append(feature_check(spec, cand.model, _inputs(cand.model, features), y))
     return _finish(registry, spec, cand, champ, dataset, frame, checks, values, slices, save)
 
 

@@ -22,10 +22,11 @@ def _groups(spec: GateSpec, frame: Any) -> list[tuple[str, list[tuple[str, Any]]
 
     assert spec.slices is not None
     out = []
-    wanted = [(c, None) for c in spec.slices.columns] + list(spec.slices.bins.items())
+    named = list(dict.fromkeys([*spec.slices.columns, *spec.slices.protected]))
+    wanted = [(c, None) for c in named] + list(spec.slices.bins.items())
     for column, bins in wanted:
         if column not in frame.columns:
-            key = "columns" if bins is None else "bins"
+            key = "bins" if bins is not None else "columns" if column in spec.slices.columns else "protected"
             raise InvalidInput(
                 f"{spec.prefix}.slices.{key} names column {column!r}, absent from the evaluation data",
                 field=f"{spec.prefix}.slices.{key}", value=column,
@@ -93,11 +94,12 @@ def slice_checks(spec: GateSpec, scored: Scored, frame: Any) -> tuple[list[Check
             f"worst {column}={worst[0]['value']}: {rank} {worst[0]['score']:.4f} (n={worst[0]['n']})" if worst else "no rows"
         )
         verdict: bool | None = (not bad) if thresholds else None
+        protected = column in settings.protected
         checks.append(Check(
-            f"slices: {column}", "slices", verdict,
+            f"slices{' (protected)' if protected else ''}: {column}", "slices", verdict,
             f"{len(bad)} of {len(column_rows)} slices fail {', '.join(settings.thresholds) or '(no thresholds)'}; {worst_text}",
             {"slices": len(column_rows), "failing": [f"{r['column']}={r['value']}" for r in bad],
-             "min_size": settings.min_size},
+             "min_size": settings.min_size, "protected": protected},
         ))
     return checks, _sorted(rows, rank)
 

@@ -42,6 +42,19 @@ class SliceSpec(_Spec):
     thresholds: list[str] = Field(default_factory=list, description="Thresholds every slice must pass.")
     min_size: int = Field(30, ge=1, description="Slices with fewer rows are reported but not judged.")
     worst: int = Field(5, ge=1, description="How many worst slices the report lists.")
+    protected: list[str] = Field(
+        default_factory=list, description="Protected (e.g. demographic) categorical columns: sliced like columns "
+        "and recorded as an inclusion check (ML Test Score Model 7).")
+
+
+class FeatureSpec(_Spec):
+    """Every input column must help: permutation importance on the evaluation data."""
+
+    min_importance: float = Field(0.0, description=(
+        "A feature fails unless its importance minus two standard deviations of the shuffles exceeds this."))
+    repeats: int = Field(10, ge=2, le=100, description="Shuffles per feature.")
+    max_rows: int = Field(2000, ge=10, description="Evaluation rows used (a seeded sample above this).")
+    seed: int = Field(0, description="Seed of the shuffles, so a decision is reproducible.")
 
 
 class BaselineSpec(_Spec):
@@ -81,6 +94,7 @@ class GateSpec(_Spec):
     slices: SliceSpec | None = None
     baseline: BaselineSpec | None = None
     operational: OperationalSpec | None = None
+    features: FeatureSpec | None = None
     data_checks: bool = Field(True, description="Check the evaluation data against the model signature.")
 
     @property

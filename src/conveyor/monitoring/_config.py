@@ -33,6 +33,8 @@
     pipeline = "training:train"        # MODULE:PIPELINE run by `conveyor monitor` on a trigger
     gate = "default"                   # the [gates.<name>] the candidate must pass
     webhook = "…"                      # overrides [monitoring] webhook
+    skew_sample = 200                  # logged rows re-predicted with the package (skew_mismatch_rate; 0: off)
+    skew_tolerance = 1e-6              # relative and absolute tolerance of a numeric match
 """
 
 from __future__ import annotations
@@ -104,6 +106,9 @@ class MonitorConfig(_Model):
     gate: str = "default"
     webhook: str | None = None
     cooldown: str | None = None
+    skew_sample: int = Field(200, ge=0, le=100_000, description=(
+        "Logged rows re-predicted offline with the served version's package (skew_mismatch_rate); 0 turns it off."))
+    skew_tolerance: float = Field(1e-6, ge=0, description="Relative and absolute tolerance of a numeric match.")
 
     @field_validator("window", "schedule", "cooldown", "retrain_every")
     @classmethod

@@ -21,6 +21,7 @@ from conveyor.errors import ConveyorError, InvalidInput, NotFound
 from conveyor.monitoring._config import MonitorConfig, MonitoringDefaults, parse_duration
 from conveyor.monitoring._drift import DriftReport, compare
 from conveyor.monitoring._performance import score_frame
+from conveyor.monitoring._production import SkewCheck, latency_ratio, model_age_days, nonfinite_rate
 from conveyor.monitoring._reference import reference_summary
 from conveyor.monitoring._retrain import ContinuousTrainer, RetrainHook
 from conveyor.monitoring._rules import RuleResult
@@ -79,6 +80,8 @@ class Monitoring:
         self.hooks = hooks or MonitorHooks()
         self.repo = MonitoringRepo()
         self._notifiers: dict[str | None, Notifier] = {}
+        self._skew = SkewCheck(tracker)
+        self._created: dict[str, int] = {}  # model → registration time (ms) of the served version
 
     # -- notifications ------------------------------------------------------------------------------
     def notifier(self, url: str | None) -> Notifier:
@@ -139,6 +142,7 @@ class Monitoring:
                     field=f"monitors.{config.name}.reference", hint='set reference = "data:/<name>@<version>"')
             window = current if current is not None else self._window(config, version, since, until)
             metrics, drift = self._measure(config, ref_key, window)
+            metrics.update(self._production(config, window, until, metrics.get("p95_latency_ms")))
         except ConveyorError as exc:
             return self._store(config, version, since, until, "error", {}, [], None, error=exc.message)
         rules = [rule.evaluate(metrics) for rule in config.parsed_rules()]
@@ -167,8 +171,27 @@ class Monitoring:
         try:
             mv = Registry(self.tracker).get(f"models:/{config.model}@{config.alias}")
         except (NotFound, ConveyorError):
+            self._created.pop(config.model, None)
             return None, ()
+        self._created[config.model] = mv.created_at
         return str(mv.version), tuple(mv.data_versions)
+
+    def _production(self, config: MonitorConfig, window: Any, until: int, p95: float | None) -> dict[str, Any]:
+        """Skew, non-finite predictions, model age and latency regression (see ``_production``)."""
+        features = [c for c in window.columns if c not in LOG_COLUMNS and c != config.prediction]
+        out: dict[str, Any] = self._skew.measure(window, config.model, prediction=config.prediction,
+                                                 features=features, sample=config.skew_sample,
+                                                 tolerance=config.skew_tolerance)
+        out["nonfinite_prediction_rate"] = nonfinite_rate(window, config.prediction)
+        out["model_age_days"] = model_age_days(self._created.get(config.model), until)
+        previous = None
+        with self.tracker.store.read() as conn:
+            for row in self.repo.evaluations(conn, monitor=config.name, limit=5):
+                if row.status in ("ok", "alert") and (row.metrics or {}).get("p95_latency_ms") is not None:
+                    previous = row.metrics["p95_latency_ms"]
+                    break
+        out["p95_latency_ratio"] = latency_ratio(p95, previous)
+        return out
 
     def _window(self, config: MonitorConfig, version: str | None, since: int, until: int) -> Any:
         if self.hooks.load_window is None:

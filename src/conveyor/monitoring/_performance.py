@@ -43,6 +43,7 @@ def score_frame(frame: Any, *, task: str | None = None, prediction: str = "predi
     """Metrics of one frame: rows, labelled rows, latency percentiles, and accuracy/F1/AUC or
     MAE/RMSE on the rows with a label."""
     import numpy as np
+    import pandas as pd
 
     out: dict[str, float] = {"rows": float(len(frame))}
     if "latency_ms" in frame and len(frame):
@@ -52,6 +53,11 @@ def score_frame(frame: Any, *, task: str | None = None, prediction: str = "predi
     if label not in frame or prediction not in frame:
         return out
     labelled = frame[frame[label].notna()]
+    predicted = labelled[prediction]
+    scorable = predicted.notna().to_numpy()
+    if pd.api.types.is_numeric_dtype(predicted):  # NaN/inf answers count in nonfinite_prediction_rate, not here
+        scorable = scorable & np.isfinite(predicted.to_numpy(dtype=float, na_value=np.nan))
+    labelled = labelled[scorable]
     labelled, unusable = _usable(labelled, label, prediction)
     out["labelled_rows"] = float(len(labelled))
     if unusable:

@@ -51,6 +51,11 @@ METRICS = {
     "p50_latency_ms": "median serving latency",
     "p95_latency_ms": "95th percentile serving latency",
     "p99_latency_ms": "99th percentile serving latency",
+    "p95_latency_ratio": "p95 latency over the previous evaluation's (computing-performance regression)",
+    "skew_mismatch_rate": "share of sampled logged rows whose re-prediction with the package differs (skew)",
+    "skew_rows": "logged rows re-predicted for the skew check",
+    "nonfinite_prediction_rate": "share of predictions that are missing, NaN or infinite",
+    "model_age_days": "days since the served version was registered (staleness)",
 }
 COLUMN_METRICS = frozenset({"drift", "drifted", "missing_rate", "new_category_rate", "out_of_range_rate"})
 OPS: dict[str, Callable[[float, float], bool]] = {

@@ -149,12 +149,39 @@ class SklearnMaterializer:
     def save(self, obj: Any, folder: Path) -> None:
         import skops.io  # type: ignore[import-untyped]
 
-        skops.io.dump(obj, folder / "model.skops")
+        (folder / "model.skops").write_bytes(canonical_skops(skops.io.dumps(obj)))
 
     def load(self, folder: Path) -> Any:
         from conveyor.models import load_skops
 
         return load_skops(folder / "model.skops", source=f"the step output {folder.name!r}")
+
+
+def canonical_skops(data: bytes) -> bytes:
+    """The same estimator always gives the same bytes: skops names arrays and memo ids after
+    ``id()`` (memory addresses) and stamps the zip with the time; here they are renumbered in
+    order of appearance and dated 1980-01-01, so two executions of a deterministic step have
+    equal output digests (the ML Test Score's reproducibility check compares them)."""
+    import io
+    import re
+    import zipfile
+
+    src = zipfile.ZipFile(io.BytesIO(data))
+    schema = src.read("schema.json").decode("utf-8")
+    files = {old: f"{i:06d}.npy" for i, old in enumerate(dict.fromkeys(re.findall(r'"(\d+\.npy)"', schema)))}
+    ids = {old: str(i) for i, old in enumerate(dict.fromkeys(re.findall(r'"__id__": (\d+)', schema)))}
+    schema = re.sub(r'"(\d+\.npy)"', lambda m: f'"{files.get(m.group(1), m.group(1))}"', schema)
+    schema = re.sub(r'"__id__": (\d+)', lambda m: f'"__id__": {ids[m.group(1)]}', schema)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for name in sorted((n for n in src.namelist() if n != "schema.json"), key=lambda n: files.get(n, n)):
+            info = zipfile.ZipInfo(files.get(name, name), date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(info, src.read(name))
+        info = zipfile.ZipInfo("schema.json", date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        dst.writestr(info, schema)
+    return out.getvalue()
 
 
 class PathMaterializer:

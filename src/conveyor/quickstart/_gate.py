@@ -82,6 +82,26 @@ def _decide(story: Story, registry: Any, spec: Any, source: str, label: str) -> 
     return result
 
 
+def _challenger(story: Story, registry: Any, spec: Any, source: str) -> None:
+    """The pipeline's candidate, gated against the champion; when it passes it becomes
+    ``@challenger`` (a gated promotion to that alias), which the serving stage canaries."""
+    from conveyor.errors import Conflict
+    from conveyor.gates import evaluate, promote
+
+    X_test, y_test = story.facts["data"][1], story.facts["data"][3]
+    version = registry.register(source, MODEL, description="the training pipeline's candidate")
+    result = evaluate(spec, version.uri, X_test.assign(target=y_test.to_numpy()), registry=registry)
+    try:
+        promote(MODEL, version.version, alias="challenger", registry=registry)
+    except Conflict:
+        story.console.print(f"the pipeline's candidate {version.uri} failed the gate "
+                            f"({', '.join(c.name for c in result.failures)}): no challenger", highlight=False)
+        return
+    story.console.print(f"the pipeline's candidate {version.uri} passed the gate ({len(result.checks)} checks) → "
+                        f"{MODEL}@challenger, canaried by the serving stage", highlight=False)
+    story.facts["challenger"] = f"{MODEL}@challenger"
+
+
 def stage(story: Story) -> None:
     from sklearn.linear_model import LogisticRegression
 
@@ -104,6 +124,9 @@ def stage(story: Story) -> None:
         X_train.assign(**{c: 0.0 for c in X_train.columns if c not in ("mean texture", "mean symmetry")}), y_train
     )
     _decide(story, registry, spec, _package(story, "weak", best_run, weak), "a weaker challenger")
+
+    if story.facts.get("pipeline_candidate"):
+        _challenger(story, registry, spec, str(story.facts["pipeline_candidate"]))
 
     try:
         champion = registry.get(f"models:/{MODEL}@champion")

@@ -11,7 +11,12 @@ alert triggers the retraining hook, which versions the labelled production rows 
 ``churn-train@2``, trains through the pipeline ``churn-loop-training`` (its declared
 candidate, as ``conveyor monitor`` retraining does), gates against the champion and
 promotes; the server follows
-the alias and the last batch is answered by the new version. Leaves
+the alias and the last batch is answered by the new version. The gate also checks that
+every feature helps (permutation importance) and slices by the protected column ``senior``
+(not a feature); the monitor's rules also watch training/serving skew (logged rows
+re-predicted with the served package), non-finite predictions, model age and latency.
+A rollback drill ends the stage: the champion goes back to v1 and forward again through
+the gate, both recorded in the registry history. Leaves
 ``story.facts["monitoring"]`` with the evaluations, the trigger and the versions served.
 """
 
@@ -42,11 +47,13 @@ def traffic(n: int, shifted: bool, seed: int) -> Any:
     calls = rng.poisson(3 if shifted else 1, n).astype(float)
     plan = rng.choice(["basic", "pro", "team"], n, p=[0.2, 0.3, 0.5] if shifted else [0.5, 0.3, 0.2])
     if shifted:  # support calls now drive churn, high charges on team plans no longer do
-        logit = -0.5 + 0.9 * (calls - 3) - 0.04 * (tenure - 24) - 1.2 * (plan == "team")
+        logit = -0.5 + 0.9 * (calls - 3) - 0.04 * (tenure - 24) - 1.2 * (plan == "team") + 0.04 * (charges - 85)
     else:
-        logit = -0.5 + 0.08 * (charges - 60) - 0.05 * (tenure - 24) + 0.2 * (calls - 1)
+        logit = -0.5 + 0.08 * (charges - 60) - 0.05 * (tenure - 24) + 0.6 * (calls - 1) + 0.9 * (plan == "basic")
     churned = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    return pd.DataFrame({"tenure": tenure, "charges": charges, "calls": calls, "plan": plan, "churned": churned})
+    senior = np.where(rng.random(n) < 0.25, "yes", "no")  # a protected group: not a feature, a gate slice
+    return pd.DataFrame({"tenure": tenure, "charges": charges, "calls": calls, "plan": plan, "senior": senior,
+                         "churned": churned})
 
 
 def _fit(frame: Any) -> Any:
@@ -64,7 +71,9 @@ def _gate(holdout: str) -> Any:
     from conveyor.gates import define_gate
 
     return define_gate("churn-loop", model=MODEL, label="churned", data=holdout, metrics=["accuracy >= 0.65"],
-                       compare={"metric": "accuracy", "margin": 0.02}, data_checks=False)
+                       compare={"metric": "accuracy", "margin": 0.02}, data_checks=False,
+                       features={"min_importance": 0.0},  # every feature must be shown to help
+                       slices={"protected": ["senior"], "thresholds": ["accuracy >= 0.6"]})
 
 
 @step
@@ -139,12 +148,16 @@ def stage(story: Story) -> None:
         return RetrainOutcome(run, version, promoted, why)
 
     config = MonitorConfig(name="churn-loop", model=MODEL, target="churned", window="1h", retrain=True,
-                           rules=["drift_share > 0.3", "accuracy < 0.7"], cooldown="1h")
+                           columns=FEATURES, cooldown="1h",
+                           rules=["drift_share > 0.3", "accuracy < 0.7", "skew_mismatch_rate > 0",
+                                  "nonfinite_prediction_rate > 0", "model_age_days > 30", "p95_latency_ms > 1000"])
     monitoring = Monitoring(t, MonitoringDefaults(), MonitorHooks(load_window=window, retrain=retrain))
     app = create_app([f"models:/{MODEL}@champion"], tracker=t, follow=True,
                      config=ServingConfig(access_log=False, log_flush_s=0.1, follow_interval_s=0.2))
+    out(f"monitor rules: {'; '.join(config.rules)} — every evaluation also re-predicts logged rows with the "
+        "served package (training/serving skew)", markup=False)
     table = Table(title=f"production traffic to {MODEL}@champion, {BATCH} requests per batch")
-    for column in ("batch", "traffic", "served by", "accuracy", "drift share", "monitor", "retraining"):
+    for column in ("batch", "traffic", "served by", "accuracy", "drift share", "skew", "monitor", "retraining"):
         table.add_column(column)
     evaluations, served = [], []
     with TestClient(app) as client:
@@ -163,6 +176,7 @@ def stage(story: Story) -> None:
             trig = evaluation.triggers[0] if evaluation.triggers else None
             table.add_row(str(batch), "shifted" if shifted else "as trained", ", ".join(f"v{v}" for v in versions),
                           _f(evaluation.metrics.get("accuracy")), _f(evaluation.metrics.get("drift_share")),
+                          _f(evaluation.metrics.get("skew_mismatch_rate")),
                           {"alert": "[red]ALERT[/]", "ok": "[green]ok[/]"}.get(evaluation.status, evaluation.status),
                           f"{trig.status}: {trig.decision}" if trig else "")
             if trig and trig.status == "promoted":
@@ -175,9 +189,24 @@ def stage(story: Story) -> None:
             f"{trigger.alert_id} → retraining trigger {trigger.id} → run {str(trigger.run_id)[:8]} → "
             f"{MODEL} v{trigger.candidate_version} promoted; the last batch was served by "
             f"{', '.join('v' + v for v in served[-1])}")
+    if trigger is not None and trigger.candidate_version:
+        _rollback_drill(story, int(trigger.candidate_version))
     out("see it: `conveyor monitor report churn-loop --html report.html` · `conveyor monitor history --show triggers`")
     story.facts["monitoring"] = {"evaluations": [e.id for e in evaluations], "served": served,
                                  "trigger": trigger.__dict__ if trigger else None}
+
+
+def _rollback_drill(story: Story, version: int) -> None:
+    """Infra 7: roll the champion back to the previous version and forward again through the
+    gate, both recorded in the registry history (`conveyor models history churn-loop`)."""
+    from conveyor.gates import promote
+    from conveyor.registry import Registry
+
+    registry = Registry(story.tracker)
+    back = registry.rollback(MODEL, reason="rollback drill")
+    forward = promote(MODEL, version, registry=registry, reason="rollback drill: forward again through the gate")
+    story.console.print(f"rollback drill: {MODEL}@champion v{back.from_value} → v{back.to_value} (rollback), then "
+                        f"→ v{forward.to_value} again (gated promotion)", highlight=False)
 
 
 def _replay(client: Any, frame: Any, batch: int) -> None:

@@ -1,5 +1,6 @@
-"""Quickstart stage: the project's ML Test Score, computed from what the earlier stages
-recorded (``conveyor score`` prints the same with every test's evidence)."""
+"""Quickstart stage: the project's CI workflow (see ``_ci``), then its ML Test Score,
+computed from what the earlier stages recorded (``conveyor score`` prints the same with
+every test's evidence)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from conveyor.quickstart._run import Story
 
 def stage(story: Story) -> None:
     from conveyor.ci import ml_test_score
+    from conveyor.quickstart._ci import write_ci
+    from conveyor.quickstart._gate import _gate
 
+    write_ci(story, _gate())
     score = ml_test_score(story.tracker, story.folder)
     table = Table(title="ML Test Score (Breck et al. 2017): 1 automated, ½ manual, 0 missing")
     table.add_column("section")

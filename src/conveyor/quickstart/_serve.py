@@ -4,7 +4,10 @@ Needs from earlier stages: a registered model with a ``champion`` alias — take
 ``story.facts["champion"]`` (a ``models:/…`` URI) when the registry stage set it, else the
 first registered model that has a champion; with none, this stage registers one itself
 (logistic regression on ``story.facts["data"]`` or the breast-cancer set). Leaves
-``story.facts["serving"]`` with the URL used, the answers and the logged row count.
+``story.facts["serving"]`` with the URL used, the answers and the logged row count. When the
+gate stage made a ``@challenger`` (``story.facts["challenger"]``), it is served as a 50%
+canary next to the champion: customers are pinned by the ``x-customer`` header, two land
+on each side, and the prediction log shows both versions serving at once.
 """
 
 from __future__ import annotations
@@ -55,6 +58,23 @@ def _register_one(story: Story, registry: Any) -> str:
     return "models:/quickstart@champion"
 
 
+CANARY_PERCENT = 50
+STICKY = "x-customer"
+
+
+def _users() -> list[str]:
+    """Two customers per side: the canary takes a customer whose sticky bucket (crc32 of the
+    header, as the router computes it) is below the canary percent."""
+    import zlib
+
+    def bucket(user: str) -> float:
+        return (zlib.crc32(user.encode()) % 10_000) / 100
+
+    users = [f"customer-{i}" for i in range(40)]
+    canaried = [u for u in users if bucket(u) < CANARY_PERCENT][:2]
+    return canaried + [u for u in users if bucket(u) >= CANARY_PERCENT][:2]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -70,7 +90,10 @@ def stage(story: Story) -> None:
 
     uri = _champion(story)
     story.tracker.flush()
-    app = create_app([uri], tracker=story.tracker, config=ServingConfig(access_log=False, log_flush_s=0.2))
+    challenger = story.facts.get("challenger")
+    canary = [f"{challenger}:{CANARY_PERCENT}"] if challenger else []
+    app = create_app([uri], canary=canary, tracker=story.tracker,
+                     config=ServingConfig(access_log=False, log_flush_s=0.2, sticky_header=STICKY))
     served = app.state.server.fleet.all()[0]
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
@@ -85,7 +108,8 @@ def stage(story: Story) -> None:
     _, X_test, _, y_test = story.facts["data"]
     rows, truth = X_test.iloc[:5], list(y_test.iloc[:5])
     try:
-        with httpx.Client(base_url=url, timeout=30) as http:
+        # the tour's requests come from a customer the router keeps on the champion
+        with httpx.Client(base_url=url, timeout=30, headers={STICKY: _users()[-1]}) as http:
             mlflow = http.post("/invocations", json={"dataframe_split": {
                 "columns": list(rows.columns), "data": rows.to_numpy().tolist()}})
             oip = http.post(f"/v2/models/{served.name}/infer", json={"id": "quickstart-1", "inputs": [
@@ -94,6 +118,10 @@ def stage(story: Story) -> None:
             http.post(f"/v2/models/{served.name}/feedback", json={"request_id": "quickstart-1", "labels": truth})
             broken = {**rows.iloc[0].to_dict(), rows.columns[0]: "big"}
             bad = http.post("/invocations", json={"dataframe_records": [broken]})
+            if canary:  # customers pinned (by a sticky header) to the champion or to the canary
+                for user in _users():
+                    http.post("/invocations", headers={STICKY: user}, json={"dataframe_split": {
+                        "columns": list(rows.columns), "data": rows.to_numpy()[:1].tolist()}}).raise_for_status()
     finally:
         server.should_exit = True
         thread.join(30)
@@ -109,4 +137,9 @@ def stage(story: Story) -> None:
     log = read_prediction_log(served.name, tracker=story.tracker, with_feedback=True)
     story.console.print(f"server stopped; the prediction log holds {len(log)} rows "
                         f"({int(log['label'].notna().sum())} with feedback labels) — monitoring reads it")
+    if canary:
+        by_version = log["version"].astype(str).value_counts().sort_index()
+        story.console.print(f"canary: {challenger} took {CANARY_PERCENT}% of the customers next to the champion; "
+                            "rows served per version: " + ", ".join(f"v{v}: {n}" for v, n in by_version.items()),
+                            highlight=False)
     story.facts["serving"] = {"uri": uri, "url": url, "answers": oip_values, "log_rows": len(log)}

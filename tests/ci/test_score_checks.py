@@ -1,0 +1,228 @@
+"""The automated checks `conveyor score` reads for Data 2, Model 7 and Monitor 3–6: the gate's
+permutation-importance feature check and protected slices, and the monitor's skew,
+non-finite, staleness and latency-regression metrics — each on a logistic regression
+pipeline and a random forest, on real data (scikit-learn's breast-cancer set)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conveyor.cli import app
+
+KINDS = ("logreg", "forest")
+
+
+def _data() -> Any:
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    frame = X.iloc[:, :6].copy()
+    frame.columns = [c.replace(" ", "_") for c in frame.columns]
+    frame["noise"] = np.random.default_rng(0).normal(size=len(frame))  # carries no signal
+    frame["site"] = np.where(np.random.default_rng(1).random(len(frame)) < 0.5, "north", "south")
+    frame["label"] = y.to_numpy()
+    return pd.DataFrame(frame)
+
+
+def _fit(kind: str, train: Any) -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = train.drop(columns=["label", "site"]), train["label"]
+    if kind == "logreg":
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, y)
+    return RandomForestClassifier(n_estimators=60, random_state=0).fit(X, y)
+
+
+def _register(kind: str, train: Any) -> tuple[Any, int]:
+    import conveyor
+    import conveyor.models
+    from conveyor.registry import Registry
+    from conveyor.tracking import get_tracker
+
+    model = _fit(kind, train)
+    with conveyor.start_run(experiment="checks", name=kind) as run:
+        conveyor.models.log(model, "model", input_example=train.drop(columns=["label", "site"]).head(3))
+    tracker = get_tracker()
+    tracker.flush()
+    version = Registry(tracker).register(f"runs:/{run.id}/model", kind).version
+    return model, version
+
+
+def _score() -> dict[str, dict[str, Any]]:
+    from conveyor.tracking import set_tracker
+
+    set_tracker(None)
+    result = CliRunner().invoke(app, ["score", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return {t["id"]: t for t in json.loads(result.output)["tests"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", KINDS)
+def test_feature_check_fails_a_noise_column_and_protected_slices_are_recorded(project: Path, kind: str) -> None:
+    from conveyor.gates import define_gate, evaluate
+    from conveyor.registry import Registry
+    from conveyor.tracking import get_tracker
+
+    frame = _data()
+    _, version = _register(kind, frame.iloc[:380])
+    gate = define_gate("features", model=kind, label="label", metrics=["accuracy >= 0.8"], compare=None,
+                       features={"min_importance": 0.0, "repeats": 10},
+                       slices={"protected": ["site"], "thresholds": ["accuracy >= 0.8"]})
+    result = evaluate(gate, f"models:/{kind}/{version}", frame.iloc[380:], registry=Registry(get_tracker()))
+    features = next(c for c in result.checks if c.kind == "features")
+    importance = features.evidence["importance"]
+    assert set(importance) == {c for c in frame.columns if c not in ("label", "site")}  # not the slicing column
+    assert features.passed is False and "noise" in features.evidence["useless"]
+    lower = features.evidence["lower"]
+    assert lower["noise"] <= 0 < max(lower.values())  # the noise column is not shown to help
+    assert all(lower[c] > 0 for c in importance if c not in features.evidence["useless"])
+    assert "mean_texture" not in features.evidence["useless"]  # the strongest real feature passes
+    protected = next(c for c in result.checks if c.kind == "slices")
+    assert protected.name == "slices (protected): site" and protected.evidence["protected"] is True
+    assert protected.passed is True
+
+    tests = _score()
+    assert tests["Data 2"]["status"] == "automated", tests["Data 2"]
+    assert "1 gate evaluation(s) ran the permutation importance of every feature" in tests["Data 2"]["evidence"]
+    assert tests["Model 7"]["status"] == "automated", tests["Model 7"]
+
+
+def test_feature_check_passes_a_regression_whose_features_all_carry_signal(project: Path) -> None:
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    from conveyor.gates import define_gate, evaluate
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    X = X[["bmi", "s5"]]
+    model = Ridge(alpha=0.1).fit(X.iloc[:300], y.iloc[:300])
+    gate = define_gate("two", task="regression", label="target", compare=None, data_checks=False,
+                       features={"min_importance": 0.0})
+    result = evaluate(gate, model, X.iloc[300:].assign(target=y.iloc[300:]), champion=None, save=False)
+    check = next(c for c in result.checks if c.kind == "features")
+    assert check.evidence["metric"] == "rmse" and check.passed is True and check.evidence["useless"] == []
+    assert all(v > 0 for v in check.evidence["lower"].values())
+
+
+def test_an_unknown_protected_column_is_named(project: Path) -> None:
+    from conveyor.errors import InvalidInput
+    from conveyor.gates import define_gate, evaluate
+
+    frame = _data()
+    model = _fit("logreg", frame.iloc[:380])
+    gate = define_gate("bad", label="label", compare=None, data_checks=False,
+                       slices={"protected": ["gender"], "thresholds": ["accuracy >= 0.5"]})
+    with pytest.raises(InvalidInput) as caught:
+        evaluate(gate, model, frame.iloc[380:].drop(columns=["site"]), champion=None, save=False)
+    assert caught.value.field == "gates.bad.slices.protected" and "gender" in caught.value.message
+
+
+def _window(model: Any, rows: Any, version: int, latency: float) -> Any:
+    features = rows.drop(columns=["label", "site"])
+    return features.assign(prediction=model.predict(features), version=str(version), label=rows["label"],
+                           latency_ms=np.full(len(rows), latency), request_id="r", row=np.arange(len(rows)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", KINDS)
+def test_monitor_measures_skew_nonfinite_age_and_latency_regression(project: Path, kind: str) -> None:
+    import conveyor.data
+    from conveyor.gates import promote
+    from conveyor.monitoring import MonitorConfig, Monitoring
+    from conveyor.registry import Registry
+    from conveyor.tracking import get_tracker
+
+    frame = _data()
+    model, version = _register(kind, frame.iloc[:380])
+    promote(kind, version, force=True, registry=Registry(get_tracker()), reason="test")
+    reference = conveyor.data.add(frame.iloc[:380].drop(columns=["site"]), name=f"ref-{kind}").ref
+    rules = ["skew_mismatch_rate > 0", "nonfinite_prediction_rate > 0", "model_age_days > 30",
+             "p95_latency_ratio > 1.5", "p95_latency_ms > 1000"]
+    config = MonitorConfig(name=kind, model=kind, reference=reference, target="label", rules=rules,
+                           skew_sample=150)
+    monitoring = Monitoring(get_tracker())
+    served = frame.iloc[380:]
+
+    clean = monitoring.evaluate(config, current=_window(model, served, version, 10.0))
+    assert clean.metrics["skew_rows"] == 150 and clean.metrics["skew_mismatch_rate"] == 0.0
+    assert clean.metrics["nonfinite_prediction_rate"] == 0.0
+    assert 0 <= clean.metrics["model_age_days"] < 1
+    assert clean.metrics["p95_latency_ratio"] is None  # nothing to compare with yet
+    assert clean.status == "ok", [r for r in clean.rules if r.fired]
+
+    # the server answered differently for a fifth of the rows (skew), some answers are NaN
+    # (numerical instability), and it got three times slower (a computing-performance regression)
+    skewed = _window(model, served, version, 30.0)
+    flipped = np.arange(len(skewed)) % 5 == 0
+    skewed["prediction"] = skewed["prediction"].astype(float)
+    skewed.loc[flipped, "prediction"] = 1 - skewed.loc[flipped, "prediction"]
+    skewed.loc[skewed.index[:4], "prediction"] = np.nan
+    monitoring_all = Monitoring(get_tracker())
+    bad = monitoring_all.evaluate(config.model_copy(update={"skew_sample": len(skewed)}), current=skewed)
+    expected = (flipped | (np.arange(len(skewed)) < 4)).mean()
+    assert bad.metrics["skew_mismatch_rate"] == pytest.approx(expected)
+    assert bad.metrics["nonfinite_prediction_rate"] == pytest.approx(4 / len(skewed))
+    assert bad.metrics["p95_latency_ratio"] == pytest.approx(3.0)
+    fired = {r.rule for r in bad.rules if r.fired}
+    assert fired == {"skew_mismatch_rate > 0", "nonfinite_prediction_rate > 0", "p95_latency_ratio > 1.5"}
+
+    tests = _score()
+    for test in ("Monitor 3", "Monitor 4", "Monitor 5", "Monitor 6"):
+        assert tests[test]["status"] == "automated", tests[test]
+    assert "staleness rules: model_age_days > 30" in tests["Monitor 4"]["evidence"]
+    assert "p95_latency_ratio > 1.5" in tests["Monitor 6"]["evidence"][0]
+
+
+def test_skew_is_empty_when_the_served_version_cannot_be_loaded(project: Path) -> None:
+    from conveyor.monitoring._production import SkewCheck
+    from conveyor.tracking import get_tracker
+
+    frame = _data()
+    model = _fit("logreg", frame.iloc[:380])
+    window = _window(model, frame.iloc[380:], 7, 1.0)
+    measured = SkewCheck(get_tracker()).measure(window, "nobody", prediction="prediction",
+                                                features=list(window.columns), sample=50, tolerance=1e-6)
+    assert measured == {"skew_rows": 0.0, "skew_mismatch_rate": None}
+
+
+def test_nonfinite_rate_counts_nan_inf_and_missing() -> None:
+    import pandas as pd
+
+    from conveyor.monitoring._production import latency_ratio, model_age_days, nonfinite_rate
+
+    frame = pd.DataFrame({"prediction": [1.0, np.inf, -np.inf, np.nan, 2.0]})
+    assert nonfinite_rate(frame, "prediction") == pytest.approx(3 / 5)
+    labels = pd.DataFrame({"prediction": ["a", None, "b", "c"]})
+    assert nonfinite_rate(labels, "prediction") == pytest.approx(1 / 4)
+    assert nonfinite_rate(frame, "absent") is None
+    assert model_age_days(1_000, 1_000 + 86_400_000 * 3) == pytest.approx(3.0)
+    assert latency_ratio(30.0, 10.0) == 3.0 and latency_ratio(30.0, None) is None and latency_ratio(1.0, 0) is None
+
+
+def test_rule_grammar_knows_the_new_metrics() -> None:
+    from conveyor.monitoring._rules import METRICS, parse_rule
+
+    for name in ("skew_mismatch_rate", "nonfinite_prediction_rate", "model_age_days", "p95_latency_ratio"):
+        assert name in METRICS
+    rule = parse_rule("model_age_days > 30")
+    assert rule.evaluate({"model_age_days": 31.0}).fired
+    assert not rule.evaluate({"model_age_days": 2.0}).fired
+
+
+def test_every_rule_metric_is_documented() -> None:
+    from conveyor.monitoring._rules import METRICS
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text(encoding="utf-8")
+    for name, meaning in METRICS.items():
+        assert f"| `{name}` | {meaning} |" in text, name
