@@ -3,36 +3,21 @@ reference cannot drift from it.
 
 - ``<!-- generated: cli -->`` becomes every ``conveyor`` command with its usage, help and
   options, read from the Typer/click command tree.
-- ``<!-- generated: tables -->`` becomes every ``conveyor.toml`` table with each key's type,
-  default and description, read from the pydantic models that validate them.
+- ``<!-- generated: rules -->`` becomes the metrics a monitor rule can name, read from the
+  rule grammar. (Every ``conveyor.toml`` table is in ``config.md``, generated from the
+  pydantic models by ``tests/test_config_docs.py``, which also checks it.)
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
-
-_TABLES = [
-    ("[store], [tracking]", None, "settings.md"),
-    ("[pipelines]", "conveyor.pipelines._settings:PipelineSettings", None),
-    ("[data]", "conveyor.data._config:DataSettings", None),
-    ("[gates.<name>]", "conveyor.gates._spec:GateSpec", None),
-    ("[gates.<name>.compare]", "conveyor.gates._spec:CompareSpec", None),
-    ("[gates.<name>.slices]", "conveyor.gates._spec:SliceSpec", None),
-    ("[gates.<name>.baseline]", "conveyor.gates._spec:BaselineSpec", None),
-    ("[gates.<name>.operational]", "conveyor.gates._spec:OperationalSpec", None),
-    ("[monitoring]", "conveyor.monitoring._config:MonitoringDefaults", None),
-    ("[monitors.<name>]", "conveyor.monitoring._config:MonitorConfig", None),
-    ("[serving]", "conveyor.serving._config:ServingConfig", None),
-    ("[model_cards.<name>]", "conveyor.registry._card:CardSettings", None),
-]
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     if "<!-- generated: cli -->" in markdown:
         markdown = markdown.replace("<!-- generated: cli -->", cli_reference())
-    if "<!-- generated: tables -->" in markdown:
-        markdown = markdown.replace("<!-- generated: tables -->", tables_reference())
+    if "<!-- generated: rules -->" in markdown:
+        markdown = markdown.replace("<!-- generated: rules -->", rules_reference())
     return markdown
 
 
@@ -83,24 +68,9 @@ def _cell_text(text: str) -> str:
     return text.replace("\b\n", "").strip() + "\n"
 
 
-def tables_reference() -> str:
-    out: list[str] = []
-    for title, target, link in _TABLES:
-        out.append(f"## `{title}`\n")
-        if link:
-            out.append(f"See [Settings]({'../' + link}).\n")
-            continue
-        module, _, name = target.partition(":")
-        model = getattr(importlib.import_module(module), name)
-        doc = (model.__doc__ or "").strip().split("\n\n")[0]
-        if doc:
-            out.append(_cell_text(doc.replace("Example (conveyor.toml)::", "")))
-        out.append("| key | type | default | meaning |\n|---|---|---|---|")
-        for key, field in model.model_fields.items():
-            annotation = str(field.annotation).replace("typing.", "")
-            annotation = annotation.removeprefix("<class '").removesuffix("'>")
-            default = "required" if field.is_required() else repr(
-                field.default_factory() if field.default_factory is not None else field.default)
-            out.append(f"| `{key}` | `{_cell(annotation)}` | `{_cell(default)}` | {_cell(field.description or '')} |")
-        out.append("")
-    return "\n".join(out)
+def rules_reference() -> str:
+    from conveyor.monitoring._rules import METRICS
+
+    out = ["| metric | meaning |", "|---|---|"]
+    out.extend(f"| `{name}` | {_cell(meaning)} |" for name, meaning in METRICS.items())
+    return "\n".join(out) + "\n"

@@ -124,6 +124,6 @@ def test_site_builds_in_strict_mode(tmp_path: Path) -> None:
     cli = (tmp_path / "site" / "reference" / "cli" / "index.html").read_text(encoding="utf-8")
     for command in ("conveyor runs list", "conveyor score record", "conveyor ci check", "conveyor serve"):
         assert command in cli, command  # generated from the command tree
-    tables = (tmp_path / "site" / "reference" / "tables" / "index.html").read_text(encoding="utf-8")
-    for key in ("max_batch_size", "drift_share", "min_size", "intended_use"):
-        assert key in tables, key  # generated from the pydantic models
+    rules = (tmp_path / "site" / "reference" / "rules" / "index.html").read_text(encoding="utf-8")
+    for metric in ("drift_share", "skew_mismatch_rate", "p95_latency_ms"):
+        assert metric in rules, metric  # generated from the rule grammar
