@@ -83,9 +83,9 @@ def numeric(n: int, shifted: bool, seed: int) -> pd.DataFrame:
     return tabular(n, shifted, seed).drop(columns="plan")
 
 
-# Each kind's ``train(features, y)`` returns the fitted model. Scikit-learn models travel
-# from the fit step to the evaluate step as step outputs; the other frameworks' models are
-# saved as a model package whose folder the fit step returns, and evaluate loads it.
+# Each kind's ``train(features, y)`` returns the fitted model; the fit step logs it and hands
+# it to the evaluate step (scikit-learn estimators as skops, the other frameworks' models as
+# model packages that come back as conveyor's loaded model).
 MODELS = {
     "forest": """
         from sklearn.compose import ColumnTransformer
@@ -156,7 +156,6 @@ MODELS = {
         return net
     """,
 }
-SKLEARN = {"forest", "boosting", "regression", "text"}
 
 TRAINING = '''
 """Training pipeline of the {kind} project: split the newest `train` data, fit, evaluate."""
@@ -165,7 +164,6 @@ import conveyor.models
 from conveyor.pipelines import dataset, pipeline, step
 
 REGRESSION = {regression}
-RETURNS_MODEL = {returns_model}  # else a model package's folder
 
 
 def train(features, y):
@@ -184,20 +182,12 @@ def fit(frame):
     model = train(features, frame["y"])
     conveyor.log_param("rows", len(frame))
     conveyor.models.log(model, "model", input_example=features.head(3))
-    if RETURNS_MODEL:
-        return model
-    import tempfile
-    from pathlib import Path
-    package = Path(tempfile.mkdtemp()) / "model"  # a step reads no other run: hand over a package
-    conveyor.models.save(model, package, input_example=features.head(3))
-    return package
+    return model
 
 
 @step(metrics=True)
 def evaluate(model, frame) -> dict:
     import numpy as np
-    if not hasattr(model, "predict"):  # a package folder: evaluate what will be served
-        model = conveyor.models.load(model)
     predicted = np.asarray(model.predict(frame.drop(columns="y"))).reshape(len(frame))
     if REGRESSION:
         error = predicted - frame["y"].to_numpy()
@@ -266,8 +256,7 @@ def kind_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
     def make(kind: Kind) -> Path:
         body = textwrap.indent(textwrap.dedent(MODELS[kind.name]).strip(), "    ")
         (project / "training.py").write_text(
-            TRAINING.format(kind=kind.name, regression=kind.regression, returns_model=kind.name in SKLEARN,
-                            model=body), encoding="utf-8")
+            TRAINING.format(kind=kind.name, regression=kind.regression, model=body), encoding="utf-8")
         # the gate's held-out rows: mostly the new population, so the retrained model is better
         holdout = pd.concat([kind.make(60, False, 5), kind.make(180, True, 6)], ignore_index=True)
         kind.make(400, False, 1).to_parquet(project / "train.parquet")
