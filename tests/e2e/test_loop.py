@@ -10,8 +10,10 @@ the gate → the following server answers with the new version.
 
 Kinds: tabular classification with mixed types and missing values (ColumnTransformer +
 RandomForest, and + HistGradientBoosting), regression (GradientBoostingRegressor gated on
-RMSE with the Wilcoxon test), text (TF-IDF + LogisticRegression, a string input column
-sent as OIP ``BYTES``). Data is generated; nothing is downloaded.
+RMSE and MAE, compared on RMSE with the Wilcoxon test), text (TF-IDF + LogisticRegression,
+a string input column sent as OIP ``BYTES``), XGBoost and LightGBM classifiers on numeric
+columns with missing values (their native formats), and tiny Keras and PyTorch regression
+networks. Data is generated; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -76,6 +78,14 @@ def text(n: int, shifted: bool, seed: int) -> pd.DataFrame:
     return pd.DataFrame({"text": rows, "y": labels})
 
 
+def numeric(n: int, shifted: bool, seed: int) -> pd.DataFrame:
+    """The tabular data without the plan: numeric columns only, one with missing values."""
+    return tabular(n, shifted, seed).drop(columns="plan")
+
+
+# Each kind's ``train(features, y)`` returns the fitted model; the fit step logs it and hands
+# it to the evaluate step (scikit-learn estimators as skops, the other frameworks' models as
+# model packages that come back as conveyor's loaded model).
 MODELS = {
     "forest": """
         from sklearn.compose import ColumnTransformer
@@ -87,7 +97,8 @@ MODELS = {
             ("num", make_pipeline(SimpleImputer(), StandardScaler()), ["a", "b"]),
             ("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"]),
         ])
-        return Pipeline([("prep", prep), ("model", RandomForestClassifier(n_estimators=40, random_state=0))])
+        model = Pipeline([("prep", prep), ("model", RandomForestClassifier(n_estimators=40, random_state=0))])
+        return model.fit(features, y)
     """,
     "boosting": """
         from sklearn.compose import ColumnTransformer
@@ -99,19 +110,50 @@ MODELS = {
             ("num", make_pipeline(SimpleImputer(), StandardScaler()), ["a", "b"]),
             ("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"]),
         ])
-        return Pipeline([("prep", prep), ("model", HistGradientBoostingClassifier(max_iter=50, random_state=0))])
+        model = Pipeline([("prep", prep), ("model", HistGradientBoostingClassifier(max_iter=50, random_state=0))])
+        return model.fit(features, y)
     """,
     "regression": """
         from sklearn.ensemble import GradientBoostingRegressor
-        return GradientBoostingRegressor(n_estimators=80, max_depth=3, random_state=0)
+        return GradientBoostingRegressor(n_estimators=80, max_depth=3, random_state=0).fit(features, y)
     """,
     "text": """
         from sklearn.compose import ColumnTransformer
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import Pipeline
-        return Pipeline([("tfidf", ColumnTransformer([("words", TfidfVectorizer(), "text")])),
-                         ("model", LogisticRegression(max_iter=500))])
+        model = Pipeline([("tfidf", ColumnTransformer([("words", TfidfVectorizer(), "text")])),
+                          ("model", LogisticRegression(max_iter=500))])
+        return model.fit(features, y)
+    """,
+    "xgboost": """
+        from xgboost import XGBClassifier
+        return XGBClassifier(n_estimators=40, max_depth=3, n_jobs=1, random_state=0).fit(features, y)
+    """,
+    "lightgbm": """
+        from lightgbm import LGBMClassifier
+        return LGBMClassifier(n_estimators=40, num_leaves=8, n_jobs=1, verbose=-1, random_state=0).fit(features, y)
+    """,
+    "keras": """
+        import keras
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+        model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+        model.fit(features.to_numpy("float32"), y.to_numpy("float32"), epochs=80, batch_size=32, verbose=0)
+        return model
+    """,
+    "torch": """
+        import torch
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+        x = torch.tensor(features.to_numpy("float32"))
+        target = torch.tensor(y.to_numpy("float32")).reshape(-1, 1)
+        optimizer = torch.optim.Adam(net.parameters(), lr=0.05)
+        for _ in range(600):
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(net(x), target).backward()
+            optimizer.step()
+        return net
     """,
 }
 
@@ -124,7 +166,7 @@ from conveyor.pipelines import dataset, pipeline, step
 REGRESSION = {regression}
 
 
-def make_model():
+def train(features, y):
 {model}
 
 
@@ -137,7 +179,7 @@ def split(frame, seed: int = 0):
 @step
 def fit(frame):
     features = frame.drop(columns="y")
-    model = make_model().fit(features, frame["y"])
+    model = train(features, frame["y"])
     conveyor.log_param("rows", len(frame))
     conveyor.models.log(model, "model", input_example=features.head(3))
     return model
@@ -146,7 +188,7 @@ def fit(frame):
 @step(metrics=True)
 def evaluate(model, frame) -> dict:
     import numpy as np
-    predicted = model.predict(frame.drop(columns="y"))
+    predicted = np.asarray(model.predict(frame.drop(columns="y"))).reshape(len(frame))
     if REGRESSION:
         error = predicted - frame["y"].to_numpy()
         return {{"rmse": float(np.sqrt(np.mean(error ** 2))), "mae": float(np.mean(np.abs(error)))}}
@@ -166,6 +208,7 @@ class Kind:
     make: Callable[[int, bool, int], pd.DataFrame]
     gate: str
     rules: str
+    flavor: str = "sklearn"  # what stores the candidate (its framework's native format)
 
     @property
     def regression(self) -> bool:
@@ -173,14 +216,18 @@ class Kind:
 
 
 CLASSIFICATION_GATE = 'metrics = ["accuracy >= 0.6"]'
+REGRESSION_GATE = ('task = "regression"\nmetrics = ["rmse <= 12", "mae <= 10"]\n'
+                   '[gates.default.compare]\nmetric = "rmse"\ntest = "wilcoxon"\nmode = "non_inferior"\nmargin = 0.5')
+DRIFT = '["drift_share > 0.3"]'
 KINDS = [
-    Kind("forest", tabular, CLASSIFICATION_GATE, '["drift_share > 0.3"]'),
-    Kind("boosting", tabular, CLASSIFICATION_GATE, '["drift_share > 0.3"]'),
-    Kind("regression", regression,
-         'task = "regression"\nmetrics = ["rmse <= 12"]\n'
-         '[gates.default.compare]\nmetric = "rmse"\ntest = "wilcoxon"\nmode = "non_inferior"\nmargin = 0.5',
-         '["drift_share > 0.3"]'),
+    Kind("forest", tabular, CLASSIFICATION_GATE, DRIFT),
+    Kind("boosting", tabular, CLASSIFICATION_GATE, DRIFT),
+    Kind("regression", regression, REGRESSION_GATE, DRIFT),
     Kind("text", text, CLASSIFICATION_GATE, '["accuracy < 0.8"]'),
+    Kind("xgboost", numeric, CLASSIFICATION_GATE, DRIFT, "xgboost"),
+    Kind("lightgbm", numeric, CLASSIFICATION_GATE, DRIFT, "lightgbm"),
+    Kind("keras", regression, REGRESSION_GATE, DRIFT, "keras"),
+    Kind("torch", regression, REGRESSION_GATE, DRIFT, "pytorch"),
 ]
 
 
@@ -288,6 +335,13 @@ def test_the_whole_loop_from_the_cli(kind_project: Callable[[Kind], Path], kind:
     fit_run = get_tracker().get_run(ran["steps"]["fit"]["run_id"])
     assert fit_run.params["rows"] == "300"  # logged inside the step, to the step's run
     assert ("rmse" if kind.regression else "accuracy") in get_tracker().get_run(ran["run_id"]).metrics
+    import conveyor.models
+
+    candidate = conveyor.models.load(ran["candidate"])
+    assert candidate.flavor == kind.flavor
+    if "b" in candidate.signature.input_names and kind.make is not regression:
+        # 'b' misses values in the training data, not in the logged example: the model takes NaN
+        assert {c.name: c.nullable for c in candidate.signature.inputs}["b"]
 
     checked = _cli("ci", "check", "--pipeline", "training:training", "--json")
     assert checked.exit_code == 0, checked.output

@@ -60,7 +60,9 @@ full; ``trusted=[...]``, ``--trust`` and ``set_trust`` add names. Every file a p
 names must be a regular file inside the folder with the size recorded at save time.
 
 The signature is enforced on every predict (missing, extra or mistyped columns and NaN in
-non-nullable columns raise ``InvalidInput`` naming them). This package reads the
+non-nullable columns raise ``InvalidInput`` naming them). An inferred signature marks a
+column nullable when the example misses values in it or the model predicts with it
+missing (``_infer.probe_nullable``; docs/models.md). This package reads the
 ``[models]`` section of ``conveyor.toml`` (``trusted_modules``).
 """
 

@@ -115,6 +115,59 @@ def infer_signature(input_example: Any, output: Any = None) -> Signature:
     return Signature(inputs, infer_outputs(output))
 
 
+_PROBED_COLUMNS = 64  # beyond this, columns one by one would cost too many predicts
+
+
+def probe_nullable(predict: Any, example: Any, inputs: tuple[ColumnSpec, ...]) -> tuple[ColumnSpec, ...]:
+    """Mark a float or string column nullable when the model predicts on rows missing it.
+
+    An input example rarely holds a missing value in every column the model copes with
+    (a pipeline with an imputer, a tree ensemble that routes NaN): inferred from the
+    example alone, serving would refuse NaN the model handles. So each float/string
+    column not already nullable is probed: the example's first row with that column set
+    to NaN/None must predict without an error and with finite numeric output (a network
+    that propagates NaN is not nullable). All columns are tried in one batch first; when
+    that fails, each column alone (at most 64). ``predict`` is the flavor's native predict.
+    """
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    if not isinstance(example, pd.DataFrame) or example.empty:
+        return inputs
+    candidates = [
+        s.name for s in inputs
+        if not s.nullable and s.shape == () and (s.dtype.startswith("float") or s.dtype == "string")
+    ]
+    if not candidates:
+        return inputs
+
+    def survives(columns: list[str]) -> bool:
+        rows = []
+        for name in columns:
+            row = example.head(1).copy()
+            if str(row[name].dtype).startswith("float"):
+                row[name] = np.nan
+            else:
+                row[name] = pd.Series([None], index=row.index, dtype=object)
+            rows.append(row)
+        probe = pd.concat(rows, ignore_index=True)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                output = np.asarray(predict(probe))
+        except Exception:  # noqa: BLE001 - any failure means: the model does not take a missing value here
+            return False
+        return output.dtype.kind not in "fc" or bool(np.isfinite(output).all())
+
+    if survives(candidates):
+        nullable = set(candidates)
+    else:
+        nullable = {c for c in candidates[:_PROBED_COLUMNS] if survives([c])} if len(candidates) > 1 else set()
+    return tuple(ColumnSpec(s.name, s.dtype, s.shape, True) if s.name in nullable else s for s in inputs)
+
+
 def infer_outputs(output: Any) -> tuple[ColumnSpec, ...]:
     """Output specs of a model's prediction (``prediction``, with a per-row shape if needed)."""
     import numpy as np

@@ -14,7 +14,7 @@ from conveyor.entities import Signature
 from conveyor.errors import AlreadyExists, InvalidInput, NotFound
 from conveyor.models._files import PackageFiles
 from conveyor.models._flavor import Flavor, flavor_for, get_flavor
-from conveyor.models._infer import example_frame_or_array, infer_outputs, infer_signature
+from conveyor.models._infer import example_frame_or_array, infer_outputs, infer_signature, probe_nullable
 from conveyor.models._loaded import LoadedModel
 from conveyor.models._meta import META_FILE, ModelMeta, now_iso, pin_requirements, python_version, read_meta
 from conveyor.models._trust import TrustPolicy, as_policy
@@ -133,8 +133,11 @@ def _signature(flavor: Flavor, model: Any, signature: Any, example: Any) -> Sign
     try:
         output = flavor.native_predict(model, example)
     except Exception:  # noqa: BLE001 - outputs are optional; a failing example predict is the user's to see later
-        output = None
-    return Signature(inferred.inputs, infer_outputs(output))
+        return Signature(inferred.inputs, ())
+    if output is None:  # a flavor without a native predict: nothing to probe with
+        return inferred
+    inputs = probe_nullable(lambda batch: flavor.native_predict(model, batch), example, inferred.inputs)
+    return Signature(inputs, infer_outputs(output))
 
 
 def _write_example(folder: Path, example: Any) -> str | None:

@@ -10,7 +10,8 @@ The contract (every materializer, built-in or third-party, passes the shared tes
 - ``load(folder)`` returns an object equal (for the type's notion of equality) to the saved one.
 
 Nothing is ever pickled: tables are Parquet, arrays ``.npy`` without pickle, scikit-learn
-estimators skops, the rest JSON, text or raw bytes. The table below is data
+estimators skops, XGBoost/LightGBM/Keras/PyTorch models a model package in their own
+format, the rest JSON, text or raw bytes. The table below is data
 (``name → "module:Class"``), loaded lazily; third parties add entries through the
 ``conveyor.materializers`` entry-point group or :func:`register_materializer`.
 """
@@ -184,6 +185,39 @@ def canonical_skops(data: bytes) -> bytes:
     return out.getvalue()
 
 
+class ModelMaterializer:
+    """Models of the other frameworks conveyor has a flavor for (XGBoost, LightGBM, Keras,
+    PyTorch) as a model package in the framework's own format (no pickle; see
+    docs/models.md). Loading goes through the package's trust checks and gives the loaded
+    package (``conveyor.models.LoadedModel``: ``predict``/``predict_proba`` as served,
+    ``.native`` for the framework's own object; a PyTorch module is TorchScript there, a
+    LightGBM estimator its Booster), so the next step evaluates what would be served."""
+
+    name = "model"
+    FLAVORS = ("xgboost", "lightgbm", "keras", "pytorch")
+
+    def handles(self, obj: object) -> bool:
+        from conveyor.models import get_flavor
+
+        for flavor in self.FLAVORS:  # each asks only frameworks already imported (obj came from one)
+            try:
+                if get_flavor(flavor).can_handle(obj):
+                    return True
+            except ImportError:
+                continue
+        return False
+
+    def save(self, obj: Any, folder: Path) -> None:
+        from conveyor.models import save
+
+        save(obj, folder / "model")
+
+    def load(self, folder: Path) -> Any:
+        from conveyor.models import load
+
+        return load(folder / "model")
+
+
 class PathMaterializer:
     """A ``pathlib.Path`` to a file or folder: the content is stored; loading gives a path
     to a private copy of it."""
@@ -220,6 +254,7 @@ BUILTIN_MATERIALIZERS: dict[str, str] = {
     "pandas": "conveyor.pipelines._materializers:PandasMaterializer",
     "numpy": "conveyor.pipelines._materializers:NumpyMaterializer",
     "sklearn": "conveyor.pipelines._materializers:SklearnMaterializer",
+    "model": "conveyor.pipelines._materializers:ModelMaterializer",
     "path": "conveyor.pipelines._materializers:PathMaterializer",
     "text": "conveyor.pipelines._materializers:TextMaterializer",
     "bytes": "conveyor.pipelines._materializers:BytesMaterializer",
