@@ -96,11 +96,14 @@ def test_models_show_prints_local_iso_times_and_aliases(project: Any) -> None:
     import conveyor
     from conveyor.tracking import set_tracker
 
-    folder = project / "pkg"
-    folder.mkdir()
-    (folder / "weights.txt").write_text("w", encoding="utf-8")
-    with conveyor.start_run(experiment="cli") as run:
-        conveyor.log_artifacts(folder, "model")
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    import conveyor.models
+
+    X = np.arange(12, dtype=float).reshape(6, 2)
+    with conveyor.start_run(experiment="cli") as run:  # registering loads the package: a real one
+        conveyor.models.log(LinearRegression().fit(X, X.sum(axis=1)), "model", input_example=X[:2])
     set_tracker(None)
     assert runner.invoke(app, ["models", "register", f"runs:/{run.id}/model", "churn"]).exit_code == 0
     assert runner.invoke(app, ["models", "alias", "churn", "champion", "1"]).exit_code == 0

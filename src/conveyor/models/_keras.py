@@ -34,6 +34,16 @@ MAX_CONFIG_BYTES = 64 * 1024 * 1024
 MIN_KERAS = "3.15.0"
 
 
+def _require_keras_file(config: Mapping[str, Any]) -> None:
+    """Only ``.keras`` files: Keras ignores ``safe_mode`` for legacy HDF5 (``.h5``) files."""
+    if not str(config.get("file", FILE)).endswith(".keras"):
+        raise InvalidInput(
+            f"keras flavor_config names {config.get('file')!r}; only .keras files are loaded "
+            "(Keras ignores safe_mode for legacy HDF5 files)", field="flavor_config.file",
+            value=config.get("file"), hint="re-save the model with conveyor.models.save",
+        )
+
+
 def require_safe_keras(version: str) -> None:
     """Refuse to load with a Keras whose ``safe_mode`` has known bypasses."""
     from packaging.version import InvalidVersion, Version
@@ -70,6 +80,7 @@ class KerasFlavor(Flavor):
 
     def references(self, files: Any, config: Mapping[str, Any]) -> list[Reference]:
         """Classes (and functions) ``config.json`` names by module; Keras resolves the rest itself."""
+        _require_keras_file(config)
         path = files.path(config.get("file", FILE), field="flavor_config.file")
         try:
             with zipfile.ZipFile(path) as archive:
@@ -99,13 +110,8 @@ class KerasFlavor(Flavor):
         import keras
 
         require_safe_keras(str(keras.__version__))
+        _require_keras_file(config)
         path = opts["files"].path(config.get("file", FILE), field="flavor_config.file")
-        if path.suffix != ".keras":
-            raise InvalidInput(
-                f"keras flavor_config names {config.get('file')!r}; only .keras files are loaded "
-                "(Keras ignores safe_mode for legacy HDF5 files)", field="flavor_config.file",
-                value=config.get("file"), hint="re-save the model with conveyor.models.save",
-            )
         try:
             model = keras.saving.load_model(path, compile=False, safe_mode=True)
         except ValueError as exc:

@@ -50,7 +50,7 @@ def is_transient(exc: BaseException | None) -> bool:
         bases = {klass.__name__ for klass in type(exc).__mro__}
         if module.startswith("psycopg") and bases & {"OperationalError", "InterfaceError"} and sqlstate is None:
             return True  # connection refused / reset / closed / timed out: no SQLSTATE at all
-        if module == "sqlite3" and name == "OperationalError" and "locked" in str(exc):
+        if module == "sqlite3" and type(exc).__name__ == "OperationalError" and "locked" in str(exc):
             return True
         if isinstance(exc, (ConnectionError, TimeoutError)):
             return True

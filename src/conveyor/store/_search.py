@@ -176,7 +176,24 @@ def _order(query: Select[Any], order: list[tuple[Field, bool]]) -> Select[Any]:
     return query.order_by(*clauses)
 
 
-def search_runs(
+def search_runs(conn: Connection, **options: Any) -> list[Run]:
+    """Runs matching a filter (see :func:`_search_runs` for the options); a search the
+    database cancels for taking longer than ``timeout`` is bad input naming the setting."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return _search_runs(conn, **options)
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "57014":  # query_canceled
+            raise
+        raise InvalidInput(
+            "the search took longer than the search timeout and was cancelled",
+            field="tracking.search_timeout",
+            hint="narrow the filter, or raise [tracking] search_timeout (CONVEYOR_TRACKING_SEARCH_TIMEOUT)",
+        ) from exc
+
+
+def _search_runs(
     conn: Connection,
     *,
     experiment_ids: Sequence[int] | None = None,
@@ -192,8 +209,8 @@ def search_runs(
 
     ``with_data`` also loads params, latest metrics and tags (three queries for the page).
     ``timeout`` (seconds, PostgreSQL) cancels a search that takes longer, for the rest of
-    the transaction (``SET LOCAL statement_timeout``); ``Store.read`` turns the cancellation
-    into an ``InvalidInput`` naming the setting.
+    the transaction (``SET LOCAL statement_timeout``); the cancellation becomes an
+    ``InvalidInput`` naming the setting.
     """
     for name, number in (("max_results", max_results), ("offset", offset)):
         if number is not None and (isinstance(number, bool) or not isinstance(number, int) or number < 0):

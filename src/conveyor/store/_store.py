@@ -369,15 +369,9 @@ class Store:
 
 def input_error(exc: DBAPIError) -> InvalidInput | None:
     """A database error caused by what the user asked for, as one line without the SQL
-    (which PostgreSQL echoes in its messages): a statement cancelled by the search timeout,
-    or a value the database refuses. ``None`` for every other error (the store's: exit 4)."""
-    if _sqlstate(exc) == "57014":  # query_canceled: statement_timeout
-        return InvalidInput(
-            "the query took longer than the database's statement timeout and was cancelled",
-            field="tracking.search_timeout",
-            hint="narrow the filter, or raise [tracking] search_timeout (CONVEYOR_TRACKING_SEARCH_TIMEOUT) "
-            "for searches, [store] statement_timeout for other statements",
-        )
+    (which PostgreSQL echoes in its messages): a value the database refuses. (A search
+    cancelled by its timeout is mapped where the search runs; any other statement past
+    ``[store] statement_timeout`` is the store's error.) ``None`` for every other error (the store's: exit 4)."""
     if isinstance(exc, DataError):
         return InvalidInput(
             f"the metadata store refused a value: {_first_line(exc)}",
@@ -389,10 +383,6 @@ def input_error(exc: DBAPIError) -> InvalidInput | None:
 def _first_line(exc: DBAPIError) -> str:
     text = str(exc.orig if exc.orig is not None else exc).strip()
     return (text.splitlines() or ["unknown database error"])[0][:300]
-
-
-def _sqlstate(exc: DBAPIError) -> str | None:
-    return getattr(exc.orig, "sqlstate", None)
 
 
 def _alembic_config() -> Any:
