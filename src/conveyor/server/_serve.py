@@ -9,9 +9,7 @@ count. SIGTERM/SIGINT stop accepting, drain in-flight requests (up to
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +20,10 @@ AUTH_ENV = "CONVEYOR_SERVER_WORKER_AUTH"
 
 
 def configure_logging(level: str = "info") -> None:
-    """Access lines (JSON) and server messages on stderr."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    for name in ("conveyor.server.access", "conveyor.server"):
-        logger = logging.getLogger(name)
-        if not logger.handlers:
-            logger.addHandler(handler)
-        logger.setLevel(level.upper())
-        logger.propagate = False
+    """Access lines (JSON) and server messages on stderr, as the inference server does."""
+    from conveyor.serving._server import configure_logging as configure
+
+    configure(level, "conveyor.server")
 
 
 def open_tracker(root: str | Path | None = None) -> Any:

@@ -18,11 +18,12 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 STARTUP_FAILURE = 3
 
 
-def configure_logging(level: str = "info") -> None:
-    """Access lines (already JSON) and server messages on stderr."""
+def configure_logging(level: str = "info", logger: str = "conveyor.serving") -> None:
+    """Access lines (already JSON) and server messages of ``logger`` (and its ``.access``
+    child) on stderr; the inference server and the team server share it."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    for name in ("conveyor.serving.access", "conveyor.serving"):
+    for name in (f"{logger}.access", logger):
         logger = logging.getLogger(name)
         if not logger.handlers:
             logger.addHandler(handler)
