@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from conveyor.server import _experiments, _logging, _models, _observe, _runs
 from conveyor.server._auth import RequireToken
@@ -102,7 +102,9 @@ def create_app(tracker: Tracker, *, close_tracker: bool = False, tokens: TokenSt
             if close_tracker:
                 tracker.close()
 
-    app = Starlette(routes=routes(), lifespan=lifespan,
+    from conveyor.server.api import create_api
+
+    app = Starlette(routes=[*routes(), Mount("/api/v1", app=create_api(tracker))], lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error, Exception: _crash})
     app.state.tracker = tracker
     app.state.metrics = metrics

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -18,6 +19,13 @@ from conveyor.server._http import error_response
 from conveyor.server._tokens import TokenStore
 
 OPEN_PATHS = {"/health"}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who sent a request: for now the name of the token it carried."""
+
+    name: str
 
 
 def _token(header: str) -> str | None:
@@ -46,11 +54,13 @@ class RequireToken:
             return
         header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), "")
         token = _token(header) if header else None
-        if token is None or self.tokens.check(token) is None:
+        name = self.tokens.check(token) if token is not None else None
+        if name is None:
             why = "a token is required" if token is None else "the token is not valid (unknown or revoked)"
             response = error_response(ApiError("UNAUTHENTICATED", f"{why}: send Authorization: Bearer <token> "
                                                "(MLFLOW_TRACKING_TOKEN for the mlflow client)"))
             response.headers["www-authenticate"] = 'Bearer realm="conveyor"'
             await response(scope, receive, send)
             return
+        scope["conveyor.user"] = Principal(name)
         await self.app(scope, receive, send)

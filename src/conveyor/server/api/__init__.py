@@ -1,0 +1,45 @@
+"""conveyor's own REST API, mounted by the server at ``/api/v1``.
+
+One FastAPI application: each domain is an ``APIRouter`` in its own module, listed in
+:data:`ROUTERS`. The OpenAPI 3.1 document is generated from the code and served at
+``/api/v1/openapi.json``. Every error has one shape (:mod:`conveyor.server.api._errors`);
+every handler asks :func:`conveyor.server.api._deps.authorize` before it reads or writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from conveyor._version import __version__
+from conveyor.server.api import _errors, _system
+
+#: Every router of the API, in the order their paths appear in the OpenAPI document.
+ROUTERS = [
+    _system.router,
+]
+
+
+def create_api(tracker: Any, *, policy: Any = None) -> FastAPI:
+    """The ``/api/v1`` application over one open ``Tracker``. ``policy`` decides who may do
+    what (``conveyor.server.api._deps.AllowAll`` when None: the loopback default)."""
+    from conveyor.server.api._deps import AllowAll
+
+    api = FastAPI(
+        title="conveyor",
+        version=__version__,
+        summary="conveyor's REST API: tracking, data sets, pipelines, registry, monitoring.",
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    api.state.tracker = tracker
+    api.state.policy = policy if policy is not None else AllowAll()
+    _errors.install(api)
+    for router in ROUTERS:
+        api.include_router(router)
+    return api
+
+
+__all__ = ["ROUTERS", "create_api"]
