@@ -195,7 +195,7 @@ def test_mlflow_client_auth_variables(mlflow_python: Path, tmp_path: Path) -> No
     tracker = server.tracker()
     try:
         assert sorted(e.name for e in tracker.list_experiments()) == ["basic", "guarded"]
-        runs = tracker.search_runs(["guarded", "basic"])
+        runs = tracker.search_runs(["guarded", "basic"], output="runs")
         assert len(runs) == 3 and {r.user for r in runs} == {"ana"}
     finally:
         tracker.close()

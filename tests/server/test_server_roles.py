@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import APIRouter, Request
 from fixtures.asgi import SyncClient
 from sqlalchemy import func, select
 
@@ -202,3 +203,27 @@ def test_aliases_need_manage_and_their_history_names_the_user(team: Team, tmp_pa
     team.ok("bob", "POST", f"{API}/model-versions/create", json={"name": "bobs", "source": f"runs:/{run_id}/model"})
     team.users.grant("bob", "experiment", exp, "read", by="ana")
     assert team.users.levels_of("bob", "experiment") == {exp: "read"}
+
+
+def test_api_v1_handlers_get_the_role_policy(team: Team) -> None:
+    """A /api/v1 handler that calls authorize() is judged by the same roles (403 in v1's shape)."""
+    from conveyor.server.api import _deps
+
+    router = APIRouter()
+
+    @router.post("/probe/{exp}")
+    def probe(exp: str, request: Request) -> dict[str, Any]:
+        _deps.authorize(request, "experiment", exp, "edit")
+        return {"user": _deps.user_name(request), "readable": sorted(_deps.readable(request, "experiment", [exp]))}
+
+    app = team.client.client._transport.app  # type: ignore[attr-defined]
+    while not hasattr(app, "routes"):
+        app = app.app
+    from starlette.routing import Mount
+
+    next(r for r in app.routes if isinstance(r, Mount) and r.path == "/api/v1").app.include_router(router)
+    exp = team.ok("ana", "POST", f"{API}/experiments/create", json={"name": "ana-exp"})["experiment_id"]
+    assert team.ok("ana", "POST", f"/api/v1/probe/{exp}") == {"user": "ana", "readable": [exp]}
+    refused = team.call("bob", "POST", f"/api/v1/probe/{exp}")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "FORBIDDEN"
+    assert team.ok("admin", "POST", f"/api/v1/probe/{exp}")["user"] == "admin"
