@@ -117,6 +117,8 @@ def test_cli_users_tokens_roles_and_refusal_off_loopback(project: Path) -> None:
     assert runner.invoke(app, ["init"]).exit_code == 0
     refused = runner.invoke(app, ["server", "--host", "0.0.0.0"])
     assert refused.exit_code == 2 and "conveyor users add" in refused.output
+    proxied = runner.invoke(app, ["server"], env={"CONVEYOR_SERVER_ALLOWED_HOSTS": "mlflow.example.com"})
+    assert proxied.exit_code == 2 and "allowed_hosts" in proxied.output  # behind a proxy: exposed as well
     added = runner.invoke(app, ["users", "add", "ana", "--admin", "--password-stdin"], input="correct horse battery\n")
     assert added.exit_code == 0, added.output
     assert runner.invoke(app, ["users", "add", "bob"]).exit_code == 0

@@ -75,14 +75,19 @@ def server(
     except BaseException:
         tracker.close()
         raise
-    auth = host not in LOOPBACK or has_users
-    if host not in LOOPBACK and not has_users:
+    # configured for other names or origins (a reverse proxy, a notebook host) counts as exposed too
+    exposure = (f"--host {host}" if host not in LOOPBACK else
+                "[server] allowed_hosts" if conf.server.allowed_hosts else
+                "[server] cors_origins" if conf.server.cors_origins else None)
+    auth = exposure is not None or has_users
+    if exposure is not None and not has_users:
         tracker.close()
-        raise InvalidInput(f"--host {host} exposes the server to the network, and the project has no user",
-                           field="--host", value=host,
+        field = "--host" if exposure.startswith("--host") else exposure.removeprefix("[server] ")
+        raise InvalidInput(f"{exposure} exposes the server beyond this machine, and the project has no user",
+                           field=field, value=host if field == "--host" else None,
                            hint="add one with `conveyor users add NAME --admin` and give it a token with "
                                 "`conveyor tokens create NAME --user NAME` (clients send it as "
-                                "MLFLOW_TRACKING_TOKEN), or bind 127.0.0.1")
+                                "MLFLOW_TRACKING_TOKEN), or bind 127.0.0.1 without [server] allowed_hosts")
     console.print(f"conveyor server on http://{host}:{port} (MLflow API: /api/2.0/mlflow, metrics: /metrics; "
                   f"authentication {'on' if auth else 'off'})", highlight=False)
     if workers > 1:
