@@ -15,10 +15,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from conveyor.server import _experiments, _logging, _models, _runs
+from conveyor.errors import ConveyorError
+from conveyor.server import _convert, _experiments, _logging, _models, _runs
 from conveyor.server._access import Access
 from conveyor.server._http import Fields, run_id_of, strings, text
-from conveyor.store import runs
+from conveyor.store import DEFAULT_EXPERIMENT, runs
 from conveyor.tracking import Tracker
 
 Pre = Callable[[Access, Tracker, Fields], None]
@@ -35,6 +36,13 @@ def _on_experiment(level: str, *, default: str | None = None) -> Pre:
         value = fields.get("experiment_id") or default
         if value is None:
             return  # the handler answers the missing field
+        if value == _convert.MLFLOW_DEFAULT_ID:  # look the default experiment up without making it
+            try:
+                exp_id: int | None = tracker.get_experiment(DEFAULT_EXPERIMENT).id
+            except (KeyError, ConveyorError):
+                exp_id = None  # the handler makes it: making a new experiment is open to every user
+            access.require("experiment", exp_id, level)
+            return
         access.require("experiment", _experiments.experiment_id(tracker, value).id, level)
 
     return guard
