@@ -25,6 +25,7 @@ __all__ = [
     "CONFIG_FILE",
     "ModelsSettings",
     "RaySettings",
+    "ServerSettings",
     "Settings",
     "StoreSettings",
     "TrackingSettings",
@@ -163,6 +164,40 @@ class RaySettings(_Section):
     )
 
 
+class ServerSettings(_Section):
+    """``conveyor server``: who may do what, and what a request may be (see docs/server.md)."""
+
+    # -- auth and hardening (issue 13 item 6): keep these keys in one block ---------------------
+    default_role: str = Field(
+        "read",
+        pattern="^(none|read|edit|manage)$",
+        description="Role every user has on an experiment or registered model that grants them none "
+        "(none, read, edit or manage); the creator of a resource gets manage, admins may do everything.",
+    )
+    allowed_hosts: tuple[str, ...] = Field(
+        (),
+        description="Host names (or host:port) clients may reach the server by, besides 127.0.0.1, "
+        "localhost and ::1; any other Host header is refused (DNS rebinding). Comma-separated in the "
+        "environment; \"*\" allows every name.",
+    )
+    cors_origins: tuple[str, ...] = Field(
+        (),
+        description="Browser origins (scheme://host[:port]) allowed to call the server cross-origin; "
+        "none by default (CORS off). Comma-separated in the environment.",
+    )
+    max_json_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest JSON or form request body, in bytes (413 above)."
+    )
+    max_upload_bytes: int = Field(
+        5 * 1024**3, ge=1024, description="Largest artifact upload body, in bytes (413 above)."
+    )
+
+    @field_validator("allowed_hosts", "cors_origins", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return tuple(p.strip() for p in value.split(",") if p.strip()) if isinstance(value, str) else value
+
+
 class Settings(BaseModel):
     """All of conveyor's settings, resolved against a project root.
 
@@ -179,6 +214,7 @@ class Settings(BaseModel):
     tracking: TrackingSettings = TrackingSettings()
     models: ModelsSettings = ModelsSettings()
     ray: RaySettings = RaySettings()
+    server: ServerSettings = ServerSettings()
     sections: dict[str, Any] = Field(
         default_factory=dict,
         description="Other tables of conveyor.toml (pipelines, gates, monitors…), read by their owners.",
@@ -276,6 +312,7 @@ class Settings(BaseModel):
 
 _TYPED_SECTIONS: dict[str, type[_Section]] = {"store": StoreSettings, "tracking": TrackingSettings, "ray": RaySettings}
 _TYPED_SECTIONS["models"] = ModelsSettings
+_TYPED_SECTIONS["server"] = ServerSettings
 
 
 def _config_error(

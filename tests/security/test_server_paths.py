@@ -63,7 +63,7 @@ def _call(app: Any, method: str, raw: str, body: bytes = b"") -> tuple[int, byte
     parsed = urlsplit(raw)
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
              "path": unquote(parsed.path), "raw_path": parsed.path.encode(), "query_string": parsed.query.encode(),
-             "root_path": "", "headers": [(b"host", b"testserver"), (b"content-length", str(len(body)).encode())],
+             "root_path": "", "headers": [(b"host", b"127.0.0.1"), (b"content-length", str(len(body)).encode())],
              "client": ("127.0.0.1", 1), "server": ("testserver", 80)}
     sent: list[dict[str, Any]] = []
     messages = [{"type": "http.request", "body": body, "more_body": False}]

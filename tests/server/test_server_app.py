@@ -207,7 +207,7 @@ def test_a_server_bug_is_a_json_500_without_traceback(tracker: Any) -> None:
     app.state.tracker = Broken()
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     client = SyncClient(app)
-    client.client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+    client.client = httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
     try:
         response = client.get(f"{API}/runs/get", params={"run_id": "x"})
         assert response.status_code == 500

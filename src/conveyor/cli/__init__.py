@@ -43,8 +43,10 @@ _GROUPS: list[tuple[str, str] | tuple[str, str, str]] = [
     ("_monitor", "monitor", "Drift, data quality, live performance, alerts and retraining."),
     ("_score", "score", "The ML Test Score of this project, computed from what its stores prove."),
     ("_sync", "sync", "Replay metric points and run ends spooled while the metadata store was unreachable."),
-    ("_server", "server", "Run the tracking server: MLflow's REST API, health, version and Prometheus metrics."),
-    ("_server", "tokens", "API tokens of `conveyor server`: create (shown once), list, revoke."),
+    ("_server", "server", "Run the tracking server: MLflow's REST API, conveyor's /api/v1, health, version and Prometheus metrics."),
+    ("_server", "tokens", "API tokens of `conveyor server` users: create (shown once), list, revoke."),
+    ("_server", "users", "Users of `conveyor server`: add, list, disable, enable, set a password."),
+    ("_server", "roles", "Roles of users on experiments, registered models and data sets: grant, revoke, list."),
 ]
 
 

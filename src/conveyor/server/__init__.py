@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from conveyor.server._app import create_app
 from conveyor.server._serve import open_tracker, run
+from conveyor.server._access import RolePolicy
 from conveyor.server._tokens import TokenRecord, TokenStore
+from conveyor.server._users import Principal, Users
 
-__all__ = ["TokenRecord", "TokenStore", "create_app", "open_tracker", "run"]
+__all__ = ["Principal", "RolePolicy", "TokenRecord", "TokenStore", "Users", "create_app", "open_tracker", "run"]

@@ -13,10 +13,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from conveyor.server import _experiments, _logging, _models, _observe, _runs
-from conveyor.server._auth import RequireToken
+from conveyor.server._access import RolePolicy
+from conveyor.server._auth import Authenticate
 from conveyor.server._errors import ApiError
 from conveyor.server._http import endpoint, error_response
-from conveyor.server._tokens import TokenStore
+from conveyor.server._harden import Harden
+from conveyor.server._users import Users
+from conveyor.settings import ServerSettings
 from conveyor.tracking import Tracker
 
 PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
@@ -85,14 +88,23 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _crash(request: Request, exc: Exception) -> Response:
     """A bug must not leak a traceback to the client; the log has it."""
+    from starlette.requests import ClientDisconnect
+
+    if isinstance(exc, ClientDisconnect):  # the client left, or its body went over the limit (413)
+        return error_response(ApiError("BAD_REQUEST", "the client disconnected"))
     _observe.access_log.getChild("error").exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(ApiError("INTERNAL_ERROR", "internal error; the server log has the details"))
 
 
-def create_app(tracker: Tracker, *, close_tracker: bool = False, tokens: TokenStore | None = None) -> Starlette:
-    """The server's app over one open ``Tracker``. ``close_tracker`` closes it on shutdown;
-    with ``tokens`` every route but ``/health`` needs one of them."""
+def create_app(tracker: Tracker, *, close_tracker: bool = False, auth: bool = False,
+               server: ServerSettings | None = None, users: Users | None = None) -> Starlette:
+    """The server's app over one open ``Tracker``. ``close_tracker`` closes it on shutdown.
+    With ``auth`` every route but ``/health`` needs a user's token or password, and roles
+    decide what each user may do; ``server`` holds the ``[server]`` settings (host
+    allow-list, CORS, body limits, default role)."""
     metrics = _observe.Metrics()
+    server = server or ServerSettings()
+    policy = RolePolicy(users or Users(tracker.store), tracker, server.default_role) if auth else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -104,11 +116,23 @@ def create_app(tracker: Tracker, *, close_tracker: bool = False, tokens: TokenSt
 
     from conveyor.server.api import create_api
 
-    app = Starlette(routes=[*routes(), Mount("/api/v1", app=create_api(tracker))], lifespan=lifespan,
+    app = Starlette(routes=[*routes(), Mount("/api/v1", app=create_api(tracker, policy=policy))], lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error, Exception: _crash})
     app.state.tracker = tracker
     app.state.metrics = metrics
-    if tokens is not None:
-        app.add_middleware(RequireToken, tokens=tokens)
-    app.add_middleware(_observe.Observe, metrics=metrics)  # outermost: 401s are logged and counted
+    app.state.policy = policy
+    app.state.max_json_bytes = server.max_json_bytes
+    app.state.max_upload_bytes = server.max_upload_bytes
+    # the last added is the outermost: Observe → Harden → CORS (when configured) → Authenticate → routes
+    if policy is not None:
+        app.add_middleware(Authenticate, users=policy.users)
+    if server.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(server.cors_origins),
+                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                           allow_headers=["authorization", "content-type", "idempotency-key"], max_age=600)
+    app.add_middleware(Harden, allowed_hosts=server.allowed_hosts, cors_origins=server.cors_origins,
+                       max_json_bytes=server.max_json_bytes, max_upload_bytes=server.max_upload_bytes)
+    app.add_middleware(_observe.Observe, metrics=metrics)  # outermost: refusals and 401s are logged and counted
     return app

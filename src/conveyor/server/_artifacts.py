@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from conveyor.blobs import Digest
 from conveyor.entities import Artifact
 from conveyor.errors import ConveyorError
+from conveyor.server import _access
 from conveyor.server._errors import ApiError, from_conveyor
 from conveyor.server._http import error_response, json_response
 from conveyor.server._paths import safe_path
@@ -41,14 +42,16 @@ def _locate(path: str) -> tuple[str, str]:
     return parts[1], parts[3] if len(parts) == 4 else ""
 
 
-def _run(tracker: Tracker, exp_id: str, run_id: str) -> None:
+def _run(tracker: Tracker, exp_id: str, run_id: str, level: str = "read") -> None:
+    """The run exists in that experiment, and the caller may ``level`` it (read or edit)."""
     run = tracker.get_run(run_id)
     if str(run.experiment_id) != exp_id:
         raise ApiError("RESOURCE_DOES_NOT_EXIST", f"Run {run_id} is not in experiment {exp_id}.")
+    _access.current().require("experiment", run.experiment_id, level)
 
 
 def _store(tracker: Tracker, exp_id: str, run_id: str, rel: str, spool: IO[bytes]) -> None:
-    _run(tracker, exp_id, run_id)
+    _run(tracker, exp_id, run_id, "edit")
     spool.seek(0)
     blob = tracker.blobs.put_stream(spool)  # type: ignore[arg-type]
     media = mimetypes.guess_type(rel)[0] or "application/octet-stream"
@@ -65,14 +68,19 @@ async def upload(request: Request) -> Response:
         run_id, rel = _locate(path)
         if not rel:
             raise ApiError("INVALID_PARAMETER_VALUE", f"Invalid artifact path {path!r}: names no file.")
+        access = _access.of(request)
+        limit = getattr(request.app.state, "max_upload_bytes", MAX_UPLOAD_BYTES)
+        # refuse before reading the body: a caller who may not write sends nothing to disk
+        await run_in_threadpool(_access.call, access, _run, request.app.state.tracker, path.split("/", 1)[0],
+                                run_id, "edit")
         with tempfile.TemporaryFile() as spool:
             size = 0
             async for chunk in request.stream():
                 size += len(chunk)
-                if size > MAX_UPLOAD_BYTES:
-                    raise ApiError("REQUEST_LIMIT_EXCEEDED", f"artifact over {MAX_UPLOAD_BYTES} bytes")
+                if size > limit:
+                    raise ApiError("REQUEST_LIMIT_EXCEEDED", f"artifact over {limit} bytes ([server] max_upload_bytes)")
                 spool.write(chunk)
-            await run_in_threadpool(_store, request.app.state.tracker, path.split("/", 1)[0], run_id, rel, spool)
+            await run_in_threadpool(_access.call, access, _store, request.app.state.tracker, path.split("/", 1)[0], run_id, rel, spool)
     except ApiError as error:
         return error_response(error)
     except ConveyorError as error:
@@ -111,7 +119,8 @@ def _list(tracker: Tracker, path: str) -> dict[str, Any]:
 async def listing(request: Request) -> Response:
     try:
         path = safe_path(request.query_params.get("path", ""), allow_empty=True)
-        return json_response(await run_in_threadpool(_list, request.app.state.tracker, path))
+        return json_response(await run_in_threadpool(_access.call, _access.of(request), _list,
+                                                     request.app.state.tracker, path))
     except ApiError as error:
         return error_response(error)
     except ConveyorError as error:
@@ -138,7 +147,8 @@ def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
 async def download(request: Request) -> Response:
     try:
         path = safe_path(request.path_params["path"])
-        handle, media = await run_in_threadpool(_open, request.app.state.tracker, path)
+        handle, media = await run_in_threadpool(_access.call, _access.of(request), _open,
+                                                request.app.state.tracker, path)
     except ApiError as error:
         return error_response(error)
     except ConveyorError as error:

@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from conveyor.entities import Experiment
 from conveyor.errors import AlreadyExists
-from conveyor.server import _convert
+from conveyor.server import _access, _convert
 from conveyor.server._errors import ApiError, invalid
 from conveyor.server._http import Fields, integer, key_values, strings, text
 from conveyor.server._paging import page, page_token
@@ -94,7 +94,11 @@ def search(tracker: Tracker, fields: Fields) -> dict[str, Any]:
     offset = page_token(text(fields, "page_token"))
     node = parse_filter(text(fields, "filter") or "")
     wanted = []
-    for listed in tracker.list_experiments(include_archived=True):
+    every = tracker.list_experiments(include_archived=True)
+    allowed = _access.readable("experiment", [e.id for e in every])  # only what the caller may read
+    for listed in every:
+        if str(listed.id) not in allowed:
+            continue
         if (view in ("ACTIVE_ONLY", "1") and listed.archived) or (view in ("DELETED_ONLY", "2") and not listed.archived):
             continue
         exp = tracker.get_experiment(listed.id)  # with tags

@@ -47,14 +47,15 @@ async def read_fields(request: Request) -> dict[str, Any]:
             else:
                 out[key] = value
         return out
+    limit = getattr(request.app.state, "max_json_bytes", MAX_JSON_BYTES)
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_JSON_BYTES):
-        raise ApiError("REQUEST_LIMIT_EXCEEDED", f"request body over {MAX_JSON_BYTES} bytes")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise ApiError("REQUEST_LIMIT_EXCEEDED", f"request body over {limit} bytes ([server] max_json_bytes)")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_JSON_BYTES:
-            raise ApiError("REQUEST_LIMIT_EXCEEDED", f"request body over {MAX_JSON_BYTES} bytes")
+        if len(body) > limit:
+            raise ApiError("REQUEST_LIMIT_EXCEEDED", f"request body over {limit} bytes ([server] max_json_bytes)")
     if not body.strip():
         return {}
     try:
@@ -67,13 +68,18 @@ async def read_fields(request: Request) -> dict[str, Any]:
 
 
 def endpoint(handler: Handler) -> Callable[[Request], Any]:
-    """A Starlette endpoint around ``handler``: fields in, JSON out, MLflow errors."""
+    """A Starlette endpoint around ``handler``: fields in, JSON out, MLflow errors; the
+    caller's permission is checked first (``conveyor.server._guard``)."""
+    from conveyor.server import _access
+    from conveyor.server._guard import run_guarded
 
     @functools.wraps(handler)
     async def route(request: Request) -> Response:
         try:
             fields = await read_fields(request)
-            result = await run_in_threadpool(handler, request.app.state.tracker, fields)
+            access = _access.of(request)
+            result = await run_in_threadpool(_access.call, access, run_guarded, handler, access,
+                                             request.app.state.tracker, fields)
         except ApiError as error:
             return error_response(error)
         except ConveyorError as error:

@@ -17,6 +17,7 @@ from conveyor.blobs import MANIFEST_MEDIA_TYPE, Digest, Manifest, ManifestEntry
 from conveyor.entities import Artifact
 from conveyor.errors import NotFound
 from conveyor.registry import ModelVersion, RegisteredModel, Registry
+from conveyor.server import _access
 from conveyor.server._errors import ApiError, invalid
 from conveyor.server._http import Fields, integer, key_values, text
 from conveyor.server._paging import page, page_token
@@ -111,6 +112,8 @@ def search_models(tracker: Tracker, fields: Fields) -> dict[str, Any]:
         raise invalid(f"Invalid value {max_results} for parameter 'max_results': between 1 and 1000.")
     offset = page_token(text(fields, "page_token"))
     wanted = registry.list_models()
+    allowed = _access.readable("model", [m.name for m in wanted])  # only what the caller may read
+    wanted = [m for m in wanted if m.name in allowed]
     node = parse_filter(text(fields, "filter") or "")
     wanted = [m for m in wanted if _matches(m.name, node)]
     chosen, token = page(wanted, offset, max_results)
@@ -163,7 +166,8 @@ def create_version(tracker: Tracker, fields: Fields) -> dict[str, Any]:
     registry.get_model(name)  # MLflow requires the registered model to exist
     _ensure_package(tracker, run_id, path)
     version = registry.register(f"runs:/{run_id}/{path}", name, description=text(fields, "description") or "",
-                                tags=key_values(fields, "tags") or None, data_versions=())
+                                tags=key_values(fields, "tags") or None, data_versions=(),
+                                user=_access.user_name())
     return {"model_version": version_json(version)}
 
 
@@ -186,7 +190,8 @@ def _alias(fields: Fields) -> str:
 
 
 def set_alias(tracker: Tracker, fields: Fields) -> dict[str, Any]:
-    _registry(tracker).set_alias(_name(fields), _alias(fields), _version(fields), reason="set through the MLflow API")
+    _registry(tracker).set_alias(_name(fields), _alias(fields), _version(fields), reason="set through the MLflow API",
+                                 user=_access.user_name())
     return {}
 
 
@@ -199,7 +204,8 @@ def get_alias(tracker: Tracker, fields: Fields) -> dict[str, Any]:
 
 
 def delete_alias(tracker: Tracker, fields: Fields) -> dict[str, Any]:
-    _registry(tracker).delete_alias(_name(fields), _alias(fields), reason="deleted through the MLflow API")
+    _registry(tracker).delete_alias(_name(fields), _alias(fields), reason="deleted through the MLflow API",
+                                    user=_access.user_name())
     return {}
 
 
@@ -242,7 +248,9 @@ def search_versions(tracker: Tracker, fields: Fields) -> dict[str, Any]:
     offset = page_token(text(fields, "page_token"))
     node = parse_filter(text(fields, "filter") or "")
     _version_matches(ModelVersion("", 0, "", None, "", 0, "READY"), node)  # a bad key is a 400 even with no versions
-    found = [v for m in registry.list_models() for v in registry.list_versions(m.name) if _version_matches(v, node)]
+    models = registry.list_models()
+    allowed = _access.readable("model", [m.name for m in models])  # only what the caller may read
+    found = [v for m in models if m.name in allowed for v in registry.list_versions(m.name) if _version_matches(v, node)]
     found.sort(key=lambda v: (v.name, -v.version))
     chosen, token = page(found, offset, max_results)
     out: dict[str, Any] = {"model_versions": [version_json(v) for v in chosen]}

@@ -67,6 +67,7 @@ class Observe:
                 access_log.info(orjson.dumps({
                     "ts": round(time.time(), 3), "method": scope["method"], "path": scope["path"],
                     "route": route, "status": status, "ms": round(elapsed * 1000, 3),
+                    "user": getattr(scope.get("conveyor.user"), "name", None),
                     "client": scope["client"][0] if scope.get("client") else None,
                 }).decode())
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from conveyor.entities import Run, RunStatus, now_ms
-from conveyor.server import _convert
+from conveyor.server import _access, _convert
 from conveyor.server._errors import ApiError, invalid
 from conveyor.server._experiments import experiment_id
 from conveyor.server._http import Fields, integer, key_values, run_id_of, strings, text
@@ -51,7 +51,10 @@ def create(tracker: Tracker, fields: Fields) -> dict[str, Any]:
     tags = key_values(fields, "tags")
     name = text(fields, "run_name") or tags.get("mlflow.runName")
     start = integer(fields, "start_time") or now_ms()
-    user = text(fields, "user_id") or tags.get("mlflow.user") or ""
+    # the authenticated caller, not the client's $USER; with authentication off, what the client says
+    user = _access.user_name() or text(fields, "user_id") or tags.get("mlflow.user") or ""
+    if _access.user_name() is not None and "mlflow.user" in tags:
+        tags["mlflow.user"] = user
     parent = tags.get("mlflow.parentRunId")
     with tracker.store.write() as conn:
         if parent is not None and not tracker.store.runs.exists(conn, parent):
@@ -107,6 +110,12 @@ def restore(tracker: Tracker, fields: Fields) -> dict[str, Any]:
 
 def search(tracker: Tracker, fields: Fields) -> dict[str, Any]:
     ids = [experiment_id(tracker, e, field="experiment_ids").id for e in strings(fields, "experiment_ids")]
+    if not ids and _access.current().enforced:  # every experiment: every one the caller may read
+        every = [e.id for e in tracker.list_experiments(include_archived=True)]
+        allowed = _access.readable("experiment", every)
+        ids = [e for e in every if str(e) in allowed]
+        if not ids:
+            return {"runs": []}
     view = str(fields.get("run_view_type") or "ACTIVE_ONLY")
     if view not in ("ACTIVE_ONLY", "DELETED_ONLY", "ALL", "1", "2", "3"):
         raise invalid(f"Invalid value {view!r} for parameter 'run_view_type': ACTIVE_ONLY, DELETED_ONLY or ALL.")

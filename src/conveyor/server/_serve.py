@@ -39,13 +39,12 @@ def open_tracker(root: str | Path | None = None) -> Any:
 def worker_app() -> Any:
     """The app of one worker process (uvicorn's factory), for the project the parent named."""
     from conveyor.server._app import create_app
-
-    from conveyor.server._tokens import TokenStore
     from conveyor.settings import Settings
 
     configure_logging(os.environ.get(LOG_LEVEL_ENV, "info"))
-    tokens = TokenStore.of(Settings.load().conveyor_dir) if os.environ.get(AUTH_ENV) == "1" else None
-    return create_app(open_tracker(), close_tracker=True, tokens=tokens)
+    settings = Settings.load()
+    return create_app(open_tracker(settings.root), close_tracker=True, auth=os.environ.get(AUTH_ENV) == "1",
+                      server=settings.server)
 
 
 def run(
@@ -60,7 +59,7 @@ def run(
     auth: bool = False,
 ) -> None:
     """Serve ``app`` in this process, or (``workers > 1``) an app per worker for ``root``
-    (``auth``: each worker requires the project's tokens)."""
+    (``auth``: each worker requires the project's users' tokens or passwords)."""
     import uvicorn
 
     from conveyor.serving._nodelay import NoDelayProtocol

@@ -1,4 +1,10 @@
-"""API tokens of the server: made once, shown once, stored only as SHA-256 hashes.
+"""The token file of earlier versions (before users): kept to read it once.
+
+Tokens now belong to users in the metadata store (``conveyor.server._users``); the first
+``conveyor server``, ``users``, ``tokens`` or ``roles`` command imports this file
+(``Users.import_legacy``) and renames it. What follows describes the old format.
+
+API tokens of the server: made once, shown once, stored only as SHA-256 hashes.
 
 The token file (``.conveyor/server-tokens.json`` of the project, mode 0600) holds, per
 token, its name, the hash, when it was made and when it was revoked. The server re-reads

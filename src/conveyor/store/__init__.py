@@ -41,6 +41,7 @@ from conveyor.store._monitoring import (
 )
 from conveyor.store._compat import schema_log
 from conveyor.store._runs import RunRepo, params, run_tags, runs, validate_key
+from conveyor.store._users import api_tokens, roles, users
 from conveyor.store._serving import LogFile, ServingLogRepo, serving_log_files
 from conveyor.store._schema import DIGEST_COLUMNS, DigestColumn, metadata, register_digest_column
 from conveyor.store._maintenance import DoctorReport, GcReport, collect_garbage, doctor, referenced
@@ -74,6 +75,7 @@ __all__ = [
     "Store",
     "TriggerRow",
     "VersionRow",
+    "api_tokens",
     "artifacts",
     "collect_garbage",
     "dataset_versions",
@@ -106,6 +108,7 @@ __all__ = [
     "registered_models",
     "registry_events",
     "retrain_triggers",
+    "roles",
     "run_tags",
     "runs",
     "schema_log",
@@ -114,5 +117,6 @@ __all__ = [
     "step_executions",
     "step_outputs",
     "upsert",
+    "users",
     "validate_key",
 ]

@@ -41,7 +41,7 @@ from conveyor.store._schema import DIGEST_COLUMNS, metadata
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: The newest migration. A test checks it against the migration scripts; keeping it as a
 #: constant spares every process from loading Alembic just to compare revisions.
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 _WRITE = "conveyor_write"
 _DURABLE = "conveyor_durable"
 _UPGRADE_LOCK = 727275
