@@ -17,6 +17,7 @@ GROUPS = [
     "conveyor.ui.pages.experiments",
     "conveyor.ui.pages.runs",
     "conveyor.ui.pages.run",
+    "conveyor.ui.pages.compare",
     "conveyor.ui.pages.login",
 ]
 
