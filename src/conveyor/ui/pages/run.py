@@ -202,9 +202,8 @@ def artifact_page(request: Request) -> Response:
             context["table"]["shape"] = (table.metadata.num_rows, table.metadata.num_columns)
             context["schema"] = [(f.name, str(f.type)) for f in table.schema_arrow]
     except (ConveyorError, OSError) as exc:
-        if isinstance(exc, NotFound) and not artifact.is_dir:
-            raise
-        context["problem"] = f"cannot read this artifact: {exc}"
+        # the record exists but its bytes do not (deleted object, unreachable store): say so
+        context["problem"] = f"cannot read this artifact's stored object: {exc}"
     except Exception as exc:  # a corrupt file must not take the page down
         context["problem"] = f"cannot preview this artifact: {type(exc).__name__}: {exc}"
     return render(request, "artifact.html", title=artifact.path, **context)
