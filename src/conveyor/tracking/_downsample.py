@@ -1,8 +1,8 @@
 """Downsampling of long metric histories for charts: min/max per pixel bucket.
 
 A chart ``width`` pixels wide cannot show more than one value range per pixel column, so a
-history of any length is cut into ``buckets`` equal spans of x; each span keeps its first
-and last x, the lowest and highest value and the mean. Drawing the min–max band and the
+history of any length is cut into ``buckets`` equal spans of x (from the first to the last x
+present); each non-empty span keeps its mean x, the lowest and highest value and the mean. Drawing the min–max band and the
 mean line of the buckets looks like drawing every point (spikes included: a bucket's
 extremes are kept), while the answer stays a few thousand numbers for 1,000,000 points.
 A pure function over arrays: the UI and ``/api/v1`` share it.
@@ -73,7 +73,9 @@ def downsample(
     if span <= 0:
         index = np.zeros(n, dtype=np.int64)
     else:
-        index = np.minimum(((x - first) / span * buckets).astype(np.int64), buckets - 1)
+        # multiply first: for whole-number x this is exact, the same bucket as the database's
+        # integer arithmetic in Tracker.metric_series
+        index = np.minimum(np.floor((x - first) * buckets / span).astype(np.int64), buckets - 1)
     # bucket boundaries in the sorted arrays
     starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
     counts = np.diff(np.r_[starts, n])
