@@ -72,6 +72,7 @@ def test_run_page_shows_params_tags_environment_charts_and_artifacts(page: Any, 
         page.wait_for_selector(f'figure[data-key="{key}"][data-loaded="1"]')
     loss = page.locator('figure[data-key="loss"]')
     assert loss.locator(".note").inner_text() == "60 points"
+    shot(page, "run")
     assert loss.locator("canvas").get_attribute("data-drawn") == "60"
     # hover shows the value under the cursor
     box = loss.locator("canvas").bounding_box()
@@ -91,7 +92,7 @@ def test_run_page_shows_params_tags_environment_charts_and_artifacts(page: Any, 
     artifacts = page.locator("#artifacts").inner_text()
     for name in ("config.json", "sample.csv", "sepals.png", "train.txt", "head.parquet", "conveyor-model.json"):
         assert name in artifacts
-    shot(page, "run")
+    shot(page, "run-zoomed-log-smoothed")
 
 
 def test_artifact_previews(page: Any, ui_server: Any, ui_project: Any) -> None:
@@ -116,6 +117,7 @@ def test_artifact_previews(page: Any, ui_server: Any, ui_project: Any) -> None:
     page.goto(f"{base}/model")
     assert "sklearn" in page.locator("#model-meta").inner_text() or "skops" in page.locator("#model-meta").inner_text()
     assert "sepal length (cm)" in page.locator("#signature").inner_text()
+    assert "sepal length (cm)" in page.locator("#input-example").inner_text()
     shot(page, "artifact-model")
     gbr = ui_project.runs["gbr-2"]
     page.goto(f"{ui_server.url}/runs/{gbr}/artifacts/model")

@@ -171,6 +171,13 @@ def artifact_page(request: Request) -> Response:
             try:
                 meta = json.loads(tracker.read_artifact(run.id, f"{artifact.path}/conveyor-model.json"))
                 context["model"] = meta if isinstance(meta, dict) else None
+                example = context["model"].get("input_example") if context["model"] else None
+                if isinstance(example, str) and "/" not in example and example.endswith(".json"):
+                    try:
+                        raw_example = tracker.read_artifact(run.id, f"{artifact.path}/{example}")[:PREVIEW_BYTES]
+                        context["example"] = json.dumps(json.loads(raw_example), indent=2)[:20_000]
+                    except (ConveyorError, ValueError):
+                        context["example"] = None
             except NotFound:
                 context["model"] = None
         elif kind in ("text", "json", "csv"):
