@@ -85,6 +85,17 @@ def test_run_page_shows_params_tags_environment_charts_and_artifacts(page: Any, 
         page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + 100, steps=4)
         page.mouse.up()
     until(page, "Number(document.querySelector('figure[data-key=\"loss\"] canvas').dataset.drawn) < 30")
+    # keyboard: the chart takes focus, + zooms in (a request for the narrower range), Escape resets
+    loss.locator("canvas").focus()
+    with page.expect_response(lambda r: "/series?" in r.url and "lo=" in r.url):
+        page.keyboard.press("+")
+    with page.expect_response(lambda r: "/series?" in r.url and "lo=" not in r.url):
+        page.keyboard.press("Escape")
+    until(page, "document.querySelector('figure[data-key=\"loss\"] canvas').dataset.drawn === '60'")
+    # over time instead of steps: every chart asks again with x=time
+    with page.expect_response(lambda r: "/series?" in r.url and "x=time" in r.url):
+        page.check('input[name="xaxis"][value="time"]')
+    until(page, "document.querySelector('figure[data-key=\"val_loss\"] canvas').dataset.drawn === '60'")
     page.check("#logscale")
     page.fill("#smoothing", "0.6")
     page.locator("#smoothing").dispatch_event("input")

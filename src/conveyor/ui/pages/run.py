@@ -30,6 +30,8 @@ from conveyor.ui._render import SECURITY_HEADERS, render
 #: Previews read at most this many bytes of an artifact (text, JSON, CSV).
 PREVIEW_BYTES = 512 * 1024
 PREVIEW_ROWS = 50
+#: Parquet needs its footer, so a preview reads the whole file: only up to this size.
+PARQUET_PREVIEW_MAX = 64 * 1024 * 1024
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}  # never SVG: it can hold script
 TEXT_SUFFIXES = {".txt", ".log", ".md", ".yaml", ".yml", ".toml", ".py", ".cfg", ".ini", ".html", ".htm",
                  ".xml", ".svg", ".sh", ".jsonl", ".tsv", ".rst"}
@@ -145,6 +147,14 @@ def _kind(path: str, media: str) -> str:
     return "binary"
 
 
+def _head(tracker: Any, artifact: Any, size: int) -> bytes:
+    """The first ``size`` bytes of a stored file, streamed (a 5 GB log is not read whole)."""
+    from conveyor.blobs import Digest
+
+    with tracker.blobs.open_read(Digest.parse(artifact.digest)) as stream:
+        return bytes(stream.read(size))
+
+
 def _table(frame: Any) -> dict[str, Any]:
     head = frame.head(PREVIEW_ROWS)
     return {"columns": [str(c) for c in head.columns], "rows": [[_cell(v) for v in row] for row in head.itertuples(index=False)],
@@ -181,7 +191,7 @@ def artifact_page(request: Request) -> Response:
             except NotFound:
                 context["model"] = None
         elif kind in ("text", "json", "csv"):
-            data = tracker.read_artifact(run.id, artifact.path)
+            data = _head(tracker, artifact, PREVIEW_BYTES + 1)
             truncated = len(data) > PREVIEW_BYTES
             text = data[:PREVIEW_BYTES].decode("utf-8", "replace")
             context["truncated"] = truncated
@@ -199,6 +209,9 @@ def artifact_page(request: Request) -> Response:
                 except (ValueError, pd.errors.ParserError) as exc:
                     context["problem"] = f"cannot read it as CSV ({exc}); shown as text"
             context["preview"] = text
+        elif kind == "parquet" and artifact.size > PARQUET_PREVIEW_MAX:
+            context["problem"] = (f"no preview: the file is {artifact.size:,} bytes, above the "
+                                  f"{PARQUET_PREVIEW_MAX:,} a preview reads; download it")
         elif kind == "parquet":
             import pyarrow.parquet as pq
 
