@@ -102,3 +102,16 @@ def test_guest_sees_only_what_it_may_read_and_403_leaks_nothing(page: Any, auth_
     assert series.status == 403 and "loss" not in series.text().replace("key=loss", "")
     raw = page.request.get(f"{server.url}/runs/{iris_run}/raw/config.json")
     assert raw.status == 403 and "classes" not in raw.text()
+
+
+def test_a_login_form_posted_from_another_site_is_refused(auth_server: Any) -> None:
+    import httpx
+
+    server, tokens = auth_server
+    form = {"token": tokens["ana"], "next": "/experiments"}
+    refused = httpx.post(server.url + "/login", data=form, headers={"origin": "http://evil.example"})
+    assert refused.status_code == 403 and "conveyor_token" not in refused.headers.get("set-cookie", "")
+    accepted = httpx.post(server.url + "/login", data=form, headers={"origin": server.url})
+    assert accepted.status_code == 303 and accepted.headers["location"] == "/experiments"
+    cookie = accepted.headers["set-cookie"]
+    assert "conveyor_token=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie

@@ -28,6 +28,15 @@ def safe_next(value: str | None) -> str:
     return value
 
 
+def same_origin(request: Request) -> bool:
+    """A form posted from this site: its ``Origin`` (sent by browsers on POST) names this host.
+    Stops another site from signing a visitor in under the other site's token."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # not a browser form (curl, tests); such a client holds the token anyway
+    return origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
+
+
 async def login(request: Request) -> Response:
     check = request.app.state.check_token
     target = safe_next(request.query_params.get("next"))
@@ -35,6 +44,9 @@ async def login(request: Request) -> Response:
         return RedirectResponse(target, status_code=303)
     if request.method == "GET":
         return render(request, "login.html", title="Sign in", next=target, error=None)
+    if not same_origin(request):
+        return render(request, "login.html", 403, title="Sign in", next="/",
+                      error="This form was sent from another site; sign in from this page.")
     body = await request.body()
     if len(body) > MAX_FORM or request.headers.get("content-type", "").split(";")[0].strip() != FORM_TYPE:
         return render(request, "login.html", 400, title="Sign in", next=target,
@@ -53,6 +65,8 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
+    if not same_origin(request):
+        return RedirectResponse("/", status_code=303)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
