@@ -175,7 +175,8 @@
         ctx.fillText(fmt(v), pad.l - 6, y);
       }
       ctx.textAlign = "center"; ctx.textBaseline = "top";
-      const xt = ticks(xlo, xhi, Math.max(2, Math.floor(pw / 90)));
+      let xt = ticks(xlo, xhi, Math.max(2, Math.floor(pw / 90)));
+      if (!this.opt.time) xt = xt.filter((v) => Number.isInteger(v)); // steps are whole numbers
       for (const v of xt) {
         const x = Math.round(sx(v)) + 0.5;
         ctx.beginPath(); ctx.moveTo(x, pad.t); ctx.lineTo(x, pad.t + ph); ctx.stroke();
