@@ -47,6 +47,7 @@ _GROUPS: list[tuple[str, str] | tuple[str, str, str]] = [
     ("_server", "tokens", "API tokens of `conveyor server` users: create (shown once), list, revoke."),
     ("_server", "users", "Users of `conveyor server`: add, list, disable, enable, set a password."),
     ("_server", "roles", "Roles of users on experiments, registered models and data sets: grant, revoke, list."),
+    ("_server", "ui", "Open the web UI over this project: a server on 127.0.0.1 and a browser tab."),
 ]
 
 

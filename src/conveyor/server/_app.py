@@ -96,6 +96,17 @@ async def _crash(request: Request, exc: Exception) -> Response:
     return error_response(ApiError("INTERNAL_ERROR", "internal error; the server log has the details"))
 
 
+def _token_owner(users: Users) -> Callable[[str], str | None]:
+    """The web UI's login check: the name of the active user a token belongs to, else None."""
+    from conveyor.server._auth import authenticate
+
+    def check(token: str) -> str | None:
+        found = authenticate(users, None, token)
+        return found.name if found is not None else None
+
+    return check
+
+
 def create_app(tracker: Tracker, *, close_tracker: bool = False, auth: bool = False,
                server: ServerSettings | None = None, users: Users | None = None) -> Starlette:
     """The server's app over one open ``Tracker``. ``close_tracker`` closes it on shutdown.
@@ -116,8 +127,14 @@ def create_app(tracker: Tracker, *, close_tracker: bool = False, auth: bool = Fa
 
     from conveyor.server.api import create_api
 
-    app = Starlette(routes=[*routes(), Mount("/api/v1", app=create_api(tracker, policy=policy))], lifespan=lifespan,
+    api = create_api(tracker, policy=policy)
+    app = Starlette(routes=[*routes(), Mount("/api/v1", app=api)], lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error, Exception: _crash})
+    # The web UI answers every path no API route matches (unknown API paths keep their JSON 404).
+    from conveyor.ui import create_ui
+
+    app.router.default = create_ui(tracker, policy=lambda: api.state.policy, api_not_found=_http_error,
+                                   check_token=_token_owner(policy.users) if policy is not None else None)
     app.state.tracker = tracker
     app.state.metrics = metrics
     app.state.policy = policy

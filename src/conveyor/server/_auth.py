@@ -10,6 +10,10 @@ On when the server binds anything but loopback, or when the project has users; o
 A disabled user, a revoked token, a wrong password: a 401, the same answer for each, so it
 does not tell which part was wrong. The checks (a store query; scrypt for a password not yet
 verified in this process) run on a worker thread, never on the event loop.
+
+The web UI's login page keeps the token in an HttpOnly, SameSite=Strict cookie
+(``conveyor_token``), accepted here like a Bearer header; a browser page asked for without
+valid credentials is sent to ``/login`` instead of getting the API's 401.
 """
 
 from __future__ import annotations
@@ -17,15 +21,25 @@ from __future__ import annotations
 import base64
 import binascii
 
+from http.cookies import CookieError, SimpleCookie
+from urllib.parse import urlencode
+
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from conveyor.server._errors import ApiError
 from conveyor.server._http import error_response
 from conveyor.server._users import TOKEN_PREFIX, Principal, Users
 
-OPEN_PATHS = {"/health"}
-__all__ = ["OPEN_PATHS", "Authenticate", "Principal", "credentials"]
+OPEN_PATHS = {"/health", "/login"}
+#: The web UI's stylesheet and scripts hold no data: the login page needs them before a token.
+OPEN_PREFIXES = ("/static/",)
+#: Machine paths: a request without credentials gets the 401 there, a browser page the login form.
+API_PREFIXES = ("/api/", "/ajax-api/", "/version", "/metrics")
+#: The web UI keeps the token it signed in with in this HttpOnly, SameSite=Strict cookie.
+COOKIE = "conveyor_token"
+__all__ = ["COOKIE", "OPEN_PATHS", "Authenticate", "Principal", "credentials"]
 
 
 def credentials(header: str) -> tuple[str | None, str] | None:
@@ -41,6 +55,19 @@ def credentials(header: str) -> tuple[str | None, str] | None:
         user, sep, secret = decoded.partition(":")
         return (user, secret) if sep and user and secret else None
     return None
+
+
+def _cookie(scope: Scope) -> str | None:
+    header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"cookie"), "")
+    if not header:
+        return None
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(header)
+    except CookieError:
+        return None
+    morsel = jar.get(COOKIE)
+    return (morsel.value or None) if morsel is not None else None
 
 
 def authenticate(users: Users, user: str | None, secret: str) -> Principal | None:
@@ -73,12 +100,18 @@ class Authenticate:
         self.users = users
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIXES):
             await self.app(scope, receive, send)
             return
         header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), "")
-        given = credentials(header) if header else None
+        cookie = None if header else _cookie(scope)
+        given = credentials(header) if header else ((None, cookie) if cookie else None)
         principal = await run_in_threadpool(authenticate, self.users, *given) if given else None
+        if principal is None and scope["method"] in ("GET", "HEAD") and not scope["path"].startswith(API_PREFIXES):
+            query = scope["query_string"].decode("latin-1")
+            target = scope["path"] + ("?" + query if query else "")
+            await RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)(scope, receive, send)
+            return
         if principal is None:
             why = "credentials are required" if given is None else \
                 "the credentials are not valid (unknown, revoked or disabled)"

@@ -23,6 +23,7 @@ from conveyor.store import DEFAULT_EXPERIMENT, Point, Store, search_runs, valida
 from conveyor.store._retry import is_transient
 from conveyor.tracking import _capture
 from conveyor.tracking._buffer import MetricBuffer
+from conveyor.tracking._downsample import MAX_BUCKETS, Series, downsample
 from conveyor.tracking._heartbeat import Heartbeat
 from conveyor.tracking._spool import ReplayReport, Spool, replay
 from conveyor.tracking._values import artifact_path, metric_step, metric_value
@@ -327,6 +328,82 @@ class Tracker:
         with self.store.read() as conn:
             self.store.runs.require(conn, run_id)
             return self.store.metrics.history(conn, run_id, key)
+
+    def metric_series(
+        self, run_id: str, key: str, *, x: str = "step", buckets: int = 1000,
+        lo: float | None = None, hi: float | None = None,
+    ) -> Series:
+        """A metric's history for a chart: at most ``buckets`` min/max/mean buckets over
+        ``x`` ("step" or "time", milliseconds since the epoch) between ``lo`` and ``hi``.
+
+        A range of at most ``buckets`` points is read as is; a longer one is aggregated by
+        the database (GROUP BY bucket: min, max, mean of the values, mean x, count), so a
+        history of 1,000,000 points is never loaded into Python. The buckets are the ones
+        :func:`conveyor.tracking.downsample` makes from the same points.
+        """
+        import math
+
+        from sqlalchemy import and_, func, literal, select
+
+        from conveyor.store import metrics
+
+        if x not in ("step", "time"):
+            raise InvalidInput(f"unknown x axis {x!r}", field="x", value=x, hint="'step' or 'time'")
+        if isinstance(buckets, bool) or not isinstance(buckets, int) or not 1 <= buckets <= MAX_BUCKETS:
+            raise InvalidInput(f"buckets must be a whole number from 1 to {MAX_BUCKETS}, not {buckets!r}",
+                               field="buckets", value=buckets)
+        for name, bound in (("lo", lo), ("hi", hi)):
+            if bound is not None and not math.isfinite(bound):
+                raise InvalidInput(f"{name} must be a finite number, not {bound!r}", field=name, value=bound)
+        self._buffer.flush()
+        column = metrics.c.step if x == "step" else metrics.c.timestamp
+        mine = and_(metrics.c.run_id == run_id, metrics.c.key == key)
+        with self.store.read() as conn:
+            self.store.runs.require(conn, run_id)
+            total, first, last = conn.execute(select(func.count(), func.min(column), func.max(column)).where(mine)).one()
+            if not total:
+                raise NotFound("metric", key, hint=f"run {run_id} has no metric of that name")
+            where = mine
+            count, low_x, high_x = total, int(first), int(last)
+            if lo is not None or hi is not None:
+                # x values are whole numbers: the range is [ceil(lo), floor(hi)]
+                if lo is not None:
+                    where = and_(where, column >= math.ceil(lo))
+                if hi is not None:
+                    where = and_(where, column <= math.floor(hi))
+                count, low_x, high_x = conn.execute(select(func.count(), func.min(column), func.max(column)).where(where)).one()
+                if not count:
+                    return Series([], [], [], [], 0, int(total), True)
+                low_x, high_x = int(low_x), int(high_x)
+            if count <= buckets:
+                order = [column, metrics.c.step, metrics.c.timestamp, metrics.c.id]
+                rows = conn.execute(select(column, metrics.c.value).where(where).order_by(*order)).all()
+                xs = [float(r[0]) for r in rows]
+                ys = [math.nan if r[1] is None else float(r[1]) for r in rows]
+                return Series(xs, ys, ys, ys, len(rows), int(total), True)
+            span = high_x - low_x
+            if span == 0:
+                bucket = literal(0)
+            else:
+                # the pure function's bucket: floor((x - first) / span * buckets), the last x in the
+                # last bucket; computed in integers (exact in both SQLite and PostgreSQL)
+                raw = ((column - low_x) * buckets) // span
+                bucket = func.min(raw, buckets - 1) if conn.dialect.name == "sqlite" else func.least(raw, buckets - 1)
+            bucket = bucket.label("bucket")
+            query = (
+                select(bucket, func.avg(column), func.avg(metrics.c.value), func.min(metrics.c.value),
+                       func.max(metrics.c.value))
+                .where(where).group_by(bucket).order_by(bucket)
+            )
+            rows = conn.execute(query).all()
+        nan = math.nan
+        return Series(
+            [float(r[1]) for r in rows],
+            [nan if r[2] is None else float(r[2]) for r in rows],
+            [nan if r[3] is None else float(r[3]) for r in rows],
+            [nan if r[4] is None else float(r[4]) for r in rows],
+            int(count), int(total), False,
+        )
 
     # -- artifacts ----------------------------------------------------------------------------------------
     def log_artifact(self, run_id: str, local_path: str | Path, artifact_path_: str | None = None) -> Artifact:
