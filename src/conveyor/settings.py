@@ -314,6 +314,9 @@ OTHER_ENV_KEYS = frozenset({
     # private hand-over from `conveyor server` to its worker processes
     "CONVEYOR_SERVER_WORKER_LOG_LEVEL",
     "CONVEYOR_SERVER_WORKER_AUTH",
+    # the web UI's browser tests: where screenshots go, which Chromium binary drives them
+    "CONVEYOR_SCREENSHOTS",
+    "CONVEYOR_CHROMIUM",
 })
 #: The deepest nesting of arrays and tables a conveyor.toml may use.
 MAX_TOML_DEPTH = 32

@@ -104,8 +104,14 @@ def create_app(tracker: Tracker, *, close_tracker: bool = False, tokens: TokenSt
 
     from conveyor.server.api import create_api
 
-    app = Starlette(routes=[*routes(), Mount("/api/v1", app=create_api(tracker))], lifespan=lifespan,
+    api = create_api(tracker)
+    app = Starlette(routes=[*routes(), Mount("/api/v1", app=api)], lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error, Exception: _crash})
+    # The web UI answers every path no API route matches (unknown API paths keep their JSON 404).
+    from conveyor.ui import create_ui
+
+    app.router.default = create_ui(tracker, policy=lambda: api.state.policy, api_not_found=_http_error,
+                                   check_token=tokens.check if tokens is not None else None)
     app.state.tracker = tracker
     app.state.metrics = metrics
     if tokens is not None:
