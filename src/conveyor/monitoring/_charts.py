@@ -97,7 +97,7 @@ def _y_axis(ticks: list[float], y: Any, x0: float, x1: float, label: str, fmt_ti
 
 
 def _legend(x: float, items: list[tuple[str, str]]) -> list[str]:
-    out = ["<g class='legend'>"]
+    out = ["<g class='chart-legend'>"]
     for name, cls in items:
         out.append(f"<rect class='{cls}' x='{x:.1f}' y='6' width='10' height='10'/>"
                    f"<text x='{x + 14:.1f}' y='15'>{html.escape(name)}</text>")
@@ -113,8 +113,11 @@ def _pct(share: float) -> str:
 def histogram(dist: dict[str, Any], *, label: str, width: int = 340, height: int = 210,
               names: tuple[str, str] = ("reference", "current")) -> str:
     """Reference vs current shares of one column: overlaid bins (numeric, from ``edges``) or
-    side-by-side bars per category, with the share of rows on the y axis."""
+    side-by-side bars per category, with the share of rows on the y axis. With
+    ``dist["current"] = None`` only the reference is drawn (one version's profile)."""
+    single = dist.get("current") is None
     ref, cur = list(dist.get("reference") or []), list(dist.get("current") or [])
+    series = (("cur", names[0], ref),) if single else (("ref", names[0], ref), ("cur", names[1], cur))
     e = html.escape
     m = MARGIN
     x0, x1, y0, y1 = m["left"], width - m["right"], height - m["bottom"], m["top"]
@@ -140,9 +143,9 @@ def histogram(dist: dict[str, Any], *, label: str, width: int = 340, height: int
 
         for i in range(n):
             a, b = edges[i], edges[i + 1]
-            for cls, name, shares in (("ref", names[0], ref), ("cur", names[1], cur)):
+            for cls, name, shares in series:
                 v = shares[i] if i < len(shares) else 0.0
-                out.append(f"<rect class='{cls}' x='{x(a):.1f}' y='{y(v):.1f}' width='{max(x(b) - x(a), 0.5):.1f}' "
+                out.append(f"<rect class='{cls}' x='{x(a):.1f}'' y='{y(v):.1f}' width='{max(x(b) - x(a), 0.5):.1f}' "
                            f"height='{y0 - y(v):.1f}' data-bin='{a:g}..{b:g}' data-share='{v:g}'>"
                            f"<title>{e(name)} [{fmt(a)}, {fmt(b)}): {_pct(v)}</title></rect>")
         out.append("</g><g class='axis x-axis'>"
@@ -154,10 +157,11 @@ def histogram(dist: dict[str, Any], *, label: str, width: int = 340, height: int
         cats = [str(c) for c in dist.get("categories", [])]
         slot = (x1 - x0) / n
         for i, cat in enumerate(cats):
-            for j, (cls, name, shares) in enumerate((("ref", names[0], ref), ("cur", names[1], cur))):
+            bar = slot * 0.8 / len(series)
+            for j, (cls, name, shares) in enumerate(series):
                 v = shares[i] if i < len(shares) else 0.0
-                bx = x0 + i * slot + slot * 0.1 + j * slot * 0.4
-                out.append(f"<rect class='{cls}' x='{bx:.1f}' y='{y(v):.1f}' width='{slot * 0.4:.1f}' "
+                bx = x0 + i * slot + slot * 0.1 + j * bar
+                out.append(f"<rect class='{cls}' x='{bx:.1f}' y='{y(v):.1f}' width='{bar:.1f}' "
                            f"height='{y0 - y(v):.1f}' data-category='{e(cat, quote=True)}' data-share='{v:g}'>"
                            f"<title>{e(name)} {e(cat)}: {_pct(v)}</title></rect>")
         out.append("</g><g class='axis x-axis'>"
@@ -172,7 +176,7 @@ def histogram(dist: dict[str, Any], *, label: str, width: int = 340, height: int
                        f"{e(short)}</text></g>")
     out.append(f"<text class='axis-label' x='{(x0 + x1) / 2:.1f}' y='{height - 4}' text-anchor='middle'>"
                f"{e(label)}</text></g>")
-    out += _legend(x0 + 4, [(names[0], "ref"), (names[1], "cur")])
+    out += _legend(x0 + 4, [(name, cls) for cls, name, _ in series])
     out.append("</svg>")
     return "".join(out)
 

@@ -46,11 +46,20 @@ def distribution(ref: ColumnSummary, cur: ColumnSummary | None) -> dict[str, Any
     r = ref.category_counts()
     c = cur.category_counts() if cur else {}
     keys = sorted(set(r) | set(c), key=lambda k: -(r.get(k, 0) + c.get(k, 0)))[:TOP_CATEGORIES]
+    if ref.kind == NUMERIC:  # few distinct numbers (counted): in numeric order, not by frequency
+        keys.sort(key=_as_number)
     return {
         "kind": "categorical", "categories": keys,
         "reference": [round(r.get(k, 0) / max(ref.n_valid, 1), 6) for k in keys],
         "current": [round(c.get(k, 0) / max(cur.n_valid, 1), 6) if cur else 0.0 for k in keys],
     }
+
+
+def _as_number(key: str) -> float:
+    try:
+        return float(key)
+    except ValueError:
+        return float("inf")
 
 
 def drift_report_data(report: DriftReport, *, title: str = "drift report") -> dict[str, Any]:
@@ -60,9 +69,11 @@ def drift_report_data(report: DriftReport, *, title: str = "drift report") -> di
 
 def report_data(tracker: Any, model: str, *, monitor: str | None = None, limit: int = 200,
                 load_window: Callable[[str, str | None, int, int], Any] | None = None,
-                prediction: str = "prediction", score: str | None = None) -> dict[str, Any]:
+                prediction: str = "prediction", score: str | None = None,
+                evaluation: int | None = None) -> dict[str, Any]:
     """The report document of ``model``: the newest evaluation's drift and distributions, and
-    every stored evaluation's metrics over time, beside the model's offline metrics.
+    every stored evaluation's metrics over time, beside the model's offline metrics
+    (``evaluation``: that evaluation's drift instead of the newest).
 
     With ``load_window(model, version, since_ms, until_ms)`` (the prediction-log reader the
     monitor uses) the document also holds the prediction drift of the newest window: its
@@ -82,7 +93,9 @@ def report_data(tracker: Any, model: str, *, monitor: str | None = None, limit: 
         rows = repo.evaluations(conn, model=model, monitor=monitor, limit=limit)
     if not rows:
         raise NotFound("monitor evaluation of model", model, hint="run `conveyor monitor run` first")
-    latest = next((r for r in rows if r.metrics.get("drift_report")), None)
+    latest = next((r for r in rows if r.metrics.get("drift_report") and evaluation in (None, r.id)), None)
+    if evaluation is not None and latest is None:
+        raise NotFound("monitor evaluation with a drift report", str(evaluation), hint=f"of model {model}")
     reference = current = None
     drift: dict[str, Any] = {}
     if latest is not None:
@@ -94,8 +107,8 @@ def report_data(tracker: Any, model: str, *, monitor: str | None = None, limit: 
         if latest.report_digest:
             current = Summary.from_bytes(tracker.blobs.read_bytes(Digest.parse(latest.report_digest)))
     series = [
-        {"at": r.created_at, "window_end": r.window_end, "monitor": r.monitor, "version": r.model_version, "status": r.status,
-         **{k: r.metrics.get(k) for k in SERIES}}
+        {"id": r.id, "at": r.created_at, "window_end": r.window_end, "monitor": r.monitor,
+         "version": r.model_version, "status": r.status, **{k: r.metrics.get(k) for k in SERIES}}
         for r in reversed(rows)
     ]
     title = f"monitoring report: {model}"
@@ -103,6 +116,9 @@ def report_data(tracker: Any, model: str, *, monitor: str | None = None, limit: 
     if latest is not None and load_window is not None:
         document["prediction"] = prediction_data(latest, rows[-1], reference, load_window, drift,
                                                  prediction=prediction, score=score)
+    document["evaluation"] = None if latest is None else {
+        "id": latest.id, "monitor": latest.monitor, "version": latest.model_version, "status": latest.status,
+        "window_start": latest.window_start, "window_end": latest.window_end, "at": latest.created_at}
     return document
 
 

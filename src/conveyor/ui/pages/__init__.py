@@ -15,6 +15,10 @@ from starlette.routing import BaseRoute
 #: The page groups, in the order of the header navigation.
 GROUPS = [
     "conveyor.ui.pages.experiments",
+    "conveyor.ui.pages.datasets",
+    "conveyor.ui.pages.pipelines",
+    "conveyor.ui.pages.models",
+    "conveyor.ui.pages.monitoring",
     "conveyor.ui.pages.login",
 ]
 

@@ -1,0 +1,214 @@
+"""Pipelines: recent runs, one run's DAG (drawn here) with each step's status, cache hit or
+miss, duration, logs, inputs and outputs, and the lineage graph from data to model to
+deployment (every node links to its own page or to the lineage around it)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from conveyor.errors import ConveyorError, InvalidInput, NotFound
+from conveyor.ui._access import allowed, require
+from conveyor.ui._graph import GNode, draw
+from conveyor.ui._kit import svg
+from conveyor.ui._render import render
+
+NAV = ("Pipelines", "/pipelines")
+LOG_LIMIT = 20_000  # characters of a step's log shown inline
+
+
+def _record(conn: Any, run_id: str) -> Any:
+    import json
+
+    from conveyor.store import PipelineRunRecord
+    from conveyor.store._pipelines import pipeline_runs
+
+    row = conn.execute(select(pipeline_runs).where(pipeline_runs.c.run_id == run_id)).first()
+    if row is None:
+        raise NotFound("pipeline run", run_id, hint="/pipelines lists the recent runs")
+    return PipelineRunRecord(row.run_id, row.pipeline, row.executor, json.loads(row.dag), row.created_at)
+
+
+def pipelines_page(request: Request) -> Response:
+    from conveyor.store import PipelineRepo
+
+    tracker = request.app.state.tracker
+    repo = PipelineRepo()
+    name = request.query_params.get("pipeline") or None
+    with tracker.store.read() as conn:
+        records = repo.list_runs(conn, name, 100)
+        rows = []
+        for r in records:
+            run = tracker.store.runs.get(conn, r.run_id)
+            if not allowed(request, "experiment", str(run.experiment_id)):
+                continue
+            execs = repo.executions_of(conn, r.run_id)
+            rows.append({"record": r, "run": run, "steps": len(execs), "cached": sum(e.cached for e in execs),
+                         "failed": sum(e.status == "FAILED" for e in execs)})
+    return render(request, "pipelines.html", title="Pipeline runs", rows=rows, pipeline=name)
+
+
+def _step_cards(tracker: Any, record: Any, execs: list[Any], runs: dict[str, Any]) -> list[dict[str, Any]]:
+    by_step = {e.step: e for e in execs}
+    cards = []
+    for spec in record.dag.get("steps", []):
+        e = by_step.get(spec["id"])
+        run = runs.get(e.run_id) if e else None
+        log = None
+        if e is not None:
+            try:
+                text = tracker.read_artifact(e.run_id, "logs/step.log").decode("utf-8", "replace")
+                log = text if len(text) <= LOG_LIMIT else "…" + text[-LOG_LIMIT:]
+            except ConveyorError:
+                log = None
+        duration = None
+        if e is not None and e.ended_at is not None:
+            duration = (e.ended_at - e.started_at) / 1000
+        ref = _dataset_input(spec)
+        cards.append({
+            "dataset": ref, "data_href": _data_href(ref) if ref else None,
+            "id": spec["id"], "spec": spec, "execution": e, "run": run, "log": log, "duration": duration,
+            "status": (e.status if e else ("INPUT" if ref else "NOT RUN")),
+            "cache": None if e is None else ("hit" if e.cached else "miss"),
+        })
+    return cards
+
+
+def _dataset_input(spec: dict[str, Any]) -> str | None:
+    """The data set reference of a ``conveyor.pipelines.dataset(...)`` input node, else None."""
+    if spec.get("step", "").endswith(":_dataset_input"):
+        ref = (spec.get("params") or {}).get("ref")
+        return str(ref) if ref else None
+    return None
+
+
+def _data_href(ref: str) -> str:
+    name, _, version = ref.replace("data:/", "").partition("@")
+    return f"/datasets/{quote(name)}/{quote(version)}" if version else f"/datasets/{quote(name)}"
+
+
+def _dag_svg(record: Any, cards: list[dict[str, Any]]) -> str:
+    from conveyor.ui._render import _duration
+
+    nodes, edges = [], []
+    for c in cards:
+        ref = _dataset_input(c["spec"])
+        if ref is not None:  # a data set input: no execution of its own, it links to the version
+            nodes.append(GNode(c["id"], c["id"], href=_data_href(ref), status="dataset_version", kind="data set",
+                               detail=ref.replace("data:/", ""), attrs={"data-status": "input", "data-cache": ""}))
+            continue
+        status = "cached" if c["cache"] == "hit" and c["status"] == "FINISHED" else c["status"]
+        detail = " · ".join(t for t in (f"cache {c['cache']}" if c["cache"] else "", _duration(c["duration"])) if t)
+        nodes.append(GNode(c["id"], c["id"], href=f"#step-{quote(c['id'])}", status=status.replace(" ", "_"),
+                           kind=c["status"].lower(), detail=detail,
+                           attrs={"data-status": c["status"], "data-cache": c["cache"] or ""}))
+        for arg, source in c["spec"].get("inputs", {}).items():
+            edges.append((source.split(".")[0], c["id"], f"{source} → {c['id']}.{arg}"))
+        for before in c["spec"].get("after", []):
+            edges.append((before, c["id"], f"after {before}"))
+    return draw(nodes, edges, title=f"DAG of pipeline {record.pipeline}")
+
+
+def run_page(request: Request) -> Response:
+    from conveyor.store import PipelineRepo
+
+    tracker = request.app.state.tracker
+    run_id = request.path_params["run_id"]
+    repo = PipelineRepo()
+    with tracker.store.read() as conn:
+        record = _record(conn, run_id)
+        run = tracker.store.runs.get(conn, run_id)
+        require(request, "experiment", str(run.experiment_id))
+        execs = repo.executions_of(conn, run_id)
+        runs = {e.run_id: tracker.store.runs.get(conn, e.run_id) for e in execs}
+    cards = _step_cards(tracker, record, execs, runs)
+    return render(request, "pipeline_run.html", title=f"Pipeline {record.pipeline}", record=record, run=run,
+                  cards=cards, dag=svg(_dag_svg(record, cards)),
+                  cached=sum(1 for c in cards if c["cache"] == "hit"))
+
+
+# -- lineage ----------------------------------------------------------------------------------------
+def node_href(node: Any) -> str | None:
+    """The page of a lineage node, if the UI has one."""
+    if node.kind == "dataset_version" and "@" in node.id:
+        name, _, version = node.id.rpartition("@")
+        return f"/datasets/{quote(name)}/{quote(version)}"
+    if node.kind == "model_version" and "/" in node.id:
+        name, _, version = node.id.rpartition("/")
+        return f"/models/{quote(name)}/versions/{quote(version)}"
+    if node.kind == "alias" and "@" in node.id:
+        return f"/models/{quote(node.id.rpartition('@')[0])}#aliases"
+    if node.kind == "run":
+        return f"/lineage?ref={quote('runs:/' + node.id, safe='')}"
+    return None
+
+
+def _node_label(node: Any) -> str:
+    text = str(node)
+    if node.kind == "run":
+        return f"run {node.id[:8]}"
+    if node.kind == "commit":
+        return f"commit {node.id[:10]}"
+    if node.kind == "alias":
+        return node.id
+    return text.replace("data:/", "").replace("models:/", "")
+
+
+def _deployments(tracker: Any, model_versions: list[Any]) -> list[tuple[Any, Any, str]]:
+    """Alias nodes for model versions an alias points at (where they are deployed)."""
+    from conveyor.data import Node
+    from conveyor.registry import Registry
+
+    out = []
+    registry = Registry(tracker)
+    for node in model_versions:
+        name, _, version = node.id.rpartition("/")
+        try:
+            mv = registry.get_version(name, int(version))
+        except (ConveyorError, ValueError):
+            continue
+        for alias in mv.aliases:
+            out.append((node, Node("alias", f"{name}@{alias}"), "alias"))
+    return out
+
+
+def lineage_page(request: Request) -> Response:
+    from conveyor.data import lineage_graph
+
+    tracker = request.app.state.tracker
+    ref = request.query_params.get("ref", "").strip()
+    if not ref:
+        raise InvalidInput("lineage needs a node", field="ref", value=ref,
+                           hint="e.g. /lineage?ref=data:/train@1, runs:/<id> or models:/churn/2")
+    try:
+        graph = lineage_graph(tracker, ref, depth=6)
+    except InvalidInput as exc:
+        raise NotFound("lineage node", ref, hint=exc.hint) from None
+    edges = [(e.upstream, e.downstream, e.relation) for e in (*graph.upstream, *graph.downstream)]
+    models = sorted({n for n in graph.nodes if n.kind == "model_version"}, key=str)
+    edges += _deployments(tracker, models)
+    nodes = {graph.root} | {a for a, _, _ in edges} | {b for _, b, _ in edges}
+    ordered = sorted(nodes, key=str)
+    gnodes = [GNode(str(n), _node_label(n), href=node_href(n), kind=n.kind.replace("_", " "),
+                    status="root" if n == graph.root else n.kind, attrs={"data-kind": n.kind})
+              for n in ordered]
+    seen, gedges = set(), []
+    for a, b, relation in edges:
+        if (str(a), str(b)) not in seen:
+            seen.add((str(a), str(b)))
+            gedges.append((str(a), str(b), relation))
+    drawn = draw(gnodes, gedges, title=f"lineage of {graph.root}")
+    return render(request, "lineage.html", title=f"Lineage of {graph.root}", root=graph.root, graph=svg(drawn),
+                  nodes=[(n, node_href(n)) for n in ordered], edges=gedges)
+
+
+routes = [
+    Route("/pipelines", pipelines_page, methods=["GET"]),
+    Route("/pipelines/runs/{run_id}", run_page, methods=["GET"]),
+    Route("/lineage", lineage_page, methods=["GET"]),
+]
