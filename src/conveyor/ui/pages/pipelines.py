@@ -127,7 +127,12 @@ def run_page(request: Request) -> Response:
         execs = repo.executions_of(conn, run_id)
         runs = {e.run_id: tracker.store.runs.get(conn, e.run_id) for e in execs}
     cards = _step_cards(tracker, record, execs, runs)
+    # lineage from the step that made the candidate reaches the model it registered and its alias
+    candidate = (record.dag.get("candidate") or "").split(".")[0]
+    made = next((e for e in execs if e.step == candidate), None)
+    lineage = f"runs:/{made.run_id}" if made is not None else f"runs:/{run_id}"
     return render(request, "pipeline_run.html", title=f"Pipeline {record.pipeline}", record=record, run=run,
+                  lineage=lineage,
                   cards=cards, dag=svg(_dag_svg(record, cards)),
                   cached=sum(1 for c in cards if c["cache"] == "hit"))
 
@@ -156,6 +161,9 @@ def _node_label(node: Any) -> str:
         return f"commit {node.id[:10]}"
     if node.kind == "alias":
         return node.id
+    if node.kind == "artifact":
+        run, _, path = node.id.partition("/")
+        return f"{run[:8]}/{path}"
     return text.replace("data:/", "").replace("models:/", "")
 
 
@@ -177,6 +185,24 @@ def _deployments(tracker: Any, model_versions: list[Any]) -> list[tuple[Any, Any
     return out
 
 
+def _check_exists(tracker: Any, node: Any) -> None:
+    """``NotFound`` for a data set version, model version or run the stores do not hold
+    (lineage alone would draw it as a lonely node)."""
+    if node.kind == "dataset_version":
+        from conveyor.data import get_version
+
+        get_version(node.id, tracker=tracker)
+    elif node.kind == "model_version":
+        from conveyor.registry import Registry
+
+        name, _, version = node.id.rpartition("/")
+        if not version.isdigit():
+            raise NotFound("model version", node.id, hint="models:/<name>/<number>")
+        Registry(tracker).get_version(name, int(version))
+    elif node.kind == "run":
+        tracker.get_run(node.id)
+
+
 def lineage_page(request: Request) -> Response:
     from conveyor.data import lineage_graph
 
@@ -189,6 +215,7 @@ def lineage_page(request: Request) -> Response:
         graph = lineage_graph(tracker, ref, depth=6)
     except InvalidInput as exc:
         raise NotFound("lineage node", ref, hint=exc.hint) from None
+    _check_exists(tracker, graph.root)
     edges = [(e.upstream, e.downstream, e.relation) for e in (*graph.upstream, *graph.downstream)]
     models = sorted({n for n in graph.nodes if n.kind == "model_version"}, key=str)
     edges += _deployments(tracker, models)
