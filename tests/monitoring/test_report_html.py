@@ -170,6 +170,7 @@ def test_classifier_report_shows_axes_values_order_and_prediction_drift(tracker,
     assert _close(_number(shown.text), stored)
     assert outputs.find("dd", **{"data-field": "drifted"}).text == ("drifted" if newest.metrics["prediction_drift"]
                                                                      else "no")
+    assert outputs.find("p", class_="stored").attrs["data-matches"] == "true"  # the log holds what was evaluated
     _check_histogram(scores, "numeric")
     assert scores.find("dd", **{"data-field": "drifted"}).text == "drifted"  # the scores moved with age
     assert data["prediction"]["scores"]["drift"]["drifted"] is True
@@ -211,6 +212,18 @@ def test_regressor_report_from_stored_evaluations(tracker):
     mae = page.find("div", **{"data-metric": "mae"})
     assert [float(p.attrs["data-value"]) for p in mae.all("circle", class_="point")] == \
         pytest.approx([e.metrics["mae"] for e in evaluations])
+
+
+def test_a_log_that_differs_from_the_evaluated_window_is_said(tracker, make_frame):
+    ref = conveyor.data.add(make_frame(seed=1), name="train", tracker=tracker).ref
+    config = MonitorConfig(name="churn-watch", model="churn", reference=ref, target="churned")
+    windows = Windows()
+    (evaluation,) = _evaluate(tracker, config, windows, [_classifier_frames(make_frame, 0.0, 3)])
+    logged = _classifier_frames(make_frame, 1.0, 4)  # the log of that span holds other rows
+    page = parse(render_html(report_data(tracker, "churn", load_window=lambda *a: logged)))
+    note = page.find("div", **{"data-part": "outputs"}).find("p", class_="stored")
+    assert note.attrs["data-matches"] == "false"
+    assert f"{evaluation.metrics['prediction_drift_value']:.4g}" in note.text
 
 
 def test_without_a_prediction_log_the_report_says_so(tracker, make_frame):

@@ -280,6 +280,9 @@ def test_monitoring_pages_show_drift_performance_and_the_retraining_chain(page: 
               if isinstance(r.metrics.get(f"drift({first})"), (int, float))]
     shown = features.first.locator("circle.point").evaluate_all("ps => ps.map(p => Number(p.dataset.value))")
     assert shown == pytest.approx(stored)
+    outputs = page.locator("#prediction-drift figure[data-part='outputs']")
+    _axes_ok(outputs)
+    assert outputs.locator("p.stored").count() == 1  # the stored verdict beside the one from the log
     accuracy = page.locator("#performance figure[data-metric='accuracy']")
     assert accuracy.locator("line.baseline").count() == 1  # the offline metric beside the live one
     _axes_ok(accuracy)
@@ -310,12 +313,23 @@ def test_monitoring_pages_show_drift_performance_and_the_retraining_chain(page: 
     "/datasets/no-such-data", "/datasets/churn-train/99", "/datasets/churn-train/diff?a=1&b=7",
     "/models/no-such-model", "/models/breast-cancer/versions/99", "/models/breast-cancer/versions/x",
     "/pipelines/runs/0123456789abcdef", "/monitoring/no-such-model", "/lineage?ref=data:/no-such-data@1",
+    "/lineage?ref=models:/breast-cancer/99", "/monitoring/churn-loop?evaluation=99999",
 ])
 def test_unknown_things_are_the_404_page(page: Any, loop: Loop, path: str) -> None:
     page.console.allow("404")
     response = page.goto(loop.server.url + path)
     assert response is not None and response.status == 404
     assert page.locator("h1").inner_text() == "Not found"
+
+
+@pytest.mark.parametrize("path", ["/monitoring/churn-loop?evaluation=<b>x", "/datasets/churn-train/diff?a=1",
+                                  "/lineage?ref=", "/lineage?ref=nonsense:<i>"])
+def test_bad_parameters_are_the_400_page(page: Any, loop: Loop, path: str) -> None:
+    page.console.allow("400")
+    response = page.goto(loop.server.url + path)
+    assert response is not None and response.status == 400
+    assert page.locator("h1").inner_text() == "Bad request"
+    assert page.locator("main i, main b").count() == 0
 
 
 def test_html_in_names_is_text(page: Any, loop: Loop) -> None:

@@ -122,6 +122,18 @@ def report_data(tracker: Any, model: str, *, monitor: str | None = None, limit: 
     return document
 
 
+def _stored(row: Any, verdict: dict[str, Any]) -> dict[str, Any] | None:
+    """The evaluation's own prediction-drift verdict beside the one recomputed from the log;
+    ``matches`` is False when the log's window is not what the monitor evaluated (e.g. the
+    monitor was given the window directly)."""
+    value = row.metrics.get("prediction_drift_value")
+    if value is None:
+        return None
+    mine = verdict.get("value")
+    matches = mine is not None and abs(mine - value) <= 1e-9 + 1e-6 * abs(value)
+    return {"value": value, "drifted": bool(row.metrics.get("prediction_drift")), "matches": matches}
+
+
 def prediction_data(latest: Any, oldest: Any, reference: Summary | None, load_window: Callable[..., Any],
                     drift: dict[str, Any], *, prediction: str, score: str | None) -> dict[str, Any] | None:
     """Prediction drift of the evaluation ``latest`` (an ``EvaluationRow``), read back from
@@ -153,7 +165,7 @@ def prediction_data(latest: Any, oldest: Any, reference: Summary | None, load_wi
                 compare(reference, pred, columns=[target]).column(target))
             out["outputs"] = {"reference": f"training labels ({target})", "current": "predictions",
                               "distribution": distribution(reference[target], pred[target]),
-                              "drift": {**verdict, "column": prediction}}
+                              "drift": {**verdict, "column": prediction}, "stored": _stored(latest, verdict)}
     if score and score in frame and oldest.id != latest.id:
         first = window(oldest)
         now_scores, then_scores = _positive_scores(frame[score]), (

@@ -143,6 +143,17 @@ def verdict_list(c: dict[str, Any]) -> str:
                             if not (k in ("p-value", "distance") and v == "—")) + "</dl>"
 
 
+def _stored_note(stored: dict[str, Any] | None) -> str:
+    if not stored:
+        return ""
+    flag = "<span class=drift>drifted</span>" if stored["drifted"] else "no"
+    if stored["matches"]:
+        return f"<p class='muted stored' data-matches=true>the evaluation stored the same verdict ({flag})</p>"
+    return (f"<p class='stored' data-matches=false>The evaluation stored value {fmt(stored['value'])} "
+            f"(drifted: {flag}) from the window it was given; the numbers and histogram above are recomputed "
+            "from the prediction log of that time span, which holds other rows.</p>")
+
+
 def _prediction_section(data: dict[str, Any], by_name: dict[str, dict[str, Any]]) -> list[str]:
     e = html.escape
     parts = ["<section id=prediction-drift aria-labelledby=prediction-drift-h>"
@@ -156,7 +167,7 @@ def _prediction_section(data: dict[str, Any], by_name: dict[str, dict[str, Any]]
             cards.append(
                 f"<div class='card prediction' data-part='{key}'><h3>{title} "
                 f"<span class=muted>({e(part['reference'])} vs {e(part['current'])})</span></h3>"
-                f"{verdict_list(verdict)}"
+                f"{verdict_list(verdict)}{_stored_note(part.get('stored'))}"
                 f"{histogram(part['distribution'], label=str(verdict.get('column') or key), names=('reference', 'current'))}"
                 "</div>")
     for c in by_name.values():  # an ad hoc comparison's prediction column (`monitor drift --prediction`)
