@@ -156,3 +156,11 @@ def ui_server(ui_project: Project) -> Iterator[LiveServer]:
     server = LiveServer(create_app(ui_project.tracker))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def big_experiment(ui_project: Project) -> int:
+    """An experiment of 100,000 runs in the same project (bulk inserts)."""
+    from fixtures.bulk_runs import bulk_experiment
+
+    return bulk_experiment(ui_project.tracker, "sweep-100k", 100_000)

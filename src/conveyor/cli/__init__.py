@@ -45,6 +45,7 @@ _GROUPS: list[tuple[str, str] | tuple[str, str, str]] = [
     ("_sync", "sync", "Replay metric points and run ends spooled while the metadata store was unreachable."),
     ("_server", "server", "Run the tracking server: MLflow's REST API, health, version and Prometheus metrics."),
     ("_server", "tokens", "API tokens of `conveyor server`: create (shown once), list, revoke."),
+    ("_server", "ui", "Open the web UI over this project: a server on 127.0.0.1 and a browser tab."),
 ]
 
 

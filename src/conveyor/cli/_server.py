@@ -14,6 +14,7 @@ tokens_app = typer.Typer(help="API tokens of `conveyor server`: create (shown on
 
 def register(app: typer.Typer) -> None:
     app.command("server")(server)
+    app.command("ui")(ui)
     app.add_typer(tokens_app, name="tokens")
 
 
@@ -95,3 +96,27 @@ def tokens_list(as_json: bool = typer.Option(False, "--json")) -> None:
     for r in records:
         table.add_row(r.name, fmt_ms(r.created_at), fmt_ms(r.revoked_at), style=None if r.active else "dim")
     console.print(table)
+
+
+@handle_errors
+def ui(
+    port: int = typer.Option(5000, min=0, max=65535, help="TCP port on 127.0.0.1."),
+    no_browser: bool = typer.Option(False, "--no-browser", help="Do not open a browser; just print the address."),
+) -> None:
+    """Open the web UI over this project: a server on 127.0.0.1 and a browser tab."""
+    import threading
+    import webbrowser
+
+    from conveyor.server import TokenStore, create_app, open_tracker, run
+
+    conf = settings()
+    tokens = TokenStore.of(conf.conveyor_dir)
+    auth = tokens.any_active()
+    tracker = open_tracker(conf.root)
+    url = f"http://127.0.0.1:{port}/"
+    console.print(f"conveyor UI on {url} (tokens {'required: sign in with one' if auth else 'off'}); Ctrl-C stops it",
+                  highlight=False)
+    if not no_browser:
+        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    run(create_app(tracker, close_tracker=True, tokens=tokens if auth else None), host="127.0.0.1", port=port,
+        log_level="warning")

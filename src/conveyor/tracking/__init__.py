@@ -29,11 +29,15 @@ from conveyor.tracking._fluent import (
     set_tracker,
     start_run,
 )
+from conveyor.tracking._downsample import MAX_BUCKETS, Series, downsample
 from conveyor.tracking._tracker import Tracker
 from conveyor.tracking._uris import RunURI, parse_run_uri
 
 __all__ = [
     "ActiveRun",
+    "MAX_BUCKETS",
+    "Series",
+    "downsample",
     "RunURI",
     "Tracker",
     "active_run",

@@ -23,6 +23,7 @@ from conveyor.store import DEFAULT_EXPERIMENT, Point, Store, search_runs, valida
 from conveyor.store._retry import is_transient
 from conveyor.tracking import _capture
 from conveyor.tracking._buffer import MetricBuffer
+from conveyor.tracking._downsample import MAX_BUCKETS, Series, downsample
 from conveyor.tracking._heartbeat import Heartbeat
 from conveyor.tracking._spool import ReplayReport, Spool, replay
 from conveyor.tracking._values import artifact_path, metric_step, metric_value
@@ -322,6 +323,35 @@ class Tracker:
         with self.store.read() as conn:
             self.store.runs.require(conn, run_id)
             return self.store.metrics.history(conn, run_id, key)
+
+    def metric_series(
+        self, run_id: str, key: str, *, x: str = "step", buckets: int = 1000,
+        lo: float | None = None, hi: float | None = None,
+    ) -> Series:
+        """A metric's history for a chart: at most ``buckets`` min/max/mean buckets over
+        ``x`` ("step" or "time", milliseconds since the epoch) between ``lo`` and ``hi``."""
+        import numpy as np
+        from sqlalchemy import select
+
+        from conveyor.store import metrics
+
+        if x not in ("step", "time"):
+            raise InvalidInput(f"unknown x axis {x!r}", field="x", value=x, hint="'step' or 'time'")
+        if isinstance(buckets, bool) or not isinstance(buckets, int) or not 1 <= buckets <= MAX_BUCKETS:
+            raise InvalidInput(f"buckets must be a whole number from 1 to {MAX_BUCKETS}, not {buckets!r}",
+                               field="buckets", value=buckets)
+        self._buffer.flush()
+        column = metrics.c.step if x == "step" else metrics.c.timestamp
+        order = [metrics.c.step, metrics.c.timestamp, metrics.c.id] if x == "step" else [metrics.c.timestamp, metrics.c.id]
+        query = select(column, metrics.c.value).where(metrics.c.run_id == run_id, metrics.c.key == key).order_by(*order)
+        with self.store.read() as conn:
+            self.store.runs.require(conn, run_id)
+            rows = conn.execute(query).all()
+        if not rows:
+            raise NotFound("metric", key, hint=f"run {run_id} has no metric of that name")
+        xs = np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows))
+        ys = np.fromiter((np.nan if r[1] is None else r[1] for r in rows), dtype=np.float64, count=len(rows))
+        return downsample(xs, ys, buckets, lo=lo, hi=hi)
 
     # -- artifacts ----------------------------------------------------------------------------------------
     def log_artifact(self, run_id: str, local_path: str | Path, artifact_path_: str | None = None) -> Artifact:

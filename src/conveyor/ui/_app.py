@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +19,8 @@ from conveyor.ui._render import render
 
 #: Paths that belong to an API: an unknown one there answers in that API's shape, not with a page.
 API_PREFIXES = ("/api/", "/ajax-api/")
+
+log = logging.getLogger("conveyor.server.ui")
 
 
 class _AllowAll:
@@ -67,9 +70,15 @@ def create_ui(
             return render(request, "error.html", 400, title="Bad request", message=str(exc))
         return render(request, "error.html", 503, title="Unavailable", message=str(exc))
 
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return render(request, "error.html", 500, title="Server error",
+                      message="Something went wrong on the server; its log has the details.")
+
     app = Starlette(
         routes=[Mount("/static", app=StaticFiles(packages=[("conveyor.ui", "static")]), name="static"), *routes()],
-        exception_handlers={HTTPException: on_http, Forbidden: on_forbidden, ConveyorError: on_conveyor},
+        exception_handlers={HTTPException: on_http, Forbidden: on_forbidden, ConveyorError: on_conveyor,
+                            Exception: on_crash},
     )
     app.state.tracker = tracker
     app.state.policy = policy if policy is not None else (lambda: allow_all)

@@ -15,6 +15,9 @@ from starlette.routing import BaseRoute
 #: The page groups, in the order of the header navigation.
 GROUPS = [
     "conveyor.ui.pages.experiments",
+    "conveyor.ui.pages.runs",
+    "conveyor.ui.pages.run",
+    "conveyor.ui.pages.compare",
     "conveyor.ui.pages.datasets",
     "conveyor.ui.pages.pipelines",
     "conveyor.ui.pages.models",

@@ -8,6 +8,8 @@ form elsewhere cannot act as the user.
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -15,6 +17,8 @@ from starlette.routing import Route
 from conveyor.ui._render import render
 
 COOKIE = "conveyor_token"
+FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_FORM = 16 * 1024
 
 
 def safe_next(value: str | None) -> str:
@@ -31,9 +35,13 @@ async def login(request: Request) -> Response:
         return RedirectResponse(target, status_code=303)
     if request.method == "GET":
         return render(request, "login.html", title="Sign in", next=target, error=None)
-    form = await request.form()
-    token = str(form.get("token") or "").strip()
-    target = safe_next(str(form.get("next") or "/"))
+    body = await request.body()
+    if len(body) > MAX_FORM or request.headers.get("content-type", "").split(";")[0].strip() != FORM_TYPE:
+        return render(request, "login.html", 400, title="Sign in", next=target,
+                      error=f"Send the form as {FORM_TYPE}, at most {MAX_FORM} bytes.")
+    form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+    token = (form.get("token") or [""])[0].strip()
+    target = safe_next((form.get("next") or ["/"])[0])
     name = check(token) if token else None
     if name is None:
         error = "Enter a token." if not token else "That token is not valid (unknown or revoked)."
