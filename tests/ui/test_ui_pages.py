@@ -313,7 +313,7 @@ def test_monitoring_pages_show_drift_performance_and_the_retraining_chain(page: 
     "/datasets/no-such-data", "/datasets/churn-train/99", "/datasets/churn-train/diff?a=1&b=7",
     "/models/no-such-model", "/models/breast-cancer/versions/99", "/models/breast-cancer/versions/x",
     "/pipelines/runs/0123456789abcdef", "/monitoring/no-such-model", "/lineage?ref=data:/no-such-data@1",
-    "/lineage?ref=models:/breast-cancer/99", "/monitoring/churn-loop?evaluation=99999",
+    "/lineage?ref=models:/breast-cancer/99", "/monitoring/churn-loop?evaluation=99999", "/lineage?ref=nonsense:<i>",
 ])
 def test_unknown_things_are_the_404_page(page: Any, loop: Loop, path: str) -> None:
     page.console.allow("404")
@@ -323,7 +323,7 @@ def test_unknown_things_are_the_404_page(page: Any, loop: Loop, path: str) -> No
 
 
 @pytest.mark.parametrize("path", ["/monitoring/churn-loop?evaluation=<b>x", "/datasets/churn-train/diff?a=1",
-                                  "/lineage?ref=", "/lineage?ref=nonsense:<i>"])
+                                  "/lineage?ref=", "/lineage?ref=<i>x</i>"])
 def test_bad_parameters_are_the_400_page(page: Any, loop: Loop, path: str) -> None:
     page.console.allow("400")
     response = page.goto(loop.server.url + path)

@@ -185,7 +185,7 @@ def _deployments(tracker: Any, model_versions: list[Any]) -> list[tuple[Any, Any
     return out
 
 
-def _check_exists(tracker: Any, node: Any) -> None:
+def _check_exists(tracker: Any, node: Any, has_edges: bool) -> None:
     """``NotFound`` for a data set version, model version or run the stores do not hold
     (lineage alone would draw it as a lonely node)."""
     if node.kind == "dataset_version":
@@ -201,6 +201,8 @@ def _check_exists(tracker: Any, node: Any) -> None:
         Registry(tracker).get_version(name, int(version))
     elif node.kind == "run":
         tracker.get_run(node.id)
+    elif not has_edges:
+        raise NotFound("lineage node", str(node), hint="nothing was recorded about it")
 
 
 def lineage_page(request: Request) -> Response:
@@ -211,11 +213,8 @@ def lineage_page(request: Request) -> Response:
     if not ref:
         raise InvalidInput("lineage needs a node", field="ref", value=ref,
                            hint="e.g. /lineage?ref=data:/train@1, runs:/<id> or models:/churn/2")
-    try:
-        graph = lineage_graph(tracker, ref, depth=6)
-    except InvalidInput as exc:
-        raise NotFound("lineage node", ref, hint=exc.hint) from None
-    _check_exists(tracker, graph.root)
+    graph = lineage_graph(tracker, ref, depth=6)  # a malformed ref is bad input (400), an unknown one 404
+    _check_exists(tracker, graph.root, bool(graph.upstream or graph.downstream))
     edges = [(e.upstream, e.downstream, e.relation) for e in (*graph.upstream, *graph.downstream)]
     models = sorted({n for n in graph.nodes if n.kind == "model_version"}, key=str)
     edges += _deployments(tracker, models)
