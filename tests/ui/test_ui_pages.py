@@ -341,3 +341,51 @@ def test_html_in_names_is_text(page: Any, loop: Loop) -> None:
         assert page.locator("img").count() == 0 and page.locator("main script").count() == 0
     assert "<img" in page.locator("main").inner_text()  # shown, as text
     shot(page, "pages-404-html")
+
+
+class OnlyHousePriceForGuest:
+    """``guest`` may read the model house-price and the data set churn-train, nothing else."""
+
+    def allows(self, user: Any, kind: str, resource: str | None, level: str) -> bool:
+        if getattr(user, "name", None) != "guest":
+            return True
+        return level == "read" and (kind, resource) in {("model", "house-price"), ("data", "churn-train")}
+
+
+def test_a_guest_sees_only_what_it_may_read(page: Any, loop: Loop, tmp_path: Path) -> None:
+    from starlette.routing import Mount
+
+    from conveyor.server import TokenStore, create_app
+
+    tokens = TokenStore.of(tmp_path)
+    guest = tokens.create("guest")
+    app = create_app(loop.tracker, tokens=tokens)
+    next(r.app for r in app.routes if isinstance(r, Mount) and r.path == "/api/v1").state.policy = \
+        OnlyHousePriceForGuest()
+    server = LiveServer(app)
+    try:
+        page.console.allow("403")
+        page.goto(server.url + "/login")
+        page.fill("#token", guest)
+        page.click(".login button[type=submit]")
+        page.wait_for_url(server.url + "/experiments")
+        page.goto(server.url + "/models")
+        assert _texts(page, "#models tbody th") == ["house-price"]
+        page.goto(server.url + "/datasets")
+        assert _texts(page, "#datasets tbody th") == ["churn-train"]
+        page.goto(server.url + "/pipelines")
+        assert page.locator("#pipeline-runs").count() == 0  # no experiment may be read
+        page.goto(server.url + "/monitoring")
+        assert page.locator("#monitored").count() == 0
+        page.goto(server.url + "/lineage?ref=models:/house-price/2")
+        kinds = set(page.locator("#lineage g.node").evaluate_all("ns => ns.map(n => n.dataset.kind)"))
+        assert kinds == {"model_version", "alias"}  # its training run's experiment is not readable
+        for path in ("/models/breast-cancer", "/models/breast-cancer/versions/1", "/datasets/breast-cancer",
+                     "/datasets/breast-cancer/1", "/monitoring/churn-loop", "/lineage?ref=data:/breast-cancer@1"):
+            response = page.goto(server.url + path)
+            assert response is not None and response.status == 403, path
+            assert page.locator("h1").inner_text() == "Forbidden"
+            assert "breast-cancer" not in page.locator("main").inner_text().replace(path, "")
+            assert "churn-loop" not in page.locator("main").inner_text().replace(path, "")
+    finally:
+        server.stop()

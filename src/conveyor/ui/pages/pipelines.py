@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from conveyor.errors import ConveyorError, InvalidInput, NotFound
-from conveyor.ui._access import allowed, require
+from conveyor.ui._access import Forbidden, allowed, require
 from conveyor.ui._graph import GNode, draw
 from conveyor.ui._kit import svg
 from conveyor.ui._render import render
@@ -205,6 +205,28 @@ def _check_exists(tracker: Any, node: Any, has_edges: bool) -> None:
         raise NotFound("lineage node", str(node), hint="nothing was recorded about it")
 
 
+def _visibility(request: Request, tracker: Any) -> Any:
+    """Whether the signed-in user may read a lineage node (its data set, model or run's experiment)."""
+    experiments: dict[str, bool] = {}
+
+    def visible(node: Any) -> bool:
+        if node.kind == "dataset_version":
+            return allowed(request, "data", node.id.rpartition("@")[0] or node.id)
+        if node.kind in ("model_version", "alias"):
+            return allowed(request, "model", node.id.replace("@", "/").rpartition("/")[0] or node.id)
+        if node.kind in ("run", "artifact"):
+            run_id = node.id.partition("/")[0]
+            if run_id not in experiments:
+                try:
+                    experiments[run_id] = allowed(request, "experiment", str(tracker.get_run(run_id).experiment_id))
+                except ConveyorError:
+                    experiments[run_id] = False
+            return experiments[run_id]
+        return True
+
+    return visible
+
+
 def lineage_page(request: Request) -> Response:
     from conveyor.data import lineage_graph
 
@@ -218,6 +240,10 @@ def lineage_page(request: Request) -> Response:
     edges = [(e.upstream, e.downstream, e.relation) for e in (*graph.upstream, *graph.downstream)]
     models = sorted({n for n in graph.nodes if n.kind == "model_version"}, key=str)
     edges += _deployments(tracker, models)
+    visible = _visibility(request, tracker)
+    if not visible(graph.root):
+        raise Forbidden("you may not read this lineage node")
+    edges = [(a, b, r) for a, b, r in edges if visible(a) and visible(b)]  # what the user may not read is left out
     nodes = {graph.root} | {a for a, _, _ in edges} | {b for _, b, _ in edges}
     ordered = sorted(nodes, key=str)
     gnodes = [GNode(str(n), _node_label(n), href=node_href(n), kind=n.kind.replace("_", " "),
