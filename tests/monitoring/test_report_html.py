@@ -257,3 +257,17 @@ def test_ad_hoc_comparison_escapes_names_and_shows_the_prediction_column():
     assert set(_axes(kind.find("svg"))[0]) == {"a", "<i>x</i>"}
     pred = tree.find("section", id="prediction-drift").find("div", **{"data-part": "column"})
     assert pred.find("dd", **{"data-field": "drifted"}).text == "drifted"
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(0.0, 0.1225), (-5.87, 2.87), (400.0, 400.0), (1e-6, 3e-6), (12.0, 98765.0)])
+def test_ticks_are_round_and_cover_the_range(lo, hi):
+    from conveyor.monitoring._charts import inner_ticks, nice_ticks
+
+    ticks = nice_ticks(lo, hi, 4)
+    assert ticks[0] <= lo and ticks[-1] >= hi and len(ticks) >= 3
+    steps = {round(b - a, 12) for a, b in zip(ticks, ticks[1:])}
+    assert len(steps) == 1  # evenly spaced
+    (step,) = steps
+    assert f"{step / 10 ** np.floor(np.log10(step)):.6g}" in {"1", "2", "2.5", "5"}
+    inside = inner_ticks(lo, hi, 5)
+    assert all(lo <= t <= hi for t in inside) and (len(inside) >= 2 or lo == hi)

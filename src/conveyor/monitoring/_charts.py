@@ -27,8 +27,9 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     """Round tick values (1, 2, 2.5 or 5 × 10ᵏ apart) from at or below ``lo`` to at or above ``hi``."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return [0.0]
-    if hi <= lo:
-        hi = lo + (abs(lo) or 1.0)
+    if hi <= lo:  # one value: centre it
+        pad = abs(lo) * 0.1 or 1.0
+        lo, hi = lo - pad, hi + pad
     raw = (hi - lo) / max(count, 1)
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
