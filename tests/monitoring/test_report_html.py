@@ -271,3 +271,22 @@ def test_ticks_are_round_and_cover_the_range(lo, hi):
     assert f"{step / 10 ** np.floor(np.log10(step)):.6g}" in {"1", "2", "2.5", "5"}
     inside = inner_ticks(lo, hi, 5)
     assert all(lo <= t <= hi for t in inside) and (len(inside) >= 2 or lo == hi)
+
+
+def test_prediction_and_score_drift_metrics_an_evaluation_adds_are_charted(tracker, make_frame):
+    """Metrics named prediction_drift…/score_drift… (e.g. drift of served scores) appear over
+    time without the report knowing them in advance; flags (booleans) do not."""
+    from conveyor.store import MonitoringRepo
+
+    ref = conveyor.data.add(make_frame(seed=1), name="train", tracker=tracker).ref
+    config = MonitorConfig(name="churn-watch", model="churn", reference=ref, target="churned")
+    _evaluate(tracker, config, Windows(), [_classifier_frames(make_frame, 0.0, 3)])
+    with tracker.store.write() as conn:
+        MonitoringRepo().add_evaluation(conn, monitor="churn-watch", model="churn", model_version=None,
+                                        window_start=T0, window_end=T0 + 3 * HOUR, status="ok",
+                                        metrics={"score_drift_value": 0.031, "score_drift": True, "rows": 5.0},
+                                        rules=[], report_digest=None, error=None)
+    page = parse(render_html(report_data(tracker, "churn")))
+    chart = page.find("div", **{"data-metric": "score_drift_value"})
+    assert [float(p.attrs["data-value"]) for p in chart.all("circle", class_="point")] == [0.031]
+    assert not page.all("div", **{"data-metric": "score_drift"})

@@ -26,6 +26,16 @@ BINS = 30
 TOP_CATEGORIES = 15
 MAX_PLOTS = 60
 SERIES = ("drift_share", "prediction_drift_value", "accuracy", "f1", "roc_auc", "mae", "rmse", "p95_latency_ms", "rows")
+#: Any other numeric metric with one of these prefixes is charted too (prediction/score drift
+#: measures an evaluation may add).
+SERIES_PREFIXES = ("prediction_drift", "score_drift")
+
+
+def series_keys(metrics: list[dict[str, Any]]) -> list[str]:
+    """``SERIES`` plus the numeric prediction/score-drift metrics present in ``metrics``."""
+    extra = sorted({k for m in metrics for k, v in m.items() if k.startswith(SERIES_PREFIXES) and k not in SERIES
+                    and isinstance(v, (int, float)) and not isinstance(v, bool)})
+    return [*SERIES, *extra]
 
 
 def distribution(ref: ColumnSummary, cur: ColumnSummary | None) -> dict[str, Any]:
@@ -106,9 +116,10 @@ def report_data(tracker: Any, model: str, *, monitor: str | None = None, limit: 
             reference = Summary.from_bytes(tracker.blobs.read_bytes(Digest.parse(ref_digest)))
         if latest.report_digest:
             current = Summary.from_bytes(tracker.blobs.read_bytes(Digest.parse(latest.report_digest)))
+    keys = series_keys([r.metrics for r in rows])
     series = [
         {"id": r.id, "at": r.created_at, "window_end": r.window_end, "monitor": r.monitor,
-         "version": r.model_version, "status": r.status, **{k: r.metrics.get(k) for k in SERIES}}
+         "version": r.model_version, "status": r.status, **{k: r.metrics.get(k) for k in keys}}
         for r in reversed(rows)
     ]
     title = f"monitoring report: {model}"

@@ -179,8 +179,12 @@ def _prediction_section(data: dict[str, Any], by_name: dict[str, dict[str, Any]]
         parts.append(f"<div class=grid>{''.join(cards)}</div>")
     else:
         stored = (data.get("drift") or {}).get("prediction_drift")
-        parts.append("<p class=muted>No prediction distribution in this report"
-                     f"{' (stored verdict: ' + _flag(stored) + ')' if stored else ''}: the evaluation holds none "
+        chosen = (data.get("evaluation") or {}).get("id")
+        row = next((s for s in data.get("series") or [] if chosen is not None and s.get("id") == chosen), {})
+        value = row.get("prediction_drift_value")
+        said = f" (stored verdict: {_flag(stored)})" if stored else (
+            f" (the evaluation stored prediction_drift_value {fmt(value)})" if value is not None else "")
+        parts.append(f"<p class=muted>No prediction distribution in this report{said}: the evaluation holds none "
                      "and no prediction log was read for its window.</p>")
     parts.append("</section>")
     return parts
@@ -228,11 +232,11 @@ def render_html(data: dict[str, Any]) -> str:
         parts.append("</div></section>")
     series = data.get("series") or []
     if series:
-        from conveyor.monitoring._report import SERIES
+        from conveyor.monitoring._report import series_keys
 
         parts.append("<section aria-labelledby=time-h><h2 id=time-h>Over time</h2><div class=grid>")
         x_label = "end of window (UTC)"
-        for key in SERIES:
+        for key in series_keys(series):
             points = [(s.get("window_end") or s["at"], s[key]) for s in series if isinstance(s.get(key), (int, float))]
             if points:
                 offline = (data.get("offline") or {}).get(key)

@@ -150,7 +150,11 @@ def model_page(request: Request) -> Response:
                                "chart": histogram(part["distribution"], label=title)})
     offline = data.get("offline") or {}
     performance, operations = [], []
-    for group, keys in ((performance, PERFORMANCE), (operations, OPERATIONS)):
+    from conveyor.monitoring._report import SERIES_PREFIXES
+
+    extra = sorted({k for r in rows for k, v in r.metrics.items() if k.startswith(SERIES_PREFIXES)
+                    and k not in OPERATIONS and isinstance(v, (int, float)) and not isinstance(v, bool)})
+    for group, keys in ((performance, PERFORMANCE), (operations, (*OPERATIONS, *extra))):
         for key in keys:
             points = [(r.window_end or r.created_at, r.metrics[key]) for r in reversed(rows)
                       if isinstance(r.metrics.get(key), (int, float))]
