@@ -6,6 +6,7 @@ numbers, drifted columns first, prediction drift, metrics over time — for a cl
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -290,3 +291,40 @@ def test_prediction_and_score_drift_metrics_an_evaluation_adds_are_charted(track
     chart = page.find("div", **{"data-metric": "score_drift_value"})
     assert [float(p.attrs["data-value"]) for p in chart.all("circle", class_="point")] == [0.031]
     assert not page.all("div", **{"data-metric": "score_drift"})
+
+
+def test_stored_score_drift_is_shown_with_the_reference_scores(tracker, make_frame):
+    """An evaluation that carries ``score_drift_report`` (the monitor's drift of the served
+    package's scores) gets a card per score column: its numbers, and the stored reference
+    scores as a histogram with axes."""
+    from conveyor.monitoring import store_summary, summarize
+    from conveyor.store import MonitoringRepo
+
+    ref = conveyor.data.add(make_frame(seed=1), name="train", tracker=tracker).ref
+    config = MonitorConfig(name="churn-watch", model="churn", reference=ref, target="churned")
+    _evaluate(tracker, config, Windows(), [_classifier_frames(make_frame, 0.0, 3)])
+    reference_scores = pd.DataFrame({"score:1": np.random.default_rng(0).beta(2, 5, 2000)})
+    store_summary(tracker, f"scores:churn/4:{ref}", summarize(reference_scores))
+    verdict = asdict(compare(reference_scores, pd.DataFrame({"score:1": np.random.default_rng(1).beta(5, 2, 800)}))
+                     .column("score:1"))
+    report = {"kind": "probabilities", "version": "4", "reference": ref, "n_reference": 2000, "n_current": 800,
+              "columns": [{k: v for k, v in verdict.items() if k != "role"}]}
+    with tracker.store.write() as conn:
+        MonitoringRepo().add_evaluation(conn, monitor="churn-watch", model="churn", model_version="4",
+                                        window_start=T0, window_end=T0 + 3 * HOUR, status="ok",
+                                        metrics={"rows": 800.0, "score_drift": 1.0,
+                                                 "score_drift_value": verdict["value"],
+                                                 "drift_report": {"columns": [], "reference": ref},
+                                                 "score_drift_report": report},
+                                        rules=[], report_digest=None, error=None)
+    page = parse(render_html(report_data(tracker, "churn")))
+    card = page.find("div", **{"data-part": "score-drift"})
+    assert card.attrs["data-column"] == "score:1"
+    shown = card.all("dd", **{"data-field": "distance"}) or card.all("dd", **{"data-field": "p-value"})
+    assert _close(_number(shown[0].text), verdict["value"])
+    assert card.find("dd", **{"data-field": "drifted"}).text == "drifted"
+    svg = card.find("svg")
+    x, y = _axes(svg)
+    assert len(x) >= 3 and len(y) >= 3
+    shares = [float(r.attrs["data-share"]) for r in svg.find("g", class_="bars").all("rect")]
+    assert abs(sum(shares) - 1) < 1e-3  # the reference scores' histogram

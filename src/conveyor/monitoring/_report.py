@@ -127,10 +127,34 @@ def report_data(tracker: Any, model: str, *, monitor: str | None = None, limit: 
     if latest is not None and load_window is not None:
         document["prediction"] = prediction_data(latest, rows[-1], reference, load_window, drift,
                                                  prediction=prediction, score=score)
+    if latest is not None and isinstance(latest.metrics.get("score_drift_report"), dict):
+        document["score_drift"] = score_drift_data(tracker, model, latest.metrics["score_drift_report"])
     document["evaluation"] = None if latest is None else {
         "id": latest.id, "monitor": latest.monitor, "version": latest.model_version, "status": latest.status,
         "window_start": latest.window_start, "window_end": latest.window_end, "at": latest.created_at}
     return document
+
+
+def score_drift_data(tracker: Any, model: str, report: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation's stored score drift (one verdict per score column, computed by the
+    monitor from the served package's scores of reference rows and window rows), with the
+    reference scores' distribution per column when their summary is stored. The window's
+    scores are not stored, only their verdicts: ``current`` is None in the distributions."""
+    from conveyor.blobs import Digest
+    from conveyor.store import MonitoringRepo
+
+    out = {**report, "distributions": {}}
+    key = f"scores:{model}/{report.get('version')}:{report.get('reference')}"
+    with tracker.store.read() as conn:
+        digest = MonitoringRepo().get_reference(conn, key)
+    if digest and tracker.blobs.exists(Digest.parse(digest)):
+        summary = Summary.from_bytes(tracker.blobs.read_bytes(Digest.parse(digest)))
+        for c in report.get("columns") or []:
+            if c.get("column") in summary.columns:
+                dist = distribution(summary[c["column"]], summary[c["column"]])
+                dist["current"] = None
+                out["distributions"][c["column"]] = dist
+    return out
 
 
 def _stored(row: Any, verdict: dict[str, Any]) -> dict[str, Any] | None:

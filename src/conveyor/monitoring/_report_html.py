@@ -170,6 +170,17 @@ def _prediction_section(data: dict[str, Any], by_name: dict[str, dict[str, Any]]
                 f"{verdict_list(verdict)}{_stored_note(part.get('stored'))}"
                 f"{histogram(part['distribution'], label=str(verdict.get('column') or key), names=('reference', 'current'))}"
                 "</div>")
+    scores = data.get("score_drift") or {}
+    for c in scores.get("columns") or []:  # stored by the monitor: the served package's scores
+        dist = (scores.get("distributions") or {}).get(c["column"])
+        chart = histogram(dist, label=str(c["column"]), names=("reference scores", "")) if dist else ""
+        cards.append(
+            f"<div class='card prediction' data-part='score-drift' data-column='{e(str(c['column']), quote=True)}'>"
+            f"<h3>{e(str(c['column']))} <span class=muted>(scores of {fmt(scores.get('n_reference'))} reference "
+            f"rows vs {fmt(scores.get('n_current'))} window rows, by the served version "
+            f"{e(str(scores.get('version')))})</span></h3>{verdict_list(c)}{chart}"
+            "<p class=muted>The window's scores are not stored, only their verdict; the histogram shows the "
+            "reference scores.</p></div>")
     for c in by_name.values():  # an ad hoc comparison's prediction column (`monitor drift --prediction`)
         if c.get("role") == "prediction" and c["column"] in data.get("distributions", {}):
             cards.append(f"<div class='card prediction' data-part='column'><h3>{e(c['column'])} "

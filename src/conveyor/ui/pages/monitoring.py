@@ -148,6 +148,14 @@ def model_page(request: Request) -> Response:
         if part:
             prediction.append({"key": key, "title": title, "part": part,
                                "chart": histogram(part["distribution"], label=title)})
+    scores = data.get("score_drift") or {}
+    for c in scores.get("columns") or []:  # the monitor's score drift: verdicts, and the reference scores
+        dist = (scores.get("distributions") or {}).get(c["column"])
+        part = {"reference": f"scores of {scores.get('n_reference')} reference rows",
+                "current": f"{scores.get('n_current')} window rows (not stored)", "drift": c, "stored": None}
+        prediction.append({"key": "score-drift", "title": str(c["column"]), "part": part,
+                           "chart": histogram(dist, label=str(c["column"]), names=("reference scores", ""))
+                           if dist else ""})
     offline = data.get("offline") or {}
     performance, operations = [], []
     from conveyor.monitoring._report import SERIES_PREFIXES
