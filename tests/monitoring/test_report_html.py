@@ -328,3 +328,25 @@ def test_stored_score_drift_is_shown_with_the_reference_scores(tracker, make_fra
     assert len(x) >= 3 and len(y) >= 3
     shares = [float(r.attrs["data-share"]) for r in svg.find("g", class_="bars").all("rect")]
     assert abs(sum(shares) - 1) < 1e-3  # the reference scores' histogram
+
+
+def test_counted_numbers_are_drawn_in_numeric_order_or_binned():
+    """A numeric column with few distinct values (up to 20) is summarised by counts: up to 15 values are
+    bars in numeric order (with short number labels); more are put on numeric bins."""
+    from conveyor.monitoring import summarize
+    from conveyor.monitoring._report import distribution
+
+    rng = np.random.default_rng(0)
+    few = summarize(pd.DataFrame({"calls": rng.integers(0, 12, 500).astype(float)}))["calls"]
+    dist = distribution(few, few)
+    assert dist["kind"] == "categorical" and [float(k) for k in dist["categories"]] == sorted(
+        float(k) for k in dist["categories"])
+    thirtieths = summarize(pd.DataFrame({"p": rng.integers(0, 20, 500) / 19}))["p"]  # 20 values: counted
+    assert thirtieths.counts is not None  # counted, not sketched
+    binned = distribution(thirtieths, thirtieths)
+    assert binned["kind"] == "numeric" and len(binned["edges"]) == len(binned["reference"]) + 1
+    assert abs(sum(binned["reference"]) - 1) < 1e-6
+    page = parse(render_html({"title": "t", "distributions": {"p": binned, "calls": dist}}))
+    labels = [t.find("text").text for t in page.find("div", **{"data-column": "calls"}).find("g", class_="x-axis")
+              .all("g", class_="tick")]
+    assert labels == [str(i) for i in range(12)]

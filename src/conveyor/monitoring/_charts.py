@@ -121,7 +121,8 @@ def histogram(dist: dict[str, Any], *, label: str, width: int = 340, height: int
     series = (("cur", names[0], ref),) if single else (("ref", names[0], ref), ("cur", names[1], cur))
     e = html.escape
     m = MARGIN
-    x0, x1, y0, y1 = m["left"], width - m["right"], height - m["bottom"], m["top"]
+    rotated = dist.get("kind", "numeric") != "numeric" and max(len(ref), len(cur)) > 5  # slanted tick labels
+    x0, x1, y0, y1 = m["left"], width - m["right"], height - m["bottom"] - (16 if rotated else 0), m["top"]
     top = max([*ref, *cur, 0.0]) or 1.0
     ticks = nice_ticks(0.0, top, 4)
     y_max = ticks[-1]
@@ -169,7 +170,7 @@ def histogram(dist: dict[str, Any], *, label: str, width: int = 340, height: int
                    f"<line class='domain' x1='{x0}' y1='{y0}' x2='{x1}' y2='{y0}'/>")
         for i, cat in enumerate(cats):
             cx = x0 + (i + 0.5) * slot
-            short = cat if len(cat) <= 10 else cat[:9] + "…"
+            short = _category_text(cat)
             anchor = "middle" if n <= 5 else "end"
             rotate = "" if n <= 5 else f" transform='rotate(-35 {cx:.1f} {y0 + 12})'"
             out.append(f"<g class='tick' data-value='{e(cat, quote=True)}'><line x1='{cx:.1f}' x2='{cx:.1f}' "
@@ -180,6 +181,15 @@ def histogram(dist: dict[str, Any], *, label: str, width: int = 340, height: int
     out += _legend(x0 + 4, [(name, cls) for cls, name, _ in series])
     out.append("</svg>")
     return "".join(out)
+
+
+def _category_text(cat: str) -> str:
+    """A category as a tick label: numbers shortened (0.0333333 → 0.0333), long text cut."""
+    try:
+        number = float(cat)
+    except ValueError:
+        return cat if len(cat) <= 10 else cat[:9] + "…"
+    return tick_text(number) if math.isfinite(number) else cat
 
 
 def _time_label(ms: float, span_ms: float) -> str:

@@ -10,6 +10,7 @@ fetched, no raw rows, so a report over 100 columns is tens of kilobytes, not the
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -55,6 +56,8 @@ def distribution(ref: ColumnSummary, cur: ColumnSummary | None) -> dict[str, Any
         return {"kind": "numeric", "edges": edges.round(6).tolist(), "reference": shares(ref), "current": shares(cur)}
     r = ref.category_counts()
     c = cur.category_counts() if cur else {}
+    if ref.kind == NUMERIC and len(set(r) | set(c)) > TOP_CATEGORIES:  # many counted numbers: bin them
+        return _binned_counts(r, c, ref.n_valid, cur.n_valid if cur else 0)
     keys = sorted(set(r) | set(c), key=lambda k: -(r.get(k, 0) + c.get(k, 0)))[:TOP_CATEGORIES]
     if ref.kind == NUMERIC:  # few distinct numbers (counted): in numeric order, not by frequency
         keys.sort(key=_as_number)
@@ -63,6 +66,24 @@ def distribution(ref: ColumnSummary, cur: ColumnSummary | None) -> dict[str, Any
         "reference": [round(r.get(k, 0) / max(ref.n_valid, 1), 6) for k in keys],
         "current": [round(c.get(k, 0) / max(cur.n_valid, 1), 6) if cur else 0.0 for k in keys],
     }
+
+
+def _binned_counts(r: dict[str, int], c: dict[str, int], n_ref: int, n_cur: int) -> dict[str, Any]:
+    """Counted numeric values (a summary keeps counts when a column has few distinct values)
+    on ``BINS`` shared bins, as shares."""
+    import numpy as np
+
+    values = [_as_number(k) for k in (*r, *c) if math.isfinite(_as_number(k))]
+    lo, hi = min(values), max(values)
+    edges = np.linspace(lo, hi if hi > lo else lo + 1, BINS + 1)
+
+    def shares(counts: dict[str, int], n: int) -> list[float]:
+        keys = [k for k in counts if math.isfinite(_as_number(k))]
+        hist, _ = np.histogram([_as_number(k) for k in keys], bins=edges, weights=[counts[k] for k in keys])
+        return (hist / max(n, 1)).round(6).tolist()
+
+    return {"kind": "numeric", "edges": edges.round(6).tolist(), "reference": shares(r, n_ref),
+            "current": shares(c, n_cur)}
 
 
 def _as_number(key: str) -> float:
