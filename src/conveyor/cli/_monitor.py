@@ -207,10 +207,15 @@ def report_cmd(
     monitor: str = typer.Option(None, "--monitor", help="Only this monitor's evaluations."),
 ) -> None:
     """Drift table, reference-vs-current distributions and metrics over time of MODEL."""
-    from conveyor.monitoring import render_html, report_data
+    from conveyor.monitoring import load_monitors, render_html, report_data
 
+    monitors = load_monitors(settings())[1]
+    config = monitors.get(monitor) if monitor else next((c for c in monitors.values() if c.model == model), None)
     with tracker() as t:
-        data = report_data(t, model, monitor=monitor)
+        # the newest window's predictions (and scores) are read back from the prediction log
+        data = report_data(t, model, monitor=monitor, load_window=_window_reader(t),
+                           prediction=config.prediction if config is not None else "prediction",
+                           score=config.score if config is not None else None)
     if html is not None:
         html.write_text(render_html(data), encoding="utf-8")
         console.print(f"wrote {esc(html)} ({html.stat().st_size / 1024:.0f} KiB)")

@@ -2,24 +2,41 @@
 
 The page embeds only summaries — per-column distributions binned from the stored
 reference and window summaries, the drift table, data quality and metrics over time —
-as inline SVG drawn here: no CDN, no script, no raw rows, so a report over 100 columns is
-tens of kilobytes, not the data set (evidently#15).
+as inline SVG with real axes (``_charts``), rendered by ``_report_html``: no CDN, nothing
+fetched, no raw rows, so a report over 100 columns is tens of kilobytes, not the data set
+(evidently#15).
 """
 
 from __future__ import annotations
 
-import html
+import logging
 import math
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from conveyor.monitoring._columns import NUMERIC
 from conveyor.monitoring._drift import DriftReport
+from conveyor.monitoring._report_html import render_html
 from conveyor.monitoring._summary import ColumnSummary, Summary
+
+log = logging.getLogger("conveyor.monitoring")
+__all__ = ["distribution", "drift_report_data", "prediction_data", "render_html", "report_data"]
 
 BINS = 30
 TOP_CATEGORIES = 15
 MAX_PLOTS = 60
-SERIES = ("drift_share", "accuracy", "f1", "roc_auc", "mae", "rmse", "p95_latency_ms", "rows")
+SERIES = ("drift_share", "prediction_drift_value", "accuracy", "f1", "roc_auc", "mae", "rmse", "p95_latency_ms", "rows")
+#: Any other numeric metric with one of these prefixes is charted too (prediction/score drift
+#: measures an evaluation may add).
+SERIES_PREFIXES = ("prediction_drift", "score_drift")
+
+
+def series_keys(metrics: list[dict[str, Any]]) -> list[str]:
+    """``SERIES`` plus the numeric prediction/score-drift metrics present in ``metrics``."""
+    extra = sorted({k for m in metrics for k, v in m.items() if k.startswith(SERIES_PREFIXES) and k not in SERIES
+                    and isinstance(v, (int, float)) and not isinstance(v, bool)})
+    return [*SERIES, *extra]
 
 
 def distribution(ref: ColumnSummary, cur: ColumnSummary | None) -> dict[str, Any]:
@@ -39,7 +56,11 @@ def distribution(ref: ColumnSummary, cur: ColumnSummary | None) -> dict[str, Any
         return {"kind": "numeric", "edges": edges.round(6).tolist(), "reference": shares(ref), "current": shares(cur)}
     r = ref.category_counts()
     c = cur.category_counts() if cur else {}
+    if ref.kind == NUMERIC and len(set(r) | set(c)) > TOP_CATEGORIES:  # many counted numbers: bin them
+        return _binned_counts(r, c, ref.n_valid, cur.n_valid if cur else 0)
     keys = sorted(set(r) | set(c), key=lambda k: -(r.get(k, 0) + c.get(k, 0)))[:TOP_CATEGORIES]
+    if ref.kind == NUMERIC:  # few distinct numbers (counted): in numeric order, not by frequency
+        keys.sort(key=_as_number)
     return {
         "kind": "categorical", "categories": keys,
         "reference": [round(r.get(k, 0) / max(ref.n_valid, 1), 6) for k in keys],
@@ -47,14 +68,48 @@ def distribution(ref: ColumnSummary, cur: ColumnSummary | None) -> dict[str, Any
     }
 
 
+def _binned_counts(r: dict[str, int], c: dict[str, int], n_ref: int, n_cur: int) -> dict[str, Any]:
+    """Counted numeric values (a summary keeps counts when a column has few distinct values)
+    on ``BINS`` shared bins, as shares."""
+    import numpy as np
+
+    values = [_as_number(k) for k in (*r, *c) if math.isfinite(_as_number(k))]
+    lo, hi = min(values), max(values)
+    edges = np.linspace(lo, hi if hi > lo else lo + 1, BINS + 1)
+
+    def shares(counts: dict[str, int], n: int) -> list[float]:
+        keys = [k for k in counts if math.isfinite(_as_number(k))]
+        hist, _ = np.histogram([_as_number(k) for k in keys], bins=edges, weights=[counts[k] for k in keys])
+        return (hist / max(n, 1)).round(6).tolist()
+
+    return {"kind": "numeric", "edges": edges.round(6).tolist(), "reference": shares(r, n_ref),
+            "current": shares(c, n_cur)}
+
+
+def _as_number(key: str) -> float:
+    try:
+        return float(key)
+    except ValueError:
+        return float("inf")
+
+
 def drift_report_data(report: DriftReport, *, title: str = "drift report") -> dict[str, Any]:
     """The report document of a single comparison (no store needed)."""
     return _document(title, report.to_dict(), report.reference, report.current, [], {})
 
 
-def report_data(tracker: Any, model: str, *, monitor: str | None = None, limit: int = 200) -> dict[str, Any]:
+def report_data(tracker: Any, model: str, *, monitor: str | None = None, limit: int = 200,
+                load_window: Callable[[str, str | None, int, int], Any] | None = None,
+                prediction: str = "prediction", score: str | None = None,
+                evaluation: int | None = None) -> dict[str, Any]:
     """The report document of ``model``: the newest evaluation's drift and distributions, and
-    every stored evaluation's metrics over time, beside the model's offline metrics.
+    every stored evaluation's metrics over time, beside the model's offline metrics
+    (``evaluation``: that evaluation's drift instead of the newest).
+
+    With ``load_window(model, version, since_ms, until_ms)`` (the prediction-log reader the
+    monitor uses) the document also holds the prediction drift of the newest window: its
+    ``prediction`` column against the training labels, and its ``score`` column (positive-
+    class scores) against the oldest stored window's — see :func:`prediction_data`.
 
     Example::
 
@@ -69,7 +124,9 @@ def report_data(tracker: Any, model: str, *, monitor: str | None = None, limit: 
         rows = repo.evaluations(conn, model=model, monitor=monitor, limit=limit)
     if not rows:
         raise NotFound("monitor evaluation of model", model, hint="run `conveyor monitor run` first")
-    latest = next((r for r in rows if r.metrics.get("drift_report")), None)
+    latest = next((r for r in rows if r.metrics.get("drift_report") and evaluation in (None, r.id)), None)
+    if evaluation is not None and latest is None:
+        raise NotFound("monitor evaluation with a drift report", str(evaluation), hint=f"of model {model}")
     reference = current = None
     drift: dict[str, Any] = {}
     if latest is not None:
@@ -80,13 +137,106 @@ def report_data(tracker: Any, model: str, *, monitor: str | None = None, limit: 
             reference = Summary.from_bytes(tracker.blobs.read_bytes(Digest.parse(ref_digest)))
         if latest.report_digest:
             current = Summary.from_bytes(tracker.blobs.read_bytes(Digest.parse(latest.report_digest)))
+    keys = series_keys([r.metrics for r in rows])
     series = [
-        {"at": r.created_at, "monitor": r.monitor, "version": r.model_version, "status": r.status,
-         **{k: r.metrics.get(k) for k in SERIES}}
+        {"id": r.id, "at": r.created_at, "window_end": r.window_end, "monitor": r.monitor,
+         "version": r.model_version, "status": r.status, **{k: r.metrics.get(k) for k in keys}}
         for r in reversed(rows)
     ]
     title = f"monitoring report: {model}"
-    return _document(title, drift, reference, current, series, _offline(tracker, model, rows[0].model_version))
+    document = _document(title, drift, reference, current, series, _offline(tracker, model, rows[0].model_version))
+    if latest is not None and load_window is not None:
+        document["prediction"] = prediction_data(latest, rows[-1], reference, load_window, drift,
+                                                 prediction=prediction, score=score)
+    if latest is not None and isinstance(latest.metrics.get("score_drift_report"), dict):
+        document["score_drift"] = score_drift_data(tracker, model, latest.metrics["score_drift_report"])
+    document["evaluation"] = None if latest is None else {
+        "id": latest.id, "monitor": latest.monitor, "version": latest.model_version, "status": latest.status,
+        "window_start": latest.window_start, "window_end": latest.window_end, "at": latest.created_at}
+    return document
+
+
+def score_drift_data(tracker: Any, model: str, report: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation's stored score drift (one verdict per score column, computed by the
+    monitor from the served package's scores of reference rows and window rows), with the
+    reference scores' distribution per column when their summary is stored. The window's
+    scores are not stored, only their verdicts: ``current`` is None in the distributions."""
+    from conveyor.blobs import Digest
+    from conveyor.store import MonitoringRepo
+
+    out = {**report, "distributions": {}}
+    key = f"scores:{model}/{report.get('version')}:{report.get('reference')}"
+    with tracker.store.read() as conn:
+        digest = MonitoringRepo().get_reference(conn, key)
+    if digest and tracker.blobs.exists(Digest.parse(digest)):
+        summary = Summary.from_bytes(tracker.blobs.read_bytes(Digest.parse(digest)))
+        for c in report.get("columns") or []:
+            if c.get("column") in summary.columns:
+                dist = distribution(summary[c["column"]], summary[c["column"]])
+                dist["current"] = None
+                out["distributions"][c["column"]] = dist
+    return out
+
+
+def _stored(row: Any, verdict: dict[str, Any]) -> dict[str, Any] | None:
+    """The evaluation's own prediction-drift verdict beside the one recomputed from the log;
+    ``matches`` is False when the log's window is not what the monitor evaluated (e.g. the
+    monitor was given the window directly)."""
+    value = row.metrics.get("prediction_drift_value")
+    if value is None:
+        return None
+    mine = verdict.get("value")
+    matches = mine is not None and abs(mine - value) <= 1e-9 + 1e-6 * abs(value)
+    return {"value": value, "drifted": bool(row.metrics.get("prediction_drift")), "matches": matches}
+
+
+def prediction_data(latest: Any, oldest: Any, reference: Summary | None, load_window: Callable[..., Any],
+                    drift: dict[str, Any], *, prediction: str, score: str | None) -> dict[str, Any] | None:
+    """Prediction drift of the evaluation ``latest`` (an ``EvaluationRow``), read back from
+    the prediction log: the predicted values against the training labels (the comparison the
+    monitor makes, so its verdict is the stored ``prediction_drift``), and positive-class
+    scores against those of the ``oldest`` evaluation's window. None without a window."""
+    from conveyor.monitoring._drift import compare
+    from conveyor.monitoring._performance import _positive_scores
+    from conveyor.monitoring._summary import summarize
+
+    def window(row: Any) -> Any:
+        if row.window_start is None or row.window_end is None:
+            return None
+        try:
+            return load_window(row.model, row.model_version, row.window_start, row.window_end)
+        except Exception:  # the prediction log is context here: the report stands without it
+            log.warning("report: the prediction log of %s could not be read", row.model, exc_info=True)
+            return None
+
+    frame = window(latest)
+    if frame is None or not len(frame):
+        return None
+    out: dict[str, Any] = {"column": prediction, "rows": len(frame), "outputs": None, "scores": None}
+    target = (drift.get("label_drift") or {}).get("column")
+    if prediction in frame and target and reference is not None and target in reference.columns:
+        pred = summarize(frame[[prediction]].rename(columns={prediction: target}))
+        if pred[target].kind == reference[target].kind:
+            verdict = drift.get("prediction_drift") or asdict(
+                compare(reference, pred, columns=[target]).column(target))
+            out["outputs"] = {"reference": f"training labels ({target})", "current": "predictions",
+                              "distribution": distribution(reference[target], pred[target]),
+                              "drift": {**verdict, "column": prediction}, "stored": _stored(latest, verdict)}
+    if score and score in frame and oldest.id != latest.id:
+        first = window(oldest)
+        now_scores, then_scores = _positive_scores(frame[score]), (
+            _positive_scores(first[score]) if first is not None and score in first else None)
+        if now_scores is not None and then_scores is not None and len(then_scores):
+            import pandas as pd
+
+            ref_s = summarize(pd.DataFrame({score: pd.Series(then_scores, dtype=float)}))
+            cur_s = summarize(pd.DataFrame({score: pd.Series(now_scores, dtype=float)}))
+            verdict = asdict(compare(ref_s, cur_s, columns=[score]).column(score))
+            out["scores"] = {"reference": f"scores of the first window (evaluation {oldest.id})",
+                             "current": "scores of this window", "distribution": distribution(ref_s[score],
+                                                                                                cur_s[score]),
+                             "drift": verdict}
+    return out if out["outputs"] or out["scores"] else None
 
 
 def _offline(tracker: Any, model: str, version: str | None) -> dict[str, float]:
@@ -111,91 +261,3 @@ def _document(title: str, drift: dict[str, Any], reference: Summary | None, curr
     return {"title": title, "drift": drift, "distributions": plots, "series": series, "offline": offline}
 
 
-# -- HTML -------------------------------------------------------------------------------------------
-_CSS = """body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse}
-td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}.drift{color:#b00020;font-weight:600}
-.grid{display:flex;flex-wrap:wrap;gap:12px}.card{border:1px solid #ddd;padding:6px}.muted{color:#777}
-.ref{fill:#9e9e9e}.cur{fill:#1e88e5}"""
-
-
-def render_html(data: dict[str, Any]) -> str:
-    """A self-contained HTML page (inline CSS and SVG, nothing fetched) of a report document."""
-    e = html.escape
-    drift = data.get("drift") or {}
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(data['title'])}</title>",
-             f"<style>{_CSS}</style></head><body><h1>{e(data['title'])}</h1>"]
-    if drift:
-        share = drift.get("drift_share")
-        parts.append(
-            f"<p>reference <b>{e(str(drift.get('reference') or '—'))}</b> ({drift.get('n_reference')} rows) vs "
-            f"current window ({drift.get('n_current')} rows): <b>{drift.get('n_drifted')}</b> of "
-            f"{drift.get('n_features')} features drifted (share {_num(share)}; data-set drift "
-            f"{'<span class=drift>yes</span>' if drift.get('dataset_drift') else 'no'}).</p>")
-        parts.append("<h2>Drift</h2><table><tr><th>column</th><th>role</th><th>method</th><th>value</th>"
-                     "<th>threshold</th><th>drifted</th><th>missing</th><th>note</th></tr>")
-        quality = (drift.get("quality") or {}).get("columns", {})
-        for c in drift.get("columns", []):
-            q = quality.get(c["column"], {})
-            flag = "<span class=drift>drift</span>" if c["drifted"] else ("—" if c["status"] != "ok" else "no")
-            parts.append(
-                f"<tr><td>{e(c['column'])}</td><td>{e(c['role'])}</td><td>{e(c['method'])}"
-                f"{'' if c['exact'] else ' <span class=muted>(sketch)</span>'}</td><td>{_num(c['value'])}</td>"
-                f"<td>{_num(c['threshold'])}</td><td>{flag}</td><td>{_num(q.get('missing_rate'))}</td>"
-                f"<td class=muted>{e(c.get('note') or '')}</td></tr>")
-        parts.append("</table>")
-    if data.get("distributions"):
-        parts.append("<h2>Distributions</h2><p class=muted>grey: reference, blue: current window</p><div class=grid>")
-        for name, dist in data["distributions"].items():
-            parts.append(f"<div class=card><div>{e(name)}</div>{_bars(dist)}</div>")
-        parts.append("</div>")
-    if data.get("series"):
-        parts.append("<h2>Over time</h2><div class=grid>")
-        for key in SERIES:
-            points = [(s["at"], s[key]) for s in data["series"] if isinstance(s.get(key), (int, float))]
-            if points:
-                offline = data.get("offline", {}).get(key)
-                parts.append(f"<div class=card><div>{e(key)}"
-                             f"{f' <span class=muted>(offline {_num(offline)})</span>' if offline is not None else ''}"
-                             f"</div>{_line(points, offline)}</div>")
-        parts.append("</div>")
-    parts.append("</body></html>")
-    return "".join(parts)
-
-
-def _bars(dist: dict[str, Any], width: int = 240, height: int = 90) -> str:
-    ref, cur = dist["reference"], dist["current"]
-    n = max(len(ref), 1)
-    top = max([*ref, *cur, 1e-9])
-    step = width / n
-    out = [f"<svg width='{width}' height='{height}' viewBox='0 0 {width} {height}' role='img'>"]
-    for i, (r, c) in enumerate(zip(ref, cur)):
-        for j, (value, cls) in enumerate(((r, "ref"), (c, "cur"))):
-            h = (value / top) * (height - 4)
-            out.append(f"<rect class={cls} x='{i * step + j * step / 2:.1f}' y='{height - h:.1f}' "
-                       f"width='{max(step / 2 - 0.5, 0.5):.1f}' height='{h:.1f}'/>")
-    out.append("</svg>")
-    return "".join(out)
-
-
-def _line(points: list[tuple[int, float]], offline: float | None, width: int = 280, height: int = 90) -> str:
-    xs = [p[0] for p in points]
-    ys = [p[1] for p in points] + ([offline] if offline is not None else [])
-    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-    y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
-
-    def xy(x: float, y: float) -> str:
-        return f"{4 + (x - x0) / (x1 - x0) * (width - 8):.1f},{height - 4 - (y - y0) / (y1 - y0) * (height - 8):.1f}"
-
-    path = " ".join(xy(x, y) for x, y in points)
-    out = [f"<svg width='{width}' height='{height}' viewBox='0 0 {width} {height}' role='img'>"]
-    if offline is not None:
-        out.append(f"<polyline points='{xy(x0, offline)} {xy(x1, offline)}' stroke='#9e9e9e' "
-                   "stroke-dasharray='4 3' fill='none'/>")
-    out.append(f"<polyline points='{path}' stroke='#1e88e5' stroke-width='2' fill='none'/></svg>")
-    return "".join(out)
-
-
-def _num(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{value:.4g}" if isinstance(value, (int, float)) else html.escape(str(value))

@@ -18,6 +18,10 @@ GROUPS = [
     "conveyor.ui.pages.runs",
     "conveyor.ui.pages.run",
     "conveyor.ui.pages.compare",
+    "conveyor.ui.pages.datasets",
+    "conveyor.ui.pages.pipelines",
+    "conveyor.ui.pages.models",
+    "conveyor.ui.pages.monitoring",
     "conveyor.ui.pages.login",
 ]
 
