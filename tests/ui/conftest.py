@@ -18,10 +18,7 @@ from typing import Any
 
 import pytest
 
-from fixtures.browser import LiveServer, browser, page  # noqa: F401  (fixtures)
-
-#: Runs inject this into names, tags, params and artifact paths; the page must show it as text.
-XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=1</script>'
+from fixtures.browser import XSS, LiveServer, browser, page  # noqa: F401  (fixtures)
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from conftest import XSS
+from fixtures.browser import XSS
 from fixtures.browser import shot, until
 
 
