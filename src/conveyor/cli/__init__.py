@@ -44,6 +44,7 @@ _GROUPS: list[tuple[str, str] | tuple[str, str, str]] = [
     ("_score", "score", "The ML Test Score of this project, computed from what its stores prove."),
     ("_sync", "sync", "Replay metric points and run ends spooled while the metadata store was unreachable."),
     ("_server", "server", "Run the tracking server: MLflow's REST API, health, version and Prometheus metrics."),
+    ("_import", "import", "Move in from other tools: copy an MLflow server or store into this project."),
     ("_server", "tokens", "API tokens of `conveyor server`: create (shown once), list, revoke."),
 ]
 
