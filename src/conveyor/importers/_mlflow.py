@@ -155,9 +155,9 @@ class _Importer:
             for run in exp_runs:
                 self._run(exp, exp_id, run, by_run.get(run.id, []))
                 self.progress.advance(f"{exp.name}: {run.name or run.id}")
-            self._parents(exp_runs)
             if exp.deleted:
                 self._archive(exp.name)
+        self._parents([run for _, _, exp_runs, _ in plan for run in exp_runs])  # parents may be in another experiment
         self._models(whole=not wanted)
         return self.report
 

@@ -385,8 +385,10 @@ class SqliteSource:
 
     kind = "SQLite store"
 
-    def __init__(self, path: Path, proxied_root: Path | None) -> None:
+    def __init__(self, path: Path, proxied_root: Path | None, shown: str | None = None) -> None:
         from sqlalchemy import create_engine, inspect
+
+        shown = shown or str(path)
 
         self.path = path
         self.identity = "sqlite:///" + str(path.resolve())
@@ -397,14 +399,14 @@ class SqliteSource:
             self.tables = set(inspect(self.engine).get_table_names())
         except Exception as exc:  # noqa: BLE001 - sqlite3 says "file is not a database" and the like
             self.engine.dispose()
-            raise InvalidInput(f"{path} cannot be read as a SQLite database: {str(exc).splitlines()[0]}",
-                               field="--from", value=str(path),
+            raise InvalidInput(f"{shown} cannot be read as a SQLite database: {str(exc).splitlines()[0]}",
+                               field="--from", value=shown,
                                hint="point --from at the mlflow.db file MLflow wrote") from None
         if not {"experiments", "runs", "metrics", "params", "tags"} <= self.tables:
             self.engine.dispose()
             raise InvalidInput(
-                f"{path} is a SQLite database but not an MLflow tracking store (no experiments/runs/metrics tables)",
-                field="--from", value=str(path), hint="point --from at the database given to mlflow's --backend-store-uri",
+                f"{shown} is a SQLite database but not an MLflow tracking store (no experiments/runs/metrics tables)",
+                field="--from", value=shown, hint="point --from at the database given to mlflow's --backend-store-uri",
             )
 
     def close(self) -> None:
@@ -754,7 +756,7 @@ def open_source(uri: str, *, artifacts_dir: str | None = None) -> FileSource | S
         if not path.is_file():
             raise InvalidInput(f"{uri!r}: no file at {path}", field="--from", value=uri,
                                hint="check the path (sqlite:/// + a relative path, sqlite://// + an absolute one)")
-        return SqliteSource(path, proxied or (path.parent / "mlartifacts"))
+        return SqliteSource(path, proxied or (path.parent / "mlartifacts"), shown=uri)
     if scheme == "file":
         return _folder(Path(unquote(parsed.path)), uri, proxied, hint)
     if scheme and len(scheme) > 1:
