@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+import threading
 from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -89,22 +91,56 @@ async def _crash(request: Request, exc: Exception) -> Response:
     return error_response(ApiError("INTERNAL_ERROR", "internal error; the server log has the details"))
 
 
+class _LazyAPI:
+    """``/api/v1``, built on first use: FastAPI and pydantic's models cost about a third of
+    the server's start-up, and ``/health`` answers without them. ``warm`` builds it (and
+    loads the filter parser) on a background thread right after start, so the first
+    request rarely waits."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+        self.app: Any = None
+        self.lock = threading.Lock()
+
+    def build(self) -> Any:
+        with self.lock:
+            if self.app is None:
+                from conveyor.server.api import create_api
+
+                self.app = create_api(self.tracker)
+            return self.app
+
+    def warm(self) -> None:
+        try:
+            self.build()
+            from conveyor.store import parse_filter
+
+            parse_filter("metrics.m < 1")
+        except Exception:  # noqa: BLE001 - warming is an optimisation; a real request reports the error
+            _observe.access_log.getChild("error").debug("warm-up failed", exc_info=True)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        app = self.app if self.app is not None else await run_in_threadpool(self.build)
+        await app(scope, receive, send)
+
+
 def create_app(tracker: Tracker, *, close_tracker: bool = False, tokens: TokenStore | None = None) -> Starlette:
     """The server's app over one open ``Tracker``. ``close_tracker`` closes it on shutdown;
     with ``tokens`` every route but ``/health`` needs one of them."""
     metrics = _observe.Metrics()
 
+    api = _LazyAPI(tracker)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        threading.Thread(target=api.warm, name="conveyor-warm-up", daemon=True).start()
         try:
             yield
         finally:
             if close_tracker:
                 tracker.close()
 
-    from conveyor.server.api import create_api
-
-    app = Starlette(routes=[*routes(), Mount("/api/v1", app=create_api(tracker))], lifespan=lifespan,
+    app = Starlette(routes=[*routes(), Mount("/api/v1", app=api)], lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error, Exception: _crash})
     app.state.tracker = tracker
     app.state.metrics = metrics
