@@ -138,6 +138,7 @@ class _Importer:
         #: MLflow run id → {logged model id: artifact path in the run}
         self.logged_paths: dict[str, str] = {}
         self.imported_runs: dict[str, SourceRun] = {}
+        self.created_experiments: set[str] = set()
 
     # -- experiments and runs ---------------------------------------------------------------------
     def run(self, wanted: Sequence[str]) -> Report:
@@ -155,8 +156,8 @@ class _Importer:
             for run in exp_runs:
                 self._run(exp, exp_id, run, by_run.get(run.id, []))
                 self.progress.advance(f"{exp.name}: {run.name or run.id}")
-            if exp.deleted:
-                self._archive(exp.name)
+            if exp.deleted and exp.id in self.created_experiments:
+                self._archive(exp.name)  # an existing conveyor experiment is left as it is
         self._parents([run for _, _, exp_runs, _ in plan for run in exp_runs])  # parents may be in another experiment
         self._models(whole=not wanted)
         return self.report
@@ -184,6 +185,7 @@ class _Importer:
                 tags[SOURCE_TAG] = f"{self.source.identity}#experiment/{exp.id}"
                 created = repo.create(conn, exp.name, description=exp.tags.get("mlflow.note.content", ""), tags=tags)
                 self.report.experiments_created += 1
+                self.created_experiments.add(exp.id)
                 return int(created.id)
         self.report.experiments_existing += 1
         return int(existing.id)
