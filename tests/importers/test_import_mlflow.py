@@ -70,6 +70,10 @@ client.set_terminated(failed.info.run_id, "FAILED")
 with mlflow.start_run(experiment_id=beta, run_name="gone") as gone:
     mlflow.log_param("q", "1")
 client.delete_run(gone.info.run_id)
+old = client.create_experiment("old")
+with mlflow.start_run(experiment_id=old, run_name="archived") as archived:
+    mlflow.log_metric("z", 3.0)
+client.delete_experiment(old)
 
 client.create_registered_model("pkgmodel", description="a conveyor package")
 v1 = client.create_model_version("pkgmodel", f"runs:/{parent.info.run_id}/pkg", run_id=parent.info.run_id,
@@ -81,7 +85,7 @@ client.set_model_version_tag("clf", clf.version, "validated", "yes")
 
 # read everything back
 runs = {}
-for exp_id in (alpha, beta):
+for exp_id in (alpha, beta, old):
     for r in client.search_runs([exp_id], run_view_type=3):
         hist = {}
         for key in r.data.metrics:
@@ -112,7 +116,8 @@ for name, model_id, run in (("clf_model", logged.model_id, parent.info.run_id),
             files[os.path.relpath(p, local)] = hashlib.sha256(open(p, "rb").read()).hexdigest()
     models[name] = {"run": run, "files": files}
 print(json.dumps({"runs": runs, "models": models, "parent": parent.info.run_id, "child": child.info.run_id,
-                  "failed": failed.info.run_id, "gone": gone.info.run_id, "alpha": alpha, "beta": beta}))
+                  "failed": failed.info.run_id, "gone": gone.info.run_id, "archived": archived.info.run_id,
+                  "alpha": alpha, "beta": beta}))
 """
 
 
@@ -187,6 +192,8 @@ def _check(project: Path, expected: dict[str, Any], source_runs: int) -> None:
         child = tracker.get_run(expected["child"])
         assert child.parent_id == expected["parent"]
         assert len(tracker.search_runs(output="runs", include_deleted=True)) == source_runs
+        assert tracker.get_experiment("old").archived and not tracker.get_experiment("alpha").archived
+        assert tracker.get_run(expected["archived"]).experiment == "old"
 
         registry = Registry(tracker)
         model = registry.get_model("pkgmodel")
@@ -233,18 +240,18 @@ def test_import_local_store(mlflow_full_python: Path, tmp_path: Path, kind: str)
     where = str(source / "mlruns") if kind == "file" else f"sqlite:///{source / 'mlflow.db'}"
 
     first = _import(project, where)
-    assert first["runs_copied"] == 4 and first["versions_registered"] == 1 and first["aliases_set"] == 1
+    assert first["runs_copied"] == 5 and first["versions_registered"] == 1 and first["aliases_set"] == 1
     assert [(n["model"], n["version"], n["aliases"]) for n in first["not_registered"]] == [("clf", 1, ["prod"])]
     assert first["refused"] == [] and first["logged_models_copied"] == 2
-    _check(project, expected, 4)
+    _check(project, expected, 5)
     before = _counts(project)
 
     second = _import(project, where)
-    assert second["runs_copied"] == 0 and second["runs_already_imported"] == 4
+    assert second["runs_copied"] == 0 and second["runs_already_imported"] == 5
     assert second["metric_points"] == 0 and second["artifact_files"] == 0 and second["versions_registered"] == 0
     assert second["versions_already_imported"] == 2 and second["not_registered"] == []
     assert _counts(project) == before
-    _check(project, expected, 4)
+    _check(project, expected, 5)
 
     # the summary a person reads names what was not registered and why
     shown = _cli(project, "import", "mlflow", "--from", where, "--experiment", "alpha")
@@ -428,9 +435,9 @@ def test_import_from_live_mlflow_server(mlflow_full_python: Path, tmp_path: Path
         expected = _write_store(mlflow_full_python, source, url)
         project = init_project(tmp_path / "project")
         first = _import(project, url)
-        assert first["runs_copied"] == 4 and first["versions_registered"] == 1 and first["refused"] == []
+        assert first["runs_copied"] == 5 and first["versions_registered"] == 1 and first["refused"] == []
         assert first["logged_models_copied"] == 2
-        _check(project, expected, 4)
+        _check(project, expected, 5)
         before = _counts(project)
         second = _import(project, url)
         assert second["runs_copied"] == 0 and second["artifact_files"] == 0
