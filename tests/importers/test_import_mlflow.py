@@ -253,6 +253,22 @@ def test_import_local_store(mlflow_full_python: Path, tmp_path: Path, kind: str)
     assert _counts(project) == before
     _check(project, expected, 5)
 
+    # an import interrupted after a run's row but before its artifacts finishes that run
+    tracker = _tracker(project)
+    try:
+        with tracker.store.write() as conn:
+            tracker.store.runs.set_tags(conn, expected["parent"], {"conveyor.import.state": "copying"})
+            lost = [a.path for a in tracker.store.artifacts.list(conn, expected["parent"])
+                    if a.path.startswith(("clf_model/", "inputs/"))]
+            tracker.store.artifacts.remove(conn, expected["parent"], lost)
+    finally:
+        tracker.close()
+    third = _import(project, where)
+    assert third["runs_resumed"] == 1 and third["runs_copied"] == 0 and third["metric_points"] == 0
+    assert third["artifact_files"] == len(lost) and third["versions_registered"] == 0
+    assert _counts(project) == before
+    _check(project, expected, 5)
+
     # the summary a person reads names what was not registered and why
     shown = _cli(project, "import", "mlflow", "--from", where, "--experiment", "alpha")
     assert shown.returncode == 0, shown.stderr

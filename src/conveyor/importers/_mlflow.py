@@ -276,9 +276,14 @@ class _Importer:
         files = tree.files()
         for refused in tree.refused:
             self.report.refused.append({"run_id": run.id, "path": refused.path, "reason": refused.reason})
+        with self.store.read() as conn:
+            present = {a.path: a.is_dir for a in self.store.artifacts.list(conn, run.id)}
+        folders = tuple(p + "/" for p, is_dir in present.items() if is_dir)
         copied = 0
         for rel, _size in files:
             path = f"{prefix}/{rel}" if prefix else rel
+            if path in present or path.startswith(folders):
+                continue  # copied by an interrupted import (or now inside a registered package)
             try:
                 with tree.fetch(rel) as local:
                     blob = self.tracker.blobs.put_file(local)
@@ -295,18 +300,23 @@ class _Importer:
 
     def _logged_model(self, run: SourceRun, model: LoggedModel) -> None:
         """An MLflow 3 logged model's files, into its run's artifacts under the model's name
-        (``<name>-<model id>`` when the run already has an artifact there)."""
+        (``<name>-<model id>`` when the run already has an artifact there). The run's tag
+        ``mlflow.logged_model/<id>`` names the path; it is written first, so an interrupted
+        import resumes into the same folder."""
         path = self._logged_path(run, model)
         if self._artifacts(run, self.source.model_tree(model), prefix=path):
             self.report.logged_models_copied += 1
-        with self.store.write() as conn:
-            self.store.runs.set_tags(conn, run.id, {f"mlflow.logged_model/{model.id}"[:250]: path})
 
     def _logged_path(self, run: SourceRun, model: LoggedModel) -> str:
-        name = model.name if _plain(model.name) else model.id
-        with self.store.read() as conn:
-            taken = {a.path.split("/", 1)[0] for a in self.store.artifacts.list(conn, run.id)}
-        path = name if name not in taken else f"{name}-{model.id}"
+        key = f"mlflow.logged_model/{model.id}"[:250]
+        path = (self._known(run.id) or {}).get(key)
+        if not path:
+            name = model.name if _plain(model.name) else model.id
+            with self.store.read() as conn:
+                taken = {a.path.split("/", 1)[0] for a in self.store.artifacts.list(conn, run.id)}
+            path = name if name not in taken else f"{name}-{model.id}"
+            with self.store.write() as conn:
+                self.store.runs.set_tags(conn, run.id, {key: path})
         self.logged_paths[model.id] = path
         return path
 
