@@ -21,6 +21,7 @@ PUBLIC_PACKAGES = [
     "conveyor.data",
     "conveyor.entities",
     "conveyor.gates",
+    "conveyor.importers",
     "conveyor.models",
     "conveyor.monitoring",
     "conveyor.pipelines",

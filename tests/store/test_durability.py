@@ -116,3 +116,24 @@ def test_params_tags_artifacts_and_ended_runs_survive_sigkill_right_after_the_ca
     assert tracker.read_artifact(run_id, "model/weights.txt") == b"weights"
     assert len(tracker.metric_history(run_id, "m")) == 100
     tracker.close()
+
+
+def test_mlflow_api_writes_commit_with_the_documented_sync_level(
+    sqlite_tracker: tuple[Tracker, list[tuple[str, int]]],
+) -> None:
+    """conveyor server's MLflow logging routes: points alone as metric batches (not synced),
+    params and tags (alone or with points) synced, as README's durability table says."""
+    from conveyor.server import _logging
+
+    tracker, seen = sqlite_tracker
+    run = tracker.create_run("served")
+    seen.clear()
+    _logging.log_metric(tracker, {"run_id": run.id, "key": "loss", "value": 0.5, "timestamp": 1, "step": 0})
+    _logging.log_batch(tracker, {"run_id": run.id, "metrics": [{"key": "loss", "value": 0.4, "timestamp": 2, "step": 1}]})
+    _logging.log_param(tracker, {"run_id": run.id, "key": "alpha", "value": "1"})
+    _logging.set_tag(tracker, {"run_id": run.id, "key": "team", "value": "a"})
+    _logging.log_batch(tracker, {"run_id": run.id, "metrics": [{"key": "loss", "value": 0.3, "timestamp": 3, "step": 2}],
+                                 "params": [{"key": "beta", "value": "2"}]})
+    full, normal = 2, 1
+    assert seen == [("metric batch", normal), ("metric batch", normal), ("param", full), ("tag", full),
+                    ("param", full)]

@@ -48,6 +48,7 @@ _GROUPS: list[tuple[str, str] | tuple[str, str, str]] = [
     ("_server", "users", "Users of `conveyor server`: add, list, disable, enable, set a password."),
     ("_server", "roles", "Roles of users on experiments, registered models and data sets: grant, revoke, list."),
     ("_server", "ui", "Open the web UI over this project: a server on 127.0.0.1 and a browser tab."),
+    ("_import", "import", "Move in from other tools: copy an MLflow server or store into this project."),
 ]
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -96,6 +98,40 @@ async def _crash(request: Request, exc: Exception) -> Response:
     return error_response(ApiError("INTERNAL_ERROR", "internal error; the server log has the details"))
 
 
+class _LazyAPI:
+    """``/api/v1``, built on first use: FastAPI and pydantic's models cost about a third of
+    the server's start-up, and ``/health`` answers without them. ``warm`` builds it (and
+    loads the filter parser) on a background thread right after start, so the first
+    request rarely waits."""
+
+    def __init__(self, tracker: Tracker, policy: Any = None) -> None:
+        self.tracker = tracker
+        self.policy = policy
+        self.app: Any = None
+        self.lock = threading.Lock()
+
+    def build(self) -> Any:
+        with self.lock:
+            if self.app is None:
+                from conveyor.server.api import create_api
+
+                self.app = create_api(self.tracker, policy=self.policy)
+            return self.app
+
+    def warm(self) -> None:
+        try:
+            self.build()
+            from conveyor.store import parse_filter
+
+            parse_filter("metrics.m < 1")
+        except Exception:  # noqa: BLE001 - warming is an optimisation; a real request reports the error
+            _observe.access_log.getChild("error").debug("warm-up failed", exc_info=True)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        app = self.app if self.app is not None else await run_in_threadpool(self.build)
+        await app(scope, receive, send)
+
+
 def _token_owner(users: Users) -> Callable[[str], str | None]:
     """The web UI's login check: the name of the active user a token belongs to, else None."""
     from conveyor.server._auth import authenticate
@@ -117,23 +153,23 @@ def create_app(tracker: Tracker, *, close_tracker: bool = False, auth: bool = Fa
     server = server or ServerSettings()
     policy = RolePolicy(users or Users(tracker.store), tracker, server.default_role) if auth else None
 
+    api = _LazyAPI(tracker, policy)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        threading.Thread(target=api.warm, name="conveyor-warm-up", daemon=True).start()
         try:
             yield
         finally:
             if close_tracker:
                 tracker.close()
 
-    from conveyor.server.api import create_api
-
-    api = create_api(tracker, policy=policy)
     app = Starlette(routes=[*routes(), Mount("/api/v1", app=api)], lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error, Exception: _crash})
     # The web UI answers every path no API route matches (unknown API paths keep their JSON 404).
     from conveyor.ui import create_ui
 
-    app.router.default = create_ui(tracker, policy=lambda: api.state.policy, api_not_found=_http_error,
+    app.router.default = create_ui(tracker, policy=lambda: api.build().state.policy, api_not_found=_http_error,
                                    check_token=_token_owner(policy.users) if policy is not None else None)
     app.state.tracker = tracker
     app.state.metrics = metrics

@@ -1,7 +1,10 @@
 """MLflow's logging endpoints: metrics, params, tags, batches, inputs and metric history.
 
 Each call is committed before it is answered (one transaction), so a point the client
-was told is logged survives a server crash; conveyor's own client buffers instead.
+was told is logged survives a server crash; conveyor's own client buffers instead. The
+durability of that commit is the one README's "What survives what" states per record:
+metric points as the tracker's batches (on SQLite the WAL is not synced for them), params
+and tags synced.
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ def _require_live(tracker: Tracker, conn: Any, run_id: str) -> None:
 
 def write(tracker: Tracker, run_id: str, points: Sequence[Point] = (), params: dict[str, str] | None = None,
           tags: dict[str, str] | None = None) -> None:
-    with tracker.store.write() as conn:
+    # Points alone commit as the tracker's metric batches do (SQLite: WAL not synced, kept on a
+    # process crash, may roll back on power loss; README "What survives what"); params and
+    # tags, alone or in a batch with points, are synced before the answer.
+    with tracker.store.write(durable=bool(params or tags)) as conn:
         _require_live(tracker, conn, run_id)
         if params:
             tracker.store.runs.log_params(conn, run_id, params)

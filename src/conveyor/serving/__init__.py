@@ -46,13 +46,38 @@ joined log to Parquet or CSV). ``/metrics`` uses prometheus_client; with ``--wor
 adds up every worker (multiprocess mode).
 """
 
-from conveyor.serving._app import create_app
-from conveyor.serving._build import build_context
-from conveyor.serving._config import CanarySpec, ServingConfig
-from conveyor.serving._deploy import ModelSource, ServedModel
-from conveyor.serving._reader import read_feedback, read_prediction_log
-from conveyor.serving._server import run
-from conveyor.serving._source import RegistrySource
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from conveyor.serving._app import create_app
+    from conveyor.serving._build import build_context
+    from conveyor.serving._config import CanarySpec, ServingConfig
+    from conveyor.serving._deploy import ModelSource, ServedModel
+    from conveyor.serving._reader import read_feedback, read_prediction_log
+    from conveyor.serving._server import run
+    from conveyor.serving._source import RegistrySource
+
+# Names resolve on first use (PEP 562): ``conveyor server`` imports ``conveyor.serving._nodelay``
+# and ``_server`` only, and must not pay for the app, the build context and the Parquet
+# prediction log (pandas, pyarrow) at start-up.
+_LAZY = {
+    "create_app": "_app", "build_context": "_build", "CanarySpec": "_config", "ServingConfig": "_config",
+    "ModelSource": "_deploy", "ServedModel": "_deploy", "read_feedback": "_reader",
+    "read_prediction_log": "_reader", "run": "_server", "RegistrySource": "_source",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'conveyor.serving' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"conveyor.serving.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CanarySpec",
