@@ -4,7 +4,6 @@ user may read (the server's /api/v1 policy), the 403 page leaks nothing."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,29 +11,19 @@ import pytest
 from fixtures.browser import LiveServer, shot
 
 
-class OnlyDiabetesForGuest:
-    """A permission policy: ``guest`` may read the diabetes experiment only; others all."""
-
-    def __init__(self, allowed_id: int) -> None:
-        self.allowed_id = str(allowed_id)
-
-    def allows(self, user: Any, kind: str, resource: str | None, level: str) -> bool:
-        if getattr(user, "name", None) != "guest":
-            return True
-        return kind == "experiment" and resource == self.allowed_id and level == "read"
-
-
 @pytest.fixture(scope="module")
-def auth_server(ui_project: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, dict[str, str]]]:
-    from starlette.routing import Mount
+def auth_server(ui_project: Any) -> Iterator[tuple[LiveServer, dict[str, str]]]:
+    """Authentication on with real users and roles: ``ana`` is an admin, ``guest`` may read
+    the diabetes experiment only (the default role for everything else is none)."""
+    from conveyor.server import Users, create_app
+    from conveyor.settings import ServerSettings
 
-    from conveyor.server import TokenStore, create_app
-
-    tokens = TokenStore.of(Path(tmp_path_factory.mktemp("tokens")))
-    issued = {"ana": tokens.create("ana"), "guest": tokens.create("guest")}
-    app = create_app(ui_project.tracker, tokens=tokens)
-    api = next(r.app for r in app.routes if isinstance(r, Mount) and r.path == "/api/v1")
-    api.state.policy = OnlyDiabetesForGuest(ui_project.experiment_ids["diabetes"])
+    users = Users(ui_project.tracker.store)
+    users.add("ana", admin=True)
+    users.add("guest")
+    users.grant("guest", "experiment", str(ui_project.experiment_ids["diabetes"]), "read")
+    issued = {"ana": users.create_token("ana", "ui"), "guest": users.create_token("guest", "ui")}
+    app = create_app(ui_project.tracker, auth=True, server=ServerSettings(default_role="none"), users=users)
     server = LiveServer(app)
     yield server, issued
     server.stop()

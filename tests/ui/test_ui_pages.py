@@ -343,25 +343,18 @@ def test_html_in_names_is_text(page: Any, loop: Loop) -> None:
     shot(page, "pages-404-html")
 
 
-class OnlyHousePriceForGuest:
-    """``guest`` may read the model house-price and the data set churn-train, nothing else."""
-
-    def allows(self, user: Any, kind: str, resource: str | None, level: str) -> bool:
-        if getattr(user, "name", None) != "guest":
-            return True
-        return level == "read" and (kind, resource) in {("model", "house-price"), ("data", "churn-train")}
-
-
 def test_a_guest_sees_only_what_it_may_read(page: Any, loop: Loop, tmp_path: Path) -> None:
-    from starlette.routing import Mount
+    """Real users and roles: ``guest`` may read the model house-price and the data set
+    churn-train, nothing else (the default role is none)."""
+    from conveyor.server import Users, create_app
+    from conveyor.settings import ServerSettings
 
-    from conveyor.server import TokenStore, create_app
-
-    tokens = TokenStore.of(tmp_path)
-    guest = tokens.create("guest")
-    app = create_app(loop.tracker, tokens=tokens)
-    next(r.app for r in app.routes if isinstance(r, Mount) and r.path == "/api/v1").state.policy = \
-        OnlyHousePriceForGuest()
+    users = Users(loop.tracker.store)
+    users.add("guest")
+    users.grant("guest", "model", "house-price", "read")
+    users.grant("guest", "data", "churn-train", "read")
+    guest = users.create_token("guest", "ui")
+    app = create_app(loop.tracker, auth=True, server=ServerSettings(default_role="none"), users=users)
     server = LiveServer(app)
     try:
         page.console.allow("403")
