@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
@@ -23,6 +23,7 @@ from conveyor.entities import Metric, RunStatus, now_ms
 from conveyor.errors import Conflict, InvalidInput, NotFound
 from conveyor.server.api import _deps
 from conveyor.server.api._models import (
+    no_nul,
     IDEMPOTENCY_KEY,
     RUN_ID,
     BatchResult,
@@ -40,7 +41,7 @@ from conveyor.server.api._models import (
 )
 from conveyor.store import DEFAULT_EXPERIMENT, search_runs, validate_key
 
-router = APIRouter(prefix="/runs", tags=["runs"])
+router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Depends(no_nul)])
 
 RunId = Path(pattern=RUN_ID, description="A run id (32 hexadecimal characters).")
 
