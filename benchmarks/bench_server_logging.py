@@ -13,7 +13,7 @@
    last client's end) and a count of the server's store proving no point was lost.
 
 Run: ``PYTHONPATH=src .venv/bin/python benchmarks/bench_server_logging.py [--points 10000]
-[--mlflow-points 1000] [--clients 16] [--runs 1000] [--skip-mlflow]``
+[--mlflow-points 1000] [--mlflow-workers 1] [--clients 16] [--runs 1000] [--skip-mlflow]``
 """
 
 from __future__ import annotations
@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--runs", type=int, default=50, help="runs per concurrent client (the issue's figure: 1000)")
     parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--mlflow-workers", type=int, default=None, help="default: mlflow server's own default")
     args = parser.parse_args()
     mlflow_points = args.mlflow_points or args.points
 
@@ -155,6 +156,8 @@ def main() -> None:
         cmd = [str(mlflow_python.parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
                "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
                "--artifacts-destination", str(folder / "mlartifacts")]
+        if args.mlflow_workers:
+            cmd += ["--workers", str(args.mlflow_workers)]
         mproc, _ = start(cmd, folder, env, murl)
         try:
             m = _result(_client(mlflow_python, MLFLOW_CLIENT.format(points=mlflow_points), folder,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from dataclasses import replace
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,7 +68,10 @@ def create(request: Request, body: RunCreate) -> Response:
     tracker = _deps.tracker(request)
     store = tracker.store
     name = body.experiment or DEFAULT_EXPERIMENT
-    exp_id = store.transaction(lambda conn: store.experiments.get_or_create(conn, name), what="creating an experiment")
+    exp_id = _existing_experiment(store, name)  # a read: no write lock unless it is new
+    if exp_id is None:
+        exp_id = store.transaction(lambda conn: store.experiments.get_or_create(conn, name),
+                                   what="creating an experiment")
     _deps.authorize(request, "experiment", str(exp_id), "edit")
     digest = body.packages_digest
     if body.packages is not None:
@@ -94,10 +98,22 @@ def create(request: Request, body: RunCreate) -> Response:
                                 packages_digest=digest, **fields)
         if body.tags:
             store.runs.set_tags(conn, run.id, body.tags)
-        return store.runs.get(conn, run.id)
+            run = replace(run, tags=dict(body.tags))
+        return run
 
     run = store.transaction(insert, durable=False, what="creating a run")
     return json_response(RunOut.of(run), 201)
+
+
+def _existing_experiment(store: Any, name: str) -> int | None:
+    """The id of a usable experiment named ``name``, or None (missing or archived: the write
+    path creates it or says why not)."""
+    from conveyor.store._experiments import experiments
+
+    with store.read() as conn:
+        row = conn.execute(select(experiments.c.id, experiments.c.archived)
+                           .where(experiments.c.name == name)).first()
+    return None if row is None or row.archived else int(row.id)
 
 
 @router.post("/search", response_model=RunPage, summary="Runs matching a filter, one page at a time")
