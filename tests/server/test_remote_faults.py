@@ -230,3 +230,46 @@ def test_client_refuses_symlinks_and_writes_nothing_outside(behind: Any, tmp_pat
             with pytest.raises(UnsafePath):
                 client.log_text(run.id, "x", bad)
         client.close()
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_sixteen_clients_logging_at_once_lose_nothing(store_kind: str, tmp_path: Path,
+                                                      request: pytest.FixtureRequest) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conveyor.blobs import BlobStore
+    from conveyor.settings import TrackingSettings
+    from conveyor.store import Store
+    from conveyor.tracking import Tracker
+
+    url = f"sqlite:///{tmp_path / 'meta.db'}" if store_kind == "sqlite" else request.getfixturevalue("postgres_url")
+    store = Store.open(url, create=True)
+    blobs = BlobStore.open(tmp_path / "artifacts")
+    blobs.init()
+    behind = Tracker(store, blobs, TrackingSettings())
+
+    def client(number: int) -> list[str]:
+        tracker = remote_tracker(server.url, tmp_path / "spool", batch_size=50, capture_packages=False,
+                                 capture_git=False)
+        ids = []
+        for r in range(4):
+            run = tracker.create_run("crowd", name=f"c{number}-{r}")
+            tracker.log_params(run.id, {"client": number, "run": r})
+            for step in range(20):
+                tracker.log_metrics(run.id, {f"m{k}": number + r + k + step for k in range(10)}, step=step)
+            tracker.end_run(run.id)
+            ids.append(run.id)
+        tracker.close()
+        return ids
+
+    try:
+        with serve(behind) as server, ThreadPoolExecutor(16) as pool:
+            ids = [i for chunk in pool.map(client, range(16)) for i in chunk]
+        assert len(set(ids)) == 64
+        with store.read() as conn:
+            for run_id in ids:
+                assert store.metrics.count(conn, run_id) == 200  # 10 metrics x 20 steps, each once
+        finished = behind.search_runs("crowd", output="runs", max_results=1000)
+        assert len(finished) == 64 and {r.status for r in finished} == {RunStatus.FINISHED}
+    finally:
+        behind.close()
