@@ -273,3 +273,28 @@ def test_sixteen_clients_logging_at_once_lose_nothing(store_kind: str, tmp_path:
         assert len(finished) == 64 and {r.status for r in finished} == {RunStatus.FINISHED}
     finally:
         behind.close()
+
+
+def test_a_spooled_end_of_a_run_ended_meanwhile_still_delivers_its_points(behind: Any, tmp_path: Path) -> None:
+    from conveyor.server import create_app
+
+    app = create_app(behind)
+    server = ThreadServer(app).start()
+    client = remote_tracker(server.url, tmp_path / "spool", flush_interval=60.0)
+    client.http.retry_seconds = 0.2
+    run = client.create_run("faults")
+    server.stop()
+    for step in range(30):
+        client.log_metric(run.id, "loss", 1 / (step + 1), step=step)
+    client.end_run(run.id)  # spooled with its points
+    # meanwhile the server side ends it (as `conveyor runs gc-stale` would)
+    behind.store.transaction(lambda conn: behind.store.runs.end(conn, run.id, RunStatus.KILLED, error="stale"))
+    server = ThreadServer(app, server.port).start()
+    try:
+        report = client.sync()
+        assert report.points_written == 30 and report.runs_ended == 0
+        assert len(client.metric_history(run.id, "loss")) == 30
+        assert client.get_run(run.id).status is RunStatus.KILLED
+    finally:
+        client.close()
+        server.stop()
