@@ -298,3 +298,32 @@ def test_a_spooled_end_of_a_run_ended_meanwhile_still_delivers_its_points(behind
     finally:
         client.close()
         server.stop()
+
+
+def test_the_token_setting_is_sent_and_a_refusal_is_access_denied(behind: Any, tmp_path: Path) -> None:
+    from conveyor.server import create_app
+    from conveyor.server._tokens import TokenStore
+    from conveyor.settings import ServerSettings, TrackingSettings
+    from conveyor.tracking._remote import AccessDenied, RemoteTracker
+
+    tokens = TokenStore.of(tmp_path / "tokens")
+    token = tokens.create("laptop")
+    server = ThreadServer(create_app(behind, tokens=tokens)).start()
+    try:
+        anonymous = RemoteTracker(ServerSettings(url=server.url, retry_seconds=0), TrackingSettings())
+        with pytest.raises(AccessDenied, match="refused"):
+            anonymous.create_run("secured")
+        anonymous.close()
+        wrong = RemoteTracker(ServerSettings(url=server.url, token="nope", retry_seconds=0), TrackingSettings())
+        with pytest.raises(AccessDenied):
+            wrong.list_experiments()
+        wrong.close()
+        client = RemoteTracker(ServerSettings(url=server.url, token=token, retry_seconds=0),
+                               TrackingSettings(capture_packages=False))
+        run = client.create_run("secured")
+        client.log_metric(run.id, "m", 1.0)
+        client.end_run(run.id)
+        assert client.get_run(run.id).metrics == {"m": 1.0}
+        client.close()
+    finally:
+        server.stop()
