@@ -181,8 +181,11 @@ def _float(value: Any) -> float:
     return float(value)  # "NaN", "Infinity" and "-Infinity" parse as such
 
 
+_RUN_FIELDS = frozenset(Run.__dataclass_fields__)
+
+
 def _run(data: Mapping[str, Any]) -> Run:
-    fields = dict(data)
+    fields = {k: v for k, v in data.items() if k in _RUN_FIELDS}  # a newer server may say more
     fields["status"] = RunStatus(fields["status"])
     fields["metrics"] = {k: _float(v) for k, v in fields["metrics"].items()}
     return Run(**fields)
