@@ -77,6 +77,8 @@ def test_script_and_cli_work_through_the_server_alone(server, tmp_path: Path) ->
     assert (client / "readme.txt").read_text() == "hello remote"
     experiments = json.loads(_cli(client, server.url, "experiments", "list", "--json"))
     assert {"name": "remote-cli", "runs": 1} in [{"name": e["name"], "runs": e["runs"]} for e in experiments]
+    synced = json.loads(_cli(client, server.url, "sync", "--json"))
+    assert synced["points_written"] == 0 and synced["stale_runs"] == []  # nothing was left to send
     # the laptop holds no store: everything went to the server's project
     assert not (client / ".conveyor" / "conveyor.db").exists()
     assert not (client / ".conveyor" / "artifacts").exists()
