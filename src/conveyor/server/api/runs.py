@@ -21,7 +21,7 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from conveyor.entities import Metric, RunStatus, now_ms
-from conveyor.errors import Conflict, InvalidInput, NotFound
+from conveyor.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from conveyor.server.api import _deps
 from conveyor.server.api._models import (
     no_nul,
@@ -70,8 +70,13 @@ def create(request: Request, body: RunCreate) -> Response:
     name = body.experiment or DEFAULT_EXPERIMENT
     exp_id = _existing_experiment(store, name)  # a read: no write lock unless it is new
     if exp_id is None:
-        exp_id = store.transaction(lambda conn: store.experiments.get_or_create(conn, name),
-                                   what="creating an experiment")
+        try:
+            exp_id = store.transaction(lambda conn: store.experiments.get_or_create(conn, name),
+                                       what="creating an experiment")
+        except AlreadyExists:  # another client's first run made it at the same moment
+            exp_id = _existing_experiment(store, name)
+            if exp_id is None:
+                raise
     _deps.authorize(request, "experiment", str(exp_id), "edit")
     digest = body.packages_digest
     if body.packages is not None:
