@@ -165,7 +165,8 @@ class RaySettings(_Section):
 
 
 class ServerSettings(_Section):
-    """``conveyor server``: who may do what, and what a request may be (see docs/server.md)."""
+    """``[server]``: for a client, the server it talks to (remote mode); for ``conveyor server``,
+    who may do what and what a request may be (see docs/server.md)."""
 
     # -- auth and hardening (issue 13 item 6): keep these keys in one block ---------------------
     default_role: str = Field(
@@ -196,6 +197,37 @@ class ServerSettings(_Section):
     @classmethod
     def _split(cls, value: Any) -> Any:
         return tuple(p.strip() for p in value.split(",") if p.strip()) if isinstance(value, str) else value
+
+    # -- remote mode (issue 13 item 3) -------------------------------------------------------
+
+    url: str | None = Field(
+        None,
+        description="URL of a `conveyor server` (http://host:5000). When set, the Python API and the CLI's "
+        "tracking commands go through that server and need no database or S3 credentials; unset: the "
+        "stores of [store] are used directly.",
+    )
+    token: str | None = Field(
+        None,
+        description="API token sent to the server as `Authorization: Bearer …` (prefer the environment "
+        "variable CONVEYOR_SERVER_TOKEN over writing it into conveyor.toml).",
+    )
+    timeout: float = Field(30.0, gt=0, description="Seconds to wait for one answer of the server.")
+    retry_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="How long a request is retried (exponential backoff, at most 5 s apart) while the "
+        "server is unreachable or answers 5xx; metric batches that still fail are spooled to "
+        "[tracking] spool_dir and sent when the server is back.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
 
 
 class Settings(BaseModel):

@@ -13,11 +13,14 @@ from typing import Any
 from fastapi import FastAPI
 
 from conveyor._version import __version__
-from conveyor.server.api import _errors, _system
+from conveyor.server.api import _errors, _system, artifacts, experiments, runs
 
 #: Every router of the API, in the order their paths appear in the OpenAPI document.
 ROUTERS = [
     _system.router,
+    experiments.router,
+    runs.router,
+    artifacts.router,
 ]
 
 
