@@ -43,7 +43,7 @@ class Team:
                                             server=ServerSettings(default_role=default_role)))
 
     def call(self, user: str, method: str, path: str, **kwargs: Any) -> Any:
-        headers = {"authorization": f"Bearer {self.tokens[user]}"}
+        headers = {"authorization": f"Bearer {self.tokens[user]}", **kwargs.pop("headers", {})}
         return self.client.request(method, path, headers=headers, **kwargs)
 
     def ok(self, user: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -228,3 +228,32 @@ def test_api_v1_handlers_get_the_role_policy(team: Team) -> None:
     refused = team.call("bob", "POST", f"/api/v1/probe/{exp}")
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "FORBIDDEN"
     assert team.ok("admin", "POST", f"/api/v1/probe/{exp}")["user"] == "admin"
+
+
+def test_api_v1_tracking_records_the_user_and_shows_only_readable_experiments(tracker: Any) -> None:
+    """conveyor's own API under roles: a run created through /api/v1 records who signed in
+    (not the user the client claims), its creator manages the new experiment, and another
+    user with no role sees neither the experiment nor its runs, and cannot write to it."""
+    made = Team(tracker, "none")
+    try:
+        created = made.call("ana", "POST", "/api/v1/runs", json={"experiment": "ana-exp", "user": "mallory"})
+        assert created.status_code == 201, created.text
+        run = created.json()
+        assert run["user"] == "ana"
+        batch = made.call("ana", "POST", f"/api/v1/runs/{run['id']}/batch",
+                          json={"metrics": [{"key": "m", "value": 1.0, "step": 0, "timestamp": 1}]},
+                          headers={"idempotency-key": "k1"})
+        assert batch.status_code == 200, batch.text
+        assert made.call("ana", "GET", "/api/v1/experiments").json()[-1]["name"] == "ana-exp"
+        names = [e["name"] for e in made.call("bob", "GET", "/api/v1/experiments").json()]
+        assert "ana-exp" not in names
+        search = made.call("bob", "POST", "/api/v1/runs/search", json={})
+        assert search.status_code == 200 and search.json()["runs"] == []
+        assert len(made.call("admin", "POST", "/api/v1/runs/search", json={}).json()["runs"]) == 1
+        before = made.counts()
+        refused = made.call("bob", "POST", "/api/v1/runs", json={"experiment": "ana-exp"})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "FORBIDDEN"
+        assert made.call("bob", "GET", f"/api/v1/runs/{run['id']}").status_code == 403
+        assert made.counts() == before
+    finally:
+        made.client.close()

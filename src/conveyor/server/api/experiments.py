@@ -19,6 +19,7 @@ def create(request: Request, body: ExperimentCreate) -> Response:
     _deps.authorize(request, "experiment", None, "edit")
     tracker = _deps.tracker(request)
     made = tracker.create_experiment(body.name, description=body.description, tags=body.tags)
+    _deps.created(request, "experiment", str(made.id))  # the creator manages it
     return json_response(ExperimentOut.of(made), 201)
 
 
@@ -26,7 +27,8 @@ def create(request: Request, body: ExperimentCreate) -> Response:
 def list_(request: Request, include_archived: bool = Query(False, description="Include archived ones.")) -> Response:
     _deps.authorize(request, "experiment", None, "read")
     found = _deps.tracker(request).list_experiments(include_archived=include_archived)
-    return json_response([ExperimentOut.of(e) for e in found])
+    allowed = _deps.readable(request, "experiment", [e.id for e in found])
+    return json_response([ExperimentOut.of(e) for e in found if str(e.id) in allowed])
 
 
 @router.get("/by-name", response_model=ExperimentOut, summary="One experiment by name")

@@ -70,6 +70,7 @@ def create(request: Request, body: RunCreate) -> Response:
     name = body.experiment or DEFAULT_EXPERIMENT
     exp_id = _existing_experiment(store, name)  # a read: no write lock unless it is new
     if exp_id is None:
+        _deps.authorize(request, "experiment", None, "edit")  # before anything is made
         try:
             exp_id = store.transaction(lambda conn: store.experiments.get_or_create(conn, name),
                                        what="creating an experiment")
@@ -77,6 +78,8 @@ def create(request: Request, body: RunCreate) -> Response:
             exp_id = _existing_experiment(store, name)
             if exp_id is None:
                 raise
+        else:
+            _deps.created(request, "experiment", str(exp_id))  # the creator manages it
     _deps.authorize(request, "experiment", str(exp_id), "edit")
     digest = body.packages_digest
     if body.packages is not None:
@@ -89,6 +92,8 @@ def create(request: Request, body: RunCreate) -> Response:
                                hint="send the packages text once as packages")
     fields = body.model_dump(exclude={"experiment", "run_id", "name", "tags", "parent_id", "packages",
                                       "packages_digest"})
+    if _deps.user_name(request) is not None:
+        fields["user"] = _deps.user_name(request)  # who signed in, not what the client says it is
     run_id = body.run_id or uuid.uuid4().hex
 
     def insert(conn: Any) -> Any:
@@ -132,6 +137,9 @@ def search(request: Request, body: RunSearch) -> Response:
             ids = [store.experiments.get(conn, n).id for n in body.experiments]
         for exp in ids if ids is not None else [None]:
             _deps.authorize(request, "experiment", None if exp is None else str(exp), "read")
+        if ids is None and _deps.user(request) is not None:  # every experiment the caller may read
+            every = [e.id for e in store.experiments.list(conn, include_archived=True)]
+            ids = sorted(int(i) for i in _deps.readable(request, "experiment", every))
         found = search_runs(conn, experiment_ids=ids, filter=body.filter, order_by=body.order_by,
                             max_results=body.max_results + 1, offset=offset, include_deleted=body.include_deleted,
                             timeout=tracker.settings.search_timeout)
