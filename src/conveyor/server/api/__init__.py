@@ -14,10 +14,14 @@ from fastapi import FastAPI
 
 from conveyor._version import __version__
 from conveyor.server.api import _errors, _system
+from conveyor.server.api import datasets as _datasets
+from conveyor.server.api import models as _models
 
 #: Every router of the API, in the order their paths appear in the OpenAPI document.
 ROUTERS = [
     _system.router,
+    _models.router,
+    _datasets.router,
 ]
 
 
