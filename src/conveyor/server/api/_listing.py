@@ -77,3 +77,8 @@ def lineage_of(tracker: Any, ref: str, direction: str, depth: int | None) -> Lin
 
     graph = lineage_graph(tracker, ref, direction=direction, depth=depth)  # type: ignore[arg-type]
     return Lineage.model_validate(graph.to_dict())
+
+
+def allowed(request: Request, kind: _deps.Kind, resource: str | None, level: _deps.Level) -> bool:
+    """Whether the caller may ``level`` the resource: lists leave out what it may not read."""
+    return bool(request.app.state.policy.allows(_deps.user(request), kind, resource, level))
