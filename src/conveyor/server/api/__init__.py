@@ -16,6 +16,7 @@ from conveyor._version import __version__
 from conveyor.server.api import _errors, _system
 from conveyor.server.api import datasets as _datasets
 from conveyor.server.api import models as _models
+from conveyor.server.api import monitoring as _monitoring
 from conveyor.server.api import pipelines as _pipelines
 
 #: Every router of the API, in the order their paths appear in the OpenAPI document.
@@ -24,6 +25,7 @@ ROUTERS = [
     _models.router,
     _datasets.router,
     _pipelines.router,
+    _monitoring.router,
 ]
 
 
