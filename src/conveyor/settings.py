@@ -25,6 +25,7 @@ __all__ = [
     "CONFIG_FILE",
     "ModelsSettings",
     "RaySettings",
+    "ServerSettings",
     "Settings",
     "StoreSettings",
     "TrackingSettings",
@@ -163,6 +164,39 @@ class RaySettings(_Section):
     )
 
 
+class ServerSettings(_Section):
+    """Remote mode: a conveyor server that this client talks to instead of the stores."""
+
+    url: str | None = Field(
+        None,
+        description="URL of a `conveyor server` (http://host:5000). When set, the Python API and the CLI's "
+        "tracking commands go through that server and need no database or S3 credentials; unset: the "
+        "stores of [store] are used directly.",
+    )
+    token: str | None = Field(
+        None,
+        description="API token sent to the server as `Authorization: Bearer …` (prefer the environment "
+        "variable CONVEYOR_SERVER_TOKEN over writing it into conveyor.toml).",
+    )
+    timeout: float = Field(30.0, gt=0, description="Seconds to wait for one answer of the server.")
+    retry_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="How long a request is retried (exponential backoff, at most 5 s apart) while the "
+        "server is unreachable or answers 5xx; metric batches that still fail are spooled to "
+        "[tracking] spool_dir and sent when the server is back.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
 class Settings(BaseModel):
     """All of conveyor's settings, resolved against a project root.
 
@@ -179,6 +213,7 @@ class Settings(BaseModel):
     tracking: TrackingSettings = TrackingSettings()
     models: ModelsSettings = ModelsSettings()
     ray: RaySettings = RaySettings()
+    server: ServerSettings = ServerSettings()
     sections: dict[str, Any] = Field(
         default_factory=dict,
         description="Other tables of conveyor.toml (pipelines, gates, monitors…), read by their owners.",
@@ -276,6 +311,7 @@ class Settings(BaseModel):
 
 _TYPED_SECTIONS: dict[str, type[_Section]] = {"store": StoreSettings, "tracking": TrackingSettings, "ray": RaySettings}
 _TYPED_SECTIONS["models"] = ModelsSettings
+_TYPED_SECTIONS["server"] = ServerSettings
 
 
 def _config_error(

@@ -17,7 +17,7 @@ def test_run_life_cycle_and_context(tracker: Tracker) -> None:
     assert run.status is RunStatus.RUNNING and run.tags == {"team": "ml"}
     assert run.user and run.host and run.python_version
     assert run.packages_digest and run.packages_digest.startswith("blake3:")
-    packages = tracker.blobs.read_bytes(__import__("conveyor.blobs").blobs.Digest.parse(run.packages_digest))
+    packages = getattr(tracker, "server_tracker", tracker).blobs.read_bytes(__import__("conveyor.blobs").blobs.Digest.parse(run.packages_digest))
     assert b"sqlalchemy==" in packages
     tracker.end_run(run.id)
     done = tracker.get_run(run.id)
@@ -66,12 +66,21 @@ def test_nan_is_a_legal_metric_value(tracker: Tracker) -> None:
     assert math.isnan(tracker.get_run(run.id).metrics["loss"])
 
 
+def _another(tracker: Tracker) -> Tracker:
+    """A second tracker on the same stores (or the same server), with nothing cached."""
+    from conveyor.tracking._remote import RemoteTracker
+
+    if isinstance(tracker, RemoteTracker):
+        return RemoteTracker(tracker.server, tracker.settings)
+    return Tracker(tracker.store, tracker.blobs)
+
+
 def test_logging_to_unknown_or_deleted_runs(tracker: Tracker) -> None:
     with pytest.raises(NotFound, match="run 'deadbeef'"):
         tracker.log_metric("deadbeef", "m", 1.0)
     run = tracker.create_run("exp")
     tracker.delete_runs([run.id])
-    other = Tracker(tracker.store, tracker.blobs)
+    other = _another(tracker)
     with pytest.raises(Conflict, match="deleted"):
         other.log_metric(run.id, "m", 1.0)
     other.close()

@@ -208,17 +208,9 @@ def runs_restore(runs: list[str] = typer.Argument(...)) -> None:
 @handle_errors
 def artifacts_list(run: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
     """Artifacts of a run (folders expanded)."""
-    from conveyor.blobs import Digest
-
     with tracker() as t:
         run_id = _resolve(t, run)
-        rows = []
-        for a in t.list_artifacts(run_id):
-            if a.is_dir:
-                for entry in t.blobs.read_manifest(Digest.parse(a.digest)).entries:
-                    rows.append((f"{a.path}/{entry.path}", entry.size, str(entry.digest)))
-            else:
-                rows.append((a.path, a.size, a.digest))
+        rows = t.artifact_files(run_id)
     if as_json:
         print_json([{"path": p, "size": s, "digest": d} for p, s, d in rows])
         return

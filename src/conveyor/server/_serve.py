@@ -33,7 +33,7 @@ def open_tracker(root: str | Path | None = None) -> Any:
     from conveyor.tracking import Tracker
 
     settings = Settings.load(root) if root is not None else Settings.load()
-    return Tracker.from_settings(settings, create=False)
+    return Tracker.from_settings(settings, create=False, remote=False)
 
 
 def worker_app() -> Any:

@@ -119,5 +119,30 @@ class ExperimentRepo:
         if result.rowcount == 0:
             raise NotFound("experiment", name)
 
+    def update(
+        self,
+        conn: Connection,
+        experiment_id: int,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        delete_tags: "list[str] | tuple[str, ...]" = (),
+    ) -> None:
+        """Change an experiment's description and tags (keys in ``delete_tags`` are removed)."""
+        if conn.execute(select(experiments.c.id).where(experiments.c.id == experiment_id)).first() is None:
+            raise NotFound("experiment", experiment_id, hint="`conveyor experiments list` shows the known ones")
+        if description is not None:
+            conn.execute(update(experiments).where(experiments.c.id == experiment_id).values(description=description))
+        for key in delete_tags:
+            conn.execute(experiment_tags.delete().where(
+                experiment_tags.c.experiment_id == experiment_id, experiment_tags.c.key == key))
+        for key, value in (tags or {}).items():
+            if not isinstance(key, str) or not key or len(key) > 250:
+                raise InvalidInput(f"experiment tag key {key!r} is not valid", field="tags", value=key,
+                                   hint="use a non-empty string of at most 250 characters")
+            conn.execute(experiment_tags.delete().where(
+                experiment_tags.c.experiment_id == experiment_id, experiment_tags.c.key == key))
+            conn.execute(experiment_tags.insert().values(experiment_id=experiment_id, key=key, value=str(value)))
+
     def count(self, conn: Connection) -> int:
         return int(conn.execute(select(func.count()).select_from(experiments)).scalar_one())

@@ -70,10 +70,18 @@ class Tracker:
         self._packages_digest: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, create: bool = True) -> Tracker:
+    def from_settings(cls, settings: Settings, *, create: bool = True, remote: bool = True) -> Tracker:
         """Open the stores the settings name; ``create`` initialises brand-new ones.
 
+        With ``[server] url`` set (and ``remote``), a ``RemoteTracker`` that works through that
+        conveyor server instead: the one switch between embedded and remote mode (the server
+        itself opens its stores with ``remote=False``).
+
         Spool files left by processes that died while the store was down are replayed here."""
+        if remote and settings.server.url is not None:
+            from conveyor.tracking._remote import RemoteTracker
+
+            return RemoteTracker.from_settings(settings)
         store = Store.from_settings(settings, create=create)
         blobs = BlobStore.from_settings(settings)
         if create:
@@ -395,6 +403,19 @@ class Tracker:
         with self.store.read() as conn:
             self.store.runs.require(conn, run_id)
             return self.store.artifacts.list(conn, run_id, prefix)
+
+    def artifact_files(self, run_id: str) -> list[tuple[str, int, str]]:
+        """Every file of the run's artifacts as (path, size, digest), folders expanded."""
+        from conveyor.blobs import Digest
+
+        rows = []
+        for a in self.list_artifacts(run_id):
+            if a.is_dir:
+                for entry in self.blobs.read_manifest(Digest.parse(a.digest)).entries:
+                    rows.append((f"{a.path}/{entry.path}", entry.size, str(entry.digest)))
+            else:
+                rows.append((a.path, a.size, a.digest))
+        return rows
 
     def get_artifact(self, run_id: str, path: str) -> Artifact:
         """A logged artifact, or a file inside a logged folder (``model/conveyor-model.json``,

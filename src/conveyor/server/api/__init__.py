@@ -13,19 +13,19 @@ from typing import Any
 from fastapi import FastAPI
 
 from conveyor._version import __version__
-from conveyor.server.api import _errors, _system
-from conveyor.server.api import datasets as _datasets
-from conveyor.server.api import models as _models
-from conveyor.server.api import monitoring as _monitoring
-from conveyor.server.api import pipelines as _pipelines
+from conveyor.server.api import _errors, _system, artifacts, experiments, runs
+from conveyor.server.api import datasets, models, monitoring, pipelines
 
 #: Every router of the API, in the order their paths appear in the OpenAPI document.
 ROUTERS = [
     _system.router,
-    _models.router,
-    _datasets.router,
-    _pipelines.router,
-    _monitoring.router,
+    experiments.router,
+    runs.router,
+    artifacts.router,
+    datasets.router,
+    pipelines.router,
+    models.router,
+    monitoring.router,
 ]
 
 

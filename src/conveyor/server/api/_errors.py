@@ -95,7 +95,10 @@ def install(api: FastAPI) -> None:
 
     async def on_conveyor_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ConveyorError)
-        return from_conveyor(exc).response()
+        response = from_conveyor(exc).response()
+        # the error's class, so a remote client raises the same one as embedded mode
+        response.headers["X-Conveyor-Error"] = type(exc).__name__
+        return response
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

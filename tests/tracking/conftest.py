@@ -1,0 +1,102 @@
+"""The tracking tests run in every mode: embedded (the tracker opens the stores), and remote
+(a ``RemoteTracker`` talks to a real ``conveyor server`` that opens them). With the
+``store_url`` parameter that makes embedded-over-SQLite, embedded-over-PostgreSQL,
+remote-over-SQLite (local artifacts) and remote-over-PostgreSQL+S3 (moto's S3 server).
+
+Tests that reach into the stores themselves (a database proxy, SQL, the spool's files of
+embedded mode) ask for ``embedded_only``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures.remote import remote_tracker, serve
+
+
+@pytest.fixture(params=["embedded", "remote"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def embedded_only(mode: str) -> None:
+    if mode != "embedded":
+        pytest.skip("reaches into the stores directly (embedded mode only)")
+
+
+def _server_blobs(request: pytest.FixtureRequest, store_url: str, tmp_path: Path) -> Any:
+    from conveyor.blobs import BlobStore
+
+    if store_url.startswith("postgresql"):  # the team setup: PostgreSQL + S3
+        endpoint = request.getfixturevalue("s3_server")
+        bucket = request.getfixturevalue("s3_bucket_url")
+        opened = BlobStore.open(f"{bucket}/artifacts", s3_endpoint_url=endpoint)
+    else:
+        opened = BlobStore.open(tmp_path / "server-artifacts")
+    opened.init()
+    return opened
+
+
+@pytest.fixture
+def tracker(mode: str, store: Any, request: pytest.FixtureRequest, store_url: str, tmp_path: Path) -> Iterator[Any]:
+    """A tracker over the parametrized stores: embedded, or remote through a live server."""
+    from conveyor.blobs import BlobStore
+    from conveyor.settings import TrackingSettings
+    from conveyor.tracking import Tracker
+
+    if mode == "embedded":
+        blobs = BlobStore.open(tmp_path / "artifacts")
+        blobs.init()
+        opened = Tracker(store, blobs, TrackingSettings(flush_interval=0.05, capture_packages=True))
+        yield opened
+        opened.close()
+        return
+    behind = Tracker(store, _server_blobs(request, store_url, tmp_path), TrackingSettings())
+    with serve(behind) as server:
+        client = remote_tracker(server.url, tmp_path / "spool")
+        client.server_tracker = behind  # what tests may inspect on the server's side
+        yield client
+        client.close()
+    behind.flush()
+
+
+@pytest.fixture
+def project(mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh project folder as the working directory; in remote mode its conveyor.toml
+    names only a server (started over stores in another folder, which the client never sees)."""
+    from conveyor.models import set_trust
+    from conveyor.settings import Settings
+    from conveyor.tracking import Tracker, set_tracker
+
+    for key in list(os.environ):
+        if key.startswith("CONVEYOR_") and key not in ("CONVEYOR_REQUIRE_SERVICES", "CONVEYOR_TEST_POSTGRES"):
+            monkeypatch.delenv(key)
+    folder = tmp_path / "project"
+    folder.mkdir()
+    config = "[tracking]\nflush_interval = 0.05\n"
+    set_tracker(None)
+    set_trust(None)
+    if mode == "embedded":
+        (folder / "conveyor.toml").write_text(config, encoding="utf-8")
+        monkeypatch.chdir(folder)
+        yield folder
+    else:
+        stores = tmp_path / "server"
+        stores.mkdir()
+        (stores / "conveyor.toml").write_text("", encoding="utf-8")
+        behind = Tracker.from_settings(Settings.load(stores, env={}), create=True, remote=False)
+        with serve(behind) as server:
+            (folder / "conveyor.toml").write_text(
+                config + f'[server]\nurl = "{server.url}"\nretry_seconds = 5\n', encoding="utf-8")
+            monkeypatch.chdir(folder)
+            yield folder
+            set_tracker(None)
+        behind.close()
+    set_tracker(None)
+    set_trust(None)
