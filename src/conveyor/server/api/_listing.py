@@ -51,10 +51,11 @@ def page(items: Sequence[T], token: str | None, size: int) -> tuple[list[T], str
     return chosen, make_token(offset + size) if offset + size < len(items) else None
 
 
-def caller(request: Request) -> str | None:
-    """The authenticated user's name for the audit trail (None: the registry records the
-    server process's user, as the embedded API does)."""
-    return getattr(_deps.user(request), "name", None)
+def caller(request: Request, claimed: str | None = None) -> str | None:
+    """Who a change is recorded under: the authenticated user when the server authenticates
+    (a claimed name is then ignored); otherwise the name the client sent (its login, as the
+    embedded API records); None: the server process's user."""
+    return getattr(_deps.user(request), "name", None) or claimed or None
 
 
 class LineageEdge(BaseModel):

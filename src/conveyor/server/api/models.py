@@ -105,6 +105,8 @@ class VersionCreate(BaseModel):
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
     data_versions: list[str] | None = Field(None, description="Default: the data set versions the run read.")
+    user: str | None = Field(None, max_length=256, description="Who to record when the server does not "
+                                                                 "authenticate (ignored when it does).")
 
 
 class VersionUpdate(BaseModel):
@@ -117,12 +119,16 @@ class VersionUpdate(BaseModel):
 class Reason(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field("", description="Why: recorded in the history.")
+    user: str | None = Field(None, max_length=256, description="Who to record when the server does not "
+                                                                 "authenticate (ignored when it does).")
 
 
 class AliasSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: int = Field(ge=1, le=2**31 - 1)
     reason: str = Field("", description="Why: recorded in the history.")
+    user: str | None = Field(None, max_length=256, description="Who to record when the server does not "
+                                                                 "authenticate (ignored when it does).")
 
 
 class Promotion(BaseModel):
@@ -130,6 +136,8 @@ class Promotion(BaseModel):
     alias: str = Field("champion", min_length=1, max_length=256)
     force: bool = Field(False, description="Move without a passing gate evaluation (needs a reason).")
     reason: str = ""
+    user: str | None = Field(None, max_length=256, description="Who to record when the server does not "
+                                                                 "authenticate (ignored when it does).")
 
 
 class CheckOut(BaseModel):
@@ -369,7 +377,7 @@ def register_version(request: Request, body: VersionCreate, name: str = ModelNam
     _deps.authorize(request, "model", name, "edit")
     version = _registry(request).register(
         body.source, name, description=body.description, tags=body.tags, data_versions=body.data_versions,
-        user=caller(request),
+        user=caller(request, body.user),
     )
     return _version(version)
 
@@ -410,7 +418,7 @@ def archive_version(request: Request, name: str = ModelName, version: int = Vers
                     body: Reason = Body(default_factory=Reason)) -> Any:
     _deps.authorize(request, "model", name, "edit")
     registry = _registry(request)
-    registry.archive(name, version, reason=body.reason, user=caller(request))
+    registry.archive(name, version, reason=body.reason, user=caller(request, body.user))
     return _version(registry.get_version(name, version))
 
 
@@ -420,16 +428,18 @@ def restore_version(request: Request, name: str = ModelName, version: int = Vers
                     body: Reason = Body(default_factory=Reason)) -> Any:
     _deps.authorize(request, "model", name, "edit")
     registry = _registry(request)
-    registry.restore(name, version, reason=body.reason, user=caller(request))
+    registry.restore(name, version, reason=body.reason, user=caller(request, body.user))
     return _version(registry.get_version(name, version))
 
 
 @router.delete("/{name}/versions/{version}", status_code=204,
                summary="Remove a version (its history stays; refused while it holds an alias)")
 def delete_version(request: Request, name: str = ModelName, version: int = VersionNumber,
-                   reason: str = Query("", description="Why: recorded in the history.")) -> None:
+                   reason: str = Query("", description="Why: recorded in the history."),
+                   user: str | None = Query(None, max_length=256, description="Who to record when the server does "
+                                                                           "not authenticate.")) -> None:
     _deps.authorize(request, "model", name, "manage")
-    _registry(request).delete_version(name, version, reason=reason, user=caller(request))
+    _registry(request).delete_version(name, version, reason=reason, user=caller(request, user))
 
 
 @router.get("/{name}/versions/{version}/card", response_model=Card,
@@ -483,7 +493,7 @@ def promote_version(request: Request, body: Promotion, name: str = ModelName, ve
 
     registry = _registry(request)
     event = promote(name, version, body.alias, force=body.force, reason=body.reason, registry=registry,
-                    user=caller(request))
+                    user=caller(request, body.user))
     return _events(registry, name, [event])[0]
 
 
@@ -510,16 +520,18 @@ def get_alias(request: Request, name: str = ModelName, alias: str = AliasName) -
 def set_alias(request: Request, body: AliasSet, name: str = ModelName, alias: str = AliasName) -> Any:
     _deps.authorize(request, "model", name, "manage")
     registry = _registry(request)
-    event = registry.set_alias(name, alias, body.version, reason=body.reason, user=caller(request))
+    event = registry.set_alias(name, alias, body.version, reason=body.reason, user=caller(request, body.user))
     return _events(registry, name, [event])[0]
 
 
 @router.delete("/{name}/aliases/{alias}", response_model=EventOut, summary="Remove an alias (recorded)")
 def delete_alias(request: Request, name: str = ModelName, alias: str = AliasName,
-                 reason: str = Query("", description="Why: recorded in the history.")) -> Any:
+                 reason: str = Query("", description="Why: recorded in the history."),
+                 user: str | None = Query(None, max_length=256, description="Who to record when the server does "
+                                                                         "not authenticate.")) -> Any:
     _deps.authorize(request, "model", name, "manage")
     registry = _registry(request)
-    registry.delete_alias(name, alias, reason=reason, user=caller(request))
+    registry.delete_alias(name, alias, reason=reason, user=caller(request, user))
     return _events(registry, name, registry.history(name, alias=alias)[-1:])[0]
 
 
@@ -529,7 +541,7 @@ def rollback_alias(request: Request, name: str = ModelName, alias: str = AliasNa
                    body: Reason = Body(default_factory=Reason)) -> Any:
     _deps.authorize(request, "model", name, "manage")
     registry = _registry(request)
-    event = registry.rollback(name, alias, reason=body.reason, user=caller(request))
+    event = registry.rollback(name, alias, reason=body.reason, user=caller(request, body.user))
     return _events(registry, name, [event])[0]
 
 
