@@ -131,6 +131,9 @@ class RetrainingOut(BaseModel):
     decision: str
     created_at: int
     finished_at: int | None
+    holder: str | None = Field(None, description="host:pid of the process running it (its lease).")
+    lease_until: int | None = None
+    heartbeat_at: int | None = None
 
 
 class AlertOut(BaseModel):
