@@ -28,7 +28,7 @@ def _open_connections(admin: str, url: str) -> int:
 
 
 def test_a_refused_promotion_leaves_no_connection_open(
-    project: Path, postgres_url: str, postgres_admin: str, monkeypatch: pytest.MonkeyPatch
+    embedded_only: None, project: Path, postgres_url: str, postgres_admin: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CONVEYOR_STORE_METADATA_URL", postgres_url)
     import numpy as np

@@ -98,7 +98,9 @@ def test_sigterm_ends_the_run_killed_with_its_metrics(project: Path) -> None:
     tracker.close()
 
 
-def test_sigkill_while_writing_a_large_artifact_leaves_nothing_visible(project: Path) -> None:
+def test_sigkill_while_writing_a_large_artifact_leaves_nothing_visible(embedded_only: None, project: Path) -> None:
+    # the artifact store's own writer; remote mode's counterpart (a server killed mid-upload)
+    # is tests/server/test_remote_faults.py
     tracker = _tracker(project)
     code = """
         import conveyor

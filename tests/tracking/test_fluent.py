@@ -11,7 +11,7 @@ from conveyor.entities import RunStatus
 from conveyor.errors import Conflict
 
 
-def test_run_finishes_fails_and_is_killed(project: Path) -> None:
+def test_run_finishes_fails_and_is_killed(project: Path, mode: str) -> None:
     with conveyor.start_run(experiment="e", name="ok") as ok:
         conveyor.log_param("a", 1)
         conveyor.log_metric("m", 2.0, step=1)
@@ -24,7 +24,8 @@ def test_run_finishes_fails_and_is_killed(project: Path) -> None:
     failure = conveyor.get_run(failed.id)
     assert failure.status is RunStatus.FAILED and "ZeroDivisionError" in (failure.error or "")
     assert conveyor.get_run(killed.id).status is RunStatus.KILLED
-    assert (project / ".conveyor" / "conveyor.db").exists()
+    # embedded: the project's own store; remote: none on the client, all on the server
+    assert (project / ".conveyor" / "conveyor.db").exists() is (mode == "embedded")
 
 
 def test_nested_runs_need_to_say_so(project: Path) -> None:

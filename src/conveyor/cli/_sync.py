@@ -20,6 +20,8 @@ def _tracker() -> object:
     from conveyor.tracking import Tracker
 
     loaded = settings()
+    if loaded.server.url is not None:  # remote mode: send the spooled batches to the server
+        return Tracker.from_settings(loaded)
     store = Store.from_settings(loaded)
     blobs = BlobStore.open(loaded.artifacts_url, s3_endpoint_url=loaded.store.s3_endpoint_url)
     return Tracker(store, blobs, loaded.tracking, store_settings=loaded.store, spool_dir=loaded.spool_dir)
@@ -33,7 +35,8 @@ def sync(as_json: bool = typer.Option(False, "--json", help="Print the report as
     tracker = _tracker()
     try:
         report = tracker.sync()  # type: ignore[attr-defined]
-        stale = find_stale(tracker.store, settings().tracking.stale_after)  # type: ignore[attr-defined]
+        remote = settings().server.url is not None
+        stale = [] if remote else find_stale(tracker.store, settings().tracking.stale_after)  # type: ignore[attr-defined]
     finally:
         tracker.close()  # type: ignore[attr-defined]
     if as_json:

@@ -198,6 +198,12 @@ def load(uri_or_path: str | Path, *, trusted: Trust = None, tracker: Tracker | N
         artifact = active.get_artifact(ref.run_id, ref.path or "model")
         if not artifact.is_dir:
             raise InvalidInput(f"{text} is a file, not a model package", field="uri", value=text)
+        from conveyor.tracking._remote import RemoteTracker
+
+        if isinstance(active, RemoteTracker):  # remote mode: the files come through the server
+            with tempfile.TemporaryDirectory(prefix="conveyor-model-") as tmp:
+                folder = active.download_artifact(ref.run_id, artifact.path, Path(tmp) / "model")
+                return load_folder(folder, trusted=trusted, source=text)
         return load_from_store(active.blobs, artifact.digest, trusted=trusted, source=text)
     if text.startswith("models:/"):
         raise InvalidInput(

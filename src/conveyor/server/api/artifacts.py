@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
@@ -30,7 +30,7 @@ from conveyor.server._errors import ApiError
 from conveyor.server._paths import safe_path
 from conveyor.server.api import _deps
 from conveyor.server.api._errors import ApiV1Error
-from conveyor.server.api._models import RUN_ID, ArtifactFile, ArtifactOut, BlobOut, FolderCreate, json_response
+from conveyor.server.api._models import no_nul, RUN_ID, ArtifactFile, ArtifactOut, BlobOut, FolderCreate, json_response
 from conveyor.server.api.runs import authorize_run
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["artifacts"])
@@ -112,7 +112,7 @@ async def upload_blob(request: Request, run_id: str = RunId) -> Response:
     return json_response(out, 201)
 
 
-@router.post("/folders/{path:path}", response_model=ArtifactOut, status_code=201,
+@router.post("/folders/{path:path}", response_model=ArtifactOut, status_code=201, dependencies=[Depends(no_nul)],
              summary="Record a folder artifact: a manifest of files uploaded with PUT …/blobs")
 def create_folder(request: Request, path: str, body: FolderCreate, run_id: str = RunId) -> Response:
     rel = checked(path)

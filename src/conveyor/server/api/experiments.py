@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from conveyor.server.api import _deps
-from conveyor.server.api._models import ExperimentCreate, ExperimentOut, ExperimentUpdate, json_response
+from conveyor.server.api._models import no_nul, ExperimentCreate, ExperimentOut, ExperimentUpdate, json_response
 
-router = APIRouter(prefix="/experiments", tags=["experiments"])
+router = APIRouter(prefix="/experiments", tags=["experiments"], dependencies=[Depends(no_nul)])
 
 
 @router.post("", response_model=ExperimentOut, status_code=201, summary="Create an experiment",
@@ -30,7 +30,7 @@ def list_(request: Request, include_archived: bool = Query(False, description="I
 
 
 @router.get("/by-name", response_model=ExperimentOut, summary="One experiment by name")
-def get_by_name(request: Request, name: str = Query(min_length=1, max_length=256)) -> Response:
+def get_by_name(request: Request, name: str = Query(min_length=1, max_length=256, pattern=r"^[^\x00]*$")) -> Response:
     found = _deps.tracker(request).get_experiment(name)
     _deps.authorize(request, "experiment", str(found.id), "read")
     return json_response(ExperimentOut.of(found))

@@ -12,10 +12,11 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from dataclasses import replace
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
@@ -23,6 +24,7 @@ from conveyor.entities import Metric, RunStatus, now_ms
 from conveyor.errors import Conflict, InvalidInput, NotFound
 from conveyor.server.api import _deps
 from conveyor.server.api._models import (
+    no_nul,
     IDEMPOTENCY_KEY,
     RUN_ID,
     BatchResult,
@@ -40,7 +42,7 @@ from conveyor.server.api._models import (
 )
 from conveyor.store import DEFAULT_EXPERIMENT, search_runs, validate_key
 
-router = APIRouter(prefix="/runs", tags=["runs"])
+router = APIRouter(prefix="/runs", tags=["runs"], dependencies=[Depends(no_nul)])
 
 RunId = Path(pattern=RUN_ID, description="A run id (32 hexadecimal characters).")
 
@@ -66,7 +68,10 @@ def create(request: Request, body: RunCreate) -> Response:
     tracker = _deps.tracker(request)
     store = tracker.store
     name = body.experiment or DEFAULT_EXPERIMENT
-    exp_id = store.transaction(lambda conn: store.experiments.get_or_create(conn, name), what="creating an experiment")
+    exp_id = _existing_experiment(store, name)  # a read: no write lock unless it is new
+    if exp_id is None:
+        exp_id = store.transaction(lambda conn: store.experiments.get_or_create(conn, name),
+                                   what="creating an experiment")
     _deps.authorize(request, "experiment", str(exp_id), "edit")
     digest = body.packages_digest
     if body.packages is not None:
@@ -93,10 +98,22 @@ def create(request: Request, body: RunCreate) -> Response:
                                 packages_digest=digest, **fields)
         if body.tags:
             store.runs.set_tags(conn, run.id, body.tags)
-        return store.runs.get(conn, run.id)
+            run = replace(run, tags=dict(body.tags))
+        return run
 
     run = store.transaction(insert, durable=False, what="creating a run")
     return json_response(RunOut.of(run), 201)
+
+
+def _existing_experiment(store: Any, name: str) -> int | None:
+    """The id of a usable experiment named ``name``, or None (missing or archived: the write
+    path creates it or says why not)."""
+    from conveyor.store._experiments import experiments
+
+    with store.read() as conn:
+        row = conn.execute(select(experiments.c.id, experiments.c.archived)
+                           .where(experiments.c.name == name)).first()
+    return None if row is None or row.archived else int(row.id)
 
 
 @router.post("/search", response_model=RunPage, summary="Runs matching a filter, one page at a time")
