@@ -72,7 +72,7 @@ def test_data_commands(client: Path, api_world: World) -> None:
     assert checked["anomalies"] == [a.to_dict() for a in cd.validate("iris@2", tracker=api_world.tracker)]
     schema = cli("data", "schema", "churn@1")
     assert schema.exit_code == 0 and "[columns.age]" in schema.output
-    graph = as_json("lineage", f"models:/churn-rf/2", "--direction", "up")
+    graph = as_json("lineage", "models:/churn-rf/2", "--direction", "up")
     assert f"runs:/{api_world.runs['churn-rf/2']}" in {e["upstream"] for e in graph["upstream"]}
     assert cli("data", "show", "nope@1").exit_code == 3
     assert cli("data", "validate", "iris@2", "--schema", "x.toml").exit_code == 2
@@ -118,3 +118,11 @@ def test_prediction_log_reads_the_same_rows_remotely(client: Path, api_world: Wo
     assert here["label"].isna().sum() == there["label"].isna().sum() == 30
     assert len(read_feedback("churn-rf", tracker=remote)) == 30
     assert len(read_prediction_log("churn-rf", version=1, tracker=remote)) == 0
+
+
+def test_pipeline_runs_command(client: Path, api_world: World) -> None:
+    rows = as_json("pipeline", "runs")
+    assert [(r["run_id"], r["pipeline"], r["status"], r["steps"], r["cached"]) for r in rows] == \
+        [(api_world.pipeline_run_id, "numbers", "FINISHED", 2, 0)]
+    assert as_json("pipeline", "runs", "--pipeline", "other") == []
+    assert cli("pipeline", "runs").exit_code == 0
