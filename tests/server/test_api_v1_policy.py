@@ -50,15 +50,17 @@ def test_every_read_is_refused_by_a_policy_that_refuses(api_world: World) -> Non
         assert len(gets) >= 30
         for path in gets:
             url, query = _url(api_world, path)
-            listing = path in ("/pipelines/runs", "/monitoring/evaluations", "/monitoring/alerts",
-                               "/monitoring/retrainings")
+            listing = path in ("/models", "/datasets", "/pipelines/runs", "/monitoring/evaluations",
+                               "/monitoring/alerts", "/monitoring/retrainings")
             if listing:
                 query.pop("model")
+            policy.calls.clear()
             answer = client.get(url, params=query)
             if listing:  # lists without a model filter leave out what the caller may not read
                 assert answer.status_code == 200, (path, answer.text)
                 body = answer.json()
                 assert all(not v for k, v in body.items() if k != "next_page_token"), (path, body)
+                assert policy.calls, path  # it asked, and left out everything
             else:
                 assert answer.status_code == 403, (path, answer.status_code, answer.text)
                 assert answer.json()["error"]["code"] == "FORBIDDEN"
@@ -118,5 +120,34 @@ def test_pipeline_reads_name_the_experiment(api_world: World) -> None:
         assert client.get(f"/pipelines/runs/{api_world.pipeline_run_id}").status_code == 200
         experiment = str(api_world.tracker.get_run(api_world.pipeline_run_id).experiment_id)
         assert policy.calls == [("experiment", experiment, "read")]
+    finally:
+        client.close()
+
+
+class OnlyModel(Recording):
+    """Read access to one registered model and nothing else."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(allow=False)
+        self.name = name
+
+    def allows(self, user: Any, kind: str, resource: str | None, level: str) -> bool:
+        super().allows(user, kind, resource, level)
+        return kind == "model" and resource == self.name and level == "read"
+
+
+def test_lists_show_only_what_the_caller_may_read(api_world: World) -> None:
+    client = _client(api_world, OnlyModel("iris-clf"))
+    try:
+        assert [m["name"] for m in client.get("/models").json()["models"]] == ["iris-clf"]
+        assert client.get("/models/iris-clf/aliases/champion/history").status_code == 200
+        assert client.get("/models/churn-rf").status_code == 403
+        assert client.get("/monitoring/alerts").json()["alerts"] == []  # churn-rf's
+        assert client.get("/datasets").json()["datasets"] == []
+    finally:
+        client.close()
+    client = _client(api_world, OnlyModel("churn-rf"))
+    try:
+        assert [a["model"] for a in client.get("/monitoring/alerts").json()["alerts"]] == ["churn-rf"]
     finally:
         client.close()

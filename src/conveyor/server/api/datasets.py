@@ -4,7 +4,8 @@ between two versions, validation anomalies and lineage.
 Read through :mod:`conveyor.data` as ``conveyor data`` does. Validation is computed when
 asked (conveyor stores profiles, not validation runs): a table version against an older
 version's inferred schema, by default the version before it, as ``conveyor data validate``.
-Permission: ``read`` on kind ``data``, the data set's name.
+Permission: ``read`` on kind ``data``, the data set's name; the list leaves out data sets
+the caller may not read.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from conveyor.errors import InvalidInput
 from conveyor.server.api import _deps
-from conveyor.server.api._listing import MAX_PAGE, Lineage, lineage_of, page
+from conveyor.server.api._listing import MAX_PAGE, Lineage, allowed, lineage_of, page
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -137,10 +138,10 @@ def list_datasets(
     search: str | None = Query(None, max_length=128, description="Only names containing this text (case-insensitive)."),
     max_results: int = Query(100, ge=1, le=MAX_PAGE), page_token: str | None = Query(None),
 ) -> Any:
-    _deps.authorize(request, "data", None, "read")
     from conveyor.data import list_datasets as latest
 
-    found = latest(tracker=_deps.tracker(request))
+    found = [v for v in latest(tracker=_deps.tracker(request))
+             if allowed(request, "data", v.name, "read")]  # leave out what the caller may not read
     if search:
         found = [v for v in found if search.lower() in v.name.lower()]
     chosen, token = page(found, page_token, max_results)

@@ -6,7 +6,7 @@ Everything is read from and written through :class:`conveyor.registry.Registry` 
 (kind ``model``, the registered model's name): reading is ``read``; registering, describing,
 tagging, archiving and restoring are ``edit``; moving or deleting an alias (set, promote,
 rollback) and deleting a version are ``manage``. Creating a model is ``edit`` on models as
-a whole.
+a whole; the list leaves out models the caller may not read.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sqlalchemy import select
 from conveyor.errors import AlreadyExists, NotFound
 from conveyor.registry import Event, ModelVersion, RegisteredModel, Registry
 from conveyor.server.api import _deps
-from conveyor.server.api._listing import MAX_PAGE, Lineage, caller, lineage_of, page
+from conveyor.server.api._listing import MAX_PAGE, Lineage, allowed, caller, lineage_of, page
 from conveyor.store import gate_evaluations
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -288,8 +288,8 @@ def list_models(
     max_results: int = Query(100, ge=1, le=MAX_PAGE),
     page_token: str | None = Query(None),
 ) -> Any:
-    _deps.authorize(request, "model", None, "read")
-    found = _registry(request).list_models(include_failed=include_failed)
+    found = [m for m in _registry(request).list_models(include_failed=include_failed)
+             if allowed(request, "model", m.name, "read")]  # leave out what the caller may not read
     if search:
         found = [m for m in found if search.lower() in m.name.lower()]
     chosen, token = page(found, page_token, max_results)
