@@ -88,6 +88,7 @@ def test_alias_history_names_who_when_why_and_the_gate_evidence(api: SyncClient,
     at = api.get("/api/v1/models/iris-clf/aliases-at", params={"at": str(iris[0]["at"])}).json()
     assert at["aliases"] == {"champion": 1}
     error(api.get("/api/v1/models/iris-clf/aliases-at", params={"at": "yesterday-ish"}), 400, "INVALID", "at")
+    error(api.get("/api/v1/models/iris-clf/history", params={"until": "soon"}), 400, "INVALID", "until")
 
 
 def test_gate_evaluations_of_a_version(api: SyncClient, api_world: World) -> None:

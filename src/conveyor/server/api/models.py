@@ -341,7 +341,7 @@ def model_history(
 ) -> Any:
     _deps.authorize(request, "model", name, "read")
     registry = _registry(request)
-    instant = _instant(until) if until is not None else None
+    instant = _instant(until, "until") if until is not None else None
     return History(events=_events(registry, name, registry.history(name, alias=alias, until=instant)))
 
 
@@ -353,10 +353,14 @@ def aliases_at(request: Request, name: str = ModelName,
     return AliasesAt(name=name, at=instant, aliases=_registry(request).aliases_at(name, instant))
 
 
-def _instant(value: str) -> int:
+def _instant(value: str, field: str = "at") -> int:
+    from conveyor.errors import InvalidInput
     from conveyor.registry import parse_instant
 
-    return parse_instant(int(value) if value.isdigit() else value)
+    try:
+        return parse_instant(int(value) if value.isdigit() else value)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, field=field, value=value, hint=exc.hint) from None
 
 
 # -- versions -----------------------------------------------------------------------------------
