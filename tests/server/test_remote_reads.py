@@ -126,3 +126,17 @@ def test_pipeline_runs_command(client: Path, api_world: World) -> None:
         [(api_world.pipeline_run_id, "numbers", "FINISHED", 2, 0)]
     assert as_json("pipeline", "runs", "--pipeline", "other") == []
     assert cli("pipeline", "runs").exit_code == 0
+
+
+def test_data_writes_refuse_instead_of_opening_a_local_store(client: Path) -> None:
+    import pandas as pd
+
+    import conveyor.data as cd
+    from conveyor.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="names only a server") as info:
+        cd.add(pd.DataFrame({"a": [1, 2]}), name="local")
+    assert info.value.field == "server.url"
+    (client / "rows.csv").write_text("a\n1\n", encoding="utf-8")
+    added = cli("data", "add", "rows.csv", "--name", "local")
+    assert added.exit_code == 2 and "server" in added.output
