@@ -1,6 +1,7 @@
 """The registry tests run embedded (the tracker opens the stores) and remote (a
 ``RemoteTracker``, and so a ``RemoteRegistry``, talks to a real ``conveyor server`` over
-the ``store_url`` stores). Tests that reach into the stores ask for ``embedded_only``."""
+the ``store_url`` stores). A test that changes the stores behind the registry's back (a
+crash, a purge check) does it through ``tracker.server_tracker`` in remote mode."""
 
 from __future__ import annotations
 
@@ -17,12 +18,6 @@ from fixtures.remote import remote_tracker, serve
 @pytest.fixture(params=["embedded", "remote"])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture
-def embedded_only(mode: str) -> None:
-    if mode != "embedded":
-        pytest.skip("reaches into the stores directly (embedded mode only)")
 
 
 @pytest.fixture

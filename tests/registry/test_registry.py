@@ -110,8 +110,9 @@ def test_archive_and_delete_refuse_alias_holders(registry: Any, model_run: Any) 
     assert (status.from_value, status.to_value, status.reason) == ("READY", "ARCHIVED", "old")
 
 
-def test_compare_and_set_records_the_lost_attempt(registry: Any, model_run: Any, embedded_only: None) -> None:
-    """Remote clients get compare-and-set through the server's promote, decided there."""
+def test_compare_and_set_records_the_lost_attempt(registry: Any, model_run: Any, mode: str) -> None:
+    if mode == "remote":
+        pytest.skip("remote clients get compare-and-set through the server's promote (test_registry_remote.py)")
     registry.register(model_run(), "m")
     registry.register(model_run(), "m")
     registry.set_alias("m", "champion", 1, expected=None)
