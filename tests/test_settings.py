@@ -31,6 +31,15 @@ def test_toml_is_found_walking_up_and_env_wins(tmp_path: Path) -> None:
     assert settings.artifacts_url == "s3://bucket/prefix"
 
 
+def test_an_empty_variable_counts_as_unset(tmp_path: Path) -> None:
+    """CI systems render a secret that was never configured as an empty string."""
+    (tmp_path / "conveyor.toml").write_text('[store]\nartifacts_url = "blobs"\n')
+    settings = Settings.load(tmp_path, env={"CONVEYOR_STORE_ARTIFACTS_URL": "", "CONVEYOR_STORE_METADATA_URL": "",
+                                            "CONVEYOR_STORE_S3_ENDPOINT_URL": ""})
+    assert settings.artifacts_url == str(tmp_path.resolve() / "blobs")
+    assert settings.metadata_url.startswith("sqlite:///") and settings.store.s3_endpoint_url is None
+
+
 def test_absolute_and_server_urls_are_kept(tmp_path: Path) -> None:
     env = {"CONVEYOR_STORE_METADATA_URL": "postgresql+psycopg://u@h/db"}
     assert Settings.load(tmp_path, env=env).metadata_url == "postgresql+psycopg://u@h/db"

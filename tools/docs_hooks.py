@@ -4,7 +4,9 @@ reference cannot drift from it.
 - ``<!-- generated: cli -->`` becomes every ``conveyor`` command with its usage, help and
   options, read from the Typer/click command tree.
 - ``<!-- generated: rules -->`` becomes the metrics a monitor rule can name, read from the
-  rule grammar. (Every ``conveyor.toml`` table is in ``config.md``, generated from the
+  rule grammar.
+- ``<!-- generated: rest -->`` becomes every ``/api/v1`` endpoint with its parameters,
+  request body and answers, read from the OpenAPI document the server generates. (Every ``conveyor.toml`` table is in ``config.md``, generated from the
   pydantic models by ``tests/test_config_docs.py``, which also checks it.)
 """
 
@@ -16,6 +18,8 @@ from typing import Any
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     if "<!-- generated: cli -->" in markdown:
         markdown = markdown.replace("<!-- generated: cli -->", cli_reference())
+    if "<!-- generated: rest -->" in markdown:
+        markdown = markdown.replace("<!-- generated: rest -->", rest_reference())
     if "<!-- generated: rules -->" in markdown:
         markdown = markdown.replace("<!-- generated: rules -->", rules_reference())
     return markdown
@@ -74,3 +78,45 @@ def rules_reference() -> str:
     out = ["| metric | meaning |", "|---|---|"]
     out.extend(f"| `{name}` | {_cell(meaning)} |" for name, meaning in METRICS.items())
     return "\n".join(out) + "\n"
+
+
+def _schema_name(schema: dict[str, Any]) -> str:
+    if "$ref" in schema:
+        return schema["$ref"].rsplit("/", 1)[-1]
+    if "anyOf" in schema:
+        return " or ".join(_schema_name(s) for s in schema["anyOf"])
+    if schema.get("type") == "array":
+        return f"list of {_schema_name(schema.get('items', {}))}"
+    return str(schema.get("type", "object"))
+
+
+def rest_reference() -> str:
+    """Every ``/api/v1`` operation from the generated OpenAPI 3.1 document, grouped by tag."""
+    from conveyor.server.api import create_api
+
+    doc = create_api(None).openapi()
+    groups: dict[str, list[str]] = {}
+    for path, item in doc.get("paths", {}).items():
+        for method, op in item.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            out = [f"### `{method.upper()} /api/v1{path}`\n", _cell_text(op.get("summary") or op.get("description") or "")]
+            params = op.get("parameters", [])
+            if params:
+                out.append("| parameter | in | type | required | meaning |\n|---|---|---|---|---|")
+                for p in params:
+                    out.append(f"| `{p['name']}` | {p['in']} | {_cell(_schema_name(p.get('schema', {})))} | "
+                               f"{'yes' if p.get('required') else 'no'} | {_cell(p.get('description', ''))} |")
+                out.append("")
+            body = op.get("requestBody", {}).get("content", {})
+            for media, spec in body.items():
+                out.append(f"Request body ({media}): `{_schema_name(spec.get('schema', {}))}`\n")
+            answers = ", ".join(f"{code} {_cell(r.get('description', ''))}" for code, r in op.get("responses", {}).items())
+            out.append(f"Answers: {answers}\n")
+            for tag in op.get("tags") or ["other"]:
+                groups.setdefault(tag, []).extend(out)
+    text = [f"OpenAPI {doc['openapi']}; the full document is served at `/api/v1/openapi.json`.\n"]
+    for tag in sorted(groups):
+        text.append(f"## {tag}\n")
+        text.extend(groups[tag])
+    return "\n".join(text)

@@ -1,5 +1,5 @@
-"""``python -m conveyor`` runs the command line."""
+"""``python -m conveyor`` runs the command line (the same entry point as ``conveyor``)."""
 
-from conveyor.cli import main
+from conveyor._entry import main
 
 main()

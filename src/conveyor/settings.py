@@ -263,7 +263,7 @@ class Settings(BaseModel):
                 origins[(name, key)] = f"{source} [{name}] {key}"
             for field in model.model_fields:
                 var = f"{ENV_PREFIX}{name}_{field}".upper()
-                if var in env:
+                if env.get(var, "") != "":  # empty counts as unset: CI renders a missing secret as ""
                     typed[name][field] = env[var]
                     origins[(name, field)] = f"environment variable {var}"
         sections = {k: v for k, v in data.items() if k not in _TYPED_SECTIONS}

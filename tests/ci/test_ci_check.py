@@ -135,3 +135,24 @@ def test_ci_init_writes_a_workflow(ci_project: Path, provider: str, path: str) -
     yaml.safe_load(text)
     assert _invoke("ci", "init", "--provider", provider).exit_code == 1  # exists: --force needed
     assert _invoke("ci", "init", "--provider", "jenkins").exit_code == 2
+    # the team's stores come from the CI's secrets, every one of them named
+    for name in ("CONVEYOR_STORE_METADATA_URL", "CONVEYOR_STORE_ARTIFACTS_URL", "AWS_SECRET_ACCESS_KEY"):
+        assert (f"secrets.{name}" if provider == "github" else name) in text
+    if provider == "github":
+        assert yaml.safe_load(text)["env"]["CONVEYOR_STORE_METADATA_URL"] == "${{ secrets.CONVEYOR_STORE_METADATA_URL }}"
+
+
+@pytest.mark.parametrize(("files", "install"), [
+    ({"pyproject.toml": "[project]\nname = 'p'\n"}, "pip install -e . conveyor-mlops"),
+    ({"setup.py": "from setuptools import setup\nsetup()\n"}, "pip install -e . conveyor-mlops"),
+    ({"requirements.txt": "scikit-learn\n"}, "pip install -r requirements.txt conveyor-mlops"),
+    ({}, "pip install conveyor-mlops"),
+])
+def test_ci_init_installs_the_project_the_way_it_is_laid_out(tmp_path: Path, files: dict[str, str], install: str) -> None:
+    from conveyor.ci._init import write_workflow
+
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    for provider in ("github", "gitlab"):
+        written = write_workflow(tmp_path, provider).read_text()
+        assert install in written and ("pip install -e ." in written) == ("-e ." in install)

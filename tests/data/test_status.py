@@ -112,3 +112,59 @@ def test_no_change_answer_imports_neither_sqlalchemy_nor_pandas(folder: Path, pr
     done = subprocess.run([sys.executable, "-c", script], cwd=project, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _entry(project: Path, *args: str, show_modules: bool = False) -> subprocess.CompletedProcess[str]:
+    """The ``conveyor`` command as installed (its entry point), in a fresh process."""
+    script = (
+        "import sys\n"
+        f"sys.argv = ['conveyor', *{list(args)!r}]\n"
+        "from conveyor._entry import main\n"
+        "try:\n"
+        "    main()\n"
+        "finally:\n"
+        "    sys.stdout.flush()\n"
+        + ("    print('MODULES', sorted(m for m in ('typer', 'click', 'rich', 'sqlalchemy', 'pandas') "
+           "if m in sys.modules), file=sys.stderr)\n" if show_modules else "")
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return subprocess.run([sys.executable, "-c", script], cwd=project, env=env, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("args", [
+    ("data", "status", "images"),
+    ("data", "status", "images/", "--json"),
+    ("data", "status", "--name=imgs", "images"),
+    ("data", "add", "images", "-n", "imgs"),
+])
+def test_the_entry_point_answers_a_no_change_check_as_the_full_cli_does_without_its_framework(
+    folder: Path, project: Path, args: tuple[str, ...]
+) -> None:
+    fast = _entry(project, *args, show_modules=True)
+    assert fast.returncode == 0, fast.stderr
+    assert "MODULES []" in fast.stderr  # no typer, click, rich, SQLAlchemy or pandas
+    code, full = invoke(*args)
+    assert code == 0
+    assert fast.stdout == full
+
+
+@pytest.mark.parametrize("args", [
+    ("data", "status", "images", "--help"),  # not a check: the full CLI's help
+    ("data", "add", "images"),  # no name: the full CLI's usage error
+    ("data", "add", "images", "-n", "imgs", "--json"),  # add --json prints the whole version
+    ("data", "status", "images", "--name", "other"),  # unknown data set: the full CLI's error
+])
+def test_the_entry_point_leaves_everything_else_to_the_full_cli(folder: Path, project: Path, args: tuple[str, ...]) -> None:
+    fast = _entry(project, *args, show_modules=True)
+    assert "'typer'" in fast.stderr, fast.stderr
+    code, full = invoke(*args)
+    assert fast.returncode == code
+    assert fast.stdout.split() == full.split() or code != 0
+
+
+def test_the_entry_point_reports_a_changed_folder_through_the_full_cli(folder: Path, project: Path) -> None:
+    (folder / "d0" / "0.bin").write_bytes(b"changed")
+    fast = _entry(project, "data", "status", "images", show_modules=True)
+    assert fast.returncode == 0, fast.stderr
+    assert fast.stdout.startswith("changed: images against data:/imgs@1") and "~ d0/0.bin" in fast.stdout

@@ -127,3 +127,8 @@ def test_site_builds_in_strict_mode(tmp_path: Path) -> None:
     rules = (tmp_path / "site" / "reference" / "rules" / "index.html").read_text(encoding="utf-8")
     for metric in ("drift_share", "skew_mismatch_rate", "p95_latency_ms"):
         assert metric in rules, metric  # generated from the rule grammar
+    rest = (tmp_path / "site" / "reference" / "rest" / "index.html").read_text(encoding="utf-8")
+    from conveyor.server.api import create_api
+
+    for path in create_api(None).openapi()["paths"]:
+        assert f"/api/v1{path}" in rest, path  # generated from the OpenAPI document

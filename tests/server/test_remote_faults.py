@@ -230,3 +230,100 @@ def test_client_refuses_symlinks_and_writes_nothing_outside(behind: Any, tmp_pat
             with pytest.raises(UnsafePath):
                 client.log_text(run.id, "x", bad)
         client.close()
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_sixteen_clients_logging_at_once_lose_nothing(store_kind: str, tmp_path: Path,
+                                                      request: pytest.FixtureRequest) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conveyor.blobs import BlobStore
+    from conveyor.settings import TrackingSettings
+    from conveyor.store import Store
+    from conveyor.tracking import Tracker
+
+    url = f"sqlite:///{tmp_path / 'meta.db'}" if store_kind == "sqlite" else request.getfixturevalue("postgres_url")
+    store = Store.open(url, create=True)
+    blobs = BlobStore.open(tmp_path / "artifacts")
+    blobs.init()
+    behind = Tracker(store, blobs, TrackingSettings())
+
+    def client(number: int) -> list[str]:
+        tracker = remote_tracker(server.url, tmp_path / "spool", batch_size=50, capture_packages=False,
+                                 capture_git=False)
+        ids = []
+        for r in range(4):
+            run = tracker.create_run("crowd", name=f"c{number}-{r}")
+            tracker.log_params(run.id, {"client": number, "run": r})
+            for step in range(20):
+                tracker.log_metrics(run.id, {f"m{k}": number + r + k + step for k in range(10)}, step=step)
+            tracker.end_run(run.id)
+            ids.append(run.id)
+        tracker.close()
+        return ids
+
+    try:
+        with serve(behind) as server, ThreadPoolExecutor(16) as pool:
+            ids = [i for chunk in pool.map(client, range(16)) for i in chunk]
+        assert len(set(ids)) == 64
+        with store.read() as conn:
+            for run_id in ids:
+                assert store.metrics.count(conn, run_id) == 200  # 10 metrics x 20 steps, each once
+        finished = behind.search_runs("crowd", output="runs", max_results=1000)
+        assert len(finished) == 64 and {r.status for r in finished} == {RunStatus.FINISHED}
+    finally:
+        behind.close()
+
+
+def test_a_spooled_end_of_a_run_ended_meanwhile_still_delivers_its_points(behind: Any, tmp_path: Path) -> None:
+    from conveyor.server import create_app
+
+    app = create_app(behind)
+    server = ThreadServer(app).start()
+    client = remote_tracker(server.url, tmp_path / "spool", flush_interval=60.0)
+    client.http.retry_seconds = 0.2
+    run = client.create_run("faults")
+    server.stop()
+    for step in range(30):
+        client.log_metric(run.id, "loss", 1 / (step + 1), step=step)
+    client.end_run(run.id)  # spooled with its points
+    # meanwhile the server side ends it (as `conveyor runs gc-stale` would)
+    behind.store.transaction(lambda conn: behind.store.runs.end(conn, run.id, RunStatus.KILLED, error="stale"))
+    server = ThreadServer(app, server.port).start()
+    try:
+        report = client.sync()
+        assert report.points_written == 30 and report.runs_ended == 0
+        assert len(client.metric_history(run.id, "loss")) == 30
+        assert client.get_run(run.id).status is RunStatus.KILLED
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_the_token_setting_is_sent_and_a_refusal_is_access_denied(behind: Any, tmp_path: Path) -> None:
+    from conveyor.server import create_app
+    from conveyor.server._tokens import TokenStore
+    from conveyor.settings import ServerSettings, TrackingSettings
+    from conveyor.tracking._remote import AccessDenied, RemoteTracker
+
+    tokens = TokenStore.of(tmp_path / "tokens")
+    token = tokens.create("laptop")
+    server = ThreadServer(create_app(behind, tokens=tokens)).start()
+    try:
+        anonymous = RemoteTracker(ServerSettings(url=server.url, retry_seconds=0), TrackingSettings())
+        with pytest.raises(AccessDenied, match="refused"):
+            anonymous.create_run("secured")
+        anonymous.close()
+        wrong = RemoteTracker(ServerSettings(url=server.url, token="nope", retry_seconds=0), TrackingSettings())
+        with pytest.raises(AccessDenied):
+            wrong.list_experiments()
+        wrong.close()
+        client = RemoteTracker(ServerSettings(url=server.url, token=token, retry_seconds=0),
+                               TrackingSettings(capture_packages=False))
+        run = client.create_run("secured")
+        client.log_metric(run.id, "m", 1.0)
+        client.end_run(run.id)
+        assert client.get_run(run.id).metrics == {"m": 1.0}
+        client.close()
+    finally:
+        server.stop()

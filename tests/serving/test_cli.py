@@ -95,6 +95,21 @@ def test_build_writes_a_parseable_context(champion: str, project: Path) -> None:
         proc.wait(60)
 
 
+def test_build_carries_the_projects_trust_into_the_images_command(champion: str, project: Path) -> None:
+    """The image has no conveyor.toml: what the project trusts ([models] trusted_modules and
+    --trust) beyond the defaults must be in the command that serves the model there."""
+    from conveyor.cli import app
+
+    with (project / "conveyor.toml").open("a") as f:
+        f.write('\n[models]\ntrusted_modules = ["sklearn", "numpy", "scipy", "mylib.features"]\n')
+    result = CliRunner().invoke(app, ["build", champion, "--out", "ctx", "--trust", "mylib.make_model"])
+    assert result.exit_code == 0, result.output
+    lines = (project / "ctx" / "Dockerfile").read_text().splitlines()
+    cmd = json.loads(next(line for line in lines if line.startswith("CMD ")).removeprefix("CMD "))
+    trusted = [cmd[i + 1] for i, arg in enumerate(cmd) if arg == "--trust"]
+    assert trusted == ["mylib.features", "mylib.make_model"]  # the defaults are the image's own defaults too
+
+
 def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_") or k == "CONVEYOR_TEST_POSTGRES"}
 

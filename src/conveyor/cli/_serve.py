@@ -124,9 +124,10 @@ def build(
     Kubernetes manifest for one registered model version."""
     from conveyor.serving import build_context
 
-    apply_trust(trust)
+    entries = apply_trust(trust)
     with tracker() as t:
-        result = build_context(model, out, tracker=t, image=image, conveyor_requirement=conveyor_requirement)
+        result = build_context(model, out, tracker=t, image=image, conveyor_requirement=conveyor_requirement,
+                               trust=entries)
     if as_json:
         print_json({"folder": str(result.folder), "name": result.name, "version": result.version,
                     "image": result.image, "files": list(result.files)})

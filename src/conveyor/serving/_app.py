@@ -341,7 +341,8 @@ def create_app(
 
             tracker = get_tracker()
         writer = LogWriter(tracker.store, tracker.blobs, flush_s=config.log_flush_s, flush_rows=config.log_flush_rows,
-                           buffer_rows=config.log_buffer_rows, sample_rate=config.log_sample_rate)
+                           buffer_rows=config.log_buffer_rows, sample_rate=config.log_sample_rate,
+                           spool_dir=getattr(tracker, "spool_dir", None))
         requests = _feedback.RequestIndex(tracker.store, tracker.blobs, max_age_s=config.feedback_max_age_s)
     server = Server(fleet, config, metrics, writer, source, follow, requests)
     return _starlette(server)

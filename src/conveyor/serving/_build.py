@@ -28,6 +28,7 @@ import re
 import shlex
 import shutil
 import sys
+from collections.abc import Sequence
 import tempfile
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
@@ -44,7 +45,8 @@ from conveyor.serving._requirements import (
 from conveyor.serving._wheel import build_wheel
 
 #: what the server itself needs in the image, pinned to the versions installed here
-SERVER_PACKAGES = ("starlette", "uvicorn", "httptools", "uvloop", "orjson", "numpy", "pandas", "pyarrow")
+SERVER_PACKAGES = ("starlette", "uvicorn", "httptools", "uvloop", "orjson", "numpy", "pandas", "pyarrow",
+                   "prometheus_client")
 PORT = 8080
 #: the Secret the manifest reads the store settings from
 STORE_SECRET = "conveyor-store"
@@ -90,7 +92,7 @@ def _store_packages(tracker: Any) -> tuple[str, ...]:
     return tuple(extra)
 
 
-def _dockerfile(name: str, version: str, install: str) -> str:
+def _dockerfile(name: str, version: str, install: str, trust: Sequence[str] = ()) -> str:
     probe = (f"import sys, urllib.request; sys.exit(0 if urllib.request.urlopen("
              f"'http://127.0.0.1:{PORT}/v2/health/ready', timeout=2).status == 200 else 1)")
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -111,15 +113,21 @@ def _dockerfile(name: str, version: str, install: str) -> str:
         + ", ".join(k for k, (_, optional) in STORE_ENV.items() if not optional) + ".",
         "# Inside a container the server must listen on all interfaces; outside it binds 127.0.0.1.",
         f"HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 CMD python -c \"{probe}\"",
-        f"CMD {json.dumps(serve_command(name, version))}",
+        f"CMD {json.dumps(serve_command(name, version, trust))}",
         "",
     ])
 
 
-def serve_command(name: str, version: str) -> list[str]:
-    """The image's command: serve the package folder, with the store from the environment."""
+def serve_command(name: str, version: str, trust: Sequence[str] = ()) -> list[str]:
+    """The image's command: serve the package folder, with the store from the environment.
+    ``trust`` entries beyond the default trusted modules become ``--trust`` options: the
+    image has no ``conveyor.toml``, so what the project trusted must travel in the command."""
+    from conveyor.models._trust import DEFAULT_TRUSTED_MODULES
+
+    extra = [entry for entry in dict.fromkeys(trust) if entry not in DEFAULT_TRUSTED_MODULES]
     return ["conveyor", "serve", "/srv/model", "--name", name, "--model-version", version,
-            "--host", "0.0.0.0", "--port", str(PORT), "--no-create-store"]
+            "--host", "0.0.0.0", "--port", str(PORT), "--no-create-store",
+            *(arg for entry in extra for arg in ("--trust", entry))]
 
 
 def _manifest(name: str, version: str, image: str) -> list[dict[str, Any]]:
@@ -170,12 +178,15 @@ def build_context(
     tracker: Any = None,
     image: str | None = None,
     conveyor_requirement: str | None = None,
+    trust: Sequence[str] = (),
 ) -> BuildResult:
     """Write the build context of the registered model ``uri`` into ``out`` (must be empty
     or absent). The version must be READY; the package's requirements must be PEP 508 lines.
 
     ``conveyor_requirement`` (e.g. ``"conveyor-mlops==0.2.0"`` from a private index) replaces
-    the wheel of the running conveyor that the context carries by default.
+    the wheel of the running conveyor that the context carries by default. ``trust`` lists
+    the trust entries (``[models] trusted_modules`` plus ``--trust``) the model needs to
+    load; the image's command repeats those beyond the defaults.
 
     Example::
 
@@ -205,7 +216,7 @@ def build_context(
     try:
         version = str(found.version)
         image = image or f"conveyor-{found.name.lower()}:{version}"
-        _write(staging, tracker, found, image, conveyor_requirement)
+        _write(staging, tracker, found, image, conveyor_requirement, trust)
         files = tuple(sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()))
         staging.chmod(0o755)  # mkdtemp made it private
         os.replace(staging, folder)  # an empty target folder is replaced whole
@@ -215,7 +226,8 @@ def build_context(
     return BuildResult(folder, found.name, version, image, files)
 
 
-def _write(folder: Path, tracker: Any, found: Any, image: str, conveyor_requirement: str | None) -> None:
+def _write(folder: Path, tracker: Any, found: Any, image: str, conveyor_requirement: str | None,
+           trust: Sequence[str]) -> None:
     from conveyor.blobs import Digest
 
     tracker.blobs.get_tree(Digest.parse(found.digest), folder / "model")
@@ -231,7 +243,7 @@ def _write(folder: Path, tracker: Any, found: Any, image: str, conveyor_requirem
     defaults = [*conveyor_runtime_pins(), *_installed(SERVER_PACKAGES), *_installed(_store_packages(tracker))]
     (folder / "requirements.txt").write_text("\n".join(merge_pins(own, defaults)) + "\n", "utf-8")
     version = str(found.version)
-    (folder / "Dockerfile").write_text(_dockerfile(found.name, version, install), "utf-8")
+    (folder / "Dockerfile").write_text(_dockerfile(found.name, version, install, trust), "utf-8")
     docs = _manifest(found.name, version, image)
     (folder / "kubernetes.yaml").write_text("\n---\n".join(_yaml(d) for d in docs) + "\n", "utf-8")
     (folder / ".dockerignore").write_text("kubernetes.yaml\n", "utf-8")

@@ -6,7 +6,11 @@ rows are waiting), groups the records by model, version and hour, writes each gr
 one Parquet object into the content-addressed artifact store and indexes it in the
 ``serving_log_files`` table. The buffer is bounded: beyond ``log_buffer_rows`` rows new
 records are dropped and counted, so a slow store cannot exhaust memory. ``close`` writes
-whatever is left (graceful shutdown loses nothing).
+whatever is left, retrying for up to ``close_retry_s`` seconds; if the stores still fail,
+it spools the rows to local disk (``<spool_dir>/predictions``: one Parquet file and one
+JSON index line per object, fsynced) instead of losing them. The next server start over
+the same stores, or ``conveyor sync``, replays the spool: each object is stored and indexed
+once (an object already indexed is not indexed again).
 
 One bad record never stops the log: records are grouped by the kind of every column too
 (a string label never shares a Parquet column with numeric ones), and a group whose table
@@ -18,12 +22,16 @@ back, where it would fail every later flush. Only store errors (I/O) put records
 from __future__ import annotations
 
 import io
+import json
 import logging
+import os
 import random
 import threading
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,8 +79,13 @@ class LogWriter:
         flush_rows: int = 5000,
         buffer_rows: int = 100_000,
         sample_rate: float = 1.0,
+        spool_dir: str | Path | None = None,
+        close_retry_s: float = 10.0,
     ) -> None:
         self.store = store
+        self.spool = Path(spool_dir) / SPOOL_SUBDIR if spool_dir is not None else None
+        self.close_retry_s = close_retry_s
+        self.spooled = 0
         self.blobs = blobs
         self.flush_s = flush_s
         self.flush_rows = flush_rows
@@ -120,6 +133,11 @@ class LogWriter:
         return True
 
     def start(self) -> None:
+        if self.spool is not None:
+            try:
+                replay_spool(self.store, self.blobs, self.spool)
+            except Exception:  # the stores are still away: the next start or `conveyor sync` replays
+                log.warning("prediction log: could not replay the spool in %s yet", self.spool, exc_info=True)
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="conveyor-prediction-log", daemon=True)
             self._thread.start()
@@ -158,8 +176,22 @@ class LogWriter:
         return files
 
     def _write(self, records: list[Record]) -> list[Any]:
-        from conveyor.store import LogFile, ServingLogRepo
+        from conveyor.store import ServingLogRepo
 
+        files = [self._store_object(meta, data) for meta, data in self._objects(records)]
+        with self.store.write() as conn:
+            ServingLogRepo().record(conn, files)
+        return files
+
+    def _store_object(self, meta: dict[str, Any], data: bytes) -> Any:
+        from conveyor.store import LogFile
+
+        blob = self.blobs.put_bytes(data)
+        return LogFile(meta["kind"], meta["model"], meta["version"], meta["hour"], str(blob.digest), meta["rows"],
+                       blob.size, meta["first_ts"], meta["last_ts"], int(time.time() * 1000))
+
+    def _objects(self, records: list[Record]) -> list[tuple[dict[str, Any], bytes]]:
+        """The Parquet objects ``records`` make, each with its index fields (no digest yet)."""
         groups: dict[tuple[Any, ...], list[Record]] = defaultdict(list)
         for r in records:
             key = (r.kind, r.model, r.version, r.ts_ms // HOUR_MS, _layout(r.inputs), _layout(r.outputs))
@@ -167,17 +199,10 @@ class LogWriter:
         tables = []
         for (kind, model, version, hour, _, _), group in groups.items():
             tables += [(kind, model, version, hour, part, data) for part, data in self._encode(group)]
-        files = []
-        now = int(time.time() * 1000)
-        for kind, model, version, hour, group, data in tables:
-            blob = self.blobs.put_bytes(data)
-            files.append(LogFile(
-                kind, model, version, hour * HOUR_MS, str(blob.digest), sum(r.rows for r in group),
-                blob.size, min(r.ts_ms for r in group), max(r.ts_ms for r in group), now,
-            ))
-        with self.store.write() as conn:
-            ServingLogRepo().record(conn, files)
-        return files
+        return [({"kind": kind, "model": model, "version": version, "hour": hour * HOUR_MS,
+                  "rows": sum(r.rows for r in group), "first_ts": min(r.ts_ms for r in group),
+                  "last_ts": max(r.ts_ms for r in group)}, data)
+                for kind, model, version, hour, group, data in tables]
 
     def _encode(self, group: list[Record]) -> list[tuple[list[Record], bytes]]:
         """Parquet bytes of the group; if the group cannot be encoded, of each record that can."""
@@ -203,13 +228,106 @@ class LogWriter:
                   exc_info=True)
 
     def close(self) -> None:
-        """Stop the thread and write what is left."""
+        """Stop the thread and write what is left: retried for ``close_retry_s`` seconds,
+        then spooled to local disk (when a spool folder is set) rather than lost."""
         self._stop = True
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self.flush()
+        deadline = time.monotonic() + self.close_retry_s
+        delay = 0.2
+        while True:
+            try:
+                self.flush()
+                return
+            except Exception:
+                if time.monotonic() + delay > deadline:
+                    if self.spool is None:
+                        raise
+                    break
+                log.warning("prediction log: final write failed; retrying in %.1f s", delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        with self._lock:
+            records, self._buffer, self._rows = self._buffer, [], 0
+        objects = self._objects(records)
+        write_spool(self.spool, objects)
+        self.spooled += sum(meta["rows"] for meta, _ in objects)
+        log.error("prediction log: the stores did not answer; %d row(s) kept in %s — the next server start "
+                  "or `conveyor sync` stores them", self.spooled, self.spool)
+
+
+SPOOL_SUBDIR = "predictions"
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_spool(folder: Path, objects: list[tuple[dict[str, Any], bytes]]) -> None:
+    """Keep each object as ``<id>.parquet`` plus ``<id>.json`` (its index fields), both
+    fsynced; the JSON file is renamed in last, so a crash mid-way leaves no entry a replay
+    would trust (a lone Parquet file is removed by the next replay)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for meta, data in objects:
+        name = uuid.uuid4().hex
+        for suffix, payload in ((".parquet", data), (".json", json.dumps(meta).encode())):
+            tmp = folder / f".{name}{suffix}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(payload)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, folder / f"{name}{suffix}")
+    _fsync_dir(folder)
+
+
+def replay_spool(store: Any, blobs: Any, folder: Path) -> int:
+    """Store and index every spooled object in ``folder``; returns the rows replayed. An
+    object whose digest is already indexed for the same model is only removed from the
+    spool (a replay that died after indexing does not index it twice)."""
+    from sqlalchemy import select
+
+    from conveyor.store import ServingLogRepo
+    from conveyor.store._serving import serving_log_files as t
+
+    if not folder.is_dir():
+        return 0
+    import fcntl
+
+    with open(folder / ".replay.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one replayer at a time (several workers start together)
+        return _replay_locked(store, blobs, folder, select, ServingLogRepo, t)
+
+
+def _replay_locked(store: Any, blobs: Any, folder: Path, select: Any, repo: Any, t: Any) -> int:
+    rows = 0
+    for index in sorted(folder.glob("*.json")):
+        data_file = index.with_suffix(".parquet")
+        if not data_file.exists():
+            index.unlink()
+            continue
+        meta = json.loads(index.read_text("utf-8"))
+        writer = LogWriter(store, blobs)
+        found = writer._store_object(meta, data_file.read_bytes())
+        with store.write() as conn:
+            known = conn.execute(select(t.c.id).where(
+                t.c.digest == found.digest, t.c.kind == found.kind, t.c.model == found.model,
+                t.c.version == found.version).limit(1)).first()
+            if known is None:
+                repo().record(conn, [found])
+                rows += found.rows
+        index.unlink()
+        data_file.unlink()
+    for stray in folder.glob("*.parquet"):
+        # its index was never written: a crash mid-spool (an hour old, so not one being written now)
+        if not stray.with_suffix(".json").exists() and time.time() - stray.stat().st_mtime > 3600:
+            stray.unlink()
+    return rows
 
 
 def _table(group: list[Record]) -> Any:

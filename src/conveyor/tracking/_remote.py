@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -181,8 +181,11 @@ def _float(value: Any) -> float:
     return float(value)  # "NaN", "Infinity" and "-Infinity" parse as such
 
 
+_RUN_FIELDS = frozenset(Run.__dataclass_fields__)
+
+
 def _run(data: Mapping[str, Any]) -> Run:
-    fields = dict(data)
+    fields = {k: v for k, v in data.items() if k in _RUN_FIELDS}  # a newer server may say more
     fields["status"] = RunStatus(fields["status"])
     fields["metrics"] = {k: _float(v) for k, v in fields["metrics"].items()}
     return Run(**fields)
@@ -638,9 +641,6 @@ class RemoteTracker(Tracker):
                 return Artifact(run_id, checked, digest, size, media)
         raise NotFound("artifact", checked)
 
-    def _stream(self, run_id: str, path: str) -> Iterator[httpx.Response]:
-        return self.http.client.stream("GET", f"/runs/{_id(run_id)}/artifacts/{_quote(path)}")  # type: ignore[return-value]
-
     def download_artifact(self, run_id: str, path: str, dest: str | Path | None = None, *, force: bool = False) -> Path:
         """Like embedded mode: a file or a folder, written atomically, nothing overwritten
         unless ``force``, nothing written into ``.git`` or onto a device."""
@@ -776,4 +776,4 @@ def _remote_only(what: str) -> ConveyorError:
     )
 
 
-__all__ = ["AccessDenied", "RemoteTracker", "ServerUnreachable", "IO"]
+__all__ = ["AccessDenied", "RemoteTracker", "ServerUnreachable"]

@@ -104,6 +104,11 @@ class Tracker:
         self.store.close()
 
     # -- faults ---------------------------------------------------------------------------------------
+    @property
+    def spool_dir(self) -> Path | None:
+        """The folder of this tracker's spool (None: no spool), which the prediction log shares."""
+        return self._spool.folder if self._spool is not None else None
+
     def sync(self, *, quiet: bool = False) -> ReplayReport:
         """Replay spooled writes (this process's and those dead processes left behind)."""
         report = ReplayReport()
