@@ -4,6 +4,8 @@ fast, and ``data add`` with nothing changed stays well under a second."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,19 @@ from rich.tree import Tree
 from conveyor.cli._common import EXIT_PROBLEMS, console, esc, fmt_ms, fmt_value, handle_errors, print_json
 
 data_app = typer.Typer(help="Versioned data sets: add, list, show, diff, get, validate, schema.", no_args_is_help=True)
+
+
+@contextmanager
+def _remote() -> Iterator[Any]:
+    """The conveyor server's HTTP client in remote mode ([server] url set), else None: the
+    read commands then ask the server instead of opening stores this client has no access to."""
+    from conveyor.cli._common import settings, tracker
+
+    if settings().server.url is None:
+        yield None
+        return
+    with tracker() as t:
+        yield t.http
 
 
 def register(app: typer.Typer) -> None:
@@ -92,8 +107,10 @@ def status(
 def list_(as_json: bool = typer.Option(False, "--json")) -> None:
     """Every data set with its latest version."""
     import conveyor.data as cd
+    from conveyor.cli import _remote_data as rd
 
-    found = cd.list_datasets()
+    with _remote() as http:
+        found = rd.list_datasets(http) if http is not None else cd.list_datasets()
     if as_json:
         print_json([v.to_dict(profile=False) for v in found])
         return
@@ -118,10 +135,19 @@ def show(
     from conveyor.data._checkout import manifest_of
     from conveyor.data._context import resolve
 
-    version = cd.get_version(ref)
-    manifest = manifest_of(resolve(None).need_blobs(), version)
-    graph = cd.lineage_graph(None, version.ref, depth=1)
-    history = cd.versions(version.name)
+    from conveyor.cli import _remote_data as rd
+
+    with _remote() as http:
+        if http is not None:  # remote mode: the server's answers (a folder's file list stays on the server)
+            version = rd.get_version(http, ref)
+            manifest = None
+            graph = rd.lineage_graph(http, version.ref, "both", 1)
+            history = rd.versions(http, version.name)
+        else:
+            version = cd.get_version(ref)
+            manifest = manifest_of(resolve(None).need_blobs(), version)
+            graph = cd.lineage_graph(None, version.ref, depth=1)
+            history = cd.versions(version.name)
     if as_json:
         out = version.to_dict()
         out["files"] = [{"path": e.path, "digest": str(e.digest), "size": e.size} for e in manifest.entries] if manifest else None
@@ -175,7 +201,10 @@ def diff(
     """Files added/removed/changed; for tables also rows, schema changes and statistic shifts."""
     import conveyor.data as cd
 
-    d = cd.diff(a, b)
+    from conveyor.cli import _remote_data as rd
+
+    with _remote() as http:
+        d = rd.diff(http, a, b) if http is not None else cd.diff(a, b)
     if as_json:
         print_json(d.to_dict())
         return
@@ -235,7 +264,16 @@ def validate(
     threshold = fail_on or settings.fail_on
     if threshold not in ("warning", "error"):
         raise InvalidInput(f"--fail-on {threshold!r} is not valid", field="--fail-on", value=threshold, hint="warning or error")
-    anomalies = cd.validate(ref, against=against, schema=schema, settings=settings)
+    from conveyor.cli import _remote_data as rd
+
+    with _remote() as http:
+        if http is not None:
+            if schema is not None:
+                raise InvalidInput("--schema needs the data on this machine; remote mode validates against a version",
+                                   field="--schema", value=str(schema), hint="use --against NAME@N")
+            anomalies = rd.validate(http, ref, against)
+        else:
+            anomalies = cd.validate(ref, against=against, schema=schema, settings=settings)
     failing = [a for a in anomalies if threshold == "warning" or a.severity == "error"]
     if as_json:
         print_json({"ref": ref, "anomalies": [a.to_dict() for a in anomalies], "failed": bool(failing)})
@@ -262,7 +300,10 @@ def schema(
     """Write the inferred schema of a table version: edit it and keep it in the project."""
     import conveyor.data as cd
 
-    inferred = cd.schema_of(ref)
+    from conveyor.cli import _remote_data as rd
+
+    with _remote() as http:
+        inferred = rd.schema_of(http, ref) if http is not None else cd.schema_of(ref)
     if out is None:
         import tomli_w
 
@@ -282,7 +323,13 @@ def lineage(
     """Print what is upstream and downstream of REF as trees."""
     import conveyor.data as cd
 
-    graph = cd.lineage_graph(None, ref, direction=direction, depth=depth)  # type: ignore[arg-type]
+    from conveyor.cli import _remote_data as rd
+
+    with _remote() as http:
+        if http is not None:
+            graph = rd.lineage_graph(http, ref, direction, depth)
+        else:
+            graph = cd.lineage_graph(None, ref, direction=direction, depth=depth)  # type: ignore[arg-type]
     if as_json:
         print_json(graph.to_dict())
         return

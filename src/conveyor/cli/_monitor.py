@@ -368,19 +368,47 @@ def history_cmd(
     """Stored evaluations, alerts or retraining triggers, newest first."""
     from conveyor.store import MonitoringRepo
 
+    if what not in ("evaluations", "alerts", "triggers"):
+        raise InvalidInput(f"--show {what!r} is not one of evaluations, alerts, triggers", field="show", value=what)
     repo = MonitoringRepo()
-    with tracker() as t, t.store.read() as conn:
-        if what == "evaluations":
-            rows = [{"id": r.id, "at": r.created_at, "monitor": r.monitor, "model": r.model,
-                     "version": r.model_version, "status": r.status,
-                     "drift_share": r.metrics.get("drift_share"), "accuracy": r.metrics.get("accuracy"),
-                     "error": r.error} for r in repo.evaluations(conn, model=model, limit=limit)]
-        elif what == "alerts":
-            rows = [{**a.__dict__, "at": a.created_at} for a in repo.alerts(conn, model=model, limit=limit)]
-        elif what == "triggers":
-            rows = [{**r.__dict__, "at": r.created_at} for r in repo.triggers(conn, model=model, limit=limit)]
+    with tracker() as t:
+        if getattr(t, "http", None) is not None:  # remote mode: the server's /api/v1/monitoring
+            rows = _remote_history(t, what, model, limit)
         else:
-            raise InvalidInput(f"--show {what!r} is not one of evaluations, alerts, triggers", field="show", value=what)
+            with t.store.read() as conn:
+                if what == "evaluations":
+                    rows = [{"id": r.id, "at": r.created_at, "monitor": r.monitor, "model": r.model,
+                             "version": r.model_version, "status": r.status,
+                             "drift_share": r.metrics.get("drift_share"), "accuracy": r.metrics.get("accuracy"),
+                             "error": r.error} for r in repo.evaluations(conn, model=model, limit=limit)]
+                elif what == "alerts":
+                    rows = [{**a.__dict__, "at": a.created_at} for a in repo.alerts(conn, model=model, limit=limit)]
+                else:
+                    rows = [{**r.__dict__, "at": r.created_at} for r in repo.triggers(conn, model=model, limit=limit)]
+    _print_history(rows, what, as_json)
+
+
+def _remote_history(t: Any, what: str, model: str | None, limit: int) -> list[dict[str, Any]]:
+    """The same rows from a conveyor server's /api/v1/monitoring (remote mode)."""
+    path = {"evaluations": "/monitoring/evaluations", "alerts": "/monitoring/alerts",
+            "triggers": "/monitoring/retrainings"}[what]
+    params: dict[str, Any] = {"max_results": min(limit, 1000)}
+    if model is not None:
+        params["model"] = model
+    found = t.http.json("GET", path, params=params)
+    if what == "evaluations":
+        return [{"id": e["id"], "at": e["created_at"], "monitor": e["monitor"], "model": e["model"],
+                 "version": e["model_version"], "status": e["status"], "drift_share": e["metrics"].get("drift_share"),
+                 "accuracy": e["metrics"].get("accuracy"), "error": e["error"]} for e in found["evaluations"]]
+    if what == "alerts":
+        keys = ("id", "evaluation_id", "monitor", "model", "kind", "rule", "value", "message", "created_at")
+        return [{**{k: a[k] for k in keys}, "at": a["created_at"]} for a in found["alerts"]]
+    keys = ("id", "model", "reason", "alert_id", "status", "run_id", "candidate_version", "decision", "created_at",
+            "finished_at", "holder", "lease_until", "heartbeat_at")
+    return [{**{k: r[k] for k in keys}, "at": r["created_at"]} for r in found["retrainings"]]
+
+
+def _print_history(rows: list[dict[str, Any]], what: str, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return

@@ -178,11 +178,21 @@ def runs_cmd(
 
     repo = PipelineRepo()
     with tracker() as t:
-        with t.store.read() as conn:
-            records = repo.list_runs(conn, pipeline_name, limit)
-            execs = {r.run_id: repo.executions_of(conn, r.run_id) for r in records}
-            runs = {r.run_id: t.store.runs.get(conn, r.run_id) for r in records}
-    rows = [
+        if getattr(t, "http", None) is not None:  # remote mode: the server's /api/v1/pipelines
+            params: dict[str, Any] = {"max_results": min(limit, 1000)}
+            if pipeline_name is not None:
+                params["pipeline"] = pipeline_name
+            found = t.http.json("GET", "/pipelines/runs", params=params)["runs"]
+            remote_rows = [{"run_id": r["run_id"], "pipeline": r["pipeline"], "executor": r["executor"],
+                            "status": r["status"], "started": r["created_at"], "duration_s": r["duration_s"],
+                            "steps": r["steps"], "cached": r["cached"]} for r in found]
+        else:
+            remote_rows = None
+            with t.store.read() as conn:
+                records = repo.list_runs(conn, pipeline_name, limit)
+                execs = {r.run_id: repo.executions_of(conn, r.run_id) for r in records}
+                runs = {r.run_id: t.store.runs.get(conn, r.run_id) for r in records}
+    rows = remote_rows if remote_rows is not None else [
         {
             "run_id": r.run_id, "pipeline": r.pipeline, "executor": r.executor,
             "status": runs[r.run_id].status.value, "started": r.created_at,

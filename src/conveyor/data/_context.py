@@ -52,6 +52,14 @@ def resolve(target: Any = None) -> Stores:
         return target
     if target is None:
         settings = Settings.load()
+        server = getattr(getattr(settings, "server", None), "url", None)
+        if server is not None:  # remote mode: never a local store nobody else sees
+            raise InvalidInput(
+                f"conveyor.data works on the stores directly, and this project names only a server ({server})",
+                field="server.url", value=server,
+                hint="run it where the stores are (the server's machine); `conveyor data list/show/diff/validate/"
+                "schema` and `conveyor lineage` read through the server",
+            )
         with _lock:
             found = _defaults.get(settings.root)
             if found is None:

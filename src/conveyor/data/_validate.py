@@ -110,7 +110,7 @@ def validate(
     inferred = schema is None
     if schema is None:
         if against is None:
-            against = _previous(data)
+            against = _previous(data, tracker)
         _, old_profile, label = _table(against, tracker)
         schema = infer_schema(old_profile, source=label)
     elif not isinstance(schema, Schema):
@@ -129,7 +129,7 @@ def _table_file(data: Any) -> Path | None:
     return None
 
 
-def _previous(data: Any) -> str:
+def _previous(data: Any, tracker: Any = None) -> str:
     from conveyor.data._refs import parse_dataset_ref
 
     if _is_frame(data):
@@ -143,7 +143,7 @@ def _previous(data: Any) -> str:
     ref = parse_dataset_ref(data)
     from conveyor.data._versions import get_version
 
-    version = get_version(ref)
+    version = get_version(ref, tracker=tracker)
     if version.version == 1:
         raise InvalidInput(
             f"{version.ref} is the first version: there is nothing to compare it with", field="against",

@@ -41,6 +41,10 @@ def promote(
         from conveyor.registry import get_registry
 
         registry = get_registry()
+    from conveyor.registry._remote import RemoteRegistry
+
+    if isinstance(registry, RemoteRegistry):  # remote mode: the server decides, in one transaction
+        return registry.promote(name, version, alias, force=force, reason=reason, user=user)
     registry.get_version(name, version)  # NotFound names the version
     found = evaluations(registry, name, version)
     latest = found[0] if found else None

@@ -50,6 +50,17 @@ def parse_instant(value: str | int | datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def check_alias(alias: str) -> str:
+    """An alias name: a key that is not a number, ``latest``, and has no ``/`` or ``@``."""
+    validate_key("alias", alias)
+    if alias.isdigit() or alias == "latest" or "/" in alias or "@" in alias:
+        raise InvalidInput(
+            f"alias {alias!r} is not valid", field="alias", value=alias,
+            hint="use a name such as champion or challenger (not a number, 'latest', '/' or '@')",
+        )
+    return alias
+
+
 class AliasMixin:
     """Alias moves, rollback and history; mixed into ``Registry`` (needs store and repo)."""
 
@@ -74,12 +85,7 @@ class AliasMixin:
         ``expected`` (a version or ``None``) makes it a compare-and-set: when another process
         moved the alias meanwhile, the attempt is recorded as ``promote_lost`` and ``Conflict``
         is raised, so of two concurrent promotions exactly one wins."""
-        validate_key("alias", alias)
-        if alias.isdigit() or alias == "latest" or "/" in alias or "@" in alias:
-            raise InvalidInput(
-                f"alias {alias!r} is not valid", field="alias", value=alias,
-                hint="use a name such as champion or challenger (not a number, 'latest', '/' or '@')",
-            )
+        check_alias(alias)
         lost: int | None | object = ANY
         with self.store.write() as conn:
             model = self.repo.model_row(conn, name, lock=True)
@@ -201,4 +207,4 @@ def _str(value: object) -> str | None:
     return None if value is None or value is ANY else str(value)
 
 
-__all__ = ["ANY", "AliasMixin", "current_user", "parse_instant"]
+__all__ = ["ANY", "AliasMixin", "check_alias", "current_user", "parse_instant"]

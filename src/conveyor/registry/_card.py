@@ -71,6 +71,10 @@ def model_card(uri: str, *, registry: Any = None, settings: Any = None) -> str:
 
         settings = Settings.load()
     version = registry.get(uri if "/" in uri or "@" in uri else f"models:/{uri}/latest")
+    from conveyor.registry._remote import RemoteRegistry
+
+    if isinstance(registry, RemoteRegistry):  # remote mode: the server writes it from what it records
+        return registry.card(version.name, version.version)
     config = card_settings(settings.section("model_cards"), version.name)
     run = registry.tracker.get_run(version.run_id) if version.run_id else None
     evaluation = latest_evaluation(registry, version.name, version.version)

@@ -73,6 +73,16 @@ class Registry(AliasMixin):
         registry.resolve("models:/churn@champion")   # ModelRef(name="churn", version=1, …)
     """
 
+    def __new__(cls, tracker: Any) -> Registry:
+        """A :class:`conveyor.registry._remote.RemoteRegistry` when ``tracker`` talks to a
+        conveyor server (remote mode), so every caller works the same in both modes."""
+        if cls is Registry and getattr(tracker, "http", None) is not None:
+            from conveyor.registry._remote import RemoteRegistry, is_remote
+
+            if is_remote(tracker):
+                return object.__new__(RemoteRegistry)
+        return object.__new__(cls)
+
     def __init__(self, tracker: Any) -> None:
         self.tracker = tracker
         self.store = tracker.store

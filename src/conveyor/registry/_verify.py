@@ -74,8 +74,15 @@ def verify(blobs: Any, source: str, digest: str, *, trusted: list[str] | None = 
     version records as ``FAILED_REGISTRATION``."""
     from conveyor.models import load_from_store
 
+    return Verified(source, digest, checked(lambda: load_from_store(blobs, digest, trusted=trusted, source=source),
+                                            source))
+
+
+def checked(load: Any, source: str) -> Any:
+    """``load()`` then predict the example; every failure as the ``InvalidInput`` a version
+    records as its ``FAILED_REGISTRATION`` reason."""
     try:
-        model = load_from_store(blobs, digest, trusted=trusted, source=source)
+        model = load()
         check_loaded(model)
     except Exception as exc:  # noqa: BLE001 - every failure is the reason the version is refused
         reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
@@ -84,7 +91,7 @@ def verify(blobs: Any, source: str, digest: str, *, trusted: list[str] | None = 
             f"{source} does not load as a model: {reason}", field="source", value=source,
             hint=hint or "load it with conveyor.models.load to see the full error",
         ) from exc
-    return Verified(source, digest, model)
+    return model
 
 
-__all__ = ["HOW_TO_PACKAGE", "Verified", "check_loaded", "require_package", "verify"]
+__all__ = ["HOW_TO_PACKAGE", "Verified", "check_loaded", "checked", "require_package", "verify"]

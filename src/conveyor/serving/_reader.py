@@ -102,6 +102,12 @@ def _read(kind: str, model: str, version: str | None, since: Any, until: Any, tr
     from conveyor.store import ServingLogRepo
 
     since_ms, until_ms = _ms(since, "since"), _ms(until, "until")
+    if tracker is None:
+        from conveyor.tracking import get_tracker
+
+        tracker = get_tracker()
+    if getattr(tracker, "http", None) is not None:  # remote mode: the server reads the log files
+        return _read_remote(kind, model, version, since_ms, until_ms, tracker)
     store, blobs = _stores(tracker)
     with store.read() as conn:
         files = ServingLogRepo().find(conn, kind, model, version, since_ms, until_ms)
@@ -115,6 +121,28 @@ def _read(kind: str, model: str, version: str | None, since: Any, until: Any, tr
     if until_ms is not None:
         frame = frame[frame["timestamp"] < pd.Timestamp(until_ms, unit="ms", tz="UTC")]
     return frame.sort_values(["timestamp", "request_id", "row"], kind="stable").reset_index(drop=True)
+
+
+def _read_remote(kind: str, model: str, version: str | None, since_ms: int | None, until_ms: int | None,
+                 tracker: Any) -> Any:
+    """The same frame from a conveyor server's ``/api/v1/monitoring`` pages (remote mode)."""
+    import pandas as pd
+
+    path = "/monitoring/predictions" if kind == "predictions" else "/monitoring/feedback"
+    params: dict[str, Any] = {"model": model, "max_results": 1000}
+    for key, value in (("version", version), ("since", since_ms), ("until", until_ms)):
+        if value is not None:
+            params[key] = str(value)
+    rows: list[dict[str, Any]] = []
+    while True:
+        page = tracker.http.json("GET", path, params=params)
+        rows += page["rows"]
+        if not page.get("next_page_token"):
+            break
+        params["page_token"] = page["next_page_token"]
+    frame = pd.DataFrame(rows, columns=page["columns"])
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True)
+    return frame
 
 
 def read_prediction_log(

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from conveyor._version import __version__
 from conveyor.server.api import _errors, _system, artifacts, experiments, runs
+from conveyor.server.api import datasets, lineage, models, monitoring, pipelines
 
 #: Every router of the API, in the order their paths appear in the OpenAPI document.
 ROUTERS = [
@@ -21,6 +22,11 @@ ROUTERS = [
     experiments.router,
     runs.router,
     artifacts.router,
+    datasets.router,
+    pipelines.router,
+    models.router,
+    monitoring.router,
+    lineage.router,
 ]
 
 
