@@ -313,6 +313,7 @@ def create_model(request: Request, body: ModelCreate) -> Any:
     _check_name(body.name)
     with registry.store.write() as conn:
         registry.repo.ensure_model(conn, body.name)
+    _deps.created(request, "model", body.name)  # the creator manages it
     if body.description:
         registry.set_description(body.name, body.description)
     return _model(registry.get_model(body.name))
@@ -378,11 +379,19 @@ def list_versions(
 @router.post("/{name}/versions", response_model=ModelVersionOut, status_code=201,
              summary="Register a run's model package as the next version")
 def register_version(request: Request, body: VersionCreate, name: str = ModelName) -> Any:
-    _deps.authorize(request, "model", name, "edit")
-    version = _registry(request).register(
+    registry = _registry(request)
+    try:
+        registry.get_model(name)
+        new = False
+    except NotFound:
+        new = True  # registering its first version creates the model: the right to create one is enough
+    _deps.authorize(request, "model", None if new else name, "edit")
+    version = registry.register(
         body.source, name, description=body.description, tags=body.tags, data_versions=body.data_versions,
         user=caller(request, body.user),
     )
+    if new:
+        _deps.created(request, "model", name)  # the creator manages it
     return _version(version)
 
 
