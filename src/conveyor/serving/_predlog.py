@@ -175,8 +175,9 @@ class LogWriter:
                 kind, model, version, hour * HOUR_MS, str(blob.digest), sum(r.rows for r in group),
                 blob.size, min(r.ts_ms for r in group), max(r.ts_ms for r in group), now,
             ))
-        with self.store.write() as conn:
-            ServingLogRepo().record(conn, files)
+        # once: a retry after a lost commit acknowledgement must not index the files twice
+        self.store.transaction(lambda conn: ServingLogRepo().record(conn, files), once=True,
+                               what="indexing the prediction log")
         return files
 
     def _encode(self, group: list[Record]) -> list[tuple[list[Record], bytes]]:

@@ -42,6 +42,7 @@ from conveyor.store._monitoring import (
 from conveyor.store._compat import schema_log
 from conveyor.store._runs import RunRepo, params, run_tags, runs, validate_key
 from conveyor.store._serving import LogFile, ServingLogRepo, serving_log_files
+from conveyor.store._receipts import write_receipts
 from conveyor.store._schema import DIGEST_COLUMNS, DigestColumn, metadata, register_digest_column
 from conveyor.store._maintenance import DoctorReport, GcReport, collect_garbage, doctor, referenced
 from conveyor.store._search import search_runs
@@ -49,6 +50,7 @@ from conveyor.store._filter import parse_filter, parse_order_by
 from conveyor.store._store import Store, head_revision, mask_url, normalize_url
 
 __all__ = [
+    "write_receipts",
     "AlertRow",
     "ArtifactRepo",
     "DEFAULT_EXPERIMENT",

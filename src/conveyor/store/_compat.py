@@ -41,6 +41,7 @@ ADDITIVE: dict[str, bool] = {
     # a client that does not know FAILED_REGISTRATION would serve and promote broken versions
     "0008": False,
     "0009": True,
+    "0010": True,  # write_receipts: a new table
 }
 
 
