@@ -1,8 +1,9 @@
 """One settings object reaches every code path: each entry point (CLI, Python API, pipeline
-run from the CLI and from Python, sweeps, the local executor's workers) runs with only
-``conveyor.toml`` set, then with only environment variables, against PostgreSQL + S3
-(moto), and the test checks where every byte landed: the runs in PostgreSQL, every
-referenced object in the bucket, nothing in the project folder."""
+run from the CLI and from Python, sweeps, the local executor's workers, ``conveyor serve``
+reading the registry and writing the prediction log, ``conveyor monitor run`` and the
+retraining it triggers) runs with only ``conveyor.toml`` set, then with only environment
+variables, against PostgreSQL + S3 (moto), and the test checks where every byte landed:
+the rows in PostgreSQL, every referenced object in the bucket, nothing in the project folder."""
 
 from __future__ import annotations
 
