@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import delete
 
@@ -199,12 +199,15 @@ def collect_garbage(
     refs = references(store, blobs)
     if refs.unreadable and not skip_unreadable:
         raise UnreadableManifests(refs.unreadable)
-    with store.write() as conn:
-        report.purged_runs = store.runs.deleted_ids(conn)
+    def purge(conn: Any) -> list[str]:  # deleting what is marked deleted: safe to run again
+        ids = store.runs.deleted_ids(conn)
         if purge_deleted_runs and not dry_run:
-            store.runs.purge(conn, report.purged_runs)
+            store.runs.purge(conn, ids)
         if not dry_run:  # receipts of exactly-once writes outlive their retries by far
             conn.execute(delete(write_receipts).where(write_receipts.c.at < int(time.time() * 1000) - RECEIPT_TTL_MS))
+        return ids
+
+    report.purged_runs = store.transaction(purge, what="purging deleted runs")
     refs = references(store, blobs) if not dry_run else refs
     if dry_run and report.purged_runs:
         refs = _refs_without(store, blobs, report.purged_runs)
