@@ -22,7 +22,7 @@ def test_an_s3_store_reopens_with_its_settings() -> None:
     again = BlobStore.open(**task)  # what the worker does
     assert again.reopen == task
     config = again._backend.fs.config_kwargs  # type: ignore[attr-defined]
-    assert config["read_timeout"] == 7.0 and config["retries"]["max_attempts"] == 6
+    assert config["read_timeout"] == 7.0 and config["retries"]["total_max_attempts"] == 6
     assert config["max_pool_connections"] == 4
     # an explicit endpoint given to pipelines.run(s3_endpoint_url=...) wins
     assert _blob_reopen(store, "http://other:9000")["s3_endpoint_url"] == "http://other:9000"

@@ -516,7 +516,8 @@ def _s3_backend(
     config = {
         "connect_timeout": connect_timeout,
         "read_timeout": read_timeout,
-        "retries": {"max_attempts": max_attempts, "mode": "standard"},
+        # total_max_attempts counts the first try ("max_attempts" would count retries only)
+        "retries": {"total_max_attempts": max_attempts, "mode": "standard"},
         "max_pool_connections": concurrency,
     }
     # No listings cache: another process (a writer, a GC) may change the bucket at any time,
