@@ -50,7 +50,6 @@ from conveyor.store._filter import parse_filter, parse_order_by
 from conveyor.store._store import Store, head_revision, mask_url, normalize_url
 
 __all__ = [
-    "write_receipts",
     "AlertRow",
     "ArtifactRepo",
     "DEFAULT_EXPERIMENT",
@@ -117,4 +116,5 @@ __all__ = [
     "step_outputs",
     "upsert",
     "validate_key",
+    "write_receipts",
 ]
