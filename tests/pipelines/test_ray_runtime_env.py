@@ -79,7 +79,7 @@ def test_a_steps_own_error_survives_a_failed_log_upload(tmp_path: Path) -> None:
     not_a_folder.write_text("a file where the artifact store should be", encoding="utf-8")
     result = execute({
         "node": "run", "module": "doomed_step", "qualname": "run", "sys_path": [str(code)],
-        "artifacts_url": str(not_a_folder), "s3_endpoint_url": None, "inputs": {}, "params": {},
+        "blobs": {"url": str(not_a_folder)}, "inputs": {}, "params": {},
         "outputs": ["out"], "metrics": False, "materializers": {},
     })
     assert result["status"] == "FAILED"

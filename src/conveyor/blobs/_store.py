@@ -57,6 +57,14 @@ class BlobStore:
 
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
+        self.open_options: dict[str, object] = {}
+
+    @property
+    def reopen(self) -> dict[str, object]:
+        """What another process needs to open this same store: ``{"url": …, **options}`` for
+        ``BlobStore.open(**…)`` (the S3 endpoint, timeouts, retries and concurrency it was
+        opened with; no credentials, which come from the environment)."""
+        return {"url": self.url, **self.open_options}
 
     @property
     def url(self) -> str:
@@ -88,10 +96,16 @@ class BlobStore:
         """
         text = os.fspath(url)
         if text.startswith("s3://"):
-            return cls(_s3_backend(
+            store = cls(_s3_backend(
                 text, s3_endpoint_url, connect_timeout=s3_connect_timeout, read_timeout=s3_read_timeout,
                 max_attempts=s3_max_attempts, concurrency=s3_max_concurrency,
             ))
+            store.open_options = {
+                "s3_endpoint_url": s3_endpoint_url, "s3_connect_timeout": s3_connect_timeout,
+                "s3_read_timeout": s3_read_timeout, "s3_max_attempts": s3_max_attempts,
+                "s3_max_concurrency": s3_max_concurrency,
+            }
+            return store
         if "://" in text and not text.startswith("file://"):
             raise InvalidInput(
                 f"unsupported artifact store URL {text!r}",
@@ -502,7 +516,8 @@ def _s3_backend(
     config = {
         "connect_timeout": connect_timeout,
         "read_timeout": read_timeout,
-        "retries": {"max_attempts": max_attempts, "mode": "standard"},
+        # total_max_attempts counts the first try ("max_attempts" would count retries only)
+        "retries": {"total_max_attempts": max_attempts, "mode": "standard"},
         "max_pool_connections": concurrency,
     }
     # No listings cache: another process (a writer, a GC) may change the bucket at any time,

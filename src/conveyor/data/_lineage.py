@@ -18,7 +18,7 @@ from conveyor.errors import InvalidInput
 from conveyor.store import LineageRepo, runs
 from conveyor.store import artifacts as artifacts_table
 
-from conveyor.data._context import connection
+from conveyor.data._context import connection, resolve
 from conveyor.data._refs import Node, parse_dataset_ref, parse_node
 
 __all__ = ["Edge", "LineageGraph", "lineage_graph", "record_lineage"]
@@ -112,8 +112,11 @@ def record_lineage(
         Edge(upstream=Node(kind='dataset_version', id='iris@2'), …)
     """
     edge = Edge(parse_node(upstream), parse_node(downstream), _check_relation(relation), now_ms(), run_id)
-    with connection(target, write=True) as conn:
-        _repo.record(conn, [_row(edge)])
+    if isinstance(target, Connection):  # the caller's transaction
+        _repo.record(target, [_row(edge)])
+        return edge
+    # duplicates are ignored: retried through a database blink without a second edge
+    resolve(target).store.transaction(lambda conn: _repo.record(conn, [_row(edge)]), what="recording lineage")
     return edge
 
 

@@ -135,21 +135,28 @@ def _unchanged(row: Any) -> DatasetVersion:
 def _insert(stores: Stores, name: str, values: dict[str, Any], run_id: str | None) -> DatasetVersion:
     from conveyor.data._types import DatasetVersion
 
+    def body(conn: Any) -> list[Any]:
+        """[version, created]: the new version, or the latest when it already holds these bytes."""
+        latest = _repo.latest(conn, name)
+        if latest is not None and latest.digest == values["digest"]:
+            return [int(latest.version), False]  # a concurrent add won
+        created = now_ms()
+        dataset_id = _repo.dataset_id(conn, name, create_at=created)
+        assert dataset_id is not None
+        version = (latest.version if latest is not None else 0) + 1
+        _repo.insert(conn, dataset_id, version, {**values, "created_at": created})
+        if run_id is not None:
+            node = Node("dataset_version", f"{name}@{version}")
+            record_edges(conn, [Edge(Node("run", run_id), node, "produced", created, run_id)])
+        return [int(version), True]
+
     for attempt in range(_WRITE_ATTEMPTS):
         try:
-            with stores.store.write() as conn:
-                latest = _repo.latest(conn, name)
-                if latest is not None and latest.digest == values["digest"]:
-                    return DatasetVersion.from_row(latest, created=False)  # a concurrent add won
-                created = now_ms()
-                dataset_id = _repo.dataset_id(conn, name, create_at=created)
-                assert dataset_id is not None
-                version = (latest.version if latest is not None else 0) + 1
-                _repo.insert(conn, dataset_id, version, {**values, "created_at": created})
-                if run_id is not None:
-                    node = Node("dataset_version", f"{name}@{version}")
-                    record_edges(conn, [Edge(Node("run", run_id), node, "produced", created, run_id)])
-                return DatasetVersion.from_row(_repo.get(conn, name, version), created=True)
+            # retried through a database blink; once: a retry after a lost commit
+            # acknowledgement reports the version it made instead of finding it "unchanged"
+            number, created = stores.store.transaction(body, once=True, what=f"adding a version of data set {name}")
+            with stores.store.read() as conn:
+                return DatasetVersion.from_row(_repo.get(conn, name, number), created=created)
         except Conflict:
             if attempt == _WRITE_ATTEMPTS - 1:
                 raise Conflict(
@@ -217,8 +224,8 @@ def log_input(ref: str | DatasetRef, run_id: str | None = None, *, tracker: Any 
         )
     version = get_version(ref, tracker=tracker)
     edge = Edge(Node("dataset_version", f"{version.name}@{version.version}"), Node("run", run_id), "input", now_ms(), run_id)
-    with resolve(tracker).store.write() as conn:
-        record_edges(conn, [edge])
+    store = resolve(tracker).store
+    store.transaction(lambda conn: record_edges(conn, [edge]), what="recording a data input")
     return edge
 
 

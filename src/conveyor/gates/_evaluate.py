@@ -117,14 +117,19 @@ def _finish(
 
 def store_evaluation(registry: Registry, evaluation: Evaluation) -> None:
     assert evaluation.model is not None and evaluation.version is not None
-    with registry.store.write() as conn:
+    who = current_user_name()
+
+    def body(conn: Any) -> None:
         model = registry.repo.model_row(conn, evaluation.model)
         conn.execute(gate_evaluations.insert().values(
             id=evaluation.id, model_id=model.id, version=evaluation.version, gate=evaluation.gate,
             passed=evaluation.passed, champion_version=evaluation.champion_version, dataset=evaluation.dataset,
             n_rows=evaluation.n_rows, evidence=json.dumps(evaluation.to_dict(), default=_json),
-            user=current_user_name(), created_at=evaluation.created_at,
+            user=who, created_at=evaluation.created_at,
         ))
+
+    # once: the evaluation's id is its primary key, a retry after a lost acknowledgement must not collide
+    registry.store.transaction(body, once=True, what=f"storing a gate evaluation of {evaluation.model}")
 
 
 def evaluations(registry: Registry, name: str, version: int | None = None) -> list[Evaluation]:

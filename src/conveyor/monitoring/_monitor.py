@@ -92,10 +92,11 @@ class Monitoring:
         return self._notifiers[url]
 
     def _record_delivery(self, alert_id: int, delivery: Delivery) -> None:
-        with self.tracker.store.write() as conn:
-            self.repo.add_notification(conn, alert_id=alert_id, target=delivery.target, status=delivery.status,
-                                       attempts=delivery.attempts, http_status=delivery.http_status,
-                                       error=delivery.error)
+        self.tracker.store.transaction(
+            lambda conn: self.repo.add_notification(
+                conn, alert_id=alert_id, target=delivery.target, status=delivery.status, attempts=delivery.attempts,
+                http_status=delivery.http_status, error=delivery.error),
+            once=True, what="recording a webhook delivery")
 
     def wait(self, timeout: float | None = None) -> bool:
         """Let background webhook deliveries and retrainings finish (bounded by ``timeout``)."""
@@ -105,9 +106,10 @@ class Monitoring:
     def alert(self, config: MonitorConfig, kind: str, rule: str, value: float | None, message: str,
               evaluation_id: int | None = None) -> int:
         """Record an alert, log it and send it to the monitor's webhook."""
-        with self.tracker.store.write() as conn:
-            alert_id = self.repo.add_alert(conn, evaluation_id=evaluation_id, monitor=config.name,
-                                           model=config.model, kind=kind, rule=rule, value=value, message=message)
+        alert_id = self.tracker.store.transaction(
+            lambda conn: self.repo.add_alert(conn, evaluation_id=evaluation_id, monitor=config.name,
+                                             model=config.model, kind=kind, rule=rule, value=value, message=message),
+            once=True, what="recording an alert")
         payload = {"alert_id": alert_id, "monitor": config.name, "model": config.model, "kind": kind,
                    "rule": rule, "value": value, "message": message, "evaluation_id": evaluation_id}
         self.notifier(config.webhook or self.defaults.webhook).notify(alert_id, payload)
@@ -242,11 +244,12 @@ class Monitoring:
         if drift is not None:
             report_digest = str(self.tracker.blobs.put_bytes(drift.current.to_bytes()).digest)
         stored_metrics = {**metrics, "drift_report": drift.to_dict() if drift is not None else None}
-        with self.tracker.store.write() as conn:
-            evaluation_id = self.repo.add_evaluation(
+        evaluation_id = self.tracker.store.transaction(
+            lambda conn: self.repo.add_evaluation(
                 conn, monitor=config.name, model=config.model, model_version=version, window_start=since,
                 window_end=until, status=status, metrics=stored_metrics, rules=[r.to_dict() for r in rules],
-                report_digest=report_digest, error=error)
+                report_digest=report_digest, error=error),
+            once=True, what="recording a monitor evaluation")
         if error:
             log.error("monitor %s: %s", config.name, error)
         alert_ids, triggers = [], []

@@ -57,8 +57,9 @@ def reference_summary(
 def store_summary(tracker: Any, key: str, summary: Summary) -> str:
     """Put ``summary`` in the artifact store under ``key``; returns its digest."""
     blob = tracker.blobs.put_bytes(summary.to_bytes())
-    with tracker.store.write() as conn:
-        _repo.put_reference(conn, key, str(blob.digest), summary.n_rows, len(summary.columns))
+    tracker.store.transaction(
+        lambda conn: _repo.put_reference(conn, key, str(blob.digest), summary.n_rows, len(summary.columns)),
+        what="storing a reference summary")
     return str(blob.digest)
 
 

@@ -157,8 +157,10 @@ class ContinuousTrainer:
             decision = f"retraining failed: {type(exc).__name__}: {exc}; the champion stays"
             log.error("retraining of %s (trigger %s) failed: %s", model, trigger_id, exc)
             run_id = getattr(exc, "run_id", None) or self._tagged_run(trigger_id)
-            with self.tracker.store.write() as conn:
-                self.repo.finish_trigger(conn, trigger_id, "failed", decision, run_id=run_id)
+            # retried through a database blink (setting the final status again is a no-op)
+            self.tracker.store.transaction(
+                lambda conn: self.repo.finish_trigger(conn, trigger_id, "failed", decision, run_id=run_id),
+                what="recording a failed retraining")
             if self.on_failure is not None:
                 self.on_failure(model, decision, trigger_id)
             return self.get(trigger_id)
@@ -166,10 +168,12 @@ class ContinuousTrainer:
             stop.set()
             beat.join()
         status = "promoted" if outcome.promoted else "rejected"
-        with self.tracker.store.write() as conn:
-            self.repo.finish_trigger(conn, trigger_id, status, outcome.decision,
-                                     run_id=outcome.run_id or self._tagged_run(trigger_id),
-                                     candidate_version=outcome.candidate_version)
+        run_id = outcome.run_id or self._tagged_run(trigger_id)
+        # retried through a database blink (setting the final status again is a no-op)
+        self.tracker.store.transaction(
+            lambda conn: self.repo.finish_trigger(conn, trigger_id, status, outcome.decision, run_id=run_id,
+                                                  candidate_version=outcome.candidate_version),
+            what="recording a retraining's outcome")
         log.warning("retraining of %s (trigger %s): %s", model, trigger_id, outcome.decision)
         return self.get(trigger_id)
 
@@ -199,8 +203,8 @@ class ContinuousTrainer:
     def _record_abandoned(self, row: TriggerRow) -> None:
         run_id = row.run_id or self._tagged_run(row.id)
         if run_id and not row.run_id:
-            with self.tracker.store.write() as conn:
-                self.repo.set_trigger_run(conn, row.id, run_id)
+            self.tracker.store.transaction(lambda conn: self.repo.set_trigger_run(conn, row.id, run_id),
+                                           what="linking a retraining to its run")
         log.error("retraining of %s (trigger %s) %s", row.model, row.id, row.decision)
         if self.on_failure is not None:
             self.on_failure(row.model, row.decision, row.id)

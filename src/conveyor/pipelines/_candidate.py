@@ -54,8 +54,9 @@ def resolve_contract(tracker: Any, graph: Graph, steps: Mapping[str, Any], run_i
     from conveyor.entities import now_ms
 
     stamp = now_ms()
-    with tracker.store.write() as conn:
-        store = tracker.store
+    store = tracker.store
+
+    def body(conn: Any) -> None:
         parent_tags = {"conveyor.candidate": uri} if uri else {}
         if eval_run:
             parent_tags["conveyor.evaluation_run"] = eval_run
@@ -72,6 +73,8 @@ def resolve_contract(tracker: Any, graph: Graph, steps: Mapping[str, Any], run_i
         points = [(r, k, v, 0, stamp) for k, v in evaluation.items() for r in {run_id, cand_run} - {None, eval_run}]
         if points:
             store.metrics.write(conn, points)
+
+    store.transaction(body, once=True, what="recording the pipeline's candidate")
     return uri, evaluation
 
 

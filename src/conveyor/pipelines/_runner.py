@@ -97,9 +97,13 @@ def _import_root(module_name: str) -> str | None:
     return str(Path(path).resolve().parents[depth])
 
 
-def _blob_url(blobs: Any) -> str:
-    # BlobStore keeps its URL on the backend; workers reopen the same store from it.
-    return blobs.url
+def _blob_reopen(blobs: Any, s3_endpoint_url: str | None) -> dict[str, Any]:
+    """How a worker reopens the tracker's artifact store: its URL and every S3 setting it was
+    opened with (endpoint, timeouts, retries, concurrency), not S3's defaults."""
+    options = dict(getattr(blobs, "reopen", None) or {"url": blobs.url})
+    if s3_endpoint_url is not None and str(options["url"]).startswith("s3://"):
+        options["s3_endpoint_url"] = s3_endpoint_url  # an explicit run(s3_endpoint_url=…) wins
+    return options
 
 
 class _Run:
@@ -244,7 +248,8 @@ class _Run:
                 continue  # deleted or corrupted outputs: this execution cannot be reused
             started = time.perf_counter()
             metrics = self.step_metrics(node, outputs)
-            with store.write() as conn:  # the whole cache hit is one transaction
+
+            def hit(conn: Any, execution: Any = execution, outputs: Any = outputs, metrics: Any = metrics) -> str:
                 run_id = _record.open_step(
                     self.tracker, self.experiment_id, self.run_id, node.id, key, node.params, "hit", conn=conn,
                     context=self.context, data_inputs=self.data_inputs(node),
@@ -258,6 +263,11 @@ class _Run:
                     metrics=metrics, conn=conn, bookkeeping=bookkeeping,
                 )
                 self.after_step(node, run_id, conn)
+                return str(run_id)
+
+            # the whole cache hit is one transaction, retried through a database blink; once:
+            # a retry after a lost commit acknowledgement must not open a second step run
+            run_id = store.transaction(hit, once=True, what=f"recording the cache hit of step {node.id}")
             if metrics:  # outside the transaction: the metric buffer may write on its own
                 self.tracker.log_metrics(self.run_id, dict(metrics))
             self.on_event(node.id, "cached", f"from run {execution.run_id[:8]}")
@@ -296,8 +306,7 @@ class _Run:
             return StepResult(node.id, "FAILED", error=f"{type(exc).__name__}: {exc}", duration_s=time.perf_counter() - started)
         task = {
             "node": node.id, "module": node.step.module, "qualname": node.step.qualname,
-            "sys_path": self.sys_path, "artifacts_url": _blob_url(self.tracker.blobs),
-            "s3_endpoint_url": self.s3_endpoint_url, "inputs": inputs, "params": node.params,
+            "sys_path": self.sys_path, "blobs": _blob_reopen(self.tracker.blobs, self.s3_endpoint_url), "inputs": inputs, "params": node.params,
             "outputs": list(options.outputs), "metrics": options.metrics,
             "materializers": _registered_materializers(), "package": self.package_of(node),
             "run": {
@@ -322,7 +331,7 @@ class _Run:
         metrics = dict(outcome.get("metrics") or {})
         duration = time.perf_counter() - started
         error = outcome.get("traceback") or outcome.get("error")
-        with self.tracker.store.write() as conn:
+        def close(conn: Any) -> None:
             _record.close_step(
                 self.tracker, run_id, status=status, outputs=outcome.get("outputs") or {}, logs=outcome.get("logs"),
                 metrics=metrics, error=error, conn=conn, tracking=outcome.get("tracking"),
@@ -330,6 +339,9 @@ class _Run:
             )
             if status == "FINISHED":
                 self.after_step(node, run_id, conn)
+
+        # a step that ran must not be lost to a database blink; once: its points and rows land once
+        self.tracker.store.transaction(close, once=True, what=f"recording the end of step {node.id}")
         if metrics and status == "FINISHED":
             self.tracker.log_metrics(self.run_id, dict(metrics))
         return StepResult(
@@ -466,8 +478,10 @@ def run(
     )
     if graph.params:
         tracker.log_params(parent.id, {k: _record._param_text(v) for k, v in graph.params.items()})
-    with tracker.store.write() as conn:
-        _record.repo.create_run(conn, parent.id, graph.pipeline, engine.name, graph.describe())
+    tracker.store.transaction(
+        lambda conn: _record.repo.create_run(conn, parent.id, graph.pipeline, engine.name, graph.describe()),
+        once=True, what="recording the pipeline run",
+    )
     state = _Run(
         graph, tracker, engine, use_cache=cache, experiment_id=parent.experiment_id, run_id=parent.id,
         on_event=on_event or (lambda *_: None), s3_endpoint_url=s3_endpoint_url, datasets=datasets, parent=parent,

@@ -62,7 +62,7 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
         mat.register_materializer(name, target)
     started = time.perf_counter()
     result: dict[str, Any] = {"status": "FAILED", "outputs": {}, "logs": None, "error": None, "metrics": None}
-    blobs = BlobStore.open(task["artifacts_url"], s3_endpoint_url=task.get("s3_endpoint_url"))
+    blobs = BlobStore.open(**task["blobs"])  # the driver's store with the driver's S3 settings
     with tempfile.TemporaryDirectory(prefix="conveyor-step-") as tmp:
         work = Path(tmp)
         log_path = work / "step.log"

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.engine import Connection
 
 from conveyor.entities import now_ms
 from conveyor.errors import Conflict, InvalidInput, NotFound
@@ -86,8 +87,9 @@ class AliasMixin:
         moved the alias meanwhile, the attempt is recorded as ``promote_lost`` and ``Conflict``
         is raised, so of two concurrent promotions exactly one wins."""
         check_alias(alias)
-        lost: int | None | object = ANY
-        with self.store.write() as conn:
+
+        def body(conn: Connection) -> list[Any]:
+            """[True] when moved, [False, holder] when another process moved it meanwhile."""
             model = self.repo.model_row(conn, name, lock=True)
             row = self.repo.version_row(conn, model.id, name, int(version))
             if row.status != Status.READY:
@@ -107,7 +109,7 @@ class AliasMixin:
                     reason=f"expected {alias} on {_str(expected) or 'no version'}; {reason}".strip("; "),
                     forced=forced, evaluation_id=evaluation_id,
                 )
-                lost = current
+                return [False, current]
             else:
                 conn.execute(
                     upsert(conn, model_aliases, ["model_id", "alias"], ["version", "updated_at"]),
@@ -117,7 +119,13 @@ class AliasMixin:
                     conn, model.id, kind, version=int(version), alias=alias, from_value=_str(current),
                     to_value=str(version), user=who, reason=reason, forced=forced, evaluation_id=evaluation_id,
                 )
-        if lost is not ANY:
+                return [True]
+
+        # once: a retry after a lost commit acknowledgement must neither record the move twice
+        # nor mistake its own committed move for a concurrent one (a compare-and-set "lost")
+        outcome = self.store.transaction(body, once=True, what=f"moving {name}@{alias}")
+        if not outcome[0]:
+            lost = outcome[1]
             raise Conflict(
                 f"{name}@{alias} moved to {_str(lost) or 'nothing'} while this promotion of version "
                 f"{version} was decided against {_str(expected) or 'no holder'}",
@@ -126,7 +134,7 @@ class AliasMixin:
         return self.history(name, alias=alias)[-1]
 
     def delete_alias(self, name: str, alias: str, *, reason: str = "", user: str | None = None) -> None:
-        with self.store.write() as conn:
+        def body(conn: Connection) -> None:
             model = self.repo.model_row(conn, name, lock=True)
             current = self.repo.alias_holder(conn, model.id, alias)
             if current is None:
@@ -138,6 +146,8 @@ class AliasMixin:
                 conn, model.id, "alias_deleted", version=current, alias=alias, from_value=str(current),
                 to_value=None, user=user or current_user(), reason=reason,
             )
+
+        self.store.transaction(body, once=True, what=f"deleting {name}@{alias}")
 
     def previous_holder(self, name: str, alias: str = "champion") -> int | None:
         """The version ``rollback`` would restore: holders form a stack, a move pushes and a
@@ -198,9 +208,13 @@ class AliasMixin:
 
     def record_attempt(self, name: str, kind: str, **fields: Any) -> None:
         """Record an event that changed nothing (a refused promotion) for the audit trail."""
-        with self.store.write() as conn:
+        who = fields.pop("user", None) or current_user()
+
+        def body(conn: Connection) -> None:
             model = self.repo.model_row(conn, name)
-            self.repo.add_event(conn, model.id, kind, user=fields.pop("user", None) or current_user(), **fields)
+            self.repo.add_event(conn, model.id, kind, user=who, **fields)
+
+        self.store.transaction(body, once=True, what=f"recording a {kind} of {name}")
 
 
 def _str(value: object) -> str | None:

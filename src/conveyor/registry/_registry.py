@@ -129,7 +129,7 @@ class Registry(AliasMixin):
         inputs = tuple(data_versions) if data_versions is not None else run_data_inputs(self.tracker, run.id)
         who = user or current_user()
         now = now_ms()
-        with self.store.write() as conn:
+        def pending(conn: Connection) -> list[int]:
             self.repo.ensure_model(conn, name)
             model = self.repo.model_row(conn, name, lock=True)
             version = self.repo.next_version(conn, model.id)
@@ -143,6 +143,10 @@ class Registry(AliasMixin):
             )
             if tags:
                 self._write_tags(conn, model.id, version, tags)
+            return [int(model.id), int(version)]
+
+        # once: a retry after a lost commit acknowledgement must not take a second number
+        model_id, version = self.store.transaction(pending, once=True, what=f"registering a version of {name}")
         failure: InvalidInput | None = None
         if verified is None or verified.digest != artifact.digest:
             try:
@@ -150,18 +154,21 @@ class Registry(AliasMixin):
             except InvalidInput as exc:
                 failure = exc
         status = Status.READY if failure is None else Status.FAILED_REGISTRATION
-        with self.store.write() as conn:
+        def settle(conn: Connection) -> None:
             conn.execute(
                 update(model_versions)
-                .where(model_versions.c.model_id == model.id, model_versions.c.version == version)
+                .where(model_versions.c.model_id == model_id, model_versions.c.version == version)
                 .values(status=status, status_message=failure.message if failure else None, updated_at=now_ms())
             )
             self.repo.add_event(
-                conn, model.id, "register" if failure is None else "register_failed", version=version,
+                conn, model_id, "register" if failure is None else "register_failed", version=version,
                 to_value=str(version), user=who,
                 reason=f"from {ref}" if failure is None else f"from {ref}: {failure.message}"[:4000],
             )
-            registered = self._version(conn, name, model.id, version)
+
+        self.store.transaction(settle, once=True, what=f"registering {name}/{version}")
+        with self.store.read() as conn:
+            registered = self._version(conn, name, model_id, version)
         if failure is not None:
             raise InvalidInput(
                 f"{name}/{version} is FAILED_REGISTRATION: {failure.message}", field="source", value=str(ref),
@@ -292,13 +299,15 @@ class Registry(AliasMixin):
 
     # -- changing ---------------------------------------------------------------------------------
     def set_tags(self, name: str, version: int, tags: Mapping[str, Any]) -> None:
-        with self.store.write() as conn:
+        def body(conn: Connection) -> None:  # delete + insert of the same keys: idempotent
             model = self.repo.model_row(conn, name)
             self.repo.version_row(conn, model.id, name, version)
             self._write_tags(conn, model.id, version, tags)
 
+        self.store.transaction(body, what="setting model version tags")
+
     def delete_tag(self, name: str, version: int, key: str) -> None:
-        with self.store.write() as conn:
+        def body(conn: Connection) -> None:
             model = self.repo.model_row(conn, name)
             gone = conn.execute(
                 delete(model_version_tags).where(
@@ -309,6 +318,8 @@ class Registry(AliasMixin):
             )
             if gone.rowcount == 0:
                 raise NotFound("tag", f"{name}/{version} {key}")
+
+        self.store.transaction(body, once=True, what="deleting a model version tag")
 
     def _write_tags(self, conn: Connection, model_id: int, version: int, tags: Mapping[str, Any]) -> None:
         rows = {validate_key("tag", k): str(v) for k, v in tags.items()}
@@ -326,7 +337,7 @@ class Registry(AliasMixin):
 
     def set_description(self, name: str, description: str, version: int | None = None) -> None:
         """Describe the model (``version=None``) or one version."""
-        with self.store.write() as conn:
+        def body(conn: Connection) -> None:
             model = self.repo.model_row(conn, name)
             if version is None:
                 conn.execute(
@@ -341,6 +352,8 @@ class Registry(AliasMixin):
                     .values(description=description, updated_at=now_ms())
                 )
 
+        self.store.transaction(body, what="setting a description")
+
     def archive(self, name: str, version: int, *, reason: str = "", user: str | None = None) -> None:
         """Mark a version ARCHIVED (it can no longer take an alias); recorded as an event."""
         self._set_status(name, version, Status.ARCHIVED, reason, user)
@@ -349,7 +362,7 @@ class Registry(AliasMixin):
         self._set_status(name, version, Status.READY, reason, user)
 
     def _set_status(self, name: str, version: int, status: str, reason: str, user: str | None) -> None:
-        with self.store.write() as conn:
+        def body(conn: Connection) -> None:
             model = self.repo.model_row(conn, name, lock=True)
             row = self.repo.version_row(conn, model.id, name, version)
             if row.status not in Status.VISIBLE:  # only READY <-> ARCHIVED: a failed package stays failed
@@ -369,10 +382,12 @@ class Registry(AliasMixin):
                 user=user or current_user(), reason=reason,
             )
 
+        self.store.transaction(body, once=True, what=f"changing the status of {name}/{version}")
+
     def delete_version(self, name: str, version: int, *, reason: str = "", user: str | None = None) -> None:
         """Remove a version from the registry. Its package stays in the artifact store while
         anything else (the run's artifact index, another version) references it; its events stay."""
-        with self.store.write() as conn:
+        def body(conn: Connection) -> None:
             model = self.repo.model_row(conn, name, lock=True)
             row = self.repo.version_row(conn, model.id, name, version)
             self._refuse_if_aliased(conn, model.id, name, version, "delete")
@@ -382,6 +397,8 @@ class Registry(AliasMixin):
                 conn, model.id, "deleted", version=version, from_value=row.status, to_value="DELETED",
                 user=user or current_user(), reason=reason,
             )
+
+        self.store.transaction(body, once=True, what=f"deleting {name}/{version}")
 
     def _refuse_if_aliased(self, conn: Connection, model_id: int, name: str, version: int, verb: str) -> None:
         held = sorted(a for a, v in self.repo.aliases_of(conn, model_id).items() if v == version)

@@ -179,8 +179,9 @@ class LogWriter:
         from conveyor.store import ServingLogRepo
 
         files = [self._store_object(meta, data) for meta, data in self._objects(records)]
-        with self.store.write() as conn:
-            ServingLogRepo().record(conn, files)
+        # once: a retry after a lost commit acknowledgement must not index the files twice
+        self.store.transaction(lambda conn: ServingLogRepo().record(conn, files), once=True,
+                               what="indexing the prediction log")
         return files
 
     def _store_object(self, meta: dict[str, Any], data: bytes) -> Any:

@@ -43,6 +43,7 @@ from conveyor.store._compat import schema_log
 from conveyor.store._runs import RunRepo, params, run_tags, runs, validate_key
 from conveyor.store._users import api_tokens, roles, users
 from conveyor.store._serving import LogFile, ServingLogRepo, serving_log_files
+from conveyor.store._receipts import write_receipts
 from conveyor.store._schema import DIGEST_COLUMNS, DigestColumn, metadata, register_digest_column
 from conveyor.store._maintenance import DoctorReport, GcReport, collect_garbage, doctor, referenced
 from conveyor.store._search import search_runs
@@ -119,4 +120,5 @@ __all__ = [
     "upsert",
     "users",
     "validate_key",
+    "write_receipts",
 ]

@@ -42,6 +42,7 @@ ADDITIVE: dict[str, bool] = {
     "0008": False,
     "0009": True,
     "0010": True,
+    "0011": True,  # write_receipts: a new table
 }
 
 

@@ -15,10 +15,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
+
+from sqlalchemy import delete
 
 from conveyor.blobs import BlobStore, Digest, Manifest
 from conveyor.errors import ConveyorError, CorruptObject
+from conveyor.store._receipts import RECEIPT_TTL_MS, write_receipts
 from conveyor.store._store import Store
 
 Progress = Callable[[int, int], None]
@@ -89,14 +92,19 @@ def referenced(store: Store, blobs: BlobStore, *, problems: list[str] | None = N
     return refs.digests
 
 
-def references(store: Store, blobs: BlobStore) -> References:
-    """Every reference in the metadata, its manifests read (unreadable ones listed)."""
+def references(store: Store, blobs: BlobStore, *, stored: Iterable[Digest] | None = None) -> References:
+    """Every reference in the metadata, its manifests read (unreadable ones listed).
+
+    ``stored`` (the digests a listing just returned) answers which manifests exist without
+    asking the store again."""
     with store.read() as conn:
         roots = store.referenced_digests(conn)
-    return expand(blobs, roots)
+    return expand(blobs, roots, stored=stored)
 
 
-def expand(blobs: BlobStore, roots: dict[str, bool], problems: list[str] | None = None) -> References:
+def expand(
+    blobs: BlobStore, roots: dict[str, bool], problems: list[str] | None = None, *, stored: Iterable[Digest] | None = None
+) -> References:
     """The roots plus the entries of those that are manifests (read only those)."""
     refs = References()
     manifests: list[Digest] = []
@@ -109,7 +117,10 @@ def expand(blobs: BlobStore, roots: dict[str, bool], problems: list[str] | None 
             continue
         if is_manifest:
             manifests.append(digest)
-    present = blobs.exists_many(manifests) if manifests else set()
+    if stored is not None:
+        present = set(manifests) & set(stored)
+    else:
+        present = blobs.exists_many(manifests) if manifests else set()
 
     def read(digest: Digest) -> Manifest | None:
         if digest not in present:
@@ -142,10 +153,10 @@ def doctor(
     records one. The full check also re-hashes every referenced object (concurrently on S3).
     """
     report = DoctorReport(quick=quick)
-    refs = references(store, blobs)
+    listing = blobs.sizes()  # one set of concurrent listings answers existence and size
+    refs = references(store, blobs, stored=listing)
     report.bad_references = refs.bad
     report.unreadable_manifests = refs.unreadable
-    listing = blobs.sizes()
     stored = {str(d): size for d, (size, _) in listing.items()}
     valid = sorted(r for r in refs.digests if r not in refs.bad)
     report.missing = [t for t in valid if t not in stored]
@@ -188,10 +199,15 @@ def collect_garbage(
     refs = references(store, blobs)
     if refs.unreadable and not skip_unreadable:
         raise UnreadableManifests(refs.unreadable)
-    with store.write() as conn:
-        report.purged_runs = store.runs.deleted_ids(conn)
+    def purge(conn: Any) -> list[str]:  # deleting what is marked deleted: safe to run again
+        ids = store.runs.deleted_ids(conn)
         if purge_deleted_runs and not dry_run:
-            store.runs.purge(conn, report.purged_runs)
+            store.runs.purge(conn, ids)
+        if not dry_run:  # receipts of exactly-once writes outlive their retries by far
+            conn.execute(delete(write_receipts).where(write_receipts.c.at < int(time.time() * 1000) - RECEIPT_TTL_MS))
+        return ids
+
+    report.purged_runs = store.transaction(purge, what="purging deleted runs")
     refs = references(store, blobs) if not dry_run else refs
     if dry_run and report.purged_runs:
         refs = _refs_without(store, blobs, report.purged_runs)

@@ -15,8 +15,10 @@ a process crash or SIGKILL; the last ones may roll back after power loss).
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import time
+import uuid
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +36,7 @@ from conveyor.store import _compat
 from conveyor.store._artifacts import ArtifactRepo
 from conveyor.store._experiments import ExperimentRepo
 from conveyor.store._metrics import MetricRepo
+from conveyor.store._receipts import write_receipts
 from conveyor.store._retry import RetryPolicy, is_transient
 from conveyor.store._runs import RunRepo
 from conveyor.store._schema import DIGEST_COLUMNS, metadata
@@ -41,7 +44,7 @@ from conveyor.store._schema import DIGEST_COLUMNS, metadata
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: The newest migration. A test checks it against the migration scripts; keeping it as a
 #: constant spares every process from loading Alembic just to compare revisions.
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 _WRITE = "conveyor_write"
 _DURABLE = "conveyor_durable"
 _UPGRADE_LOCK = 727275
@@ -183,16 +186,41 @@ class Store:
             with conn.begin():
                 yield conn
 
-    def transaction(self, body: Any, *, durable: bool = True, what: str = "metadata write") -> Any:
+    def transaction(
+        self, body: Any, *, durable: bool = True, what: str = "metadata write", once: bool = False
+    ) -> Any:
         """Run ``body(conn)`` in a write transaction, retrying the whole transaction on
-        transient failures within ``[store] retry_seconds``. ``body`` must be idempotent:
-        an attempt whose commit acknowledgement was lost may have committed."""
+        transient failures (connection refused or reset, timeouts, serialization failures)
+        with bounded exponential backoff within ``[store] retry_seconds``.
 
-        def once() -> Any:
+        An attempt whose commit acknowledgement was lost may have committed. Without
+        ``once`` the body must be idempotent (upserts). With ``once=True`` a receipt (a
+        random token and the body's JSON result) is written in the same transaction; a retry
+        that finds it returns the recorded result instead of running the body again, so a
+        body that adds rows (a version, an event) takes effect exactly once. Its result must
+        then be JSON-serialisable (return ids and read the objects afterwards)."""
+        token = uuid.uuid4().hex if once else None
+        attempts = 0
+
+        def attempt() -> Any:
+            nonlocal attempts
+            attempts += 1
             with self.write(durable=durable) as conn:
-                return body(conn)
+                if token is None:
+                    return body(conn)
+                if attempts > 1:
+                    done = conn.execute(
+                        select(write_receipts.c.result).where(write_receipts.c.token == token)
+                    ).first()
+                    if done is not None:  # the earlier attempt committed; only its answer was lost
+                        return None if done.result is None else json.loads(done.result)
+                result = body(conn)
+                conn.execute(write_receipts.insert().values(
+                    token=token, at=int(time.time() * 1000), result=None if result is None else json.dumps(result)
+                ))
+                return result
 
-        return self.retry.call(once, what=what)
+        return self.retry.call(attempt, what=what)
 
     def _connect(self) -> Connection:
         """A connection, retried while the database is unreachable (nothing was sent yet)."""

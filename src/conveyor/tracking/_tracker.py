@@ -147,8 +147,12 @@ class Tracker:
     def create_experiment(
         self, name: str, *, description: str = "", tags: Mapping[str, str] | None = None
     ) -> Experiment:
-        with self.store.write() as conn:
-            return self.store.experiments.create(conn, name, description=description, tags=tags)
+        def body(conn: Any) -> int:
+            return int(self.store.experiments.create(conn, name, description=description, tags=tags).id)
+
+        # once: a retry after a lost commit acknowledgement must not find "already exists"
+        created = self.store.transaction(body, once=True, what=f"creating experiment {name}")
+        return self.get_experiment(created)
 
     def get_experiment(self, name_or_id: str | int) -> Experiment:
         with self.store.read() as conn:
@@ -265,12 +269,10 @@ class Tracker:
 
     def delete_runs(self, run_ids: Sequence[str]) -> None:
         """Mark runs deleted (``restore_runs`` undoes it; ``gc`` purges them for good)."""
-        with self.store.write() as conn:
-            self.store.runs.set_deleted(conn, run_ids, True)
+        self.store.transaction(lambda conn: self.store.runs.set_deleted(conn, run_ids, True), what="deleting runs")
 
     def restore_runs(self, run_ids: Sequence[str]) -> None:
-        with self.store.write() as conn:
-            self.store.runs.set_deleted(conn, run_ids, False)
+        self.store.transaction(lambda conn: self.store.runs.set_deleted(conn, run_ids, False), what="restoring runs")
 
     def _require_run(self, run_id: str) -> None:
         if run_id in self._known_runs:
@@ -292,8 +294,7 @@ class Tracker:
         self.store.transaction(lambda conn: self.store.runs.set_tags(conn, run_id, tags), what="setting tags")
 
     def delete_tag(self, run_id: str, key: str) -> None:
-        with self.store.write() as conn:
-            self.store.runs.delete_tag(conn, run_id, key)
+        self.store.transaction(lambda conn: self.store.runs.delete_tag(conn, run_id, key), once=True, what="deleting a tag")
 
     def log_metric(
         self, run_id: str, key: str, value: Any, step: int | None = None, timestamp: int | None = None
