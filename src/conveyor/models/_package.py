@@ -10,11 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from conveyor.entities import Signature
+from conveyor.entities import ColumnSpec, Signature
 from conveyor.errors import AlreadyExists, InvalidInput, NotFound
 from conveyor.models._files import PackageFiles
 from conveyor.models._flavor import Flavor, flavor_for, get_flavor
-from conveyor.models._infer import example_frame_or_array, infer_outputs, infer_signature, probe_nullable
+from conveyor.models._infer import (
+    example_frame_or_array,
+    infer_outputs,
+    infer_probabilities,
+    infer_signature,
+    probe_nullable,
+)
 from conveyor.models._loaded import LoadedModel
 from conveyor.models._meta import META_FILE, ModelMeta, now_iso, pin_requirements, python_version, read_meta
 from conveyor.models._trust import TrustPolicy, as_policy
@@ -137,7 +143,18 @@ def _signature(flavor: Flavor, model: Any, signature: Any, example: Any) -> Sign
     if output is None:  # a flavor without a native predict: nothing to probe with
         return inferred
     inputs = probe_nullable(lambda batch: flavor.native_predict(model, batch), example, inferred.inputs)
-    return Signature(inputs, infer_outputs(output))
+    return Signature(inputs, infer_outputs(output), _probabilities(flavor, model, example))
+
+
+def _probabilities(flavor: Flavor, model: Any, example: Any) -> ColumnSpec | None:
+    """The probability output of a classifier, from its predict_proba on the example."""
+    try:
+        found = flavor.native_proba(model, example)
+    except Exception:  # noqa: BLE001 - a classifier whose predict_proba fails here fails at serving too, visibly
+        return None
+    if found is None:
+        return None
+    return infer_probabilities(*found)
 
 
 def _write_example(folder: Path, example: Any) -> str | None:
