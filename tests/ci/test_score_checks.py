@@ -237,3 +237,87 @@ def test_every_rule_metric_is_documented() -> None:
     text = rules_reference()
     for name, meaning in METRICS.items():
         assert f"| `{name}` | {meaning} |" in text, name
+
+
+def _people(frame: Any) -> Any:
+    """The breast-cancer rows with a patient e-mail and card number, as a careless export has them."""
+    rng = np.random.default_rng(3)
+    digits = [f"4{rng.integers(10**13, 10**14)}" for _ in range(len(frame))]
+
+    def luhn(body: str) -> str:
+        total = 0
+        for i, ch in enumerate(reversed(body)):
+            d = int(ch) * (2 if i % 2 == 0 else 1)
+            total += d - 9 if d > 9 else d
+        return body + str((10 - total % 10) % 10)
+
+    return frame.assign(contact=[f"patient{i}@clinic.example" for i in range(len(frame))],
+                        card=[luhn(d) for d in digits])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_gate_validates_the_kept_schema_and_scans_for_personal_data(project: Path, kind: str) -> None:
+    """Data 4 and Data 5 as gate checks, on both kinds of model: a schema file kept in the
+    project (types, ranges) and a scan for personal data outside the allowed columns."""
+    import conveyor.data
+    from conveyor.data import Schema
+    from conveyor.errors import NotFound, UnsafePath
+    from conveyor.gates import define_gate, evaluate
+    from conveyor.registry import Registry
+    from conveyor.tracking import get_tracker
+
+    frame = _data()
+    _, version = _register(kind, frame.iloc[:380])
+    ref = conveyor.data.add(frame, name=f"all-{kind}").ref  # the ranges the team knows: the whole population
+    schema = conveyor.data.schema_of(ref)
+    (project / "schemas").mkdir()
+    schema.write(project / "schemas" / "train.toml")
+    gate = define_gate("rules", model=kind, label="label", compare=None, schema_file="schemas/train.toml",
+                       privacy={"allow": ["contact"]})
+    uri = f"models:/{kind}/{version}"
+    registry = Registry(get_tracker())
+    held = frame.iloc[380:]
+    ok = evaluate(gate, uri, held, registry=registry)
+    data = next(c for c in ok.checks if c.kind == "data")
+    assert data.passed, data.summary
+    privacy = next(c for c in ok.checks if c.kind == "privacy")
+    assert data.passed and data.evidence["schema_file"] == "schemas/train.toml", data.summary
+    assert privacy.passed and privacy.evidence["personal"] == {}, privacy.summary
+
+    # a unit change upstream breaks the kept type rule; an export leaks e-mails and card numbers
+    broken = held.assign(mean_radius=held["mean_radius"].astype(str) + " in")
+    bad = evaluate(gate, uri, broken, registry=registry, save=False)
+    check = next(c for c in bad.checks if c.kind == "data")
+    assert check.passed is False and "schema schemas/train.toml" in check.summary
+    leaked = evaluate(gate, uri, _people(held), registry=registry, save=False)
+    privacy = next(c for c in leaked.checks if c.kind == "privacy")
+    assert privacy.passed is False and privacy.evidence["flagged"] == ["card"]
+    assert privacy.evidence["personal"]["contact"] == [f"email ({len(held)} of {len(held)} values)"]
+    assert "@" not in str(privacy.evidence) and "card: payment_card" in privacy.summary  # no value recorded
+
+    with pytest.raises(UnsafePath):
+        evaluate(define_gate("out", label="label", compare=None, schema_file="../elsewhere.toml"), uri, held,
+                 registry=registry, save=False)
+    with pytest.raises(NotFound, match="conveyor data schema NAME -o schemas/none.toml"):
+        evaluate(define_gate("none", label="label", compare=None, schema_file="schemas/none.toml"), uri, held,
+                 registry=registry, save=False)
+    assert isinstance(Schema.read(project / "schemas" / "train.toml"), Schema)
+
+    tests = _score()
+    for test in ("Data 4", "Data 5"):
+        assert tests[test]["status"] == "automated", tests[test]
+    assert "kept schema file" in tests["Data 4"]["evidence"][0]
+    assert "personal data" in tests["Data 5"]["evidence"][0]
+
+
+def test_personal_data_patterns() -> None:
+    from conveyor.gates._privacy import kind_of
+
+    assert kind_of("ana.lopez+x@mail.example.org") == "email"
+    assert kind_of("4539 1488 0343 6467") == "payment_card"  # Luhn-valid
+    assert kind_of("4539 1488 0343 6468") != "payment_card"
+    assert kind_of("123-45-6789") == "ssn"
+    assert kind_of("DE89370400440532013000") == "iban"
+    assert kind_of("192.168.1.20") == "ipv4"
+    assert kind_of("+1 (415) 555-0100") == "phone"
+    assert kind_of("north") is None and kind_of("12.5") is None

@@ -40,11 +40,12 @@ TESTS: tuple[RubricTest, ...] = (
                "no automated check in conveyor yet; weigh each feature's cost (latency, RAM, upstream dependencies) and "
                + _RECORD.format(id="Data 3")),
     RubricTest("Data 4", "Features adhere to meta-level requirements",
-               "write the rules into a schema file and validate every version with "
-               "`conveyor data validate REF --schema schema.json`, then " + _RECORD.format(id="Data 4")),
+               "keep the rules in a schema file (`conveyor data schema NAME -o schemas/NAME.toml`, then edit it) and "
+               "name it in the gate: `schema_file = \"schemas/NAME.toml\"` in [gates.<name>], so every candidate's "
+               "evaluation data is validated against it"),
     RubricTest("Data 5", "The data pipeline has appropriate privacy controls",
-               "no automated check in conveyor yet; document the access controls of the stores and "
-               + _RECORD.format(id="Data 5")),
+               "scan the evaluation data for personal data in the gate: `[gates.<name>.privacy] allow = []` (columns "
+               "allowed to hold it); the stores' access control stays yours to set"),
     RubricTest("Data 6", "New features can be added quickly",
                "train through a pipeline (`conveyor pipeline run mod:pipe`) whose model is gated and registered, so a new "
                "feature reaches a candidate in one command"),

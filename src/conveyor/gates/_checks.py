@@ -41,9 +41,39 @@ def data_check(spec: GateSpec, frame: Any, features: Any, model: Any, dataset: s
             errors = [a for a in anomalies if a.severity == "error"]
             evidence["anomalies"] = [a.to_dict() for a in anomalies]
             problems += [str(a) for a in errors]
+    if spec.schema_file is not None:
+        from conveyor.data import validate as validate_data
+
+        kept = validate_data(frame, schema=schema_path(spec), tracker=tracker)
+        evidence["schema_file"] = spec.schema_file
+        evidence["schema_anomalies"] = [a.to_dict() for a in kept]
+        problems += [f"schema {spec.schema_file}: {a}" for a in kept if a.severity == "error"]
     evidence["problems"] = problems
     summary = "no anomalies" if not problems else f"{len(problems)} problem(s): " + "; ".join(problems[:3])
+    if spec.schema_file is not None and not problems:
+        summary += f" (signature, and the rules of {spec.schema_file})"
     return Check("data: evaluation data schema", "data", not problems, summary, evidence)
+
+
+def schema_path(spec: GateSpec) -> Any:
+    """The gate's schema file, relative to the project root and never outside it."""
+    from pathlib import Path
+
+    from conveyor.errors import NotFound, UnsafePath
+    from conveyor.settings import find_project_root
+
+    assert spec.schema_file is not None
+    root = (find_project_root(Path.cwd()) or Path.cwd()).resolve()
+    path = (root / spec.schema_file).resolve()
+    if not path.is_relative_to(root):
+        raise UnsafePath(f"{spec.prefix}.schema_file {spec.schema_file!r} is outside the project",
+                         field=f"{spec.prefix}.schema_file", value=spec.schema_file,
+                         hint="give a path inside the project folder, e.g. schemas/train.toml")
+    if not path.is_file():
+        raise NotFound("schema file", spec.schema_file,
+                       hint=f"write one with `conveyor data schema NAME -o {spec.schema_file}` "
+                       f"({spec.prefix}.schema_file is relative to {root})")
+    return path
 
 
 def operational_check(spec: GateSpec, model: Any, features: Any, *, size: int | None, load_seconds: float | None) -> Check:

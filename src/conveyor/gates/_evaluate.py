@@ -98,6 +98,10 @@ def evaluate(
                                         size=cand.size, load_seconds=cand.load_seconds))
     if spec.features is not None:
         checks.append(feature_check(spec, cand.model, _inputs(cand.model, features), y))
+    if spec.privacy is not None:
+        from conveyor.gates._privacy import privacy_check
+
+        checks.append(privacy_check(spec, frame))
     return _finish(registry, spec, cand, champ, dataset, frame, checks, values, slices, save)
 
 

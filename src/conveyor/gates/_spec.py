@@ -70,6 +70,16 @@ class OperationalSpec(_Spec):
     latency_samples: int = Field(50, ge=5, le=10_000, description="Single-row predictions timed.")
 
 
+class PrivacySpec(_Spec):
+    """Personal data in the evaluation data: a scan of every column (ML Test Score Data 5)."""
+
+    allow: list[str] = Field(default_factory=list, description=(
+        "Columns allowed to hold personal data (reported, not failed); every other column must hold none."))
+    max_rows: int = Field(2000, ge=10, description="Rows scanned (a seeded sample above this).")
+    min_share: float = Field(0.05, gt=0, le=1, description=(
+        "Share of a column's scanned non-empty values that must match one pattern for it to count as personal data."))
+
+
 class GateSpec(_Spec):
     """One gate. Example (conveyor.toml)::
 
@@ -96,6 +106,10 @@ class GateSpec(_Spec):
     operational: OperationalSpec | None = None
     features: FeatureSpec | None = None
     data_checks: bool = Field(True, description="Check the evaluation data against the model signature.")
+    schema_file: str | None = Field(None, description=(
+        "Schema file kept in the project (`conveyor data schema … -o FILE`, then edited: types, ranges, categories, "
+        "required columns) that the evaluation data must satisfy; part of the data check (ML Test Score Data 4)."))
+    privacy: PrivacySpec | None = None
 
     @property
     def prefix(self) -> str:
