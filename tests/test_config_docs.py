@@ -53,6 +53,7 @@ MEANINGS = {
     ("gates.<name>", "baseline"): "Beat a trivial model: the [gates.<name>.baseline] table.",
     ("gates.<name>", "operational"): "Size and speed limits: the [gates.<name>.operational] table.",
     ("gates.<name>", "features"): "Every feature must help: the [gates.<name>.features] table.",
+    ("gates.<name>", "staleness"): "Quality lost by older versions on today's data: the [gates.<name>.staleness] table.",
     ("gates.<name>", "privacy"): "Scan the evaluation data for personal data: the [gates.<name>.privacy] table.",
 }
 
@@ -68,6 +69,7 @@ def sections() -> list[tuple[str, Any]]:
         OperationalSpec,
         PrivacySpec,
         SliceSpec,
+        StalenessSpec,
     )
     from conveyor.monitoring._config import MonitorConfig, MonitoringDefaults
     from conveyor.pipelines._settings import PipelineSettings
@@ -84,6 +86,7 @@ def sections() -> list[tuple[str, Any]]:
         ("gates.<name>.operational", OperationalSpec),
         ("gates.<name>.features", FeatureSpec),
         ("gates.<name>.privacy", PrivacySpec),
+        ("gates.<name>.staleness", StalenessSpec),
         ("monitoring", MonitoringDefaults),
         ("monitors.<name>", MonitorConfig),
         ("serving", ServingConfig),

@@ -321,3 +321,58 @@ def test_personal_data_patterns() -> None:
     assert kind_of("192.168.1.20") == "ipv4"
     assert kind_of("+1 (415) 555-0100") == "phone"
     assert kind_of("north") is None and kind_of("12.5") is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_staleness_check_scores_older_versions_on_todays_data(project: Path, kind: str) -> None:
+    """Model 4: versions trained on less (older) data, registered 60 and 20 days before the
+    candidate, are scored on the candidate's evaluation rows; the loss per day of age decides
+    whether a 30-day retraining cadence keeps the loss within max_loss."""
+    from sqlalchemy import update
+
+    from conveyor.gates import define_gate, evaluate
+    from conveyor.registry import Registry
+    from conveyor.store import model_versions, registered_models
+    from conveyor.tracking import get_tracker
+
+    frame = _data()
+    held = frame.iloc[380:]
+    # older versions saw fewer and noisier rows
+    old = frame.iloc[:380].sample(n=60, random_state=0)
+    old = old.assign(label=np.where(np.random.default_rng(0).random(len(old)) < 0.3, 1 - old["label"], old["label"]))
+    _register(kind, old)
+    _register(kind, frame.iloc[:150])
+    _, version = _register(kind, frame.iloc[:380])
+    tracker = get_tracker()
+    registry = Registry(tracker)
+    now = registry.get(f"models:/{kind}/{version}").created_at
+    with tracker.store.write() as conn:
+        model_id = conn.execute(registered_models.select().where(registered_models.c.name == kind)).first().id
+        for number, days in ((1, 60), (2, 20)):
+            conn.execute(update(model_versions).where(model_versions.c.model_id == model_id,
+                                                      model_versions.c.version == number)
+                         .values(created_at=now - days * 86_400_000))
+    uri = f"models:/{kind}/{version}"
+    relaxed = define_gate("stale", model=kind, label="label", compare=None, data_checks=False,
+                          staleness={"versions": 3, "metric": "accuracy"})
+    result = evaluate(relaxed, uri, held, registry=registry)
+    check = next(c for c in result.checks if c.kind == "staleness")
+    assert check.passed is True, check.summary
+    rows = {r["version"]: r for r in check.evidence["versions"]}
+    assert set(rows) == {1, 2} and rows[1]["age_days"] == pytest.approx(60) and rows[2]["age_days"] == pytest.approx(20)
+    assert rows[1]["loss"] > 0  # the oldest, noisiest version does worse on today's rows
+    assert rows[1]["loss"] == pytest.approx(result.metrics["accuracy"] - rows[1]["accuracy"])
+    assert check.evidence["loss_per_day"] > 0
+    strict = define_gate("cadence", model=kind, label="label", compare=None, data_checks=False,
+                         staleness={"metric": "roc_auc", "max_age_days": 30, "max_loss": 0.0})
+    judged = next(c for c in evaluate(strict, uri, held, registry=registry, save=False).checks
+                  if c.kind == "staleness")
+    assert judged.passed is False and "at 30 days" in judged.summary, judged.summary
+    first = define_gate("first", model=kind, label="label", compare=None, data_checks=False, staleness={})
+    skipped = next(c for c in evaluate(first, f"models:/{kind}/1", held, registry=registry, save=False).checks
+                   if c.kind == "staleness")
+    assert skipped.passed is None and "no older version" in skipped.summary
+
+    tests = _score()
+    assert tests["Model 4"]["status"] == "automated", tests["Model 4"]
+    assert "older versions on today's data" in tests["Model 4"]["evidence"][0]

@@ -34,7 +34,7 @@ def test_quickstart_runs_the_whole_loop_and_ends_with_its_score(tmp_path: Path) 
     tests = {t["id"]: t for t in score["tests"]}
     # What the quickstart really does is counted as automated, with its evidence.
     automated = {"Data 1", "Data 2", "Data 4", "Data 5", "Data 6", "Data 7",
-                 "Model 1", "Model 2", "Model 3", "Model 5", "Model 6", "Model 7",
+                 "Model 1", "Model 2", "Model 3", "Model 4", "Model 5", "Model 6", "Model 7",
                  "Infra 1", "Infra 2", "Infra 3", "Infra 4", "Infra 6", "Infra 7",
                  "Monitor 2", "Monitor 3", "Monitor 4", "Monitor 5", "Monitor 6", "Monitor 7"}
     assert {t for t, v in tests.items() if v["status"] == "automated"} == automated
@@ -42,9 +42,9 @@ def test_quickstart_runs_the_whole_loop_and_ends_with_its_score(tmp_path: Path) 
         if test["status"] != "missing":
             assert test["evidence"], test_id  # every point names the records it used
     # Half points where conveyor has no automated evidence of the whole test; nothing faked
-    # for the tests without an automated check (feature cost, staleness impact).
+    # for the test without an automated check (Data 3, feature cost).
     assert {t for t, v in tests.items() if v["status"] == "manual"} == {"Infra 5", "Monitor 1"}
-    assert score["sections"] == {"Data": 6, "Model": 6, "Infra": 6.5, "Monitor": 6.5}
+    assert score["sections"] == {"Data": 6, "Model": 7, "Infra": 6.5, "Monitor": 6.5}
     assert score["final"] == 6 == min(score["sections"].values())
     assert score["band"] == "Exceptional levels of automated testing and monitoring"
     assert score["google_level"] == 2 and score["microsoft_level"] == 4
@@ -59,6 +59,8 @@ def test_quickstart_runs_the_whole_loop_and_ends_with_its_score(tmp_path: Path) 
     # Data 4 and 5: the gate validated the kept schema file and scanned for personal data
     assert "kept schema file" in tests["Data 4"]["evidence"][0]
     assert "personal data" in tests["Data 5"]["evidence"][0]
+    # Model 4: the gate scored older versions of the model on the candidate's evaluation data
+    assert "older versions on today's data" in tests["Model 4"]["evidence"][0]
     assert "4 of 4 steps gave byte-identical outputs" in out and "rollback drill" in out
     assert "breast-cancer@challenger took 50% of the customers" in out
     assert "skew_mismatch_rate > 0" in tests["Monitor 3"]["evidence"][0]

@@ -61,7 +61,8 @@ TESTS: tuple[RubricTest, ...] = (
     RubricTest("Model 3", "All hyperparameters have been tuned",
                "search them: `conveyor pipeline sweep mod:pipe -p C=0.1,1,10 --maximize accuracy`"),
     RubricTest("Model 4", "The impact of model staleness is known",
-               "evaluate older versions on today's data and " + _RECORD.format(id="Model 4")),
+               "score older versions on today's data in the gate: `[gates.<name>.staleness] versions = 3` (add "
+               "`max_age_days` and `max_loss` to check the retraining cadence against the measured loss)"),
     RubricTest("Model 5", "A simpler model is not better",
                "add a baseline to the gate: `[gates.<name>.baseline] kind = \"dummy\"` (or \"linear\")"),
     RubricTest("Model 6", "Model quality is sufficient on all important data slices",

@@ -98,6 +98,11 @@ def _data5(f: Facts) -> Verdict:
         or _none("no gate scanned its data for personal data")
 
 
+def _model4(f: Facts) -> Verdict:
+    return _gate(f, "staleness", "scoring of older versions on today's data (quality lost per day of age)") \
+        or _none("no gate measured how older versions do on today's data")
+
+
 def _data6(f: Facts) -> Verdict:
     gated = [p for p in f.promotions if p["gated"]]
     if f.pipeline_runs and gated:
@@ -280,7 +285,7 @@ def _manual_only(f: Facts) -> Verdict:
 
 RULES: dict[str, Rule] = {
     "Data 1": _data1, "Data 2": _data2, "Data 4": _data4, "Data 5": _data5, "Data 6": _data6, "Data 7": _data7,
-    "Model 1": _model1, "Model 2": _model2, "Model 3": _model3, "Model 5": _model5, "Model 6": _model6,
+    "Model 1": _model1, "Model 2": _model2, "Model 3": _model3, "Model 4": _model4, "Model 5": _model5, "Model 6": _model6,
     "Model 7": _model7,
     "Infra 1": _infra1, "Infra 2": _infra2, "Infra 3": _infra3, "Infra 4": _infra4, "Infra 5": _infra5,
     "Infra 6": _infra6, "Infra 7": _infra7,

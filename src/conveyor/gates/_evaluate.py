@@ -98,6 +98,14 @@ def evaluate(
                                         size=cand.size, load_seconds=cand.load_seconds))
     if spec.features is not None:
         checks.append(feature_check(spec, cand.model, _inputs(cand.model, features), y))
+    if spec.staleness is not None:
+        from conveyor.gates._staleness import staleness_check
+
+        metric = spec.staleness.metric or spec.compare_metric
+        checks.append(staleness_check(
+            spec, registry, cand.name, cand.version,
+            lambda old: _measure(spec, old, features, y, metric), (values.get("candidate") or {}).get(metric),
+            trusted))
     if spec.privacy is not None:
         from conveyor.gates._privacy import privacy_check
 
@@ -227,6 +235,19 @@ def _inputs(model: Any, features: Any) -> Any:
     if names and all(name in features.columns for name in names):
         return features[names]
     return features  # let the signature check name what is missing
+
+
+def _measure(spec: GateSpec, model: Any, features: Any, y: Any, metric: str) -> float:
+    """One model's ``metric`` on the evaluation rows (as the gate computes it for the candidate)."""
+    from conveyor.gates._assess import Scored
+
+    inputs = _inputs(model, features)
+    scored = Scored(spec, y, _predict(model, inputs), None, None, {"candidate": _probabilities(model, inputs)})
+    values = scored.of("candidate") or {}
+    if metric not in values:
+        raise InvalidInput(f"metric {metric!r} cannot be computed for this model (no probabilities?)",
+                           field=f"{spec.prefix}.staleness.metric", value=metric)
+    return float(values[metric])
 
 
 def _name(subject: Subject) -> str:

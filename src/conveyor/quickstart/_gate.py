@@ -33,6 +33,7 @@ def _gate() -> Any:
         operational={"max_size_mb": 50, "max_p95_latency_ms": 250, "latency_samples": 20},
         schema_file="schemas/breast-cancer.toml",  # written by the data stage: the team's rules (Data 4)
         privacy={"allow": []},  # no column may hold personal data (Data 5)
+        staleness={"versions": 3},  # older versions on today's data (Model 4)
     )
 
 
