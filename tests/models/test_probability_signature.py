@@ -98,3 +98,43 @@ def test_signature_round_trips_and_old_packages_read() -> None:
     assert Signature.from_dict(json.loads(json.dumps(sig.to_dict()))) == sig
     old = {"inputs": [{"name": "x", "dtype": "float64", "shape": [], "nullable": False}], "outputs": []}
     assert Signature.from_dict(old).probabilities is None
+
+
+@pytest.mark.tensorflow
+def test_keras_classifier_with_classes_records_probabilities_and_predicts_labels(tmp_path: Path) -> None:
+    """A Keras model saved with ``classes=`` is a classifier: its signature records the
+    probability output with the labels, predict answers labels, predict_proba probabilities
+    (a softmax over three classes, and one sigmoid column for two)."""
+    keras = pytest.importorskip("keras")
+    from conveyor.errors import InvalidInput
+
+    keras.utils.set_random_seed(0)
+    X, y = _wine()
+    x = ((X - X.mean()) / X.std()).to_numpy("float32")
+    softmax = keras.Sequential([keras.Input((x.shape[1],)), keras.layers.Dense(3, activation="softmax")])
+    softmax.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy")
+    softmax.fit(x, y.to_numpy(), epochs=30, verbose=0)
+    labels = ["barolo", "grignolino", "barbera"]
+    info = conveyor.models.save(softmax, tmp_path / "soft", input_example=x[:4], classes=labels)
+    assert info.signature.probabilities == ColumnSpec("probabilities", "float64", (3,), False, tuple(labels))
+    assert info.signature.outputs[0].dtype == "string"
+    loaded = conveyor.models.load(tmp_path / "soft")
+    proba = np.asarray(loaded.predict_proba(x[:20]))
+    assert proba.shape == (20, 3) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert list(loaded.predict(x[:20])) == [labels[i] for i in proba.argmax(axis=1)]
+    assert np.mean(np.asarray(loaded.predict(x)) == np.asarray(labels)[y.to_numpy()]) > 0.9
+
+    Xb, yb = _cancer_named()
+    xb = ((Xb - Xb.mean()) / Xb.std()).to_numpy("float32")
+    sigmoid = keras.Sequential([keras.Input((xb.shape[1],)), keras.layers.Dense(1, activation="sigmoid")])
+    sigmoid.compile(optimizer=keras.optimizers.Adam(0.05), loss="binary_crossentropy")
+    sigmoid.fit(xb, (yb == "malignant").astype("float32"), epochs=20, verbose=0)
+    info = conveyor.models.save(sigmoid, tmp_path / "sig", input_example=xb[:4], classes=["benign", "malignant"])
+    assert info.signature.probabilities.classes == ("benign", "malignant")
+    binary = conveyor.models.load(tmp_path / "sig")
+    p = np.asarray(binary.predict_proba(xb[:10]))
+    assert p.shape == (10, 2) and np.allclose(p[:, 1], np.asarray(sigmoid(xb[:10])).ravel(), atol=1e-6)
+    with pytest.raises(InvalidInput, match="classes names 3 labels for a model with 1 output column"):
+        conveyor.models.save(sigmoid, tmp_path / "bad", input_example=xb[:4], classes=["a", "b", "c"])
+    plain = conveyor.models.save(sigmoid, tmp_path / "plain", input_example=xb[:4])
+    assert plain.signature.probabilities is None and not conveyor.models.load(tmp_path / "plain").has_proba
