@@ -376,3 +376,38 @@ def test_staleness_check_scores_older_versions_on_todays_data(project: Path, kin
     tests = _score()
     assert tests["Model 4"]["status"] == "automated", tests["Model 4"]
     assert "older versions on today's data" in tests["Model 4"]["evidence"][0]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_trace_steps_one_row_through_the_package(project: Path, kind: str) -> None:
+    """Infra 5: the gate steps the first evaluation row through the loaded package (the
+    scaler, then the logistic regression; or the forest in one step) and it matches predict."""
+    from conveyor.gates import define_gate, evaluate
+    from conveyor.gates._trace import trace_check
+    from conveyor.registry import Registry
+    from conveyor.tracking import get_tracker
+
+    frame = _data()
+    model, version = _register(kind, frame.iloc[:380])
+    gate = define_gate("trace", model=kind, label="label", compare=None, trace=True)
+    result = evaluate(gate, f"models:/{kind}/{version}", frame.iloc[380:], registry=Registry(get_tracker()))
+    check = next(c for c in result.checks if c.kind == "trace")
+    assert check.passed is True, check.summary
+    steps = [s["kind"] for s in check.evidence["steps"]]
+    assert steps == (["StandardScaler", "LogisticRegression"] if kind == "logreg" else ["RandomForestClassifier"])
+    row = frame.iloc[380:].drop(columns=["label", "site"]).iloc[[0]]
+    assert check.evidence["predict"] == model.predict(row).tolist()
+    if kind == "logreg":
+        scaled = model.steps[0][1].transform(row)
+        assert check.evidence["steps"][0]["values"] == pytest.approx(scaled.ravel()[:6].tolist())
+
+    class Lying:  # a wrapper whose predict is not what its model computes: not debuggable
+        def __init__(self, inner: Any) -> None:
+            self.native = inner
+
+        def predict(self, data: Any) -> Any:
+            return 1 - np.asarray(self.native.predict(data))
+
+    assert trace_check(Lying(model), row).passed is False
+    tests = _score()
+    assert tests["Infra 5"]["status"] == "automated", tests["Infra 5"]

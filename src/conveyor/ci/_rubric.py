@@ -80,8 +80,8 @@ TESTS: tuple[RubricTest, ...] = (
     RubricTest("Infra 4", "Model quality is validated before serving",
                "promote only through a gate: `conveyor ci promote` / `conveyor.gates.promote` (no --force)"),
     RubricTest("Infra 5", "The model is debuggable",
-               "log models as conveyor packages (`conveyor.models.log`) so any version loads locally with "
-               "`conveyor.models.load` and predicts one row"),
+               "log models as conveyor packages (`conveyor.models.log`) and add `trace = true` to the gate: every "
+               "evaluation steps one row through the loaded package (each Pipeline step) and checks it matches predict"),
     RubricTest("Infra 6", "Models are canaried before serving",
                "add the operational check to the gate (`[gates.<name>.operational]`: the package loads in the serving "
                "code) and serve a canary: `conveyor serve models:/N@champion --canary models:/N/V=0.1`"),

@@ -207,6 +207,10 @@ def _infra4(f: Facts) -> Verdict:
 
 
 def _infra5(f: Facts) -> Verdict:
+    traced = f.gate_checks.get("trace", 0)
+    if traced and f.package_versions:
+        return _auto(f"{traced} gate evaluation(s) stepped a row through the loaded package and matched predict",
+                     f"{f.package_versions} of {f.versions} registered version(s) are conveyor packages with their run")
     if f.package_versions:
         return _half(f"{f.package_versions} of {f.versions} registered version(s) are conveyor packages with their "
                      "run: each loads locally and predicts a single row")

@@ -106,6 +106,10 @@ def evaluate(
             spec, registry, cand.name, cand.version,
             lambda old: _measure(spec, old, features, y, metric), (values.get("candidate") or {}).get(metric),
             trusted))
+    if spec.trace:
+        from conveyor.gates._trace import trace_check
+
+        checks.append(trace_check(cand.model, _inputs(cand.model, features)))
     if spec.privacy is not None:
         from conveyor.gates._privacy import privacy_check
 

@@ -122,6 +122,9 @@ class GateSpec(_Spec):
         "required columns) that the evaluation data must satisfy; part of the data check (ML Test Score Data 4)."))
     privacy: PrivacySpec | None = None
     staleness: StalenessSpec | None = None
+    trace: bool = Field(False, description=(
+        "Step the first evaluation row through the model (each step of a scikit-learn Pipeline) and check it "
+        "reproduces predict (ML Test Score Infra 5)."))
 
     @property
     def prefix(self) -> str:

@@ -34,6 +34,7 @@ def _gate() -> Any:
         schema_file="schemas/breast-cancer.toml",  # written by the data stage: the team's rules (Data 4)
         privacy={"allow": []},  # no column may hold personal data (Data 5)
         staleness={"versions": 3},  # older versions on today's data (Model 4)
+        trace=True,  # one row stepped through the package (Infra 5)
     )
 
 
