@@ -411,3 +411,41 @@ def test_trace_steps_one_row_through_the_package(project: Path, kind: str) -> No
     assert trace_check(Lying(model), row).passed is False
     tests = _score()
     assert tests["Infra 5"]["status"] == "automated", tests["Infra 5"]
+
+
+def test_a_new_upstream_data_version_is_noticed_by_a_monitor_rule(project: Path) -> None:
+    """Monitor 1: the served version was trained on data:/train@1; once @2 and @3 land, every
+    evaluation says so (new_data_versions) and the rule on it notifies."""
+    import conveyor
+    import conveyor.data
+    import conveyor.models
+    from conveyor.gates import promote
+    from conveyor.monitoring import MonitorConfig, Monitoring
+    from conveyor.registry import Registry
+    from conveyor.tracking import get_tracker
+
+    frame = _data()
+    train = frame.iloc[:380]
+    ref = conveyor.data.add(train.drop(columns=["site"]), name="train").ref
+    model = _fit("logreg", train)
+    with conveyor.start_run(experiment="deps") as run:
+        conveyor.data.log_input(ref, run.id)
+        conveyor.models.log(model, "model", input_example=train.drop(columns=["label", "site"]).head(3))
+    tracker = get_tracker()
+    tracker.flush()
+    registry = Registry(tracker)
+    version = registry.register(f"runs:/{run.id}/model", "deps").version
+    assert registry.get(f"models:/deps/{version}").data_versions == (ref,)
+    promote("deps", version, force=True, registry=registry, reason="test")
+    config = MonitorConfig(name="deps", model="deps", target="label", rules=["new_data_versions > 0"])
+    monitoring = Monitoring(tracker)
+    window = _window(model, frame.iloc[380:], version, 1.0)
+    calm = monitoring.evaluate(config, current=window)
+    assert calm.metrics["new_data_versions"] == 0.0 and calm.status == "ok"
+    for seed in (1, 2):
+        conveyor.data.add(train.drop(columns=["site"]).sample(frac=0.9, random_state=seed), name="train")
+    moved = monitoring.evaluate(config, current=window)
+    assert moved.metrics["new_data_versions"] == 2.0 and moved.status == "alert" and moved.alert_ids
+    tests = _score()
+    assert tests["Monitor 1"]["status"] == "automated", tests["Monitor 1"]
+    assert "new_data_versions > 0" in tests["Monitor 1"]["evidence"][0]

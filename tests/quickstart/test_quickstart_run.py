@@ -36,16 +36,15 @@ def test_quickstart_runs_the_whole_loop_and_ends_with_its_score(tmp_path: Path) 
     automated = {"Data 1", "Data 2", "Data 4", "Data 5", "Data 6", "Data 7",
                  "Model 1", "Model 2", "Model 3", "Model 4", "Model 5", "Model 6", "Model 7",
                  "Infra 1", "Infra 2", "Infra 3", "Infra 4", "Infra 5", "Infra 6", "Infra 7",
-                 "Monitor 2", "Monitor 3", "Monitor 4", "Monitor 5", "Monitor 6", "Monitor 7"}
+                 "Monitor 1", "Monitor 2", "Monitor 3", "Monitor 4", "Monitor 5", "Monitor 6", "Monitor 7"}
     assert {t for t, v in tests.items() if v["status"] == "automated"} == automated
     for test_id, test in tests.items():
         if test["status"] != "missing":
             assert test["evidence"], test_id  # every point names the records it used
-    # Half a point where conveyor has no automated evidence of the whole test (Monitor 1:
-    # packages recorded, nothing notifies); nothing faked for the test without an automated
-    # check (Data 3, feature cost).
-    assert {t for t, v in tests.items() if v["status"] == "manual"} == {"Monitor 1"}
-    assert score["sections"] == {"Data": 6, "Model": 7, "Infra": 7, "Monitor": 6.5}
+    # Every point is automated; nothing faked for the test without an automated check
+    # (Data 3, feature cost), which stays missing.
+    assert {t for t, v in tests.items() if v["status"] == "manual"} == set()
+    assert score["sections"] == {"Data": 6, "Model": 7, "Infra": 7, "Monitor": 7}
     assert score["final"] == 6 == min(score["sections"].values())
     assert score["band"] == "Exceptional levels of automated testing and monitoring"
     assert score["google_level"] == 2 and score["microsoft_level"] == 4
@@ -63,6 +62,8 @@ def test_quickstart_runs_the_whole_loop_and_ends_with_its_score(tmp_path: Path) 
     # Model 4: the gate scored older versions of the model on the candidate's evaluation data
     assert "older versions on today's data" in tests["Model 4"]["evidence"][0]
     assert "stepped a row through the loaded package" in tests["Infra 5"]["evidence"][0]
+    assert "new_data_versions > 0" in tests["Monitor 1"]["evidence"][0]
+    assert {t for t, v in tests.items() if v["status"] == "missing"} == {"Data 3"}
     assert "4 of 4 steps gave byte-identical outputs" in out and "rollback drill" in out
     assert "breast-cancer@challenger took 50% of the customers" in out
     assert "skew_mismatch_rate > 0" in tests["Monitor 3"]["evidence"][0]

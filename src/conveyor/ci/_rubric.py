@@ -88,8 +88,8 @@ TESTS: tuple[RubricTest, ...] = (
     RubricTest("Infra 7", "Serving models can be rolled back",
                "practise it: `conveyor models rollback NAME` (recorded in the registry history)"),
     RubricTest("Monitor 1", "Dependency changes result in notification",
-               "declare the training data set in a monitor with `retrain_on_new_data = true`, so a new upstream version "
-               "is noticed and acted on"),
+               "declare the training data set in a monitor with `retrain_on_new_data = true`, or alert on it with a "
+               "rule `new_data_versions > 0`, so a new upstream version is noticed and acted on"),
     RubricTest("Monitor 2", "Data invariants hold for inputs",
                "run a monitor on the served model (`[monitors.<name>]`, `conveyor monitor watch`): drift, missing and "
                "out-of-range rates of the serving inputs against the training data"),

@@ -236,6 +236,10 @@ def _infra7(f: Facts) -> Verdict:
 def _monitor1(f: Facts) -> Verdict:
     if f.triggers.get("new_data"):
         return _auto(f"{f.triggers['new_data']} retraining(s) triggered by a new upstream data version")
+    rules = f.rule_on("new_data_versions")
+    if "new_data_versions" in f.monitor_metrics and rules:
+        return _auto(f"monitor evaluations compared the served version's training data with its upstream data "
+                     f"sets; notifying rules: {'; '.join(rules)}")
     if f.runs_with_packages:
         return _half(f"{f.runs_with_packages} run(s) record their installed packages (changes are visible, "
                      "nothing notifies)")

@@ -5,7 +5,8 @@ The older registered versions of the model (the newest ``versions`` of them, reg
 before the candidate; archived ones included, failed registrations not) are scored on the
 candidate's evaluation data: each was trained on the data of its day, so its loss against
 the candidate on today's rows is what serving a model that old would cost. The loss per
-day of age is the least-squares slope through the origin of (age in days, loss); with
+day of age is the least-squares slope through the origin of (age in days, loss), estimated
+once the oldest scored version is at least a day older than the candidate; with
 ``max_age_days`` (the longest the team lets a model serve: its retraining cadence) the
 check fails when slope × max_age_days exceeds ``max_loss``. Without it, the check records
 the measurement and passes. Fewer than one older version: skipped.
@@ -22,6 +23,8 @@ from conveyor.gates._result import Check
 from conveyor.gates._spec import GateSpec
 
 _DAY_MS = 86_400_000
+#: the oldest version must be at least this much older for a loss per day to be estimated
+_MIN_SPAN_DAYS = 1.0
 
 
 def staleness_check(spec: GateSpec, registry: Any, name: str | None, version: int | None,
@@ -55,7 +58,8 @@ def staleness_check(spec: GateSpec, registry: Any, name: str | None, version: in
                      {"errors": errors})
     ages = np.array([r["age_days"] for r in rows])
     losses = np.array([r["loss"] for r in rows])
-    slope = float(ages @ losses / (ages @ ages)) if float(ages @ ages) > 0 else None
+    # a rate per day from versions registered minutes apart would be noise divided by ~0
+    slope = float(ages @ losses / (ages @ ages)) if float(ages.max()) >= _MIN_SPAN_DAYS else None
     evidence: dict[str, Any] = {"metric": metric, "candidate": candidate_value, "versions": rows,
                                 "loss_per_day": slope, "errors": errors, "max_age_days": stale.max_age_days,
                                 "max_loss": stale.max_loss}

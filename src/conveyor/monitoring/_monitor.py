@@ -150,6 +150,7 @@ class Monitoring:
             score_metrics, scores = self._scores.measure(window, config.model, version, ref_key,
                                                          method=config.method, threshold=config.threshold)
             metrics.update(score_metrics)
+            metrics["new_data_versions"] = _newer_versions(data_versions, self.tracker)
         except ConveyorError as exc:
             return self._store(config, version, since, until, "error", {}, [], None, error=exc.message)
         rules = [rule.evaluate(metrics) for rule in config.parsed_rules()]
@@ -277,6 +278,24 @@ class Monitoring:
             triggers.append(self.trainer(config).trigger(config.model, reason, alert_id=alert_id))
         return Evaluation(evaluation_id, config.name, config.model, version, status, metrics, tuple(rules),
                           tuple(alert_ids), tuple(triggers), drift, error, scores)
+
+
+def _newer_versions(data_versions: tuple[str, ...], tracker: Any) -> float | None:
+    """How many versions of the served version's training data sets were added after the ones
+    it was trained on (an upstream dependency changed); None when it records no data set."""
+    from conveyor.data import get_version
+
+    counted, newer = False, 0
+    for ref in data_versions:
+        name, _, number = ref.rpartition("@")
+        if not name or not number.isdigit():
+            continue
+        try:
+            newer += max(0, get_version(name, tracker=tracker).version - int(number))
+        except ConveyorError:  # a data set deleted since: nothing to compare with
+            continue
+        counted = True
+    return float(newer) if counted else None
 
 
 def _newer_data(data_versions: tuple[str, ...], tracker: Any) -> bool:
