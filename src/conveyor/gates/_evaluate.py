@@ -4,6 +4,7 @@ every check, and store the evaluation with its evidence."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from conveyor.gates._result import Evaluation
 from conveyor.gates._spec import GateSpec, load_gate
 from conveyor.registry import Registry, current_user_name
 from conveyor.store import gate_evaluations
+
+log = logging.getLogger("conveyor.gates")
 
 
 @dataclass(frozen=True)
@@ -271,7 +274,13 @@ def _probabilities(model: Any, features: Any) -> tuple[Any, Any] | None:
         native = getattr(model, "native", model)
         found = getattr(native, "classes_", None)
         classes = list(np.asarray(found).tolist()) if found is not None and np.ndim(found) == 1 else None
-    output = method(features)
+    try:
+        output = method(features)
+    except (ConveyorError, ValueError, TypeError, AttributeError) as exc:
+        # no usable probabilities: label metrics still apply; a gate that names a
+        # probability metric then stops with an error saying the model has none
+        log.warning("predict_proba failed on the evaluation data: %s", exc)
+        return None
     if hasattr(output, "to_numpy"):
         output = output.to_numpy()
     return np.asarray(output, dtype=np.float64), classes
