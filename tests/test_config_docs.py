@@ -53,13 +53,24 @@ MEANINGS = {
     ("gates.<name>", "baseline"): "Beat a trivial model: the [gates.<name>.baseline] table.",
     ("gates.<name>", "operational"): "Size and speed limits: the [gates.<name>.operational] table.",
     ("gates.<name>", "features"): "Every feature must help: the [gates.<name>.features] table.",
+    ("gates.<name>", "staleness"): "Quality lost by older versions on today's data: the [gates.<name>.staleness] table.",
+    ("gates.<name>", "privacy"): "Scan the evaluation data for personal data: the [gates.<name>.privacy] table.",
 }
 
 
 def sections() -> list[tuple[str, Any]]:
     """(table, pydantic model) of every table documented in docs/config.md."""
     from conveyor.data._config import DataSettings
-    from conveyor.gates._spec import BaselineSpec, CompareSpec, FeatureSpec, GateSpec, OperationalSpec, SliceSpec
+    from conveyor.gates._spec import (
+        BaselineSpec,
+        CompareSpec,
+        FeatureSpec,
+        GateSpec,
+        OperationalSpec,
+        PrivacySpec,
+        SliceSpec,
+        StalenessSpec,
+    )
     from conveyor.monitoring._config import MonitorConfig, MonitoringDefaults
     from conveyor.pipelines._settings import PipelineSettings
     from conveyor.registry._card import CardSettings
@@ -74,6 +85,8 @@ def sections() -> list[tuple[str, Any]]:
         ("gates.<name>.baseline", BaselineSpec),
         ("gates.<name>.operational", OperationalSpec),
         ("gates.<name>.features", FeatureSpec),
+        ("gates.<name>.privacy", PrivacySpec),
+        ("gates.<name>.staleness", StalenessSpec),
         ("monitoring", MonitoringDefaults),
         ("monitors.<name>", MonitorConfig),
         ("serving", ServingConfig),

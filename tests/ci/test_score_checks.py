@@ -237,3 +237,215 @@ def test_every_rule_metric_is_documented() -> None:
     text = rules_reference()
     for name, meaning in METRICS.items():
         assert f"| `{name}` | {meaning} |" in text, name
+
+
+def _people(frame: Any) -> Any:
+    """The breast-cancer rows with a patient e-mail and card number, as a careless export has them."""
+    rng = np.random.default_rng(3)
+    digits = [f"4{rng.integers(10**13, 10**14)}" for _ in range(len(frame))]
+
+    def luhn(body: str) -> str:
+        total = 0
+        for i, ch in enumerate(reversed(body)):
+            d = int(ch) * (2 if i % 2 == 0 else 1)
+            total += d - 9 if d > 9 else d
+        return body + str((10 - total % 10) % 10)
+
+    return frame.assign(contact=[f"patient{i}@clinic.example" for i in range(len(frame))],
+                        card=[luhn(d) for d in digits])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_gate_validates_the_kept_schema_and_scans_for_personal_data(project: Path, kind: str) -> None:
+    """Data 4 and Data 5 as gate checks, on both kinds of model: a schema file kept in the
+    project (types, ranges) and a scan for personal data outside the allowed columns."""
+    import conveyor.data
+    from conveyor.data import Schema
+    from conveyor.errors import NotFound, UnsafePath
+    from conveyor.gates import define_gate, evaluate
+    from conveyor.registry import Registry
+    from conveyor.tracking import get_tracker
+
+    frame = _data()
+    _, version = _register(kind, frame.iloc[:380])
+    ref = conveyor.data.add(frame, name=f"all-{kind}").ref  # the ranges the team knows: the whole population
+    schema = conveyor.data.schema_of(ref)
+    (project / "schemas").mkdir()
+    schema.write(project / "schemas" / "train.toml")
+    gate = define_gate("rules", model=kind, label="label", compare=None, schema_file="schemas/train.toml",
+                       privacy={"allow": ["contact"]})
+    uri = f"models:/{kind}/{version}"
+    registry = Registry(get_tracker())
+    held = frame.iloc[380:]
+    ok = evaluate(gate, uri, held, registry=registry)
+    data = next(c for c in ok.checks if c.kind == "data")
+    assert data.passed, data.summary
+    privacy = next(c for c in ok.checks if c.kind == "privacy")
+    assert data.passed and data.evidence["schema_file"] == "schemas/train.toml", data.summary
+    assert privacy.passed and privacy.evidence["personal"] == {}, privacy.summary
+
+    # a unit change upstream breaks the kept type rule; an export leaks e-mails and card numbers
+    broken = held.assign(mean_radius=held["mean_radius"].astype(str) + " in")
+    bad = evaluate(gate, uri, broken, registry=registry, save=False)
+    check = next(c for c in bad.checks if c.kind == "data")
+    assert check.passed is False and "schema schemas/train.toml" in check.summary
+    leaked = evaluate(gate, uri, _people(held), registry=registry, save=False)
+    privacy = next(c for c in leaked.checks if c.kind == "privacy")
+    assert privacy.passed is False and privacy.evidence["flagged"] == ["card"]
+    assert privacy.evidence["personal"]["contact"] == [f"email ({len(held)} of {len(held)} values)"]
+    assert "@" not in str(privacy.evidence) and "card: payment_card" in privacy.summary  # no value recorded
+
+    with pytest.raises(UnsafePath):
+        evaluate(define_gate("out", label="label", compare=None, schema_file="../elsewhere.toml"), uri, held,
+                 registry=registry, save=False)
+    with pytest.raises(NotFound, match="conveyor data schema NAME -o schemas/none.toml"):
+        evaluate(define_gate("none", label="label", compare=None, schema_file="schemas/none.toml"), uri, held,
+                 registry=registry, save=False)
+    assert isinstance(Schema.read(project / "schemas" / "train.toml"), Schema)
+
+    tests = _score()
+    for test in ("Data 4", "Data 5"):
+        assert tests[test]["status"] == "automated", tests[test]
+    assert "kept schema file" in tests["Data 4"]["evidence"][0]
+    assert "personal data" in tests["Data 5"]["evidence"][0]
+
+
+def test_personal_data_patterns() -> None:
+    from conveyor.gates._privacy import kind_of
+
+    assert kind_of("ana.lopez+x@mail.example.org") == "email"
+    assert kind_of("4539 1488 0343 6467") == "payment_card"  # Luhn-valid
+    assert kind_of("4539 1488 0343 6468") != "payment_card"
+    assert kind_of("123-45-6789") == "ssn"
+    assert kind_of("DE89370400440532013000") == "iban"
+    assert kind_of("192.168.1.20") == "ipv4"
+    assert kind_of("+1 (415) 555-0100") == "phone"
+    assert kind_of("north") is None and kind_of("12.5") is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_staleness_check_scores_older_versions_on_todays_data(project: Path, kind: str) -> None:
+    """Model 4: versions trained on less (older) data, registered 60 and 20 days before the
+    candidate, are scored on the candidate's evaluation rows; the loss per day of age decides
+    whether a 30-day retraining cadence keeps the loss within max_loss."""
+    from sqlalchemy import update
+
+    from conveyor.gates import define_gate, evaluate
+    from conveyor.registry import Registry
+    from conveyor.store import model_versions, registered_models
+    from conveyor.tracking import get_tracker
+
+    frame = _data()
+    held = frame.iloc[380:]
+    # older versions saw fewer and noisier rows
+    old = frame.iloc[:380].sample(n=60, random_state=0)
+    old = old.assign(label=np.where(np.random.default_rng(0).random(len(old)) < 0.3, 1 - old["label"], old["label"]))
+    _register(kind, old)
+    _register(kind, frame.iloc[:150])
+    _, version = _register(kind, frame.iloc[:380])
+    tracker = get_tracker()
+    registry = Registry(tracker)
+    now = registry.get(f"models:/{kind}/{version}").created_at
+    with tracker.store.write() as conn:
+        model_id = conn.execute(registered_models.select().where(registered_models.c.name == kind)).first().id
+        for number, days in ((1, 60), (2, 20)):
+            conn.execute(update(model_versions).where(model_versions.c.model_id == model_id,
+                                                      model_versions.c.version == number)
+                         .values(created_at=now - days * 86_400_000))
+    uri = f"models:/{kind}/{version}"
+    relaxed = define_gate("stale", model=kind, label="label", compare=None, data_checks=False,
+                          staleness={"versions": 3, "metric": "accuracy"})
+    result = evaluate(relaxed, uri, held, registry=registry)
+    check = next(c for c in result.checks if c.kind == "staleness")
+    assert check.passed is True, check.summary
+    rows = {r["version"]: r for r in check.evidence["versions"]}
+    assert set(rows) == {1, 2} and rows[1]["age_days"] == pytest.approx(60) and rows[2]["age_days"] == pytest.approx(20)
+    assert rows[1]["loss"] > 0  # the oldest, noisiest version does worse on today's rows
+    assert rows[1]["loss"] == pytest.approx(result.metrics["accuracy"] - rows[1]["accuracy"])
+    assert check.evidence["loss_per_day"] > 0
+    strict = define_gate("cadence", model=kind, label="label", compare=None, data_checks=False,
+                         staleness={"metric": "roc_auc", "max_age_days": 30, "max_loss": 0.0})
+    judged = next(c for c in evaluate(strict, uri, held, registry=registry, save=False).checks
+                  if c.kind == "staleness")
+    assert judged.passed is False and "at 30 days" in judged.summary, judged.summary
+    first = define_gate("first", model=kind, label="label", compare=None, data_checks=False, staleness={})
+    skipped = next(c for c in evaluate(first, f"models:/{kind}/1", held, registry=registry, save=False).checks
+                   if c.kind == "staleness")
+    assert skipped.passed is None and "no older version" in skipped.summary
+
+    tests = _score()
+    assert tests["Model 4"]["status"] == "automated", tests["Model 4"]
+    assert "older versions on today's data" in tests["Model 4"]["evidence"][0]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_trace_steps_one_row_through_the_package(project: Path, kind: str) -> None:
+    """Infra 5: the gate steps the first evaluation row through the loaded package (the
+    scaler, then the logistic regression; or the forest in one step) and it matches predict."""
+    from conveyor.gates import define_gate, evaluate
+    from conveyor.gates._trace import trace_check
+    from conveyor.registry import Registry
+    from conveyor.tracking import get_tracker
+
+    frame = _data()
+    model, version = _register(kind, frame.iloc[:380])
+    gate = define_gate("trace", model=kind, label="label", compare=None, trace=True)
+    result = evaluate(gate, f"models:/{kind}/{version}", frame.iloc[380:], registry=Registry(get_tracker()))
+    check = next(c for c in result.checks if c.kind == "trace")
+    assert check.passed is True, check.summary
+    steps = [s["kind"] for s in check.evidence["steps"]]
+    assert steps == (["StandardScaler", "LogisticRegression"] if kind == "logreg" else ["RandomForestClassifier"])
+    row = frame.iloc[380:].drop(columns=["label", "site"]).iloc[[0]]
+    assert check.evidence["predict"] == model.predict(row).tolist()
+    if kind == "logreg":
+        scaled = model.steps[0][1].transform(row)
+        assert check.evidence["steps"][0]["values"] == pytest.approx(scaled.ravel()[:6].tolist())
+
+    class Lying:  # a wrapper whose predict is not what its model computes: not debuggable
+        def __init__(self, inner: Any) -> None:
+            self.native = inner
+
+        def predict(self, data: Any) -> Any:
+            return 1 - np.asarray(self.native.predict(data))
+
+    assert trace_check(Lying(model), row).passed is False
+    tests = _score()
+    assert tests["Infra 5"]["status"] == "automated", tests["Infra 5"]
+
+
+def test_a_new_upstream_data_version_is_noticed_by_a_monitor_rule(project: Path) -> None:
+    """Monitor 1: the served version was trained on data:/train@1; once @2 and @3 land, every
+    evaluation says so (new_data_versions) and the rule on it notifies."""
+    import conveyor
+    import conveyor.data
+    import conveyor.models
+    from conveyor.gates import promote
+    from conveyor.monitoring import MonitorConfig, Monitoring
+    from conveyor.registry import Registry
+    from conveyor.tracking import get_tracker
+
+    frame = _data()
+    train = frame.iloc[:380]
+    ref = conveyor.data.add(train.drop(columns=["site"]), name="train").ref
+    model = _fit("logreg", train)
+    with conveyor.start_run(experiment="deps") as run:
+        conveyor.data.log_input(ref, run.id)
+        conveyor.models.log(model, "model", input_example=train.drop(columns=["label", "site"]).head(3))
+    tracker = get_tracker()
+    tracker.flush()
+    registry = Registry(tracker)
+    version = registry.register(f"runs:/{run.id}/model", "deps").version
+    assert registry.get(f"models:/deps/{version}").data_versions == (ref,)
+    promote("deps", version, force=True, registry=registry, reason="test")
+    config = MonitorConfig(name="deps", model="deps", target="label", rules=["new_data_versions > 0"])
+    monitoring = Monitoring(tracker)
+    window = _window(model, frame.iloc[380:], version, 1.0)
+    calm = monitoring.evaluate(config, current=window)
+    assert calm.metrics["new_data_versions"] == 0.0 and calm.status == "ok"
+    for seed in (1, 2):
+        conveyor.data.add(train.drop(columns=["site"]).sample(frac=0.9, random_state=seed), name="train")
+    moved = monitoring.evaluate(config, current=window)
+    assert moved.metrics["new_data_versions"] == 2.0 and moved.status == "alert" and moved.alert_ids
+    tests = _score()
+    assert tests["Monitor 1"]["status"] == "automated", tests["Monitor 1"]
+    assert "new_data_versions > 0" in tests["Monitor 1"]["evidence"][0]

@@ -51,3 +51,38 @@ def test_models_commands(project: Path) -> None:
     assert _run("models", "show", "nope").exit_code == 3
     assert _run("models", "history", "churn", "--at", "yesterday").exit_code == 2
     assert "churn" in _run("models", "list").output
+
+
+def test_show_and_card_read_the_probability_output_from_the_package(project: Path) -> None:
+    """`models show` and the model card say what a version answers, read from its package:
+    a classifier's probabilities with their class labels, a regressor's none."""
+    import pandas as pd
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    import conveyor
+    import conveyor.models
+    from conveyor.registry import model_card
+    from conveyor.tracking import set_tracker
+
+    iris = load_iris(as_frame=True)
+    labels = pd.Series(iris.target_names[iris.target])
+    with conveyor.start_run(experiment="cli") as run:
+        conveyor.models.log(LogisticRegression(max_iter=500).fit(iris.data, labels), "model",
+                            input_example=iris.data[:3])
+    regressor = _logged_run(project)
+    set_tracker(None)
+    assert _run("models", "register", f"runs:/{run.id}/model", "iris").exit_code == 0
+    assert _run("models", "register", regressor, "lin").exit_code == 0
+    shown = json.loads(_run("models", "show", "iris/1", "--json").output)
+    assert shown["signature"]["probabilities"] == {
+        "name": "probabilities", "dtype": "float64", "shape": [3], "nullable": False,
+        "classes": ["setosa", "versicolor", "virginica"]}
+    text = CliRunner().invoke(app, ["models", "show", "iris/1"], env={"COLUMNS": "300"}).output
+    assert "probabilities (float64 × 3: classes setosa, versicolor, virginica)" in text
+    assert "probabilities" not in json.loads(_run("models", "show", "lin/1", "--json").output)["signature"]
+    assert "none (the model has no predict_proba)" in CliRunner().invoke(
+        app, ["models", "show", "lin/1"], env={"COLUMNS": "300"}).output
+    set_tracker(None)
+    card = model_card("models:/iris/1")
+    assert "| probabilities | probabilities (float64 × 3: classes setosa, versicolor, virginica) |" in card

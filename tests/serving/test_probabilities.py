@@ -70,7 +70,8 @@ def test_probabilities_on_both_protocols(make_app: Any, tracker: Any, packages: 
     run(go())
     # the signature the server reports records both outputs
     assert [o["name"] for o in out["meta"]["outputs"]] == ["prediction", "probabilities"]
-    assert out["meta"]["outputs"][1] == {"name": "probabilities", "datatype": "FP64", "shape": [-1, classes]}
+    assert out["meta"]["outputs"][1] == {"name": "probabilities", "datatype": "FP64", "shape": [-1, classes],
+                                         "parameters": {"classes": native.classes_.tolist()}}
     assert [o["name"] for o in out["plain"]["outputs"]] == ["prediction"]
     (proba,) = out["proba"]["outputs"]
     assert proba["name"] == "probabilities" and proba["shape"] == [len(rows), classes]

@@ -29,7 +29,8 @@ def test_oip_health_metadata_and_ready(bc_app: Any, bc_data: Any) -> None:
             assert [i["name"] for i in meta["inputs"]] == list(bc_data.data.columns)
             assert meta["inputs"][0] == {"name": "mean radius", "datatype": "FP64", "shape": [-1]}
             assert meta["outputs"] == [{"name": "prediction", "datatype": "INT64", "shape": [-1]},
-                                       {"name": "probabilities", "datatype": "FP64", "shape": [-1, 2]}]
+                                       {"name": "probabilities", "datatype": "FP64", "shape": [-1, 2],
+                                        "parameters": {"classes": [0, 1]}}]  # the labels, from the package
             assert (await c.get("/v2/models/bc/versions/3")).json()["name"] == "bc"
             assert (await c.get("/v2/models/bc/ready")).json() == {"name": "bc", "ready": True}
             assert (await c.get("/v2/models/bc/versions/3/ready")).json()["ready"] is True

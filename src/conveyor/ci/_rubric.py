@@ -40,11 +40,12 @@ TESTS: tuple[RubricTest, ...] = (
                "no automated check in conveyor yet; weigh each feature's cost (latency, RAM, upstream dependencies) and "
                + _RECORD.format(id="Data 3")),
     RubricTest("Data 4", "Features adhere to meta-level requirements",
-               "write the rules into a schema file and validate every version with "
-               "`conveyor data validate REF --schema schema.json`, then " + _RECORD.format(id="Data 4")),
+               "keep the rules in a schema file (`conveyor data schema NAME -o schemas/NAME.toml`, then edit it) and "
+               "name it in the gate: `schema_file = \"schemas/NAME.toml\"` in [gates.<name>], so every candidate's "
+               "evaluation data is validated against it"),
     RubricTest("Data 5", "The data pipeline has appropriate privacy controls",
-               "no automated check in conveyor yet; document the access controls of the stores and "
-               + _RECORD.format(id="Data 5")),
+               "scan the evaluation data for personal data in the gate: `[gates.<name>.privacy] allow = []` (columns "
+               "allowed to hold it); the stores' access control stays yours to set"),
     RubricTest("Data 6", "New features can be added quickly",
                "train through a pipeline (`conveyor pipeline run mod:pipe`) whose model is gated and registered, so a new "
                "feature reaches a candidate in one command"),
@@ -60,7 +61,8 @@ TESTS: tuple[RubricTest, ...] = (
     RubricTest("Model 3", "All hyperparameters have been tuned",
                "search them: `conveyor pipeline sweep mod:pipe -p C=0.1,1,10 --maximize accuracy`"),
     RubricTest("Model 4", "The impact of model staleness is known",
-               "evaluate older versions on today's data and " + _RECORD.format(id="Model 4")),
+               "score older versions on today's data in the gate: `[gates.<name>.staleness] versions = 3` (add "
+               "`max_age_days` and `max_loss` to check the retraining cadence against the measured loss)"),
     RubricTest("Model 5", "A simpler model is not better",
                "add a baseline to the gate: `[gates.<name>.baseline] kind = \"dummy\"` (or \"linear\")"),
     RubricTest("Model 6", "Model quality is sufficient on all important data slices",
@@ -78,16 +80,16 @@ TESTS: tuple[RubricTest, ...] = (
     RubricTest("Infra 4", "Model quality is validated before serving",
                "promote only through a gate: `conveyor ci promote` / `conveyor.gates.promote` (no --force)"),
     RubricTest("Infra 5", "The model is debuggable",
-               "log models as conveyor packages (`conveyor.models.log`) so any version loads locally with "
-               "`conveyor.models.load` and predicts one row"),
+               "log models as conveyor packages (`conveyor.models.log`) and add `trace = true` to the gate: every "
+               "evaluation steps one row through the loaded package (each Pipeline step) and checks it matches predict"),
     RubricTest("Infra 6", "Models are canaried before serving",
                "add the operational check to the gate (`[gates.<name>.operational]`: the package loads in the serving "
                "code) and serve a canary: `conveyor serve models:/N@champion --canary models:/N/V=0.1`"),
     RubricTest("Infra 7", "Serving models can be rolled back",
                "practise it: `conveyor models rollback NAME` (recorded in the registry history)"),
     RubricTest("Monitor 1", "Dependency changes result in notification",
-               "declare the training data set in a monitor with `retrain_on_new_data = true`, so a new upstream version "
-               "is noticed and acted on"),
+               "declare the training data set in a monitor with `retrain_on_new_data = true`, or alert on it with a "
+               "rule `new_data_versions > 0`, so a new upstream version is noticed and acted on"),
     RubricTest("Monitor 2", "Data invariants hold for inputs",
                "run a monitor on the served model (`[monitors.<name>]`, `conveyor monitor watch`): drift, missing and "
                "out-of-range rates of the serving inputs against the training data"),

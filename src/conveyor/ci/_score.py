@@ -88,6 +88,21 @@ def _data1(f: Facts) -> Verdict:
     return _none("no versioned table data set")
 
 
+def _data4(f: Facts) -> Verdict:
+    return _gate(f, "data.schema", "validation of the evaluation data against the project's kept schema file") \
+        or _none("no gate validated its data against a kept schema file")
+
+
+def _data5(f: Facts) -> Verdict:
+    return _gate(f, "privacy", "scan of the evaluation data for personal data outside the allowed columns") \
+        or _none("no gate scanned its data for personal data")
+
+
+def _model4(f: Facts) -> Verdict:
+    return _gate(f, "staleness", "scoring of older versions on today's data (quality lost per day of age)") \
+        or _none("no gate measured how older versions do on today's data")
+
+
 def _data6(f: Facts) -> Verdict:
     gated = [p for p in f.promotions if p["gated"]]
     if f.pipeline_runs and gated:
@@ -192,6 +207,10 @@ def _infra4(f: Facts) -> Verdict:
 
 
 def _infra5(f: Facts) -> Verdict:
+    traced = f.gate_checks.get("trace", 0)
+    if traced and f.package_versions:
+        return _auto(f"{traced} gate evaluation(s) stepped a row through the loaded package and matched predict",
+                     f"{f.package_versions} of {f.versions} registered version(s) are conveyor packages with their run")
     if f.package_versions:
         return _half(f"{f.package_versions} of {f.versions} registered version(s) are conveyor packages with their "
                      "run: each loads locally and predicts a single row")
@@ -217,6 +236,10 @@ def _infra7(f: Facts) -> Verdict:
 def _monitor1(f: Facts) -> Verdict:
     if f.triggers.get("new_data"):
         return _auto(f"{f.triggers['new_data']} retraining(s) triggered by a new upstream data version")
+    rules = f.rule_on("new_data_versions")
+    if "new_data_versions" in f.monitor_metrics and rules:
+        return _auto(f"monitor evaluations compared the served version's training data with its upstream data "
+                     f"sets; notifying rules: {'; '.join(rules)}")
     if f.runs_with_packages:
         return _half(f"{f.runs_with_packages} run(s) record their installed packages (changes are visible, "
                      "nothing notifies)")
@@ -269,8 +292,8 @@ def _manual_only(f: Facts) -> Verdict:
 
 
 RULES: dict[str, Rule] = {
-    "Data 1": _data1, "Data 2": _data2, "Data 6": _data6, "Data 7": _data7,
-    "Model 1": _model1, "Model 2": _model2, "Model 3": _model3, "Model 5": _model5, "Model 6": _model6,
+    "Data 1": _data1, "Data 2": _data2, "Data 4": _data4, "Data 5": _data5, "Data 6": _data6, "Data 7": _data7,
+    "Model 1": _model1, "Model 2": _model2, "Model 3": _model3, "Model 4": _model4, "Model 5": _model5, "Model 6": _model6,
     "Model 7": _model7,
     "Infra 1": _infra1, "Infra 2": _infra2, "Infra 3": _infra3, "Infra 4": _infra4, "Infra 5": _infra5,
     "Infra 6": _infra6, "Infra 7": _infra7,

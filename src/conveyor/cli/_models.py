@@ -81,7 +81,11 @@ def show(
     """A model (aliases, versions) or one version in detail."""
     with _registry() as registry:
         if "/" in ref.removeprefix("models:/") or "@" in ref:
-            data: Any = registry.get(ref).to_dict()
+            from conveyor.registry import package_signature
+
+            version = registry.get(ref)
+            signature = package_signature(registry, version)
+            data: Any = {**version.to_dict(), "signature": signature.to_dict() if signature else None}
         else:
             model = registry.get_model(ref)
             data = {**model.to_dict(), "versions": [v.to_dict() for v in registry.list_versions(ref)]}
@@ -89,7 +93,13 @@ def show(
         return print_json(data)
     table = Table("field", "value", show_header=False)
     for key, value in data.items():
-        if key != "versions":
+        if key == "signature":
+            from conveyor.entities import Signature
+            from conveyor.registry._signature import describe_outputs
+
+            for part, text in describe_outputs(Signature.from_dict(value) if value else None).items():
+                table.add_row(esc(part), esc(text))
+        elif key != "versions":
             table.add_row(esc(key), esc(_shown(key, value)))
     console.print(table)
     if "versions" in data:

@@ -29,41 +29,57 @@ DTYPES = (
 @dataclass(frozen=True, slots=True)
 class ColumnSpec:
     """One named input or output: its dtype, shape of one row's value (``()`` for a scalar),
-    and whether missing values (NaN/None) are allowed."""
+    and whether missing values (NaN/None) are allowed. ``classes`` names the class label of
+    each position of a probability output (empty for every other column)."""
 
     name: str
     dtype: str
     shape: tuple[int, ...] = ()
     nullable: bool = False
+    classes: tuple[Any, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "nullable": self.nullable}
+        data = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "nullable": self.nullable}
+        if self.classes:
+            data["classes"] = list(self.classes)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ColumnSpec:
-        return cls(str(data["name"]), str(data["dtype"]), tuple(data.get("shape", ())), bool(data.get("nullable")))
+        return cls(str(data["name"]), str(data["dtype"]), tuple(data.get("shape", ())), bool(data.get("nullable")),
+                   tuple(data.get("classes") or ()))
 
 
 @dataclass(frozen=True, slots=True)
 class Signature:
     """What a model takes and returns. ``inputs`` are columns of a table (one per feature);
-    ``outputs`` usually one column (``prediction``), or one per class for probabilities."""
+    ``outputs`` what ``predict`` returns, usually one column (``prediction``).
+    ``probabilities`` is the second output of a classifier (``predict_proba``): one float
+    per class and row, its ``classes`` naming the label of each position; None for a model
+    without one."""
 
     inputs: tuple[ColumnSpec, ...]
     outputs: tuple[ColumnSpec, ...] = field(default_factory=tuple)
+    probabilities: ColumnSpec | None = None
 
     @property
     def input_names(self) -> list[str]:
         return [c.name for c in self.inputs]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"inputs": [c.to_dict() for c in self.inputs], "outputs": [c.to_dict() for c in self.outputs]}
+        data: dict[str, Any] = {"inputs": [c.to_dict() for c in self.inputs],
+                                "outputs": [c.to_dict() for c in self.outputs]}
+        if self.probabilities is not None:
+            data["probabilities"] = self.probabilities.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Signature:
+        proba = data.get("probabilities")
         return cls(
             tuple(ColumnSpec.from_dict(c) for c in data.get("inputs", ())),
             tuple(ColumnSpec.from_dict(c) for c in data.get("outputs", ())),
+            ColumnSpec.from_dict(proba) if isinstance(proba, Mapping) else None,
         )
 
 

@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from conveyor.errors import InvalidInput
 from conveyor.gates import _metrics as m
+from conveyor.gates import _proba
 from conveyor.gates import _stats
 from conveyor.gates._result import Check
 from conveyor.gates._slices import slice_checks
@@ -17,9 +19,11 @@ Array = Any
 
 
 class Scored:
-    """Labels and predictions of one evaluation set, encoded once."""
+    """Labels, predictions and (when the models have them) class probabilities of one
+    evaluation set, encoded once."""
 
-    def __init__(self, spec: GateSpec, y: Array, cand: Array, champ: Array | None, base: Array | None) -> None:
+    def __init__(self, spec: GateSpec, y: Array, cand: Array, champ: Array | None, base: Array | None,
+                 probabilities: dict[str, Any] | None = None) -> None:
         self.spec = spec
         self.task = spec.task
         preds = [p for p in (cand, champ, base) if p is not None]
@@ -35,13 +39,60 @@ class Scored:
         self.cand = next(it)
         self.champ = next(it) if champ is not None else None
         self.base = next(it) if base is not None else None
+        #: subject → probabilities, columns in the order of ``encoded.classes``
+        self.proba: dict[str, Array] = {}
+        if self.encoded is not None:
+            for who, found in (probabilities or {}).items():
+                if found is not None:
+                    self.proba[who] = _proba.aligned(found[0], found[1], self.encoded.classes, who=who)
 
-    def metrics(self, pred: Array, mask: Array | None = None) -> dict[str, float]:
+    def pred(self, who: str) -> Array | None:
+        return {"candidate": self.cand, "champion": self.champ, "baseline": self.base}[who]
+
+    def metrics(self, pred: Array, mask: Array | None = None, proba: Array | None = None) -> dict[str, float]:
         y = self.y if mask is None else self.y[mask]
         pred = pred if mask is None else pred[mask]
         if self.encoded is not None:
-            return m.classification_metrics(self.encoded.with_y(y) if mask is not None else self.encoded, pred)
+            values = m.classification_metrics(self.encoded.with_y(y) if mask is not None else self.encoded, pred)
+            if proba is not None:
+                values.update(_proba.probability_metrics(y, proba if mask is None else proba[mask],
+                                                         self.encoded.positive))
+            return values
         return m.regression_metrics(y, pred)
+
+    def of(self, who: str, mask: Array | None = None) -> dict[str, float] | None:
+        """The metrics of subject ``who`` (None when there is no such subject)."""
+        pred = self.pred(who)
+        return None if pred is None else self.metrics(pred, mask, self.proba.get(who))
+
+
+def needed_probabilities(spec: GateSpec) -> dict[str, set[str]]:
+    """Subject → probability metrics the gate's thresholds, comparison and baseline name."""
+    need: dict[str, set[str]] = {}
+    for threshold in [*spec.thresholds(), *spec.slice_thresholds()]:
+        for who, metric in threshold.refs:
+            if metric in m.PROBABILITY_METRICS:
+                need.setdefault(who, set()).add(metric)
+    if spec.compare is not None and spec.compare_metric in m.PROBABILITY_METRICS:
+        for who in ("candidate", "champion"):
+            need.setdefault(who, set()).add(spec.compare_metric)
+    if spec.baseline is not None and (spec.baseline.metric or spec.compare_metric) in m.PROBABILITY_METRICS:
+        for who in ("candidate", "baseline"):
+            need.setdefault(who, set()).add(spec.baseline.metric or spec.compare_metric)
+    return need
+
+
+def _require_probabilities(spec: GateSpec, scored: Scored, names: dict[str, str]) -> None:
+    for who, metrics in sorted(needed_probabilities(spec).items()):
+        if scored.pred(who) is not None and who not in scored.proba:
+            shown = ", ".join(sorted(metrics))
+            raise InvalidInput(
+                f"gate {spec.name!r} needs class probabilities for {shown}, but the {who} "
+                f"{names.get(who, '')}has none (no predict_proba)".replace("  ", " "),
+                field=f"{spec.prefix}.metrics", value=shown,
+                hint="gate it on label metrics (accuracy, f1, …), or use a classifier with predict_proba "
+                "(an SVC wrapped in CalibratedClassifierCV, for instance)",
+            )
 
 
 def assess(
@@ -52,20 +103,24 @@ def assess(
     *,
     frame: Any = None,
     baseline: Array | None = None,
+    probabilities: dict[str, Any] | None = None,
+    names: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], list[Check], list[dict[str, Any]]]:
     """Metrics of each subject, the checks, and the slice table (worst first).
 
+    ``probabilities`` maps ``"candidate"``/``"champion"``/``"baseline"`` to ``(predict_proba
+    output, its class labels)`` for the subjects that have them; the probability metrics
+    (roc_auc, log_loss, brier, ece) are then computed too.
+
     Example::
 
-        spec = define_gate(metrics=["accuracy >= 0.8"])
-        metrics, checks, slices = assess(spec, y, model.predict(X), champion.predict(X))
+        spec = define_gate(metrics=["accuracy >= 0.8", "roc_auc >= 0.9"])
+        metrics, checks, slices = assess(spec, y, model.predict(X), champion.predict(X),
+                                         probabilities={"candidate": (model.predict_proba(X), model.classes_)})
     """
-    scored = Scored(spec, y, candidate, champion, baseline)
-    values: dict[str, Any] = {
-        "candidate": scored.metrics(scored.cand),
-        "champion": scored.metrics(scored.champ) if scored.champ is not None else None,
-        "baseline": scored.metrics(scored.base) if scored.base is not None else None,
-    }
+    scored = Scored(spec, y, candidate, champion, baseline, probabilities)
+    _require_probabilities(spec, scored, names or {})
+    values: dict[str, Any] = {who: scored.of(who) for who in ("candidate", "champion", "baseline")}
     checks = [_threshold_check(t, values) for t in spec.thresholds()]
     if spec.compare is not None:
         checks += compare_checks(spec, scored)
@@ -114,7 +169,12 @@ def compare_checks(spec: GateSpec, scored: Scored) -> list[Check]:
 def _bootstrap_check(spec: GateSpec, scored: Scored, metric: str) -> Check:
     compare = spec.compare
     assert compare is not None and scored.champ is not None
-    if scored.encoded is not None:
+    if metric in m.PROBABILITY_METRICS:
+        assert scored.encoded is not None
+        observed, deltas = _proba.bootstrap(scored.y, scored.proba["candidate"], scored.proba["champion"], metric,
+                                            scored.encoded.positive, resamples=compare.resamples, seed=compare.seed)
+        ev = _stats.interval(observed, deltas, compare.confidence, compare.resamples, len(scored.y))
+    elif scored.encoded is not None:
         ev = _stats.bootstrap_classification(scored.encoded, scored.cand, scored.champ, metric,
                                              resamples=compare.resamples, confidence=compare.confidence, seed=compare.seed)
     else:

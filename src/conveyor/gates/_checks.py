@@ -41,9 +41,39 @@ def data_check(spec: GateSpec, frame: Any, features: Any, model: Any, dataset: s
             errors = [a for a in anomalies if a.severity == "error"]
             evidence["anomalies"] = [a.to_dict() for a in anomalies]
             problems += [str(a) for a in errors]
+    if spec.schema_file is not None:
+        from conveyor.data import validate as validate_data
+
+        kept = validate_data(frame, schema=schema_path(spec), tracker=tracker)
+        evidence["schema_file"] = spec.schema_file
+        evidence["schema_anomalies"] = [a.to_dict() for a in kept]
+        problems += [f"schema {spec.schema_file}: {a}" for a in kept if a.severity == "error"]
     evidence["problems"] = problems
     summary = "no anomalies" if not problems else f"{len(problems)} problem(s): " + "; ".join(problems[:3])
+    if spec.schema_file is not None and not problems:
+        summary += f" (signature, and the rules of {spec.schema_file})"
     return Check("data: evaluation data schema", "data", not problems, summary, evidence)
+
+
+def schema_path(spec: GateSpec) -> Any:
+    """The gate's schema file, relative to the project root and never outside it."""
+    from pathlib import Path
+
+    from conveyor.errors import NotFound, UnsafePath
+    from conveyor.settings import find_project_root
+
+    assert spec.schema_file is not None
+    root = (find_project_root(Path.cwd()) or Path.cwd()).resolve()
+    path = (root / spec.schema_file).resolve()
+    if not path.is_relative_to(root):
+        raise UnsafePath(f"{spec.prefix}.schema_file {spec.schema_file!r} is outside the project",
+                         field=f"{spec.prefix}.schema_file", value=spec.schema_file,
+                         hint="give a path inside the project folder, e.g. schemas/train.toml")
+    if not path.is_file():
+        raise NotFound("schema file", spec.schema_file,
+                       hint=f"write one with `conveyor data schema NAME -o {spec.schema_file}` "
+                       f"({spec.prefix}.schema_file is relative to {root})")
+    return path
 
 
 def operational_check(spec: GateSpec, model: Any, features: Any, *, size: int | None, load_seconds: float | None) -> Check:
@@ -82,10 +112,13 @@ def operational_check(spec: GateSpec, model: Any, features: Any, *, size: int | 
     return Check("operational: size, load time, p95 latency", "operational", not failures, summary, evidence)
 
 
-def baseline_predictions(spec: GateSpec, features: Any, y: Any, train: tuple[Any, Any] | None) -> Any:
-    """Predictions of the simpler model on the evaluation rows: fitted on ``train`` when
-    given, else out-of-fold (5-fold cross-validation) on the evaluation data itself, so the
-    baseline never scores rows it was fitted on (a dummy only learns the label prior)."""
+def baseline_outputs(spec: GateSpec, features: Any, y: Any, train: tuple[Any, Any] | None) -> tuple[Any, Any]:
+    """``(predictions, (probabilities, classes) or None)`` of the simpler model on the
+    evaluation rows: fitted on ``train`` when given, else out-of-fold (5-fold
+    cross-validation) on the evaluation data itself, so the baseline never scores rows it was
+    fitted on (a dummy only learns the label prior). A classifier's probabilities are the
+    prior for the dummy (which predicts the most frequent class) and the logistic
+    regression's for the linear baseline."""
     from sklearn.dummy import DummyClassifier, DummyRegressor
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression, Ridge
@@ -97,17 +130,22 @@ def baseline_predictions(spec: GateSpec, features: Any, y: Any, train: tuple[Any
     classify = spec.task == "classification"
     numeric = features.select_dtypes("number").columns.tolist() if hasattr(features, "select_dtypes") else None
     if spec.baseline.kind == "dummy" or not numeric:
-        model: Any = DummyClassifier(strategy="most_frequent") if classify else DummyRegressor()
+        model: Any = DummyClassifier(strategy="prior") if classify else DummyRegressor()
     else:
         last = LogisticRegression(max_iter=1000) if classify else Ridge()
         model = make_pipeline(SimpleImputer(), StandardScaler(), last)
     pick = (lambda frame: frame[numeric]) if numeric else (lambda frame: np.zeros((len(frame), 1)))
-    if train is not None:
-        model.fit(pick(train[0]), np.asarray(train[1]))
-        return model.predict(pick(features))
-    if spec.baseline.kind == "dummy":
-        return model.fit(pick(features), np.asarray(y)).predict(pick(features))
-    return cross_val_predict(model, pick(features), np.asarray(y), cv=KFold(5, shuffle=True, random_state=0))
+    if train is not None or spec.baseline.kind == "dummy":
+        fit_x, fit_y = (pick(train[0]), np.asarray(train[1])) if train is not None else (pick(features), np.asarray(y))
+        model.fit(fit_x, fit_y)
+        proba = (model.predict_proba(pick(features)), model.classes_) if classify else None
+        return model.predict(pick(features)), proba
+    cv = KFold(5, shuffle=True, random_state=0)
+    pred = cross_val_predict(model, pick(features), np.asarray(y), cv=cv)
+    if not classify:
+        return pred, None
+    classes = np.unique(np.asarray(y))  # cross_val_predict's columns: the sorted labels
+    return pred, (cross_val_predict(model, pick(features), np.asarray(y), cv=cv, method="predict_proba"), classes)
 
 
 class _Fitted:

@@ -4,6 +4,7 @@ every check, and store the evaluation with its evidence."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,11 +18,13 @@ from conveyor.blobs import Digest
 from conveyor.entities import now_ms
 from conveyor.errors import ConveyorError, InvalidInput, NotFound
 from conveyor.gates._assess import assess
-from conveyor.gates._checks import baseline_predictions, data_check, feature_check, operational_check
+from conveyor.gates._checks import baseline_outputs, data_check, feature_check, operational_check
 from conveyor.gates._result import Evaluation
 from conveyor.gates._spec import GateSpec, load_gate
 from conveyor.registry import Registry, current_user_name
 from conveyor.store import gate_evaluations
+
+log = logging.getLogger("conveyor.gates")
 
 
 @dataclass(frozen=True)
@@ -82,11 +85,15 @@ def evaluate(
     checks = [data_check(spec, frame, _inputs(cand.model, features), cand.model, dataset, tracker)] if spec.data_checks else []
     if checks and checks[0].failed:
         return _finish(registry, spec, cand, champ, dataset, frame, checks, {"candidate": {}}, [], save)
-    base = baseline_predictions(spec, features, y, train) if spec.baseline is not None else None
+    base, base_proba = baseline_outputs(spec, features, y, train) if spec.baseline is not None else (None, None)
+    probabilities = {"candidate": _probabilities(cand.model, _inputs(cand.model, features)), "baseline": base_proba}
+    if champ is not None:
+        probabilities["champion"] = _probabilities(champ.model, _inputs(champ.model, features))
     values, more, slices = assess(
         spec, y, _predict(cand.model, _inputs(cand.model, features)),
         _predict(champ.model, _inputs(champ.model, features)) if champ is not None else None,
-        frame=frame, baseline=base,
+        frame=frame, baseline=base, probabilities=probabilities,
+        names={"candidate": _name(cand), "champion": _name(champ) if champ is not None else ""},
     )
     checks += more
     if spec.operational is not None:
@@ -94,6 +101,22 @@ def evaluate(
                                         size=cand.size, load_seconds=cand.load_seconds))
     if spec.features is not None:
         checks.append(feature_check(spec, cand.model, _inputs(cand.model, features), y))
+    if spec.staleness is not None:
+        from conveyor.gates._staleness import staleness_check
+
+        metric = spec.staleness.metric or spec.compare_metric
+        checks.append(staleness_check(
+            spec, registry, cand.name, cand.version,
+            lambda old: _measure(spec, old, features, y, metric), (values.get("candidate") or {}).get(metric),
+            trusted))
+    if spec.trace:
+        from conveyor.gates._trace import trace_check
+
+        checks.append(trace_check(cand.model, _inputs(cand.model, features)))
+    if spec.privacy is not None:
+        from conveyor.gates._privacy import privacy_check
+
+        checks.append(privacy_check(spec, frame))
     return _finish(registry, spec, cand, champ, dataset, frame, checks, values, slices, save)
 
 
@@ -224,6 +247,48 @@ def _inputs(model: Any, features: Any) -> Any:
     if names and all(name in features.columns for name in names):
         return features[names]
     return features  # let the signature check name what is missing
+
+
+def _measure(spec: GateSpec, model: Any, features: Any, y: Any, metric: str) -> float:
+    """One model's ``metric`` on the evaluation rows (as the gate computes it for the candidate)."""
+    from conveyor.gates._assess import Scored
+
+    inputs = _inputs(model, features)
+    scored = Scored(spec, y, _predict(model, inputs), None, None, {"candidate": _probabilities(model, inputs)})
+    values = scored.of("candidate") or {}
+    if metric not in values:
+        raise InvalidInput(f"metric {metric!r} cannot be computed for this model (no probabilities?)",
+                           field=f"{spec.prefix}.staleness.metric", value=metric)
+    return float(values[metric])
+
+
+def _name(subject: Subject) -> str:
+    return f"models:/{subject.name}/{subject.version} " if subject.name is not None else ""
+
+
+def _probabilities(model: Any, features: Any) -> tuple[Any, Any] | None:
+    """``(predict_proba output, class labels)`` of a classifier, or None for a model without
+    probabilities. The labels come from the package's signature, else the native ``classes_``."""
+    method = getattr(model, "predict_proba", None)
+    if not callable(method) or not getattr(model, "has_proba", True):
+        return None
+    signature = getattr(model, "signature", None)
+    spec = getattr(signature, "probabilities", None)
+    classes = list(spec.classes) if spec is not None and spec.classes else None
+    if classes is None:
+        native = getattr(model, "native", model)
+        found = getattr(native, "classes_", None)
+        classes = list(np.asarray(found).tolist()) if found is not None and np.ndim(found) == 1 else None
+    try:
+        output = method(features)
+    except (ConveyorError, ValueError, TypeError, AttributeError) as exc:
+        # no usable probabilities: label metrics still apply; a gate that names a
+        # probability metric then stops with an error saying the model has none
+        log.warning("predict_proba failed on the evaluation data: %s", exc)
+        return None
+    if hasattr(output, "to_numpy"):
+        output = output.to_numpy()
+    return np.asarray(output, dtype=np.float64), classes
 
 
 def _predict(model: Any, features: Any) -> Any:

@@ -130,12 +130,14 @@ REGRESSION: dict[str, Callable[[Array], Array]] = {
 }
 
 #: Metrics for which smaller is better; every other metric is better when larger.
-LOWER_IS_BETTER = frozenset({"error_rate", "mae", "mse", "rmse"})
+LOWER_IS_BETTER = frozenset({"error_rate", "mae", "mse", "rmse", "brier", "ece", "log_loss"})
+#: Classification metrics computed from predicted probabilities (see ``_proba``).
+PROBABILITY_METRICS = frozenset({"brier", "ece", "log_loss", "roc_auc"})
 TASKS: dict[str, dict[str, Any]] = {"classification": CLASSIFICATION, "regression": REGRESSION}
 
 
 def known_metrics(task: str) -> set[str]:
-    return set(TASKS[task])
+    return set(TASKS[task]) | (set(PROBABILITY_METRICS) if task == "classification" else set())
 
 
 def classification_metrics(encoded: Encoded, pred: Array) -> dict[str, float]:

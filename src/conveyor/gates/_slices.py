@@ -67,12 +67,10 @@ def slice_checks(spec: GateSpec, scored: Scored, frame: Any) -> tuple[list[Check
             n = int(np.count_nonzero(mask))
             if n == 0:
                 continue
-            mine = scored.metrics(scored.cand, mask)
             values: dict[str, dict[str, float] | None] = {
-                "candidate": mine,
-                "champion": scored.metrics(scored.champ, mask) if scored.champ is not None else None,
-                "baseline": scored.metrics(scored.base, mask) if scored.base is not None else None,
-            }
+                who: scored.of(who, mask) for who in ("candidate", "champion", "baseline")}
+            mine = values["candidate"]
+            assert mine is not None
             judged = n >= settings.min_size
             failed = []
             for threshold in thresholds if judged else []:

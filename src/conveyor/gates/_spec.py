@@ -70,6 +70,27 @@ class OperationalSpec(_Spec):
     latency_samples: int = Field(50, ge=5, le=10_000, description="Single-row predictions timed.")
 
 
+class PrivacySpec(_Spec):
+    """Personal data in the evaluation data: a scan of every column (ML Test Score Data 5)."""
+
+    allow: list[str] = Field(default_factory=list, description=(
+        "Columns allowed to hold personal data (reported, not failed); every other column must hold none."))
+    max_rows: int = Field(2000, ge=10, description="Rows scanned (a seeded sample above this).")
+    min_share: float = Field(0.05, gt=0, le=1, description=(
+        "Share of a column's scanned non-empty values that must match one pattern for it to count as personal data."))
+
+
+class StalenessSpec(_Spec):
+    """Older versions scored on today's evaluation data: quality lost per day of age (ML Test Score Model 4)."""
+
+    versions: int = Field(3, ge=1, le=50, description="How many of the newest older versions are scored.")
+    metric: str | None = Field(None, description="Metric whose loss is measured (default: the compared metric).")
+    max_age_days: float | None = Field(None, gt=0, description=(
+        "Longest a model serves before it is retrained (the team's cadence); with it the check fails when the "
+        "loss expected at that age exceeds max_loss."))
+    max_loss: float = Field(0.02, ge=0, description="Largest acceptable loss of the metric at max_age_days.")
+
+
 class GateSpec(_Spec):
     """One gate. Example (conveyor.toml)::
 
@@ -96,6 +117,14 @@ class GateSpec(_Spec):
     operational: OperationalSpec | None = None
     features: FeatureSpec | None = None
     data_checks: bool = Field(True, description="Check the evaluation data against the model signature.")
+    schema_file: str | None = Field(None, description=(
+        "Schema file kept in the project (`conveyor data schema … -o FILE`, then edited: types, ranges, categories, "
+        "required columns) that the evaluation data must satisfy; part of the data check (ML Test Score Data 4)."))
+    privacy: PrivacySpec | None = None
+    staleness: StalenessSpec | None = None
+    trace: bool = Field(False, description=(
+        "Step the first evaluation row through the model (each step of a scikit-learn Pipeline) and check it "
+        "reproduces predict (ML Test Score Infra 5)."))
 
     @property
     def prefix(self) -> str:
@@ -131,6 +160,7 @@ class GateSpec(_Spec):
         for key, metric in (
             ("compare.metric", self.compare.metric if self.compare else None),
             ("baseline.metric", self.baseline.metric if self.baseline else None),
+            ("staleness.metric", self.staleness.metric if self.staleness else None),
         ):
             if metric is not None and metric not in known:
                 raise ConfigError(

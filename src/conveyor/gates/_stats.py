@@ -43,7 +43,7 @@ def bootstrap_classification(
     champ_scores = fn(counts.sum(axis=2), encoded.positive)
     observed = m.improvement(metric, fn(cells.reshape(k, k, k).sum(axis=2), encoded.positive),
                              fn(cells.reshape(k, k, k).sum(axis=1), encoded.positive))
-    return _interval(observed, m.improvement(metric, cand_scores, champ_scores), confidence, resamples, n)
+    return interval(observed, m.improvement(metric, cand_scores, champ_scores), confidence, resamples, n)
 
 
 def bootstrap_regression(
@@ -64,10 +64,10 @@ def bootstrap_regression(
         deltas.append(m.improvement(metric, fn(totals[:, :5]), fn(totals[:, 5:])))
     whole = stats.sum(axis=0)
     observed = m.improvement(metric, fn(whole[:5]), fn(whole[5:]))
-    return _interval(observed, np.concatenate(deltas), confidence, resamples, n)
+    return interval(observed, np.concatenate(deltas), confidence, resamples, n)
 
 
-def _interval(observed: Array, deltas: Array, confidence: float, resamples: int, n: int) -> dict[str, Any]:
+def interval(observed: Array, deltas: Array, confidence: float, resamples: int, n: int) -> dict[str, Any]:
     tail = (1 - confidence) / 2
     low, high = np.quantile(deltas, [tail, 1 - tail])
     return {

@@ -87,6 +87,16 @@ class Flavor:
         """The model's own prediction on an input example, used to infer output specs."""
         return None
 
+    def example_outputs(self, model: Any, example: Any, config: Mapping[str, Any]) -> tuple[Any, Any]:
+        """``(prediction, (probabilities, classes) or None)`` of the native model on the input
+        example, recorded in the signature; ``config`` is what ``save`` returned."""
+        return self.native_predict(model, example), self.native_proba(model, example)
+
+    def native_proba(self, model: Any, example: Any) -> tuple[Any, Any] | None:
+        """``(probabilities, class labels)`` of the native model on an input example, recorded
+        in the signature as its probability output; None when the model has no predict_proba."""
+        return None
+
     def reject_options(self, options: Mapping[str, Any], known: tuple[str, ...] = ()) -> None:
         """Refuse save options this flavor does not know (``example`` is always passed)."""
         unknown = sorted(k for k in options if k != "example" and k not in known)

@@ -187,3 +187,41 @@ def infer_outputs(output: Any) -> tuple[ColumnSpec, ...]:
     if shape == (1,):
         shape = ()
     return (ColumnSpec("prediction", dtype_name(array.dtype, sample), shape),)
+
+
+#: the name of the probability output (``predict_proba``) in signatures and serving
+PROBABILITIES = "probabilities"
+
+
+def json_labels(classes: Any) -> tuple[Any, ...]:
+    """Class labels as JSON values (numpy scalars unwrapped); refuses other objects."""
+    import numpy as np
+
+    values = np.asarray(classes).reshape(-1).tolist()
+    for value in values:
+        if not isinstance(value, (int, float, str, bool)):
+            raise InvalidInput(
+                f"class label {value!r} cannot be stored as JSON", field="classes_", value=repr(value),
+                hint="train on int, float, bool or string labels",
+            )
+    return tuple(values)
+
+
+def infer_probabilities(proba: Any, classes: Any) -> ColumnSpec:
+    """The probability output spec: float64, one value per class, each class labelled.
+
+    Example::
+
+        >>> infer_probabilities([[0.2, 0.8]], ["no", "yes"]).to_dict()["classes"]
+        ['no', 'yes']
+    """
+    import numpy as np
+
+    array = np.asarray(proba)
+    labels = json_labels(classes)
+    if array.ndim != 2 or array.shape[1] != len(labels):
+        raise InvalidInput(
+            f"predict_proba returned shape {list(array.shape)} for {len(labels)} classes", field="predict_proba",
+            value=list(array.shape), hint="predict_proba must answer one column per class",
+        )
+    return ColumnSpec(PROBABILITIES, "float64", (len(labels),), False, labels)

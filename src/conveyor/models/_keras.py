@@ -73,10 +73,25 @@ class KerasFlavor(Flavor):
         return isinstance(obj, keras.Model)
 
     def save(self, obj: Any, folder: Path, **options: Any) -> dict[str, Any]:
-        self.reject_options(options)
+        """``classes=[label, …]`` marks a classifier whose output is class probabilities (one
+        softmax column per class, or one sigmoid column for the second of two classes):
+        predict then answers labels and predict_proba the probabilities."""
+        classes = options.pop("classes", None)
+        self.reject_options(options, ("classes",))
+        config: dict[str, Any] = {"file": FILE}
+        if classes is not None:
+            from conveyor.models._infer import json_labels
+
+            labels = list(json_labels(classes))
+            width = int(obj.outputs[0].shape[-1]) if getattr(obj, "outputs", None) else -1
+            if len(labels) < 2 or width not in (len(labels), 1) or (width == 1 and len(labels) != 2):
+                raise InvalidInput(
+                    f"classes names {len(labels)} labels for a model with {width} output column(s)", field="classes",
+                    value=labels, hint="one label per softmax column, or two labels for a single sigmoid column")
+            config["classes"] = labels
         obj.save(folder / FILE)
         dtype = getattr(obj.inputs[0], "dtype", "float32") if getattr(obj, "inputs", None) else "float32"
-        return {"file": FILE, "input_dtype": str(dtype)}
+        return {**config, "input_dtype": str(dtype)}
 
     def references(self, files: Any, config: Mapping[str, Any]) -> list[Reference]:
         """Classes (and functions) ``config.json`` names by module; Keras resolves the rest itself."""
@@ -123,17 +138,40 @@ class KerasFlavor(Flavor):
                 hint="rebuild the model without Lambda layers (a custom layer class registered with "
                 "keras.saving.register_keras_serializable), or load the .keras file yourself if you trust it",
             ) from None
-        return _Keras(model, str(config.get("input_dtype", "float32")))
+        classes = config.get("classes")
+        if classes is not None and not (isinstance(classes, list) and len(classes) >= 2):
+            raise InvalidInput(f"keras flavor_config classes {classes!r} is not a list of labels",
+                               field="flavor_config.classes", value=classes, hint="re-save the model")
+        return _Keras(model, str(config.get("input_dtype", "float32")), classes)
 
     def native(self, model: Any) -> Any:
         return model.model
 
-    def predict(self, model: Any, batch: Any) -> Any:
+    def _raw(self, model: Any, batch: Any) -> Any:
         import numpy as np
 
         # calling the model directly skips Model.predict's per-call dataset machinery,
         # which dominates for the one-row requests serving sends
         return np.asarray(model.model(batch.to_numpy(model.dtype), training=False))
+
+    def predict(self, model: Any, batch: Any) -> Any:
+        raw = self._raw(model, batch)
+        return raw if model.classes is None else _labels(raw, model.classes)
+
+    def has_proba(self, model: Any, config: Mapping[str, Any]) -> bool:
+        return model.classes is not None
+
+    def predict_proba(self, model: Any, batch: Any) -> Any:
+        if model.classes is None:
+            return super().predict_proba(model, batch)
+        return _proba(self._raw(model, batch))
+
+    def example_outputs(self, model: Any, example: Any, config: Mapping[str, Any]) -> tuple[Any, Any]:
+        raw = self.native_predict(model, example)
+        classes = config.get("classes")
+        if classes is None:
+            return raw, None
+        return _labels(raw, classes), (_proba(raw), classes)
 
     def native_predict(self, model: Any, example: Any) -> Any:
         import numpy as np
@@ -142,9 +180,25 @@ class KerasFlavor(Flavor):
         return np.asarray(model(np.asarray(data, dtype="float32"), training=False))
 
 
-class _Keras:
-    __slots__ = ("model", "dtype")
+def _proba(raw: Any) -> Any:
+    import numpy as np
 
-    def __init__(self, model: Any, dtype: str) -> None:
+    raw = np.asarray(raw, dtype=np.float64)
+    if raw.ndim == 2 and raw.shape[1] == 1:  # one sigmoid column: the second class's probability
+        return np.column_stack([1.0 - raw[:, 0], raw[:, 0]])
+    return raw
+
+
+def _labels(raw: Any, classes: Any) -> Any:
+    import numpy as np
+
+    return np.asarray(classes)[np.argmax(_proba(raw), axis=1)]
+
+
+class _Keras:
+    __slots__ = ("model", "dtype", "classes")
+
+    def __init__(self, model: Any, dtype: str, classes: Any = None) -> None:
         self.model = model
         self.dtype = dtype
+        self.classes = classes

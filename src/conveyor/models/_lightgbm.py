@@ -88,6 +88,11 @@ class LightGBMFlavor(Flavor):
         raw = np.asarray(model.booster.predict(_matrix(model.features, batch)))
         return np.column_stack([1.0 - raw, raw]) if raw.ndim == 1 else raw
 
+    def native_proba(self, model: Any, example: Any) -> tuple[Any, Any] | None:
+        from conveyor.models._sklearn import classifier_proba
+
+        return classifier_proba(model, example)
+
     def native_predict(self, model: Any, example: Any) -> Any:
         import numpy as np
 

@@ -14,7 +14,13 @@ from conveyor.entities import Signature
 from conveyor.errors import AlreadyExists, InvalidInput, NotFound
 from conveyor.models._files import PackageFiles
 from conveyor.models._flavor import Flavor, flavor_for, get_flavor
-from conveyor.models._infer import example_frame_or_array, infer_outputs, infer_signature, probe_nullable
+from conveyor.models._infer import (
+    example_frame_or_array,
+    infer_outputs,
+    infer_probabilities,
+    infer_signature,
+    probe_nullable,
+)
 from conveyor.models._loaded import LoadedModel
 from conveyor.models._meta import META_FILE, ModelMeta, now_iso, pin_requirements, python_version, read_meta
 from conveyor.models._trust import TrustPolicy, as_policy
@@ -95,7 +101,7 @@ def save(
     target.mkdir(parents=True, exist_ok=True)
     try:
         config = chosen.save(model, target, example=example, **options)
-        sig = _signature(chosen, model, signature, example)
+        sig = _signature(chosen, model, signature, example, config)
         example_file = _write_example(target, example)
         references = chosen.references(PackageFiles(target), config)
         meta = ModelMeta(
@@ -119,7 +125,7 @@ def save(
     return ModelInfo(meta, path=target)
 
 
-def _signature(flavor: Flavor, model: Any, signature: Any, example: Any) -> Signature | None:
+def _signature(flavor: Flavor, model: Any, signature: Any, example: Any, config: Mapping[str, Any]) -> Signature | None:
     if signature is None or isinstance(signature, Signature):
         return signature
     if signature != "infer":
@@ -137,7 +143,11 @@ def _signature(flavor: Flavor, model: Any, signature: Any, example: Any) -> Sign
     if output is None:  # a flavor without a native predict: nothing to probe with
         return inferred
     inputs = probe_nullable(lambda batch: flavor.native_predict(model, batch), example, inferred.inputs)
-    return Signature(inputs, infer_outputs(output))
+    try:
+        output, proba = flavor.example_outputs(model, example, config)
+    except Exception:  # noqa: BLE001 - a classifier whose predict_proba fails here fails at serving too, visibly
+        proba = None
+    return Signature(inputs, infer_outputs(output), infer_probabilities(*proba) if proba is not None else None)
 
 
 def _write_example(folder: Path, example: Any) -> str | None:

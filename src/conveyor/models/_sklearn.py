@@ -79,6 +79,20 @@ class SklearnFlavor(Flavor):
     def native_predict(self, model: Any, example: Any) -> Any:
         return model.predict(example)
 
+    def native_proba(self, model: Any, example: Any) -> tuple[Any, Any] | None:
+        return classifier_proba(model, example)
+
+
+def classifier_proba(model: Any, example: Any) -> tuple[Any, Any] | None:
+    """``(predict_proba(example), classes_)`` of a single-output classifier with both, else None
+    (shared by the flavors whose models follow scikit-learn's classifier API)."""
+    import numpy as np
+
+    classes = getattr(model, "classes_", None)
+    if not hasattr(model, "predict_proba") or classes is None or np.ndim(classes) != 1:
+        return None
+    return model.predict_proba(example), classes
+
 
 class _Sklearn:
     __slots__ = ("model", "twin")

@@ -90,6 +90,11 @@ class XGBoostFlavor(Flavor):
             return super().predict_proba(model, batch)
         return model.model.predict_proba(_frame(model.features, batch))
 
+    def native_proba(self, model: Any, example: Any) -> tuple[Any, Any] | None:
+        from conveyor.models._sklearn import classifier_proba
+
+        return classifier_proba(model, example)
+
     def native_predict(self, model: Any, example: Any) -> Any:
         import numpy as np
         import pandas as pd

@@ -25,6 +25,7 @@ from conveyor.monitoring._production import SkewCheck, latency_ratio, model_age_
 from conveyor.monitoring._reference import reference_summary
 from conveyor.monitoring._retrain import ContinuousTrainer, RetrainHook
 from conveyor.monitoring._rules import RuleResult
+from conveyor.monitoring._scores import ScoreDrift
 from conveyor.monitoring._summary import summarize
 from conveyor.monitoring._webhook import Delivery, Notifier
 from conveyor.store import MonitoringRepo, TriggerRow
@@ -61,6 +62,8 @@ class Evaluation:
     triggers: tuple[TriggerRow, ...] = ()
     drift: DriftReport | None = field(default=None, repr=False)
     error: str | None = None
+    #: prediction drift on scores (see ``_scores``): kind, reference, and one verdict per score column
+    score_drift: dict[str, Any] | None = field(default=None, repr=False)
 
 
 class Monitoring:
@@ -81,6 +84,7 @@ class Monitoring:
         self.repo = MonitoringRepo()
         self._notifiers: dict[str | None, Notifier] = {}
         self._skew = SkewCheck(tracker)
+        self._scores = ScoreDrift(tracker, self._skew.model, self._load_reference)
         self._created: dict[str, int] = {}  # model → registration time (ms) of the served version
 
     # -- notifications ------------------------------------------------------------------------------
@@ -145,11 +149,23 @@ class Monitoring:
             window = current if current is not None else self._window(config, version, since, until)
             metrics, drift = self._measure(config, ref_key, window)
             metrics.update(self._production(config, window, until, metrics.get("p95_latency_ms")))
+            score_metrics, scores = self._scores.measure(window, config.model, version, ref_key,
+                                                         method=config.method, threshold=config.threshold)
+            metrics.update(score_metrics)
+            metrics["new_data_versions"] = _newer_versions(data_versions, self.tracker)
         except ConveyorError as exc:
             return self._store(config, version, since, until, "error", {}, [], None, error=exc.message)
         rules = [rule.evaluate(metrics) for rule in config.parsed_rules()]
         status = "empty" if not metrics.get("rows") else "alert" if any(r.fired for r in rules) else "ok"
-        return self._store(config, version, since, until, status, metrics, rules, drift, data_versions=data_versions)
+        return self._store(config, version, since, until, status, metrics, rules, drift, data_versions=data_versions,
+                           scores=scores)
+
+    def _load_reference(self, key: str) -> Any:
+        if self.hooks.load_reference is not None:
+            return self.hooks.load_reference(key)
+        from conveyor.data import load
+
+        return load(key, tracker=self.tracker)
 
     def _retrain_reason(self, config: MonitorConfig, alerted: bool, data_versions: tuple[str, ...]) -> str | None:
         """alert > retry of a failed one > new data > schedule: the first that applies names the trigger."""
@@ -239,11 +255,13 @@ class Monitoring:
 
     def _store(self, config: MonitorConfig, version: str | None, since: int, until: int, status: str,
                metrics: dict[str, Any], rules: list[RuleResult], drift: DriftReport | None,
-               error: str | None = None, data_versions: tuple[str, ...] = ()) -> Evaluation:
+               error: str | None = None, data_versions: tuple[str, ...] = (),
+               scores: dict[str, Any] | None = None) -> Evaluation:
         report_digest = None
         if drift is not None:
             report_digest = str(self.tracker.blobs.put_bytes(drift.current.to_bytes()).digest)
-        stored_metrics = {**metrics, "drift_report": drift.to_dict() if drift is not None else None}
+        stored_metrics = {**metrics, "drift_report": drift.to_dict() if drift is not None else None,
+                          "score_drift_report": scores}
         evaluation_id = self.tracker.store.transaction(
             lambda conn: self.repo.add_evaluation(
                 conn, monitor=config.name, model=config.model, model_version=version, window_start=since,
@@ -262,7 +280,25 @@ class Monitoring:
             alert_id = alert_ids[0] if reason == "alert" else None
             triggers.append(self.trainer(config).trigger(config.model, reason, alert_id=alert_id))
         return Evaluation(evaluation_id, config.name, config.model, version, status, metrics, tuple(rules),
-                          tuple(alert_ids), tuple(triggers), drift, error)
+                          tuple(alert_ids), tuple(triggers), drift, error, scores)
+
+
+def _newer_versions(data_versions: tuple[str, ...], tracker: Any) -> float | None:
+    """How many versions of the served version's training data sets were added after the ones
+    it was trained on (an upstream dependency changed); None when it records no data set."""
+    from conveyor.data import get_version
+
+    counted, newer = False, 0
+    for ref in data_versions:
+        name, _, number = ref.rpartition("@")
+        if not name or not number.isdigit():
+            continue
+        try:
+            newer += max(0, get_version(name, tracker=tracker).version - int(number))
+        except ConveyorError:  # a data set deleted since: nothing to compare with
+            continue
+        counted = True
+    return float(newer) if counted else None
 
 
 def _newer_data(data_versions: tuple[str, ...], tracker: Any) -> bool:

@@ -63,7 +63,8 @@ class SkewCheck:
         self.tracker = tracker
         self._models: dict[tuple[str, str], Any] = {}
 
-    def _model(self, model: str, version: str) -> Any:
+    def model(self, model: str, version: str) -> Any:
+        """The registered package of ``model`` version ``version`` (None when it cannot be loaded)."""
         key = (model, version)
         if key not in self._models:
             if len(self._models) >= 8:  # a long `monitor watch` sees many versions: keep the newest few
@@ -86,7 +87,7 @@ class SkewCheck:
         rows = window.sample(n=min(sample, len(window)), random_state=seed) if len(window) > sample else window
         compared = mismatched = 0
         for version, part in rows.groupby(rows["version"].astype(str), sort=True):
-            loaded = self._model(model, version)
+            loaded = self.model(model, version)
             if loaded is None:
                 continue
             inputs = self._inputs(loaded, part, features)

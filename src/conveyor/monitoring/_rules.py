@@ -56,8 +56,16 @@ METRICS = {
     "skew_rows": "logged rows re-predicted for the skew check",
     "nonfinite_prediction_rate": "share of predictions that are missing, NaN or infinite",
     "model_age_days": "days since the served version was registered (staleness)",
+    "new_data_versions": "versions of the served version's training data sets added since it was trained "
+                         "(an upstream dependency changed)",
+    "score_drift": "1 when the model's scores drifted: its class probabilities (any class; binary: the positive "
+                   "class's) or a regressor's outputs, on the window's inputs vs the reference's",
+    "score_drift_value": "the score drift statistic (p-value or distance) of a binary classifier's positive-class "
+                         "probability or a regressor's output",
+    "class_score_drift": "(column) 1 when the predicted probability of that class drifted",
 }
-COLUMN_METRICS = frozenset({"drift", "drifted", "missing_rate", "new_category_rate", "out_of_range_rate"})
+COLUMN_METRICS = frozenset({"drift", "drifted", "missing_rate", "new_category_rate", "out_of_range_rate",
+                            "class_score_drift"})
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
 }

@@ -31,6 +31,10 @@ def _gate() -> Any:
         slices={"bins": {"mean radius": 3}, "thresholds": ["accuracy >= 0.8"], "min_size": 20},
         baseline={"kind": "dummy", "margin": 0.2},
         operational={"max_size_mb": 50, "max_p95_latency_ms": 250, "latency_samples": 20},
+        schema_file="schemas/breast-cancer.toml",  # written by the data stage: the team's rules (Data 4)
+        privacy={"allow": []},  # no column may hold personal data (Data 5)
+        staleness={"versions": 3},  # older versions on today's data (Model 4)
+        trace=True,  # one row stepped through the package (Infra 5)
     )
 
 

@@ -150,7 +150,8 @@ def stage(story: Story) -> None:
     config = MonitorConfig(name="churn-loop", model=MODEL, target="churned", window="1h", retrain=True,
                            columns=FEATURES, cooldown="1h",
                            rules=["drift_share > 0.3", "accuracy < 0.7", "skew_mismatch_rate > 0",
-                                  "nonfinite_prediction_rate > 0", "model_age_days > 30", "p95_latency_ms > 1000"])
+                                  "nonfinite_prediction_rate > 0", "model_age_days > 30", "p95_latency_ms > 1000",
+                                  "new_data_versions > 0"])
     monitoring = Monitoring(t, MonitoringDefaults(), MonitorHooks(load_window=window, retrain=retrain))
     app = create_app([f"models:/{MODEL}@champion"], tracker=t, follow=True,
                      config=ServingConfig(access_log=False, log_flush_s=0.1, follow_interval_s=0.2))

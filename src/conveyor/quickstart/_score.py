@@ -15,7 +15,10 @@ def stage(story: Story) -> None:
     from conveyor.quickstart._ci import write_ci
     from conveyor.quickstart._gate import _gate
 
+    from conveyor.quickstart._run import commit
+
     write_ci(story, _gate())
+    story.console.print(commit(story.folder, "CI: gate workflow, unit tests, [gates.quickstart]"), markup=False)
     score = ml_test_score(story.tracker, story.folder)
     table = Table(title="ML Test Score (Breck et al. 2017): 1 automated, ½ manual, 0 missing")
     table.add_column("section")

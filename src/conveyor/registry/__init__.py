@@ -33,6 +33,7 @@ from conveyor.registry._fluent import (
     set_tags,
 )
 from conveyor.registry._registry import Registry
+from conveyor.registry._signature import package_signature
 from conveyor.registry._uris import ModelURI, parse_model_uri
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "list_versions",
     "load_model",
     "model_card",
+    "package_signature",
     "parse_instant",
     "parse_model_uri",
     "register",

@@ -81,6 +81,7 @@ def model_card(uri: str, *, registry: Any = None, settings: Any = None) -> str:
     events = [e for e in registry.history(version.name) if e.version == version.version]
     lines = [f"# Model card: {version.name} version {version.version}", ""]
     lines += _details(version, run, registry.tracker)
+    lines += _interface(registry, version)
     lines += ["## Intended use", "", config.intended_use, "", "**Out of scope:** " + config.out_of_scope, ""]
     lines += _factors(evaluation)
     lines += _metrics(evaluation, run)
@@ -138,6 +139,15 @@ def _details(version: ModelVersion, run: Any, tracker: Any = None) -> list[str]:
         rows.append(("pipeline run", f"`{pipeline.id}` ({pipeline.tags.get('conveyor.pipeline', pipeline.name)}, "
                                      f"step `{step}`{cached}); pipeline parameters: {params}"))
     return ["## Model details", "", "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], ""]
+
+
+def _interface(registry: Any, version: ModelVersion) -> list[str]:
+    from conveyor.registry._signature import describe_outputs, package_signature
+
+    shown = describe_outputs(package_signature(registry, version))
+    if not shown:
+        return ["## Inputs and outputs", "", "No signature recorded: predict is not checked.", ""]
+    return ["## Inputs and outputs", "", "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in shown.items()], ""]
 
 
 def _factors(evaluation: dict[str, Any] | None) -> list[str]:

@@ -138,12 +138,17 @@ def _proba_method(predictor: Any) -> Any:
 
 
 def _served_signature(signature: Signature | None, predictor: Any, proba: bool) -> Signature | None:
+    """The model's outputs plus ``probabilities``: as the package's signature records it (dtype,
+    width, class labels), or, for a package saved before signatures recorded it, its width read
+    from the native model's ``classes_``."""
     if not proba or signature is None or any(c.name == PROBABILITIES for c in signature.outputs):
         return signature
+    outputs = signature.outputs or (ColumnSpec("prediction", "float64"),)
+    if signature.probabilities is not None:
+        return Signature(signature.inputs, (*outputs, signature.probabilities), signature.probabilities)
     native = getattr(predictor, "native", predictor)
     classes = getattr(native, "classes_", None)
     width = len(classes) if classes is not None and np.ndim(classes) == 1 else -1
-    outputs = signature.outputs or (ColumnSpec("prediction", "float64"),)
     return Signature(signature.inputs, (*outputs, ColumnSpec(PROBABILITIES, "float64", (width,))))
 
 

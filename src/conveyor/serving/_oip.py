@@ -160,7 +160,10 @@ def metadata(name: str, versions: list[str], flavor: str, signature: Signature |
     """The OIP model-metadata answer."""
 
     def tensor(c: Any) -> dict[str, Any]:
-        return {"name": c.name, "datatype": OIP_DATATYPE.get(c.dtype, "BYTES"), "shape": [-1, *c.shape]}
+        spec = {"name": c.name, "datatype": OIP_DATATYPE.get(c.dtype, "BYTES"), "shape": [-1, *c.shape]}
+        if getattr(c, "classes", ()):  # the probability output: the class label of each position
+            spec["parameters"] = {"classes": list(c.classes)}
+        return spec
 
     return {
         "name": name,
