@@ -39,8 +39,9 @@ def cost_check(spec: GateSpec, model: Any, features: Any, benefit: dict[str, Any
         picked = np.random.default_rng(fs.seed).choice(len(frame), fs.max_rows, replace=False)
         frame = frame.iloc[np.sort(picked)].reset_index(drop=True)
     rows = len(frame)
-    if rows == 0:
-        raise InvalidInput(f"{spec.prefix}.features.cost needs evaluation rows; the evaluation data is empty",
+    if rows == 0 or len(frame.columns) == 0:
+        raise InvalidInput(f"{spec.prefix}.features.cost needs evaluation rows and input columns; the evaluation "
+                           f"data has {rows} row(s) and {len(frame.columns)} input column(s)",
                            field=f"{spec.prefix}.features.cost", hint="give the gate a non-empty held-out set")
 
     model.predict(frame)  # warm-up: imports, caches and lazy set-up are not a feature's cost
@@ -84,15 +85,15 @@ def cost_check(spec: GateSpec, model: Any, features: Any, benefit: dict[str, Any
     ranked = sorted(measured, key=lambda c: -measured[c]["share"])
     top = ranked[0]
     summary = (f"predict {whole * 1e6 / rows:.3f} ms per 1,000 rows; costliest {top} "
-               f"(+{measured[top]['ms_per_1000']:.3f} ms, {measured[top]['share']:.0%}, "
+               f"({measured[top]['ms_per_1000']:+.3f} ms, {measured[top]['share']:.0%}, "
                f"{measured[top]['bytes_per_row']:.1f} B/row)")
     if fs.max_cost_share is not None:
         summary = (f"{len(over)} of {len(measured)} feature(s) above {fs.max_cost_share:.0%} of the predict time"
                    + (f": {', '.join(over[:5])}" if over else "") + "; " + summary)
     if unhelpful:
         summary += f"; cost without shown benefit: {', '.join(unhelpful[:5])}"
-    name = "features: cost per feature" + (f" ≤ {fs.max_cost_share:.0%} of predict time" if fs.max_cost_share else "")
-    return Check(name, "feature_cost", not over, summary, {
+    title = "features: cost per feature" + (f" ≤ {fs.max_cost_share:.0%} of predict time" if fs.max_cost_share else "")
+    return Check(title, "feature_cost", not over, summary, {
         "method": "paired, interleaved predict timings: evaluation rows as they are vs. the column held at its most "
                   "frequent value; median of the differences",
         "rows": rows, "repeats": fs.cost_repeats, "predict_ms_per_1000": whole * 1e6 / rows,
