@@ -143,6 +143,8 @@ def _registry(conn: Any, facts: Facts, live: set[str]) -> None:
             kinds.add("slices.protected")  # inclusion: slices over declared protected columns
         if any(c.get("kind") == "data" and (c.get("evidence") or {}).get("schema_file") for c in judged):
             kinds.add("data.schema")  # the team's own rules (a kept schema file), not only the signature
+        if any(c.get("kind") == "feature_cost" and (c.get("evidence") or {}).get("features") for c in judged):
+            kinds.add("feature_cost.measured")  # a per-feature measurement, not an empty check
         facts.gate_checks.update(k for k in kinds if k)
     for mid, version, run_id, is_dir in conn.execute(select(
             model_versions.c.model_id, model_versions.c.version, model_versions.c.run_id, model_versions.c.is_dir)):

@@ -38,6 +38,7 @@ def render_report(evaluation: Evaluation, *, candidate: Any = None, champion: An
             lines.append(f"| {s['column']} = {s['value']} | {s['n']} | {s['metric']} | {s['score']:.4f} | "
                          f"{_num(s.get('champion_score'))} | {result} |")
         lines.append("")
+    lines += _cost_table(evaluation)
     lines += ["<details><summary>Evidence (JSON)</summary>", "", "```json"]
     lines.append(json.dumps([c.to_dict() for c in evaluation.checks], indent=1, default=str))
     lines += ["```", "</details>", ""]
@@ -56,6 +57,24 @@ def _metrics_table(evaluation: Evaluation) -> list[str]:
             better = diff < 0 if key in LOWER_IS_BETTER else diff > 0
             delta = f"{diff:+.4f}" + (" ▲" if better else (" ▼" if diff else ""))
         out.append(f"| {key} | {value:.4f} | {_num(champ.get(key))} | {delta} | {_num(base.get(key))} |")
+    return out + [""]
+
+
+def _cost_table(evaluation: Evaluation) -> list[str]:
+    """Each feature's cost next to its benefit (ML Test Score Data 3), costliest first."""
+    found = next((c for c in evaluation.checks if c.kind == "feature_cost"), None)
+    if found is None or not found.evidence.get("features"):
+        return []
+    measured = found.evidence["features"]
+    out = ["### Feature cost", "",
+           f"Predict: {found.evidence['predict_ms_per_1000']:.3f} ms per 1,000 rows ({found.evidence['rows']} rows, "
+           f"median of {found.evidence['repeats']} paired timings per feature).", "",
+           "| feature | + ms / 1,000 rows | share of predict time | Arrow bytes / row | importance |",
+           "|---|---|---|---|---|"]
+    for name in sorted(measured, key=lambda c: -measured[c]["share"]):
+        e = measured[name]
+        out.append(f"| {_cell(name)} | {e['ms_per_1000']:+.3f} ± {e['spread_ms_per_1000']:.3f} | {e['share']:.1%} | "
+                   f"{e['bytes_per_row']:.1f} | {_num(e.get('importance'))} |")
     return out + [""]
 
 

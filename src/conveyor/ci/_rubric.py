@@ -37,8 +37,10 @@ TESTS: tuple[RubricTest, ...] = (
                "add the feature check to the gate: `[gates.<name>.features] min_importance = 0` (permutation "
                "importance of every input column on the evaluation data)"),
     RubricTest("Data 3", "No feature's cost is too much",
-               "no automated check in conveyor yet; weigh each feature's cost (latency, RAM, upstream dependencies) and "
-               + _RECORD.format(id="Data 3")),
+               "measure each feature's cost in the gate: `[gates.<name>.features] cost = true` (the predict time each "
+               "input column adds and its Arrow bytes per row, next to its permutation importance; "
+               "`max_cost_share = 0.5` also fails a feature above that share of the predict time); upstream "
+               "dependencies stay yours to weigh"),
     RubricTest("Data 4", "Features adhere to meta-level requirements",
                "keep the rules in a schema file (`conveyor data schema NAME -o schemas/NAME.toml`, then edit it) and "
                "name it in the gate: `schema_file = \"schemas/NAME.toml\"` in [gates.<name>], so every candidate's "

@@ -144,6 +144,11 @@ def _data2(f: Facts) -> Verdict:
         "no gate measured feature importance")
 
 
+def _data3(f: Facts) -> Verdict:
+    return _gate(f, "feature_cost.measured", "measurement of each feature's cost (predict time it adds, Arrow bytes "
+                 "per row) next to its permutation importance") or _none("no gate measured what each feature costs")
+
+
 def _model7(f: Facts) -> Verdict:
     return _gate(f, "slices.protected", "slice thresholds over protected columns") or _none(
         "no gate judged slices of protected columns")
@@ -292,7 +297,7 @@ def _manual_only(f: Facts) -> Verdict:
 
 
 RULES: dict[str, Rule] = {
-    "Data 1": _data1, "Data 2": _data2, "Data 4": _data4, "Data 5": _data5, "Data 6": _data6, "Data 7": _data7,
+    "Data 1": _data1, "Data 2": _data2, "Data 3": _data3, "Data 4": _data4, "Data 5": _data5, "Data 6": _data6, "Data 7": _data7,
     "Model 1": _model1, "Model 2": _model2, "Model 3": _model3, "Model 4": _model4, "Model 5": _model5, "Model 6": _model6,
     "Model 7": _model7,
     "Infra 1": _infra1, "Infra 2": _infra2, "Infra 3": _infra3, "Infra 4": _infra4, "Infra 5": _infra5,

@@ -101,6 +101,10 @@ def evaluate(
                                         size=cand.size, load_seconds=cand.load_seconds))
     if spec.features is not None:
         checks.append(feature_check(spec, cand.model, _inputs(cand.model, features), y))
+        if spec.features.cost:
+            from conveyor.gates._cost import cost_check
+
+            checks.append(cost_check(spec, cand.model, _inputs(cand.model, features), checks[-1].evidence))
     if spec.staleness is not None:
         from conveyor.gates._staleness import staleness_check
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from conveyor.errors import ConfigError, NotFound
 from conveyor.gates._grammar import Threshold, parse_threshold
@@ -55,6 +55,14 @@ class FeatureSpec(_Spec):
     repeats: int = Field(10, ge=2, le=100, description="Shuffles per feature.")
     max_rows: int = Field(2000, ge=10, description="Evaluation rows used (a seeded sample above this).")
     seed: int = Field(0, description="Seed of the shuffles, so a decision is reproducible.")
+    cost: StrictBool = Field(False, description=(
+        "Also measure each feature's cost (ML Test Score Data 3): the predict time it adds (full rows vs. the column "
+        "held at its most frequent value, paired and interleaved, median of cost_repeats; ms per 1,000 rows and share "
+        "of the predict time) and its Arrow bytes per row, next to its permutation importance."))
+    cost_repeats: int = Field(7, ge=3, le=50, description="Paired timings per feature (the median is kept).")
+    max_cost_share: float | None = Field(None, gt=0, le=1, description=(
+        "With cost: the budget of one feature; a feature fails when the share of the predict time it adds exceeds "
+        "this (unset: measured and reported, never failed)."))
 
 
 class BaselineSpec(_Spec):

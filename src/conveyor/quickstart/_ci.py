@@ -42,6 +42,7 @@ def write_ci(story: Story, gate: Any) -> None:
     import tomli_w
 
     from conveyor.ci import write_workflow
+    from conveyor.ci._init import install_command
     from conveyor.errors import AlreadyExists
 
     out = story.console.print
@@ -52,7 +53,8 @@ def write_ci(story: Story, gate: Any) -> None:
         path = folder / ".github" / "workflows" / "conveyor-gate.yml"
     text = path.read_text(encoding="utf-8")
     if "pytest" not in text:
-        step = "      - run: pip install -e . conveyor-mlops\n"
+        # after the install step as `ci init` wrote it (it depends on the project's layout)
+        step = f"      - run: {install_command(folder)}\n"
         text = text.replace(step, step + "      - name: Unit tests of the training code\n"
                                          "        run: pip install pytest && pytest tests -q\n")
         path.write_text(text, encoding="utf-8")
