@@ -4,6 +4,7 @@ off loopback or once the project has users; revoked tokens and disabled users re
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ def test_users_keep_only_hashes_and_refuse_revoked_and_disabled(tracker: Any) ->
     assert other.by_password("ana", "correct horse battery") is None  # the remembered check ends with the change
 
 
-def test_ui_sessions_expire_and_sign_out_revokes_only_them(tracker: Any) -> None:
+def test_ui_sessions_expire_and_sign_out_revokes_only_them(tracker: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from conveyor.entities import now_ms
     from conveyor.server._auth import Sessions
     from conveyor.server._users import SESSION_PREFIX, session_expiry
@@ -91,6 +92,19 @@ def test_ui_sessions_expire_and_sign_out_revokes_only_them(tracker: Any) -> None
                            ("bob", "correct horse battery"), ("cy", "another good one")]:
         assert sessions.sign_in(user, password) is None, user
     assert [t.name.startswith(SESSION_PREFIX) for t in users.tokens()] == [False, True]
+    # and each of them costs an scrypt check, so the time taken does not tell which names exist
+    calls: list[int] = []
+    scrypt = hashlib.scrypt
+
+    def counted(*args: Any, **kwargs: Any) -> bytes:
+        calls.append(1)
+        return scrypt(*args, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", counted)
+    for user, password in [("ana", "yet another wrong"), ("nobody", "x" * 12), ("bob", "y" * 12), ("cy", "z" * 12)]:
+        calls.clear()
+        assert sessions.sign_in(user, password) is None and len(calls) == 1, user
+    monkeypatch.undo()
     # an expired session is refused by every check; a new sign-in revokes the user's expired ones
     expired = users.create_session("ana", hours=-0.001)
     assert users.by_token(expired) is None and sessions.check_token(expired) is None
