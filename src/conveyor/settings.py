@@ -192,6 +192,13 @@ class ServerSettings(_Section):
     max_upload_bytes: int = Field(
         5 * 1024**3, ge=1024, description="Largest artifact upload body, in bytes (413 above)."
     )
+    session_hours: float = Field(
+        12.0,
+        gt=0,
+        le=24 * 366,
+        description="Hours a web UI sign-in with user and password lasts; the session token it issues is "
+        "refused after that (signing out revokes it at once).",
+    )
 
     @field_validator("allowed_hosts", "cors_origins", mode="before")
     @classmethod

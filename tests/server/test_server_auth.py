@@ -4,6 +4,7 @@ off loopback or once the project has users; revoked tokens and disabled users re
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,77 @@ def test_users_keep_only_hashes_and_refuse_revoked_and_disabled(tracker: Any) ->
         users.revoke_token("ana", "laptop")
     users.set_password("ana", "another good one")
     assert other.by_password("ana", "correct horse battery") is None  # the remembered check ends with the change
+
+
+def test_ui_sessions_expire_and_sign_out_revokes_only_them(tracker: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conveyor.entities import now_ms
+    from conveyor.server._auth import Sessions
+    from conveyor.server._users import SESSION_PREFIX, session_expiry
+
+    users = Users(tracker.store)
+    users.add("ana", password="correct horse battery")
+    users.add("bob")  # no password
+    users.add("cy", password="another good one")
+    users.disable("cy")
+    api_token = users.create_token("ana", "laptop")
+    sessions = Sessions(users, hours=2)
+    before = now_ms()
+    session = sessions.sign_in("ana", "correct horse battery")
+    after = now_ms()
+    assert session is not None and session.startswith("cvt_")
+    principal = users.by_token(session)
+    assert principal is not None and principal.name == "ana" and principal.token.startswith(SESSION_PREFIX)
+    assert before + 2 * 3_600_000 <= session_expiry(principal.token) <= after + 2 * 3_600_000
+    assert sessions.check_token(session) == "ana" and sessions.check_token(api_token) == "ana"
+    # wrong password, unknown user, user without password, disabled user: None, nothing issued
+    for user, password in [("ana", "correct horse batterY"), ("nobody", "correct horse battery"),
+                           ("bob", "correct horse battery"), ("cy", "another good one")]:
+        assert sessions.sign_in(user, password) is None, user
+    assert [t.name.startswith(SESSION_PREFIX) for t in users.tokens()] == [False, True]
+    # and each of them costs an scrypt check, so the time taken does not tell which names exist
+    calls: list[int] = []
+    scrypt = hashlib.scrypt
+
+    def counted(*args: Any, **kwargs: Any) -> bytes:
+        calls.append(1)
+        return scrypt(*args, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", counted)
+    for user, password in [("ana", "yet another wrong"), ("nobody", "x" * 12), ("bob", "y" * 12), ("cy", "z" * 12)]:
+        calls.clear()
+        assert sessions.sign_in(user, password) is None and len(calls) == 1, user
+    monkeypatch.undo()
+    # an expired session is refused by every check; a new sign-in revokes the user's expired ones
+    expired = users.create_session("ana", hours=-0.001)
+    assert users.by_token(expired) is None and sessions.check_token(expired) is None
+    assert users.by_token(api_token) is not None and users.by_token(session) is not None
+    sessions.sign_in("ana", "correct horse battery")
+    expired_name = next(t for t in users.tokens("ana") if t.name.startswith(SESSION_PREFIX)
+                        and session_expiry(t.name) < now_ms())
+    assert expired_name.revoked_at is not None
+    # signing out revokes that session token only; an API token cannot be "signed out"
+    assert sessions.sign_out(session) is True and users.by_token(session) is None
+    assert sessions.sign_out(session) is False
+    assert sessions.sign_out(api_token) is False and users.by_token(api_token).name == "ana"
+    # the session prefix is reserved: no API token can pose as (or be cut short as) a session
+    with pytest.raises(InvalidInput, match="reserved"):
+        users.create_token("ana", SESSION_PREFIX + "99999999999999-x")
+    # a password is never stored in a token name or anywhere in the token table
+    with tracker.store.read() as conn:
+        names = " ".join(conn.execute(select(api_tokens.c.name)).scalars())
+    assert "horse" not in names
+
+
+def test_session_hours_setting(tmp_path: Path) -> None:
+    from conveyor.errors import ConfigError
+    from conveyor.settings import Settings
+
+    assert Settings.load(tmp_path, env={}).server.session_hours == 12
+    (tmp_path / "conveyor.toml").write_text("[server]\nsession_hours = 0.5\n")
+    assert Settings.load(tmp_path, env={}).server.session_hours == 0.5
+    assert Settings.load(tmp_path, env={"CONVEYOR_SERVER_SESSION_HOURS": "24"}).server.session_hours == 24
+    with pytest.raises(ConfigError, match="CONVEYOR_SERVER_SESSION_HOURS.*greater than 0"):
+        Settings.load(tmp_path, env={"CONVEYOR_SERVER_SESSION_HOURS": "0"})
 
 
 def test_legacy_token_file_is_imported_once(tracker: Any, tmp_path: Path) -> None:

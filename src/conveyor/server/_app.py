@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from conveyor.server import _experiments, _logging, _models, _observe, _runs
 from conveyor.server._access import RolePolicy
-from conveyor.server._auth import Authenticate
+from conveyor.server._auth import Authenticate, Sessions
 from conveyor.server._errors import ApiError
 from conveyor.server._http import endpoint, error_response
 from conveyor.server._harden import Harden
@@ -132,17 +132,6 @@ class _LazyAPI:
         await app(scope, receive, send)
 
 
-def _token_owner(users: Users) -> Callable[[str], str | None]:
-    """The web UI's login check: the name of the active user a token belongs to, else None."""
-    from conveyor.server._auth import authenticate
-
-    def check(token: str) -> str | None:
-        found = authenticate(users, None, token)
-        return found.name if found is not None else None
-
-    return check
-
-
 def create_app(tracker: Tracker, *, close_tracker: bool = False, auth: bool = False,
                server: ServerSettings | None = None, users: Users | None = None) -> Starlette:
     """The server's app over one open ``Tracker``. ``close_tracker`` closes it on shutdown.
@@ -170,7 +159,7 @@ def create_app(tracker: Tracker, *, close_tracker: bool = False, auth: bool = Fa
     from conveyor.ui import create_ui
 
     app.router.default = create_ui(tracker, policy=lambda: api.build().state.policy, api_not_found=_http_error,
-                                   check_token=_token_owner(policy.users) if policy is not None else None)
+                                   sessions=Sessions(policy.users, server.session_hours) if policy is not None else None)
     app.state.tracker = tracker
     app.state.metrics = metrics
     app.state.policy = policy

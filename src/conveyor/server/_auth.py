@@ -13,7 +13,10 @@ verified in this process) run on a worker thread, never on the event loop.
 
 The web UI's login page keeps the token in an HttpOnly, SameSite=Strict cookie
 (``conveyor_token``), accepted here like a Bearer header; a browser page asked for without
-valid credentials is sent to ``/login`` instead of getting the API's 401.
+valid credentials is sent to ``/login`` instead of getting the API's 401. A sign-in there with
+user and password gets a session token of that user (:class:`Sessions`, ``[server]
+session_hours``); ``/logout`` (open, so an expired session can still sign out) revokes the
+session token the cookie holds, never an API token.
 """
 
 from __future__ import annotations
@@ -30,16 +33,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from conveyor.server._errors import ApiError
 from conveyor.server._http import error_response
-from conveyor.server._users import TOKEN_PREFIX, Principal, Users
+from conveyor.errors import NotFound
+from conveyor.server._users import TOKEN_PREFIX, Principal, Users, hash_password, verify_password
 
-OPEN_PATHS = {"/health", "/login"}
+OPEN_PATHS = {"/health", "/login", "/logout"}
 #: The web UI's stylesheet and scripts hold no data: the login page needs them before a token.
 OPEN_PREFIXES = ("/static/",)
 #: Machine paths: a request without credentials gets the 401 there, a browser page the login form.
 API_PREFIXES = ("/api/", "/ajax-api/", "/version", "/metrics")
 #: The web UI keeps the token it signed in with in this HttpOnly, SameSite=Strict cookie.
 COOKIE = "conveyor_token"
-__all__ = ["COOKIE", "OPEN_PATHS", "Authenticate", "Principal", "credentials"]
+__all__ = ["COOKIE", "OPEN_PATHS", "Authenticate", "Principal", "Sessions", "credentials"]
 
 
 def credentials(header: str) -> tuple[str | None, str] | None:
@@ -78,6 +82,46 @@ def authenticate(users: Users, user: str | None, secret: str) -> Principal | Non
         if found is not None or user is None:
             return found
     return users.by_password(user, secret)
+
+
+class Sessions:
+    """The web UI's sign-in and sign-out (blocking: call them on a worker thread).
+
+    ``check_token`` is the token form's check; ``sign_in`` issues a session token of ``hours``
+    for a user whose password is right; ``sign_out`` revokes a session token. Failures return
+    None and say nothing of which part was wrong; a password is never logged or kept."""
+
+    def __init__(self, users: Users, hours: float) -> None:
+        self.users = users
+        self.hours = hours
+        self._decoy: str | None = None
+
+    def check_token(self, token: str) -> str | None:
+        found = authenticate(self.users, None, token)
+        return found.name if found is not None else None
+
+    def sign_in(self, user: str, password: str) -> str | None:
+        """A new session token of ``user``, or None (unknown, disabled, no or wrong password)."""
+        found = self.users.by_password(user, password)
+        if found is None:
+            self._spend_like_a_check(user, password)
+            return None
+        return self.users.create_session(found.name, self.hours)
+
+    def sign_out(self, token: str) -> bool:
+        return self.users.end_session(token)
+
+    def _spend_like_a_check(self, user: str, password: str) -> None:
+        """An unknown or password-less user costs the same scrypt as a wrong password, so the
+        answer's timing does not tell which user names exist."""
+        try:
+            real = self.users.get(user)
+        except NotFound:
+            real = None
+        if real is None or not real.has_password or not real.active:
+            if self._decoy is None:
+                self._decoy = hash_password(TOKEN_PREFIX + "decoy")
+            verify_password(password, self._decoy)
 
 
 def unauthenticated(path: str, message: str) -> object:

@@ -7,6 +7,9 @@
   disabling the user ends it.
 - A token is ``cvt_`` + 256 random bits, shown once; only its SHA-256 is stored (there is
   no password to guess at that entropy, so a fast hash is enough) and looked up by it.
+- A web UI session (a password sign-in on the login page) is a token like any other, named
+  ``ui-session-<expiry in ms since the epoch>-<random>``: :meth:`Users.by_token` refuses it
+  once that time has passed, signing out revokes it, and no other token may take that prefix.
 - A role is ``read`` < ``edit`` < ``manage`` on one experiment (by id), registered model
   (by name) or data set (by name); a user without one has ``[server] default_role``.
 
@@ -40,6 +43,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _SCRYPT = {"n": 2**15, "r": 8, "p": 3}
 _MAXMEM = 64 * 1024 * 1024
 MIN_PASSWORD = 8
+#: Names of the web UI's session tokens; reserved (``create_token`` refuses them).
+SESSION_PREFIX = "ui-session-"
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,19 @@ def verify_password(password: str, stored: str) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, expected)
+
+
+def session_expiry(name: str) -> int | None:
+    """When the web UI session token ``name`` expires (ms since the epoch); None for an API token."""
+    if not name.startswith(SESSION_PREFIX):
+        return None
+    stamp = name[len(SESSION_PREFIX):].partition("-")[0]
+    return int(stamp) if stamp.isdigit() else 0  # a malformed session name has expired
+
+
+def session_expired(name: str, now: int) -> bool:
+    expiry = session_expiry(name)
+    return expiry is not None and now >= expiry
 
 
 def token_digest(token: str) -> str:
@@ -197,6 +215,40 @@ class Users:
     def create_token(self, user: str, name: str) -> str:
         """A new token of ``user``; the only time its text exists outside the caller."""
         check_name("token", name)
+        if name.startswith(SESSION_PREFIX):
+            raise InvalidInput(f"token name {name!r} is reserved for web UI sessions", field="token", value=name,
+                               hint=f"choose a name that does not start with {SESSION_PREFIX!r}")
+        return self._create_token(user, name)
+
+    def create_session(self, user: str, hours: float) -> str:
+        """A web UI session token of ``user`` valid for ``hours``; the user's sessions that have
+        already expired are revoked on the way (so the table does not fill up with them)."""
+        expires = now_ms() + int(hours * 3_600_000)
+        self._revoke_expired_sessions(user)
+        return self._create_token(user, f"{SESSION_PREFIX}{expires}-{secrets.token_hex(6)}")
+
+    def end_session(self, token: str) -> bool:
+        """Revoke the web UI session ``token`` (never an API token); whether one was active."""
+        if not token.startswith(TOKEN_PREFIX):
+            return False
+        with self.store.write() as conn:
+            done = conn.execute(update(api_tokens).where(
+                api_tokens.c.sha256 == token_digest(token), api_tokens.c.name.startswith(SESSION_PREFIX, autoescape=True),
+                api_tokens.c.revoked_at.is_(None),
+            ).values(revoked_at=now_ms()))
+        return bool(done.rowcount)
+
+    def _revoke_expired_sessions(self, user: str) -> None:
+        now = now_ms()
+        query = select(api_tokens.c.id, api_tokens.c.name).where(
+            api_tokens.c.user_name == user, api_tokens.c.revoked_at.is_(None),
+            api_tokens.c.name.startswith(SESSION_PREFIX, autoescape=True))
+        with self.store.write() as conn:
+            expired = [r.id for r in conn.execute(query) if session_expired(r.name, now)]
+            if expired:
+                conn.execute(update(api_tokens).where(api_tokens.c.id.in_(expired)).values(revoked_at=now))
+
+    def _create_token(self, user: str, name: str) -> str:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self.store.write() as conn:
             if conn.execute(select(users.c.name).where(users.c.name == user)).first() is None:
@@ -227,7 +279,8 @@ class Users:
 
     # -- authentication ---------------------------------------------------------------------
     def by_token(self, token: str) -> Principal | None:
-        """The active user an unrevoked token belongs to, else None."""
+        """The active user an unrevoked (and, for a web UI session, unexpired) token belongs to,
+        else None."""
         if not token.startswith(TOKEN_PREFIX):
             return None
         query = (select(users.c.name, users.c.is_admin, api_tokens.c.name.label("token"))
@@ -236,7 +289,9 @@ class Users:
                         users.c.disabled_at.is_(None)))
         with self.store.read() as conn:
             row = conn.execute(query).first()
-        return None if row is None else Principal(row.name, bool(row.is_admin), row.token)
+        if row is None or session_expired(row.token, now_ms()):
+            return None
+        return Principal(row.name, bool(row.is_admin), row.token)
 
     def by_password(self, name: str, password: str) -> Principal | None:
         """The active user ``name`` when ``password`` is theirs, else None."""

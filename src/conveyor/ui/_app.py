@@ -33,6 +33,7 @@ def create_ui(
     *,
     policy: Callable[[], Any] | None = None,
     check_token: Callable[[str], str | None] | None = None,
+    sessions: Any | None = None,
     api_not_found: Callable[[Request, Exception], Awaitable[Response]] | None = None,
 ) -> Starlette:
     """The UI over one open ``Tracker``.
@@ -40,6 +41,9 @@ def create_ui(
     ``policy`` returns the current permission policy (the server passes its ``/api/v1``
     policy; everything is allowed when None). ``check_token`` turns a token into the name of
     its owner or None; when given, the login page signs users in with it (auth on).
+    ``sessions`` (the server's :class:`conveyor.server._auth.Sessions`) adds sign-in with user
+    and password, which issues a session token, and sign-out revoking it; its ``check_token``
+    serves when ``check_token`` is not given.
     ``api_not_found`` answers unknown paths under ``/api/`` and ``/ajax-api/``.
     """
     from conveyor.ui.pages import routes
@@ -82,7 +86,8 @@ def create_ui(
     )
     app.state.tracker = tracker
     app.state.policy = policy if policy is not None else (lambda: allow_all)
-    app.state.check_token = check_token
+    app.state.check_token = check_token if check_token is not None else getattr(sessions, "check_token", None)
+    app.state.sessions = sessions
     return app
 
 
