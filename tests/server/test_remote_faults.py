@@ -301,14 +301,14 @@ def test_a_spooled_end_of_a_run_ended_meanwhile_still_delivers_its_points(behind
 
 
 def test_the_token_setting_is_sent_and_a_refusal_is_access_denied(behind: Any, tmp_path: Path) -> None:
-    from conveyor.server import create_app
-    from conveyor.server._tokens import TokenStore
+    from conveyor.server import Users, create_app
     from conveyor.settings import ServerSettings, TrackingSettings
     from conveyor.tracking._remote import AccessDenied, RemoteTracker
 
-    tokens = TokenStore.of(tmp_path / "tokens")
-    token = tokens.create("laptop")
-    server = ThreadServer(create_app(behind, tokens=tokens)).start()
+    users = Users(behind.store)
+    users.add("ana")
+    token = users.create_token("ana", "laptop")
+    server = ThreadServer(create_app(behind, auth=True, users=users)).start()
     try:
         anonymous = RemoteTracker(ServerSettings(url=server.url, retry_seconds=0), TrackingSettings())
         with pytest.raises(AccessDenied, match="refused"):
@@ -323,7 +323,8 @@ def test_the_token_setting_is_sent_and_a_refusal_is_access_denied(behind: Any, t
         run = client.create_run("secured")
         client.log_metric(run.id, "m", 1.0)
         client.end_run(run.id)
-        assert client.get_run(run.id).metrics == {"m": 1.0}
+        found = client.get_run(run.id)
+        assert found.metrics == {"m": 1.0} and found.user == "ana"  # the server records who signed in
         client.close()
     finally:
         server.stop()

@@ -39,7 +39,7 @@ def test_range_and_bad_arguments() -> None:
         downsample([1, 2], [1], 3)
 
 
-def test_store_aggregation_matches_the_pure_function(tracker: Tracker) -> None:
+def test_store_aggregation_matches_the_pure_function(embedded_only: None, tracker: Tracker) -> None:
     run = tracker.create_run("ds")
     steps = np.arange(0, 30_000, 3)
     values = np.cos(steps / 500.0) + (steps % 7) * 0.01

@@ -42,7 +42,7 @@ _GROUPS: list[tuple[str, str] | tuple[str, str, str]] = [
     ("_ci", "ci", "CI/CD for models: gate candidates on pull requests, promote on main."),
     ("_monitor", "monitor", "Drift, data quality, live performance, alerts and retraining."),
     ("_score", "score", "The ML Test Score of this project, computed from what its stores prove."),
-    ("_sync", "sync", "Replay metric points and run ends spooled while the metadata store was unreachable."),
+    ("_sync", "sync", "Replay metric points, run ends and prediction-log rows spooled while the stores were unreachable."),
     ("_server", "server", "Run the tracking server: MLflow's REST API, conveyor's /api/v1, health, version and Prometheus metrics."),
     ("_server", "tokens", "API tokens of `conveyor server` users: create (shown once), list, revoke."),
     ("_server", "users", "Users of `conveyor server`: add, list, disable, enable, set a password."),

@@ -348,16 +348,21 @@ def ui(
     import threading
     import webbrowser
 
-    from conveyor.server import TokenStore, create_app, open_tracker, run
+    from conveyor.server import Users, create_app, open_tracker, run
 
     conf = settings()
-    tokens = TokenStore.of(conf.conveyor_dir)
-    auth = tokens.any_active()
     tracker = open_tracker(conf.root)
+    try:
+        users = Users(tracker.store)
+        _import_legacy(users, conf)
+        auth = users.any_active()  # a project with users: sign in with a password or a token
+    except BaseException:
+        tracker.close()
+        raise
     url = f"http://127.0.0.1:{port}/"
-    console.print(f"conveyor UI on {url} (tokens {'required: sign in with one' if auth else 'off'}); Ctrl-C stops it",
+    console.print(f"conveyor UI on {url} (sign-in {'required' if auth else 'off: no users'}); Ctrl-C stops it",
                   highlight=False)
     if not no_browser:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    run(create_app(tracker, close_tracker=True, tokens=tokens if auth else None), host="127.0.0.1", port=port,
-        log_level="warning")
+    run(create_app(tracker, close_tracker=True, auth=auth, server=conf.server, users=users), host="127.0.0.1",
+        port=port, log_level="warning")

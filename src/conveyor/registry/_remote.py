@@ -191,6 +191,15 @@ class RemoteRegistry(Registry):
         assert parsed.version is not None
         return self.get_version(parsed.name, parsed.version)
 
+    def signature_of(self, version: ModelVersion) -> Any:
+        """The signature the version's package records, as the server reads it (None: none)."""
+        from conveyor.entities import Signature
+
+        found = self._get(f"/models/{_seg(version.name)}/versions/{int(version.version)}").get("signature")
+        if not isinstance(found, dict):
+            return None
+        return Signature.from_dict({k: v for k, v in found.items() if v is not None})
+
     def resolve(self, uri: str) -> ModelRef:
         found = self.get(uri)
         return ModelRef(found.name, found.version, parse_model_uri(uri).alias, found.digest, found.run_id)

@@ -127,6 +127,12 @@ class _LazyAPI:
         except Exception:  # noqa: BLE001 - warming is an optimisation; a real request reports the error
             _observe.access_log.getChild("error").debug("warm-up failed", exc_info=True)
 
+    def __getattr__(self, name: str) -> Any:
+        """Everything else (``state``, ``include_router``, ``openapi`` …) is the built app's."""
+        if name in ("tracker", "policy", "app", "lock"):
+            raise AttributeError(name)
+        return getattr(self.build(), name)
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         app = self.app if self.app is not None else await run_in_threadpool(self.build)
         await app(scope, receive, send)

@@ -82,11 +82,13 @@ class ColumnOut(BaseModel):
     dtype: str
     shape: list[int] = []
     nullable: bool = False
+    classes: list[Any] | None = Field(None, description="A probability output's class label per position.")
 
 
 class SignatureOut(BaseModel):
     inputs: list[ColumnOut]
     outputs: list[ColumnOut]
+    probabilities: ColumnOut | None = Field(None, description="A classifier's second output (predict_proba).")
 
 
 class ModelVersionDetail(ModelVersionOut):
