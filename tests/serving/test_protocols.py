@@ -62,7 +62,6 @@ def test_oip_infer_one_tensor_per_column_and_one_matrix(bc_app: Any, bc_data: An
 
 @pytest.mark.parametrize("shape", ["[rows]", "[rows, 1]"])
 def test_oip_scalar_column_accepts_both_shapes(make_app: Any, shape: str) -> None:
-
     app = make_app(("d", Doubler()))
     tensor_shape = [3] if shape == "[rows]" else [3, 1]
 
