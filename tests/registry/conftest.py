@@ -5,14 +5,13 @@ crash, a purge check) does it through ``tracker.server_tracker`` in remote mode.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fixtures.remote import remote_tracker, serve
+from fixtures.remote import mode_project, remote_tracker, serve
 
 
 @pytest.fixture(params=["embedded", "remote"])
@@ -44,38 +43,8 @@ def tracker(mode: str, store: Any, tmp_path: Path) -> Iterator[Any]:
 
 @pytest.fixture
 def project(mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh project folder as the working directory; in remote mode its conveyor.toml
-    names only a server (over stores in another folder, which the client never sees)."""
-    from conveyor.models import set_trust
-    from conveyor.settings import Settings
-    from conveyor.tracking import Tracker, set_tracker
-
-    for key in list(os.environ):
-        if key.startswith("CONVEYOR_") and key not in ("CONVEYOR_REQUIRE_SERVICES", "CONVEYOR_TEST_POSTGRES"):
-            monkeypatch.delenv(key)
-    folder = tmp_path / "project"
-    folder.mkdir()
-    config = "[tracking]\nflush_interval = 0.05\n"
-    set_tracker(None)
-    set_trust(None)
-    if mode == "embedded":
-        (folder / "conveyor.toml").write_text(config, encoding="utf-8")
-        monkeypatch.chdir(folder)
-        yield folder
-    else:
-        stores = tmp_path / "server"
-        stores.mkdir()
-        (stores / "conveyor.toml").write_text("", encoding="utf-8")
-        behind = Tracker.from_settings(Settings.load(stores, env={}), create=True, remote=False)
-        with serve(behind) as server:
-            (folder / "conveyor.toml").write_text(
-                config + f'[server]\nurl = "{server.url}"\nretry_seconds = 5\n', encoding="utf-8")
-            monkeypatch.chdir(folder)
-            yield folder
-            set_tracker(None)
-        behind.close()
-    set_tracker(None)
-    set_trust(None)
+    """A fresh project folder as the working directory (fixtures.remote.mode_project)."""
+    yield from mode_project(mode, tmp_path, monkeypatch)
 
 
 @pytest.fixture

@@ -3,27 +3,12 @@ feedback labels, a monitor evaluated over them whose drift alert triggered a ret
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from fixtures.api_world import World, churn_frame
-from fixtures.asgi import SyncClient, server_client
-
-
-@pytest.fixture(scope="module")
-def api(api_world: World) -> Iterator[SyncClient]:
-    client = server_client(api_world.tracker)
-    yield client
-    client.close()
-
-
-def error(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()["error"]
-    assert body["code"] == code and body["field"] == field, body
-    return body
+from fixtures.api_world import World, churn_frame, api, error  # noqa: F401  (api: fixture)
+from fixtures.asgi import SyncClient
 
 
 def test_prediction_log_pages_hold_the_served_rows(api: SyncClient) -> None:

@@ -3,27 +3,12 @@ cache state, inputs, outputs, metrics and captured logs."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from fixtures.api_world import World
-from fixtures.asgi import SyncClient, server_client
-
-
-@pytest.fixture(scope="module")
-def api(api_world: World) -> Iterator[SyncClient]:
-    client = server_client(api_world.tracker)
-    yield client
-    client.close()
-
-
-def error(response: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()["error"]
-    assert body["code"] == code and body["field"] == field, body
-    return body
+from fixtures.api_world import World, api, error  # noqa: F401  (api: fixture)
+from fixtures.asgi import SyncClient
 
 
 def test_list_runs(api: SyncClient, api_world: World) -> None:
