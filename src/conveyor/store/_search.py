@@ -162,14 +162,32 @@ def _semi_join(node: Compare) -> ColumnElement[bool]:
     return runs.c.id.in_(has_key.where(_apply(table.c.value, node.op, value)))
 
 
-def _order(query: Select[Any], order: list[tuple[Field, bool]]) -> Select[Any]:
+def _value_condition(table: Any, node: Compare) -> ColumnElement[bool]:
+    """``node``'s test on the value column of ``table`` (a row of that key exists there)."""
+    if node.op == "is_not_null":
+        return true()
+    value = node.value if node.field.kind == "metric" else _text(node.value)
+    return _apply(table.c.value, node.op, value)
+
+
+def _order(query: Select[Any], order: list[tuple[Field, bool]],
+           folded: dict[int, list[Compare]] | None = None) -> Select[Any]:
+    """ORDER BY the fields of ``order``; a param/tag/metric field is joined to its table. A
+    field the filter already requires (``folded[i]``: its semi-join conditions) is an inner
+    join carrying those conditions, so the database can walk that field's (key, value) index
+    in order instead of collecting and sorting every match: one row per run either way, as
+    (run, key) is unique in those tables."""
     clauses = []
     for i, (field, descending) in enumerate(order):
         if field.kind == "attribute":
             column = _attribute_column(field.key)
         else:
             table = _TABLES[field.kind].alias(f"o{i}")
-            query = query.outerjoin(table, and_(table.c.run_id == runs.c.id, table.c.key == field.key))
+            on = and_(table.c.run_id == runs.c.id, table.c.key == field.key)
+            if folded and i in folded:
+                query = query.join(table, and_(on, *[_value_condition(table, c) for c in folded[i]]))
+            else:
+                query = query.outerjoin(table, on)
             column = table.c.value
         clauses.append((column.desc() if descending else column.asc()).nulls_last())
     clauses += [runs.c.start_time.desc(), runs.c.id]
@@ -244,14 +262,19 @@ def _search_runs(
         conditions.append(experiment.in_(list(experiment_ids)) if experiment_ids else false())
     if not include_deleted:
         conditions.append(runs.c.deleted_at.is_(None))
-    conditions += [_semi_join(c) for c in semi]
+    ordered = {(f.kind, f.key): i for i, (f, _) in enumerate(order) if f.kind != "attribute"}
+    folded: dict[int, list[Compare]] = {}
+    for c in semi:
+        if (c.field.kind, c.field.key) in ordered:
+            folded.setdefault(ordered[(c.field.kind, c.field.key)], []).append(c)
+    conditions += [_semi_join(c) for c in semi if (c.field.kind, c.field.key) not in ordered]
     if rest is not None:
         compiler = _Compiler()
         deferred = compiler.compile(rest)
         query = compiler.join(query)
         conditions.append(deferred())
     query = query.where(and_(true(), *conditions))
-    query = _order(query, order)
+    query = _order(query, order, folded)
     if max_results is not None:
         query = query.limit(max_results)
     if offset:
