@@ -162,5 +162,9 @@ def _size(tracker: Any, digest: str) -> int:
 
 
 def tag(tracker: Any, run_id: str, tags: Mapping[str, str], *, conn: Connection | None = None) -> None:
-    with transaction(tracker, conn) as conn:
+    if conn is not None:
         tracker.store.runs.set_tags(conn, run_id, tags)
+        return
+    # setting the same tags again changes nothing: a plain retry through a database blink
+    tracker.store.transaction(lambda new: tracker.store.runs.set_tags(new, run_id, tags),
+                              what=f"tagging step run {run_id}")
