@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 
@@ -21,7 +21,9 @@ from conveyor.errors import InvalidInput
 from conveyor.settings import Settings
 from conveyor.store import Store
 
-__all__ = ["Stores", "active_run_id", "connection", "resolve"]
+T = TypeVar("T")
+
+__all__ = ["Stores", "active_run_id", "connection", "resolve", "transaction"]
 
 _lock = threading.Lock()
 _defaults: dict[Path, Stores] = {}
@@ -88,14 +90,22 @@ def reset_defaults() -> None:
 
 
 @contextmanager
-def connection(target: Any, *, write: bool) -> Iterator[Connection]:
-    """A connection: the caller's own (inside its transaction), or a new transaction."""
+def connection(target: Any) -> Iterator[Connection]:
+    """A connection to read with: the caller's own (inside its transaction), or a new read."""
     if isinstance(target, Connection):
         yield target
         return
-    stores = resolve(target)
-    with (stores.store.write() if write else stores.store.read()) as conn:
+    with resolve(target).store.read() as conn:
         yield conn
+
+
+def transaction(target: Any, body: Callable[[Connection], T], *, what: str, once: bool = False) -> T:
+    """``body(conn)`` in the caller's own transaction, or in a new one retried through a
+    database blink (``Store.transaction``: with ``once`` a retry after a lost COMMIT
+    acknowledgement returns the first attempt's JSON result instead of running again)."""
+    if isinstance(target, Connection):
+        return body(target)
+    return resolve(target).store.transaction(body, once=once, what=what)  # type: ignore[no-any-return]
 
 
 def active_run_id() -> str | None:

@@ -157,7 +157,7 @@ def lineage_graph(
     if depth is not None and (not isinstance(depth, int) or depth < 1):
         raise InvalidInput(f"lineage depth {depth!r} must be a positive integer", field="depth", value=depth)
     levels = min(depth or _MAX_DEPTH, _MAX_DEPTH)
-    with connection(target, write=False) as conn:
+    with connection(target) as conn:
         root = _resolve_root(conn, ref)
         up = _walk(conn, root, levels, upstream=True) if direction in ("up", "both") else ()
         down = _walk(conn, root, levels, upstream=False) if direction in ("down", "both") else ()

@@ -98,22 +98,31 @@ class ContinuousTrainer:
         if self.hook is None:
             return self._skip(model, reason, alert_id, "no retraining hook is configured (set retrain and pipeline "
                               "on the monitor, or pass a hook)")
-        with store.write() as conn:
-            reaped = self.repo.reap_expired(conn, model)  # a dead holder's retraining counts as failed
-        if reaped is not None:
-            self._record_abandoned(reaped)
-        with store.write() as conn:
+        # each transaction is retried through a database blink, once: a retry after a lost
+        # COMMIT acknowledgement returns the first attempt's ids instead of adding rows again
+        reaped_id = store.transaction(
+            lambda conn: _id_of(self.repo.reap_expired(conn, model)),  # a dead holder's retraining counts as failed
+            once=True, what="reaping an expired retraining lock")
+        if reaped_id is not None:
+            self._record_abandoned(self.get(reaped_id))
+
+        def start(conn: Any) -> dict[str, Any]:
             wait = None if force else self._wait(conn, model)
-            if wait is not None:
-                return self._skip(model, reason, alert_id, wait, conn)
-            try:
-                trigger_id, abandoned = self.repo.start_trigger(conn, model, reason, alert_id, holder=self.holder,
-                                                                lease_ms=int(self.lease * 1000))
-            except Conflict as exc:
-                why = f"{exc.message}; {exc.hint}" if exc.hint else exc.message
-                return self._skip(model, reason, alert_id, why, conn)
-        if abandoned is not None:  # expired between the two transactions
-            self._record_abandoned(abandoned)
+            if wait is None:
+                try:
+                    trigger_id, abandoned = self.repo.start_trigger(conn, model, reason, alert_id, holder=self.holder,
+                                                                    lease_ms=int(self.lease * 1000))
+                    return {"trigger": trigger_id, "abandoned": _id_of(abandoned)}
+                except Conflict as exc:
+                    wait = f"{exc.message}; {exc.hint}" if exc.hint else exc.message
+            return {"skipped": self.repo.record_skip(conn, model, reason, alert_id, wait), "decision": wait}
+
+        started = store.transaction(start, once=True, what="starting a retraining")
+        if "skipped" in started:
+            return self._skipped(started["skipped"], model, reason, alert_id, started["decision"])
+        trigger_id = started["trigger"]
+        if started["abandoned"] is not None:  # expired between the two transactions
+            self._record_abandoned(self.get(started["abandoned"]))
         if background:
             thread = threading.Thread(target=self._run, args=(model, trigger_id), daemon=True,
                                       name=f"conveyor-retrain-{trigger_id}")
@@ -211,17 +220,20 @@ class ContinuousTrainer:
 
     def unlock(self, model: str, *, by: str | None = None) -> TriggerRow:
         """Release ``model``'s retraining lock by hand; the held trigger becomes ``abandoned``."""
-        with self.tracker.store.write() as conn:
-            row = self.repo.unlock(conn, model, by or default_holder())
+        row_id = self.tracker.store.transaction(
+            lambda conn: self.repo.unlock(conn, model, by or default_holder()).id,
+            once=True, what="unlocking a retraining")
+        row = self.get(row_id)
         self._record_abandoned(row)
         return self.get(row.id)
 
-    def _skip(self, model: str, reason: str, alert_id: int | None, decision: str, conn: Any = None) -> TriggerRow:
-        if conn is None:
-            with self.tracker.store.write() as conn:
-                trigger_id = self.repo.record_skip(conn, model, reason, alert_id, decision)
-        else:
-            trigger_id = self.repo.record_skip(conn, model, reason, alert_id, decision)
+    def _skip(self, model: str, reason: str, alert_id: int | None, decision: str) -> TriggerRow:
+        trigger_id = self.tracker.store.transaction(
+            lambda conn: self.repo.record_skip(conn, model, reason, alert_id, decision),
+            once=True, what="recording a skipped retraining")
+        return self._skipped(trigger_id, model, reason, alert_id, decision)
+
+    def _skipped(self, trigger_id: int, model: str, reason: str, alert_id: int | None, decision: str) -> TriggerRow:
         log.info("retraining of %s skipped: %s", model, decision)
         return TriggerRow(trigger_id, model, reason, alert_id, "skipped", None, None, decision, now_ms(), now_ms())
 
@@ -232,3 +244,7 @@ class ContinuousTrainer:
     def wait(self, timeout: float | None = None) -> None:
         for thread in self._threads:
             thread.join(timeout)
+
+
+def _id_of(row: TriggerRow | None) -> int | None:
+    return None if row is None else row.id

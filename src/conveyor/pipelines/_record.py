@@ -53,7 +53,8 @@ def open_step(
     """Create the step's RUNNING child run (with its pipeline run's git commit and context)
     and its execution row."""
     store = tracker.store
-    with transaction(tracker, conn) as conn:
+
+    def start(conn: Connection) -> str:
         run_id = store.runs.create(conn, experiment_id, name=node, parent_id=parent_id, **dict(context or {}))
         tags = {"conveyor.step": node, "conveyor.cache": cache, "conveyor.cache_key": key}
         if data_inputs:
@@ -62,7 +63,13 @@ def open_step(
         if params:
             store.runs.log_params(conn, run_id, {k: _param_text(v) for k, v in params.items()})
         repo.start_execution(conn, run_id, parent_id, node, key, cached=cache == "hit")
-    return str(run_id)
+        return str(run_id)
+
+    if conn is not None:  # inside the caller's transaction (which retries, or not, as a whole)
+        return start(conn)
+    # retried through a database blink, once: a retry after a lost COMMIT acknowledgement
+    # returns the first attempt's run id instead of creating a second child run
+    return str(store.transaction(start, once=True, what=f"starting pipeline step {node!r}"))
 
 
 def close_step(
@@ -155,5 +162,9 @@ def _size(tracker: Any, digest: str) -> int:
 
 
 def tag(tracker: Any, run_id: str, tags: Mapping[str, str], *, conn: Connection | None = None) -> None:
-    with transaction(tracker, conn) as conn:
+    if conn is not None:
         tracker.store.runs.set_tags(conn, run_id, tags)
+        return
+    # setting the same tags again changes nothing: a plain retry through a database blink
+    tracker.store.transaction(lambda new: tracker.store.runs.set_tags(new, run_id, tags),
+                              what=f"tagging step run {run_id}")

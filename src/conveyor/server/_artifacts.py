@@ -55,11 +55,14 @@ def _store(tracker: Tracker, exp_id: str, run_id: str, rel: str, spool: IO[bytes
     spool.seek(0)
     blob = tracker.blobs.put_stream(spool)  # type: ignore[arg-type]
     media = mimetypes.guess_type(rel)[0] or "application/octet-stream"
-    with tracker.store.write() as conn:
+
+    def record(conn: Any) -> None:  # an upsert: a plain retry through a database blink
         row = tracker.store.runs.require(conn, run_id)
         if row.deleted_at is not None:
             raise ApiError("INVALID_STATE", f"Run {run_id} is deleted; restore it before logging to it.")
         tracker.store.artifacts.record(conn, Artifact(run_id, rel, str(blob.digest), blob.size, media))
+
+    tracker.store.transaction(record, what=f"recording artifact {rel!r} of run {run_id}")
 
 
 async def upload(request: Request) -> Response:

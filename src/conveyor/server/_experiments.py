@@ -26,8 +26,8 @@ VIEW_TYPES = {"ACTIVE_ONLY", "DELETED_ONLY", "ALL", "1", "2", "3"}
 def experiment_id(tracker: Tracker, value: Any, *, field: str = "experiment_id") -> Experiment:
     """The conveyor experiment an MLflow experiment id names ("0" is the default one)."""
     if value == _convert.MLFLOW_DEFAULT_ID:
-        with tracker.store.write() as conn:
-            tracker.store.experiments.get_or_create(conn, DEFAULT_EXPERIMENT)
+        tracker.store.transaction(lambda conn: tracker.store.experiments.get_or_create(conn, DEFAULT_EXPERIMENT),
+                                  what="creating the default experiment")
         return tracker.get_experiment(DEFAULT_EXPERIMENT)
     if isinstance(value, int) and not isinstance(value, bool):
         return tracker.get_experiment(value)
@@ -120,8 +120,9 @@ def search(tracker: Tracker, fields: Fields) -> dict[str, Any]:
 
 def _set(tracker: Tracker, fields: Fields, **values: Any) -> dict[str, Any]:
     exp = experiment_id(tracker, text(fields, "experiment_id", required=True))
-    with tracker.store.write() as conn:
-        conn.execute(update(experiments).where(experiments.c.id == exp.id).values(**values))
+    tracker.store.transaction(  # idempotent: a plain retry through a database blink
+        lambda conn: conn.execute(update(experiments).where(experiments.c.id == exp.id).values(**values)),
+        what=f"updating experiment {exp.id}")
     return {}
 
 

@@ -44,7 +44,7 @@ def write(tracker: Tracker, run_id: str, points: Sequence[Point] = (), params: d
     # Points alone commit as the tracker's metric batches do (SQLite: WAL not synced, kept on a
     # process crash, may roll back on power loss; README "What survives what"); params and
     # tags, alone or in a batch with points, are synced before the answer.
-    with tracker.store.write(durable=bool(params or tags)) as conn:
+    def body(conn: Any) -> None:
         _require_live(tracker, conn, run_id)
         if params:
             tracker.store.runs.log_params(conn, run_id, params)
@@ -52,6 +52,10 @@ def write(tracker: Tracker, run_id: str, points: Sequence[Point] = (), params: d
             tracker.store.runs.set_tags(conn, run_id, tags)
         if points:
             tracker.store.metrics.write(conn, points)
+
+    # once: metric points are appended, so a retry after a lost COMMIT acknowledgement must
+    # not write them a second time
+    tracker.store.transaction(body, durable=bool(params or tags), once=True, what=f"logging to run {run_id}")
 
 
 def log_metric(tracker: Tracker, fields: Fields) -> dict[str, Any]:
@@ -81,19 +85,24 @@ def set_tag(tracker: Tracker, fields: Fields) -> dict[str, Any]:
 
         from conveyor.store import runs
 
-        with tracker.store.write() as conn:
-            conn.execute(update(runs).where(runs.c.id == run_id).values(name=str(value)))
+        tracker.store.transaction(lambda conn: conn.execute(update(runs).where(runs.c.id == run_id)
+                                                            .values(name=str(value))),
+                                  what=f"renaming run {run_id}")
     return {}
 
 
 def delete_tag(tracker: Tracker, fields: Fields) -> dict[str, Any]:
     key = text(fields, "key", required=True)
     run_id = run_id_of(fields)
-    with tracker.store.write() as conn:
+
+    def body(conn: Any) -> None:
         _require_live(tracker, conn, run_id)
         if key not in tracker.store.runs.tags_of(conn, [run_id]).get(run_id, {}):
             raise ApiError("RESOURCE_DOES_NOT_EXIST", f"No tag with name: {key} in run with id {run_id}")
         tracker.store.runs.delete_tag(conn, run_id, str(key))
+
+    # once: a retry after a lost COMMIT acknowledgement would find the tag gone and answer 404
+    tracker.store.transaction(body, once=True, what=f"deleting tag {key!r} of run {run_id}")
     return {}
 
 

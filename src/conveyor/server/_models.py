@@ -68,8 +68,8 @@ def create_model(tracker: Tracker, fields: Fields) -> dict[str, Any]:
         raise ApiError("RESOURCE_ALREADY_EXISTS", f"Registered Model (name={name}) already exists.")
     if not name.strip() or any(c in name for c in "/@\x00") or len(name) > 256:
         raise invalid(f"Invalid value {name!r} for parameter 'name': no '/', '@', at most 256 characters.")
-    with tracker.store.write() as conn:
-        registry.repo.ensure_model(conn, name)
+    tracker.store.transaction(lambda conn: registry.repo.ensure_model(conn, name),  # idempotent
+                              what=f"creating registered model {name!r}")
     description = text(fields, "description")
     if description:
         registry.set_description(name, description)
@@ -153,9 +153,10 @@ def _ensure_package(tracker: Tracker, run_id: str, path: str) -> None:
         raise ApiError("RESOURCE_DOES_NOT_EXIST", f"Run {run_id} has no artifact at {path!r}.")
     manifest = Manifest.of(ManifestEntry(a.path[len(path) + 1:], Digest.parse(a.digest), a.size) for a in inside)
     blob = tracker.blobs.put_bytes(manifest.to_bytes())
-    with tracker.store.write() as conn:
-        tracker.store.artifacts.record(
-            conn, Artifact(run_id, path, str(blob.digest), manifest.total_size, MANIFEST_MEDIA_TYPE, True))
+    tracker.store.transaction(  # an upsert: a plain retry through a database blink
+        lambda conn: tracker.store.artifacts.record(
+            conn, Artifact(run_id, path, str(blob.digest), manifest.total_size, MANIFEST_MEDIA_TYPE, True)),
+        what=f"recording artifact {path!r} of run {run_id}")
 
 
 def create_version(tracker: Tracker, fields: Fields) -> dict[str, Any]:

@@ -56,14 +56,18 @@ def create(tracker: Tracker, fields: Fields) -> dict[str, Any]:
     if _access.user_name() is not None and "mlflow.user" in tags:
         tags["mlflow.user"] = user
     parent = tags.get("mlflow.parentRunId")
-    with tracker.store.write() as conn:
-        if parent is not None and not tracker.store.runs.exists(conn, parent):
-            parent = None
+
+    def insert(conn: Any) -> str:
+        known = parent if parent is not None and tracker.store.runs.exists(conn, parent) else None
         run = tracker.store.runs.insert(conn, exp.id, exp.name, name=name, start_time=start, user=user,
-                                        parent_id=parent)
+                                        parent_id=known)
         if tags:
             tracker.store.runs.set_tags(conn, run.id, tags)
-    return {"run": render(tracker, get_run(tracker, run.id))}
+        return str(run.id)
+
+    # once: a retry after a lost COMMIT acknowledgement answers with the run already created
+    run_id = tracker.store.transaction(insert, once=True, what="creating a run")
+    return {"run": render(tracker, get_run(tracker, run_id))}
 
 
 def update_(tracker: Tracker, fields: Fields) -> dict[str, Any]:
@@ -73,7 +77,8 @@ def update_(tracker: Tracker, fields: Fields) -> dict[str, Any]:
         raise invalid(f"Invalid value {status!r} for parameter 'status': one of {', '.join(sorted(STATUSES))}.")
     end_time = integer(fields, "end_time")
     name = text(fields, "run_name")
-    with tracker.store.write() as conn:
+
+    def change(conn: Any) -> None:  # idempotent: setting the same values again changes nothing
         current = tracker.store.runs.require(conn, run_id)
         values: dict[str, Any] = {}
         if name is not None:
@@ -87,6 +92,8 @@ def update_(tracker: Tracker, fields: Fields) -> dict[str, Any]:
             conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
         if name is not None:
             tracker.store.runs.set_tags(conn, run_id, {"mlflow.runName": name})
+
+    tracker.store.transaction(change, what=f"updating run {run_id}")
     return {"run_info": _convert.run_info(get_run(tracker, run_id))}
 
 
