@@ -17,7 +17,7 @@ ART = "/api/2.0/mlflow-artifacts/artifacts"
 HEADERS = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",
 }
 
 

@@ -10,7 +10,7 @@
 - **Body limits** on every route: ``[server] max_upload_bytes`` for artifact uploads,
   ``[server] max_json_bytes`` for everything else; a larger body (declared or streamed) is
   a 413 and the handler never sees it.
-- **Security headers** on every answer: ``nosniff``, ``DENY`` framing, ``no-referrer`` and a
+- **Security headers** on every answer: ``nosniff``, ``DENY`` framing, ``same-origin`` referrer policy and a
   Content-Security-Policy that lets a same-origin UI load its own scripts and styles only.
 """
 
@@ -33,7 +33,9 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    # same-origin, not no-referrer: with no-referrer Chromium sends "Origin: null" on a form
+    # POST, and the same-origin checks of the login form and of this middleware refuse it
+    (b"referrer-policy", b"same-origin"),
     (b"content-security-policy", CSP.encode()),
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-resource-policy", b"same-origin"),
