@@ -15,59 +15,18 @@ Afterwards the rows are counted directly (around the proxy).
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from conveyor.blobs import Digest
-from conveyor.settings import StoreSettings, TrackingSettings
-from conveyor.store import Store, artifacts, dataset_versions, model_versions, registry_events
+from conveyor.store import artifacts, dataset_versions, model_versions, registry_events
 from conveyor.tracking import Tracker
-from fixtures.proxy import TcpProxy, pg_proxy  # noqa: F401  (fixture)
+from fixtures.proxy import TcpProxy, arm_fault, count_rows, pg_proxy, proxied  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 FAULTS = ["reset", "lost_ack"]
-
-
-@pytest.fixture
-def proxied(pg_proxy: tuple[TcpProxy, str], blobs: object) -> Iterator[tuple[TcpProxy, Tracker]]:
-    proxy, url = pg_proxy
-    store = Store.open(url, create=True, settings=StoreSettings(retry_seconds=15))
-    settings = TrackingSettings(flush_interval=0.05, capture_git=False, capture_packages=False,
-                                heartbeat_interval=3600)
-    tracker = Tracker(store, blobs, settings)  # type: ignore[arg-type]
-    yield proxy, tracker
-    tracker.close()
-
-
-def _arm(tracker: Tracker, proxy: TcpProxy, sql: str, fault: str) -> list[str]:
-    """Cut the proxy once, when the next statement containing ``sql`` is about to run."""
-    fired: list[str] = []
-
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if fired or sql not in statement:
-            return
-        fired.append(statement)
-        if fault == "reset":
-            proxy.stop()
-            threading.Timer(1.0, proxy.start).start()
-        else:
-            proxy.lose_next_commit_ack(down_for=1.0)
-
-    event.listen(tracker.store.engine, "before_cursor_execute", before)
-    return fired
-
-
-def _count(url: str, query: Any) -> int:
-    store = Store.open(url)
-    with store.read() as conn:
-        value = int(conn.execute(query).scalar_one())
-    store.close()
-    return value
 
 
 def _package_run(tracker: Tracker, slope: float) -> str:
@@ -93,7 +52,7 @@ def test_an_alias_move_happens_once(proxied: tuple[TcpProxy, Tracker], postgres_
     for slope in (1.0, 2.0):
         registry.register(_package_run(tracker, slope), "blinky")
     registry.set_alias("blinky", "champion", 1, reason="first")
-    fired = _arm(tracker, proxy, "INTO model_aliases", fault)
+    fired = arm_fault(tracker, proxy, "INTO model_aliases", fault)
     # a compare-and-set: a retry that re-ran the move would find its own write and call it "lost"
     moved = registry.set_alias("blinky", "champion", 2, reason="better", expected=1)
     assert fired and moved.to_value == "2"
@@ -101,7 +60,7 @@ def test_an_alias_move_happens_once(proxied: tuple[TcpProxy, Tracker], postgres_
     assert registry.get("models:/blinky@champion").version == 2
     kinds = [(e.kind, e.to_value) for e in registry.history("blinky", alias="champion")]
     assert kinds == [("alias", "1"), ("alias", "2")]  # once, and no promote_lost
-    assert _count(postgres_url, select(func.count()).select_from(registry_events)
+    assert count_rows(postgres_url, select(func.count()).select_from(registry_events)
                   .where(registry_events.c.alias == "champion")) == 2
 
 
@@ -113,10 +72,10 @@ def test_a_registration_takes_one_number(proxied: tuple[TcpProxy, Tracker], post
     registry = Registry(tracker)
     registry.register(_package_run(tracker, 1.0), "numbers")
     source = _package_run(tracker, 3.0)
-    fired = _arm(tracker, proxy, "INTO model_versions", fault)
+    fired = arm_fault(tracker, proxy, "INTO model_versions", fault)
     version = registry.register(source, "numbers")
     assert fired and version.version == 2 and version.status == "READY"
-    assert _count(postgres_url, select(func.count()).select_from(model_versions)) == 2
+    assert count_rows(postgres_url, select(func.count()).select_from(model_versions)) == 2
     registered = [e for e in registry.history("numbers") if e.kind == "register"]
     assert [e.version for e in registered] == [1, 2]
 
@@ -134,12 +93,12 @@ def test_a_data_add_commits_one_version(
     folder.mkdir()
     for i in range(20):
         (folder / f"{i:03}.bin").write_bytes(bytes([i]) * (100 + i))
-    fired = _arm(tracker, proxy, "INTO dataset_versions", fault)
+    fired = arm_fault(tracker, proxy, "INTO dataset_versions", fault)
     added = conveyor.data.add(folder, name="images", tracker=tracker)
     assert fired and added.version == 1 and added.created
     table = conveyor.data.add(pd.DataFrame({"a": [1, 2, 3]}), name="table", tracker=tracker)  # after the blink
     assert table.version == 1
-    assert _count(postgres_url, select(func.count()).select_from(dataset_versions)) == 2
+    assert count_rows(postgres_url, select(func.count()).select_from(dataset_versions)) == 2
     assert [v.version for v in conveyor.data.versions("images", tracker=tracker)] == [1]
 
 
@@ -151,12 +110,12 @@ def test_an_artifact_upload_is_recorded_once(
     run = tracker.create_run("uploads")
     source = tmp_path / "weights.bin"
     source.write_bytes(b"\x01" * 50_000)
-    fired = _arm(tracker, proxy, "INTO artifacts", fault)
+    fired = arm_fault(tracker, proxy, "INTO artifacts", fault)
     tracker.log_artifact(run.id, source, "model")
     tracker.log_params(run.id, {"after": 1})
     tracker.end_run(run.id)
     assert fired
     assert [a.path for a in tracker.list_artifacts(run.id, "model")] == ["model/weights.bin"]
-    assert _count(postgres_url, select(func.count()).select_from(artifacts).where(artifacts.c.run_id == run.id)) == 1
+    assert count_rows(postgres_url, select(func.count()).select_from(artifacts).where(artifacts.c.run_id == run.id)) == 1
     blob = tracker.list_artifacts(run.id, "model")[0]
     assert tracker.blobs.read_bytes(Digest.parse(blob.digest)) == source.read_bytes()

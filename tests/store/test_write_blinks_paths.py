@@ -10,59 +10,19 @@ counted afterwards around the proxy.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
-from conveyor.settings import StoreSettings, TrackingSettings
-from conveyor.store import Store, metrics, params, retrain_triggers, runs, step_executions
+from conveyor.store import metrics, params, retrain_triggers, runs, step_executions
 from conveyor.tracking import Tracker
 from fixtures.asgi import server_client
-from fixtures.proxy import TcpProxy, pg_proxy  # noqa: F401  (fixture)
+from fixtures.proxy import TcpProxy, arm_fault, count_rows, pg_proxy, proxied  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 FAULTS = ["reset", "lost_ack"]
 API = "/api/2.0/mlflow"
-
-
-@pytest.fixture
-def proxied(pg_proxy: tuple[TcpProxy, str], blobs: object) -> Iterator[tuple[TcpProxy, Tracker]]:
-    proxy, url = pg_proxy
-    store = Store.open(url, create=True, settings=StoreSettings(retry_seconds=15))
-    settings = TrackingSettings(flush_interval=0.05, capture_git=False, capture_packages=False,
-                                heartbeat_interval=3600)
-    tracker = Tracker(store, blobs, settings)  # type: ignore[arg-type]
-    yield proxy, tracker
-    tracker.close()
-
-
-def _arm(tracker: Tracker, proxy: TcpProxy, sql: str, fault: str) -> list[str]:
-    """Cut the proxy once, when the next statement containing ``sql`` is about to run."""
-    fired: list[str] = []
-
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if fired or sql not in statement:
-            return
-        fired.append(statement)
-        if fault == "reset":
-            proxy.stop()
-            threading.Timer(1.0, proxy.start).start()
-        else:
-            proxy.lose_next_commit_ack(down_for=1.0)
-
-    event.listen(tracker.store.engine, "before_cursor_execute", before)
-    return fired
-
-
-def _count(url: str, query: Any) -> int:
-    store = Store.open(url)
-    with store.read() as conn:
-        value = int(conn.execute(query).scalar_one())
-    store.close()
-    return value
 
 
 def _ok(response: Any) -> Any:
@@ -78,7 +38,7 @@ def test_an_mlflow_run_create_makes_one_run(
     client = server_client(tracker)
     try:
         exp = _ok(client.post(f"{API}/experiments/create", json={"name": f"blink-create-{fault}"}))["experiment_id"]
-        fired = _arm(tracker, proxy, "INTO runs", fault)
+        fired = arm_fault(tracker, proxy, "INTO runs", fault)
         run = _ok(client.post(f"{API}/runs/create", json={
             "experiment_id": exp, "run_name": "through a blink", "start_time": 1_700_000_000_000,
             "tags": [{"key": "team", "value": "ml"}]}))["run"]
@@ -90,7 +50,7 @@ def test_an_mlflow_run_create_makes_one_run(
         assert [r["info"]["run_id"] for r in listed] == [run["info"]["run_id"]]
     finally:
         client.close()
-    assert _count(postgres_url, select(func.count()).select_from(runs).where(runs.c.experiment_id == int(exp))) == 1
+    assert count_rows(postgres_url, select(func.count()).select_from(runs).where(runs.c.experiment_id == int(exp))) == 1
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -102,7 +62,7 @@ def test_an_mlflow_log_batch_writes_each_point_once(
     try:
         exp = _ok(client.post(f"{API}/experiments/create", json={"name": f"blink-batch-{fault}"}))["experiment_id"]
         run_id = _ok(client.post(f"{API}/runs/create", json={"experiment_id": exp}))["run"]["info"]["run_id"]
-        fired = _arm(tracker, proxy, "INTO metrics", fault)
+        fired = arm_fault(tracker, proxy, "INTO metrics", fault)
         points = [{"key": "loss", "value": 1.0 / (step + 1), "timestamp": 1_700_000_000_000 + step, "step": step}
                   for step in range(50)]
         _ok(client.post(f"{API}/runs/log-batch", json={
@@ -116,8 +76,8 @@ def test_an_mlflow_log_batch_writes_each_point_once(
         assert {p["key"]: p["value"] for p in data["params"]} == {"lr": "0.1"}
     finally:
         client.close()
-    assert _count(postgres_url, select(func.count()).select_from(metrics).where(metrics.c.run_id == run_id)) == 50
-    assert _count(postgres_url, select(func.count()).select_from(params).where(params.c.run_id == run_id)) == 1
+    assert count_rows(postgres_url, select(func.count()).select_from(metrics).where(metrics.c.run_id == run_id)) == 50
+    assert count_rows(postgres_url, select(func.count()).select_from(params).where(params.c.run_id == run_id)) == 1
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -132,12 +92,12 @@ def test_a_retraining_starts_once(proxied: tuple[TcpProxy, Tracker], postgres_ur
         return RetrainOutcome(None, 2, True, "gate passed")
 
     model = f"blinky-{fault}"
-    fired = _arm(tracker, proxy, "INTO retrain_triggers", fault)
+    fired = arm_fault(tracker, proxy, "INTO retrain_triggers", fault)
     row = ContinuousTrainer(tracker, hook, cooldown=0).trigger(model, "drift")
     assert fired
     assert proxy.commits_cut == (1 if fault == "lost_ack" else 0)
     assert row.status == "promoted" and started == [row.id]
-    assert _count(postgres_url, select(func.count()).select_from(retrain_triggers)
+    assert count_rows(postgres_url, select(func.count()).select_from(retrain_triggers)
                   .where(retrain_triggers.c.model == model)) == 1
 
 
@@ -151,11 +111,11 @@ def test_a_skipped_retraining_is_recorded_once(
     model = f"cooling-{fault}"
     trainer = ContinuousTrainer(tracker, lambda m, t: RetrainOutcome(None, 2, True, "gate passed"), cooldown=3600)
     assert trainer.trigger(model, "drift").status == "promoted"
-    fired = _arm(tracker, proxy, "INTO retrain_triggers", fault)
+    fired = arm_fault(tracker, proxy, "INTO retrain_triggers", fault)
     skipped = trainer.trigger(model, "drift")  # within the cool-down: a skip row
     assert fired and skipped.status == "skipped" and skipped.decision.startswith("cool-down")
     assert proxy.commits_cut == (1 if fault == "lost_ack" else 0)
-    assert _count(postgres_url, select(func.count()).select_from(retrain_triggers)
+    assert count_rows(postgres_url, select(func.count()).select_from(retrain_triggers)
                   .where(retrain_triggers.c.model == model)) == 2
 
 
@@ -167,7 +127,7 @@ def test_a_pipeline_step_starts_once(proxied: tuple[TcpProxy, Tracker], postgres
     parent = tracker.create_run(f"pipeline-{fault}")
     with tracker.store.write() as conn:  # the pipeline run's own row, as the runner makes it
         _record.repo.create_run(conn, parent.id, "blinky", "local", {"nodes": ["train"]})
-    fired = _arm(tracker, proxy, "INTO step_executions", fault)
+    fired = arm_fault(tracker, proxy, "INTO step_executions", fault)
     run_id = _record.open_step(tracker, parent.experiment_id, parent.id, "train", "k" * 64,
                                {"alpha": 0.5, "layers": [8, 4]}, "miss")
     assert fired
@@ -175,6 +135,6 @@ def test_a_pipeline_step_starts_once(proxied: tuple[TcpProxy, Tracker], postgres
     child = tracker.get_run(run_id)
     assert child.parent_id == parent.id and child.params == {"alpha": "0.5", "layers": "[8, 4]"}
     assert child.tags["conveyor.step"] == "train"
-    assert _count(postgres_url, select(func.count()).select_from(runs).where(runs.c.parent_id == parent.id)) == 1
-    assert _count(postgres_url, select(func.count()).select_from(step_executions)
+    assert count_rows(postgres_url, select(func.count()).select_from(runs).where(runs.c.parent_id == parent.id)) == 1
+    assert count_rows(postgres_url, select(func.count()).select_from(step_executions)
                   .where(step_executions.c.pipeline_run_id == parent.id)) == 1
