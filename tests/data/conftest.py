@@ -1,12 +1,77 @@
 """Fixtures for conveyor.data: a tracker over SQLite and PostgreSQL in a scratch working
-directory (the stat cache lives under its .conveyor/), and small files to version."""
+directory (the stat cache lives under its .conveyor/), and small files to version.
+
+Every test runs in both modes: embedded (the tracker opens the stores) and remote (a
+``RemoteTracker`` talks to a real ``conveyor server`` over them: SQLite with a local folder,
+or PostgreSQL with moto's S3 server). ``tracker.server_tracker`` is the server's own tracker
+(what a test inspects behind the server); ``tracker.thread_server`` the server itself. Tests
+that need the stores on the client ask for ``embedded_only``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from fixtures.remote import mode_project, remote_tracker, serve
+
+
+@pytest.fixture(params=["embedded", "remote"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def embedded_only(mode: str) -> None:
+    if mode != "embedded":
+        pytest.skip("reaches into the stores directly (embedded mode only)")
+
+
+def _server_blobs(request: pytest.FixtureRequest, store_url: str, tmp_path: Path) -> Any:
+    from conveyor.blobs import BlobStore
+
+    if store_url.startswith("postgresql"):  # the team setup: PostgreSQL + S3
+        endpoint = request.getfixturevalue("s3_server")
+        bucket = request.getfixturevalue("s3_bucket_url")
+        opened = BlobStore.open(f"{bucket}/artifacts", s3_endpoint_url=endpoint)
+    else:
+        opened = BlobStore.open(tmp_path / "server-artifacts")
+    opened.init()
+    return opened
+
+
+@pytest.fixture
+def tracker(mode: str, store: Any, request: pytest.FixtureRequest, store_url: str, tmp_path: Path) -> Iterator[Any]:
+    """A tracker over the parametrized stores: embedded, or remote through a live server."""
+    from conveyor.blobs import BlobStore
+    from conveyor.settings import TrackingSettings
+    from conveyor.tracking import Tracker
+
+    if mode == "embedded":
+        blobs = BlobStore.open(tmp_path / "artifacts")
+        blobs.init()
+        opened = Tracker(store, blobs, TrackingSettings(flush_interval=0.05, capture_packages=True))
+        opened.server_tracker = opened  # type: ignore[attr-defined]
+        yield opened
+        opened.close()
+        return
+    behind = Tracker(store, _server_blobs(request, store_url, tmp_path), TrackingSettings())
+    with serve(behind) as server:
+        client = remote_tracker(server.url, tmp_path / "spool")
+        client.server_tracker = behind  # what tests may inspect on the server's side
+        client.thread_server = server
+        yield client
+        client.close()
+    behind.flush()
+
+
+@pytest.fixture
+def project(mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh project folder as the working directory (fixtures.remote.mode_project)."""
+    yield from mode_project(mode, tmp_path, monkeypatch)
 
 
 @pytest.fixture

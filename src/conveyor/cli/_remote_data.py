@@ -29,35 +29,27 @@ def _ref(ref: str) -> tuple[str, int | None]:
 
 
 def _version(data: dict[str, Any]) -> Any:
-    from conveyor.data import DatasetVersion
+    from conveyor.data._remote import version_of
 
-    profile = data.get("profile")
-    if profile is not None:  # the API's explicit nulls → the profile's own sparse shape
-        profile = {"rows": profile["rows"],
-                   "columns": {c: {k: v for k, v in col.items() if v is not None}
-                               for c, col in profile["columns"].items()}}
-    return DatasetVersion(data["name"], data["version"], data["digest"], data["kind"], data["format"], data["size"],
-                          data["file_count"], data["source"], data["created_at"], data["run_id"], profile)
+    return version_of(data)
 
 
 def list_datasets(http: Any) -> list[Any]:
-    found, params = [], {"max_results": 1000}
-    while True:
-        page = http.json("GET", "/datasets", params=params)
-        found += [_version(v) for v in page["datasets"]]
-        if not page.get("next_page_token"):
-            return found
-        params["page_token"] = page["next_page_token"]
+    from conveyor.data import _remote
+
+    return _remote.list_datasets(http)
 
 
 def get_version(http: Any, ref: str) -> Any:
-    name, number = _ref(ref)
-    path = f"/datasets/{_seg(name)}/latest" if number is None else f"/datasets/{_seg(name)}/versions/{number}"
-    return _version(http.json("GET", path))
+    from conveyor.data import _remote
+
+    return _remote.get_version(http, ref)
 
 
 def versions(http: Any, name: str) -> list[Any]:
-    return [_version(v) for v in http.json("GET", f"/datasets/{_seg(name)}/versions")["versions"]]
+    from conveyor.data import _remote
+
+    return _remote.versions(http, name)
 
 
 def diff(http: Any, a: str, b: str) -> Any:
@@ -105,16 +97,6 @@ def schema_of(http: Any, ref: str) -> Any:
 
 
 def lineage_graph(http: Any, ref: str, direction: str, depth: int | None) -> Any:
-    from conveyor.data import Edge, LineageGraph, parse_node
+    from conveyor.data import _remote
 
-    params: dict[str, Any] = {"ref": ref, "direction": direction}
-    if depth is not None:
-        params["depth"] = depth
-    found = http.json("GET", "/lineage", params=params)
-
-    def edge(e: dict[str, Any]) -> Any:
-        return Edge(parse_node(e["upstream"]), parse_node(e["downstream"]), e["relation"], e["created_at"],
-                    e["run_id"], e["implied"])
-
-    return LineageGraph(parse_node(found["root"]), tuple(edge(e) for e in found["upstream"]),
-                        tuple(edge(e) for e in found["downstream"]))
+    return _remote.lineage_graph(http, ref, direction, depth)

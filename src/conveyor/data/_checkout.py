@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.blobs import BlobStore, Digest, Manifest
 
-from conveyor.data._context import resolve
+from conveyor.data._context import blobs_for, remote_http, resolve
 from conveyor.data._profile import read_table
 from conveyor.data._refs import DatasetRef
 from conveyor.data._versions import _settings, get_version
@@ -62,8 +62,7 @@ def get(
         PosixPath('checkout/images')
     """
     version = get_version(ref, tracker=tracker)
-    stores = resolve(tracker)
-    blobs = stores.need_blobs()
+    blobs = blobs_for(tracker, version.name, version.version)
     target = Path(dest)
     digest = Digest.parse(version.digest)
     if version.kind != "folder":
@@ -86,15 +85,15 @@ def load(ref: str | DatasetRef, *, tracker: Any = None) -> Path | pd.DataFrame:
         (455, 31)
     """
     version = get_version(ref, tracker=tracker)
-    stores = resolve(tracker)
-    blobs = stores.need_blobs()
-    if version.kind == "table":
-        with blobs.open_read(Digest.parse(version.digest)) as stream:
+    remote = remote_http(tracker) is not None
+    if version.kind == "table" and not remote:
+        with resolve(tracker).need_blobs().open_read(Digest.parse(version.digest)) as stream:
             return read_table(stream, version.format or "csv")
-    settings = _settings(stores)
+    # Remote mode reads tables from the same verified local copy (Parquet needs to seek).
+    settings = _settings(None if remote else resolve(tracker))
     home = settings.conveyor_dir / "datasets" / version.name / str(version.version)
     result = home / _basename(version)
     if not (home / _DONE).exists():
         get(f"{version.name}@{version.version}", result, tracker=tracker, mode=0o444)
         (home / _DONE).touch()
-    return result
+    return read_table(result, version.format or "csv") if version.kind == "table" else result

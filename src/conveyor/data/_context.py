@@ -23,10 +23,11 @@ from conveyor.store import Store
 
 T = TypeVar("T")
 
-__all__ = ["Stores", "active_run_id", "connection", "resolve", "transaction"]
+__all__ = ["Stores", "active_run_id", "blobs_for", "connection", "remote_http", "resolve", "transaction"]
 
 _lock = threading.Lock()
 _defaults: dict[Path, Stores] = {}
+_servers: dict[Any, Any] = {}
 
 
 class Stores:
@@ -48,6 +49,40 @@ class Stores:
         return self.blobs
 
 
+def remote_http(target: Any = None) -> Any:
+    """The conveyor server's HTTP client when ``target`` talks to a server (a
+    ``RemoteTracker``), or when none is given and the project's settings name a server
+    (``[server] url``: remote mode); else None (the stores are reached directly)."""
+    if target is None:
+        settings = Settings.load()
+        if getattr(getattr(settings, "server", None), "url", None) is None:
+            return None
+        with _lock:
+            key = (settings.root, settings.server.url, settings.server.token)
+            found = _servers.get(key)
+            if found is None:
+                # Imported here: conveyor.data does not import tracking unless a server is named.
+                from conveyor.tracking._remote import Http
+
+                found = _servers[key] = Http(settings.server)
+            return found
+    if isinstance(target, (Stores, Store, Connection)):
+        return None
+    http = getattr(target, "http", None)
+    return http if http is not None and hasattr(http, "request") else None
+
+
+def blobs_for(target: Any, name: str, version: int) -> BlobStore:
+    """Where a version's objects are read from: the artifact store, or in remote mode the
+    server's objects of that one version (``conveyor.blobs._http``)."""
+    http = remote_http(target)
+    if http is None:
+        return resolve(target).need_blobs()
+    from conveyor.blobs._http import HttpBackend
+
+    return BlobStore(HttpBackend(http, name, version=version))
+
+
 def resolve(target: Any = None) -> Stores:
     """Stores from a Tracker-like object, a Store, or (``None``) the project's settings."""
     if isinstance(target, Stores):
@@ -55,12 +90,12 @@ def resolve(target: Any = None) -> Stores:
     if target is None:
         settings = Settings.load()
         server = getattr(getattr(settings, "server", None), "url", None)
-        if server is not None:  # remote mode: never a local store nobody else sees
+        if server is not None:  # remote mode: conveyor.data's functions go through the server
             raise InvalidInput(
-                f"conveyor.data works on the stores directly, and this project names only a server ({server})",
+                f"this needs the stores directly, and this project names only a server ({server})",
                 field="server.url", value=server,
-                hint="run it where the stores are (the server's machine); `conveyor data list/show/diff/validate/"
-                "schema` and `conveyor lineage` read through the server",
+                hint="run it where the stores are (the server's machine), or use conveyor.data's functions, "
+                "which go through the server",
             )
         with _lock:
             found = _defaults.get(settings.root)
@@ -87,6 +122,9 @@ def reset_defaults() -> None:
         for stores in _defaults.values():
             stores.store.close()
         _defaults.clear()
+        for http in _servers.values():
+            http.close()
+        _servers.clear()
 
 
 @contextmanager

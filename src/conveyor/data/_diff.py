@@ -7,7 +7,7 @@ from typing import Any
 
 from conveyor.blobs import Digest
 
-from conveyor.data._context import resolve
+from conveyor.data._context import blobs_for
 from conveyor.data._refs import DatasetRef
 from conveyor.data._versions import get_version
 
@@ -59,9 +59,9 @@ def diff(a: str | DatasetRef, b: str | DatasetRef, *, tracker: Any = None) -> Da
         (('new.png',), ('cat.png',))
     """
     va, vb = get_version(a, tracker=tracker), get_version(b, tracker=tracker)
-    blobs = resolve(tracker).need_blobs()
     label = vb.source.rsplit("/", 1)[-1]
-    fa, fb = _files(blobs, va, label), _files(blobs, vb, label)
+    fa = _files(blobs_for(tracker, va.name, va.version), va, label)
+    fb = _files(blobs_for(tracker, vb.name, vb.version), vb, label)
     added = tuple(sorted(set(fb) - set(fa)))
     removed = tuple(sorted(set(fa) - set(fb)))
     changed = tuple(sorted(p for p in set(fa) & set(fb) if fa[p] != fb[p]))

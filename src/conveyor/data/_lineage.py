@@ -18,7 +18,7 @@ from conveyor.errors import InvalidInput
 from conveyor.store import LineageRepo, runs
 from conveyor.store import artifacts as artifacts_table
 
-from conveyor.data._context import connection, resolve
+from conveyor.data._context import connection, remote_http, resolve
 from conveyor.data._refs import Node, parse_dataset_ref, parse_node
 
 __all__ = ["Edge", "LineageGraph", "lineage_graph", "record_lineage"]
@@ -115,6 +115,10 @@ def record_lineage(
     if isinstance(target, Connection):  # the caller's transaction
         _repo.record(target, [_row(edge)])
         return edge
+    if (http := remote_http(target)) is not None:
+        from conveyor.data import _remote
+
+        return _remote.record_lineage(http, edge)  # type: ignore[no-any-return]
     # duplicates are ignored: retried through a database blink without a second edge
     resolve(target).store.transaction(lambda conn: _repo.record(conn, [_row(edge)]), what="recording lineage")
     return edge
@@ -157,6 +161,11 @@ def lineage_graph(
     if depth is not None and (not isinstance(depth, int) or depth < 1):
         raise InvalidInput(f"lineage depth {depth!r} must be a positive integer", field="depth", value=depth)
     levels = min(depth or _MAX_DEPTH, _MAX_DEPTH)
+    if (http := remote_http(target)) is not None:
+        from conveyor.data import _remote
+
+        root_text = ref if isinstance(ref, str) else str(parse_node(ref))
+        return _remote.lineage_graph(http, root_text, direction, depth)  # type: ignore[no-any-return]
     with connection(target) as conn:
         root = _resolve_root(conn, ref)
         up = _walk(conn, root, levels, upstream=True) if direction in ("up", "both") else ()

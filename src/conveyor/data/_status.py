@@ -127,11 +127,10 @@ def status(path: str | os.PathLike[str], name: str | None = None, *, tracker: An
         return quick
     from conveyor.blobs import Digest
     from conveyor.blobs._digest import hash_stream
-    from conveyor.data._context import resolve
+    from conveyor.data._context import blobs_for, remote_http, resolve
     from conveyor.data._versions import _settings, get_version
 
-    stores = resolve(tracker)
-    settings = _settings(stores)
+    settings = _settings(None if remote_http(tracker) is not None else resolve(tracker))
     base = str(root.absolute())
     if name is None:
         found = _latest_sqlite(_sqlite_path(settings.metadata_url) or "", None, base)
@@ -144,7 +143,8 @@ def status(path: str | os.PathLike[str], name: str | None = None, *, tracker: An
         return FolderStatus(str(root), name, None, "new", added=sorted(rel for rel, _, _ in _scan(Path(base))))
     if version.kind != "folder":
         return FolderStatus(str(root), name, version.version, "changed", added=sorted(r for r, _, _ in _scan(Path(base))))
-    manifest = {e.path: e.digest for e in stores.need_blobs().read_manifest(Digest.parse(version.digest)).entries}
+    manifest = {e.path: e.digest for e in blobs_for(tracker, name, version.version).read_manifest(
+        Digest.parse(version.digest)).entries}
     cached = StatCache(settings.conveyor_dir / "data-cache.db").lookup_tree(base)
     out = FolderStatus(str(root), name, version.version, "unchanged")
     seen = set()

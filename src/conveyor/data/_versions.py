@@ -16,7 +16,7 @@ from conveyor.settings import Settings
 from conveyor.store import DatasetRepo
 
 from conveyor.data._config import DataSettings
-from conveyor.data._context import Stores, active_run_id, resolve
+from conveyor.data._context import Stores, active_run_id, remote_http, resolve
 from conveyor.data._lineage import Edge, record_edges
 from conveyor.data._profile import profile_frame, read_table, table_format
 from conveyor.data._refs import DatasetRef, Node, check_name, parse_dataset_ref
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from conveyor.data._types import DatasetVersion
 
-__all__ = ["add", "data_settings", "get_version", "list_datasets", "log_input", "versions"]
+__all__ = ["add", "data_settings", "get_version", "list_datasets", "log_input", "record_stored", "versions"]
 
 _repo = DatasetRepo()
 _WRITE_ATTEMPTS = 8
@@ -44,7 +44,8 @@ def _settings(stores: Stores | None) -> Settings:
 
 def data_settings(tracker: Any = None) -> DataSettings:
     """The validated ``[data]`` table of the project's conveyor.toml."""
-    return DataSettings.from_section(_settings(resolve(tracker) if tracker is not None else None).section("data"))
+    local = tracker is not None and remote_http(tracker) is None
+    return DataSettings.from_section(_settings(resolve(tracker) if local else None).section("data"))
 
 
 def _is_frame(obj: object) -> bool:
@@ -72,15 +73,18 @@ def add(
         ('data:/images@1', 10000, True)
     """
     check_name(name)
+    if (http := remote_http(tracker)) is not None:
+        from conveyor.data import _remote
+
+        return _remote.add(http, source, name, run_id if run_id is not None else active_run_id(), progress)
     stores = resolve(tracker)
     blobs = stores.need_blobs()
     settings = _settings(stores)
     config = DataSettings.from_section(settings.section("data"))
     cache = StatCache(settings.conveyor_dir / "data-cache.db")
-    profile: dict[str, Any] | None = None
     fmt: str | None = None
     if _is_frame(source):
-        stored, profile, source_text = _store_frame(stores, settings, source), None, "<DataFrame>"
+        stored, source_text = _store_frame(stores, settings, source), "<DataFrame>"
         frame: Any = source
         kind, fmt = "table", "parquet"
     else:
@@ -107,7 +111,16 @@ def add(
             kind = "table" if fmt else "file"
             stored = store_file(blobs, path, cache)
     run_id = run_id if run_id is not None else active_run_id()
+    return _record(stores, name, stored, kind, fmt, source_text, run_id, frame)
 
+
+def _record(
+    stores: Stores, name: str, stored: Stored, kind: str, fmt: str | None, source_text: str, run_id: str | None,
+    frame: Any,
+) -> DatasetVersion:
+    """The version row for bytes already stored (written last: nothing half-made before)."""
+    blobs = stores.need_blobs()
+    profile: dict[str, Any] | None = None
     with stores.store.read() as conn:
         latest = _repo.latest(conn, name)
     if latest is not None and latest.digest == str(stored.digest):
@@ -124,6 +137,41 @@ def add(
         "run_id": run_id,
     }
     return _insert(stores, name, values, run_id)
+
+
+_KINDS = ("file", "folder", "table")
+_FORMATS = ("csv", "parquet")
+
+
+def record_stored(
+    stores: Stores, name: str, digest: str, kind: str, fmt: str | None, source: str, run_id: str | None
+) -> DatasetVersion:
+    """A version of bytes a client already put in the artifact store (remote mode's add, run
+    by the server): the object (and, for a folder, every file its manifest lists) must be
+    stored; size and file count come from the store, never from the client."""
+    check_name(name)
+    blobs = stores.need_blobs()
+    parsed = Digest.parse(digest)
+    if kind not in _KINDS:
+        raise InvalidInput(f"unknown data set kind {kind!r}", field="kind", value=kind, hint="file, folder or table")
+    if (kind == "table") != (fmt is not None) or (fmt is not None and fmt not in _FORMATS):
+        raise InvalidInput(f"format {fmt!r} does not fit kind {kind!r}", field="format", value=fmt,
+                           hint="tables are csv or parquet; files and folders have no format")
+    if not blobs.exists(parsed):
+        raise InvalidInput(f"object {digest} was not uploaded", field="digest", value=digest,
+                           hint="upload it to /api/v1/datasets/{name}/blobs/{digest} first")
+    if kind == "folder":
+        manifest = blobs.read_manifest(parsed)  # validated: paths, order, entries
+        wanted = {e.digest for e in manifest.entries}
+        missing = wanted - blobs.exists_many(wanted)
+        if missing:
+            raise InvalidInput(f"{len(missing)} file(s) of manifest {digest} were not uploaded, e.g. "
+                               f"{min(map(str, missing))}", field="digest", value=digest,
+                               hint="upload every file before the version")
+        stored = Stored(parsed, manifest.total_size, len(manifest.entries), 0)
+    else:
+        stored = Stored(parsed, blobs.size(parsed), 1, 0)
+    return _record(stores, name, stored, kind, fmt, source, run_id, None)
 
 
 def _unchanged(row: Any) -> DatasetVersion:
@@ -189,6 +237,10 @@ def get_version(ref: str | DatasetRef, *, tracker: Any = None) -> DatasetVersion
     from conveyor.data._types import DatasetVersion
 
     parsed = parse_dataset_ref(ref)
+    if (http := remote_http(tracker)) is not None:
+        from conveyor.data import _remote
+
+        return _remote.get_version(http, parsed)  # type: ignore[no-any-return]
     with resolve(tracker).store.read() as conn:
         return DatasetVersion.from_row(_repo.get(conn, parsed.name, parsed.version))
 
@@ -197,6 +249,10 @@ def versions(name: str, *, tracker: Any = None) -> list[DatasetVersion]:
     """Every version of a data set, oldest first."""
     from conveyor.data._types import DatasetVersion
 
+    if (http := remote_http(tracker)) is not None:
+        from conveyor.data import _remote
+
+        return _remote.versions(http, check_name(name))  # type: ignore[no-any-return]
     with resolve(tracker).store.read() as conn:
         return [DatasetVersion.from_row(r) for r in _repo.versions(conn, check_name(name))]
 
@@ -205,6 +261,10 @@ def list_datasets(*, tracker: Any = None) -> list[DatasetVersion]:
     """The latest version of every data set, by name."""
     from conveyor.data._types import DatasetVersion
 
+    if (http := remote_http(tracker)) is not None:
+        from conveyor.data import _remote
+
+        return _remote.list_datasets(http)  # type: ignore[no-any-return]
     with resolve(tracker).store.read() as conn:
         return [DatasetVersion.from_row(r) for r in _repo.list_latest(conn)]
 
@@ -222,6 +282,10 @@ def log_input(ref: str | DatasetRef, run_id: str | None = None, *, tracker: Any 
         raise InvalidInput(
             "no run to record the input on", field="run_id", hint="pass run_id=, or call inside conveyor.start_run()"
         )
+    if (http := remote_http(tracker)) is not None:
+        from conveyor.data import _remote
+
+        return _remote.log_input(http, parse_dataset_ref(ref), run_id)  # type: ignore[no-any-return]
     version = get_version(ref, tracker=tracker)
     edge = Edge(Node("dataset_version", f"{version.name}@{version.version}"), Node("run", run_id), "input", now_ms(), run_id)
     store = resolve(tracker).store

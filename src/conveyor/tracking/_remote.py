@@ -175,6 +175,10 @@ class Http:
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.request(method, path, **kwargs).json()
 
+    def error(self, response: httpx.Response) -> ConveyorError:
+        """The ConveyorError a (read) 4xx/5xx answer stands for (streamed requests)."""
+        return _error(response)
+
 
 # -- JSON → entities ------------------------------------------------------------------------------------
 def _float(value: Any) -> float:

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from conveyor._version import __version__
 from conveyor.server.api import _errors, _system, artifacts, experiments, runs
-from conveyor.server.api import datasets, lineage, models, monitoring, pipelines
+from conveyor.server.api import dataset_blobs, dataset_writes, datasets, lineage, models, monitoring, pipelines
 
 #: Every router of the API, in the order their paths appear in the OpenAPI document.
 ROUTERS = [
@@ -23,6 +23,8 @@ ROUTERS = [
     runs.router,
     artifacts.router,
     datasets.router,
+    dataset_writes.router,
+    dataset_blobs.router,
     pipelines.router,
     models.router,
     monitoring.router,

@@ -1,0 +1,177 @@
+"""``/api/v1/datasets/{name}/blobs``: the objects of a data set, for remote mode's
+``conveyor.data`` (``conveyor.blobs._http.HttpBackend`` is the client).
+
+- ``POST …/blobs/missing``: which of up to 10,000 digests the artifact store lacks.
+- ``PUT …/blobs/{digest}``: one object, streamed to a temporary file (bounded size) while
+  hashed; bytes that do not hash to ``digest`` are refused and nothing is stored.
+- ``GET``/``HEAD …/blobs/{digest}?version=N``: one object, streamed, when it belongs to the
+  data set: the version's own digest or an entry of its manifest (without ``version``: the
+  own digest of some version). Anything else is a 404, whether it is stored or not.
+
+Permission: uploading and asking what is missing need ``edit`` on the data set (for a name
+that does not exist yet, the right to create one); downloading needs ``read``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections import OrderedDict
+from typing import IO, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import Field
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response, StreamingResponse
+
+from conveyor.blobs import Digest
+from conveyor.errors import ConveyorError, NotFound
+from conveyor.server.api import _deps
+from conveyor.server.api._errors import ApiV1Error
+from conveyor.server.api._models import BlobOut, _Body, _Out, json_response
+from conveyor.server.api.artifacts import MAX_UPLOAD_BYTES, _chunks, _open
+
+router = APIRouter(prefix="/datasets/{name}/blobs", tags=["datasets"])
+
+MAX_DIGESTS = 10_000
+DatasetName = Path(..., description="Data set name.", min_length=1, max_length=128)
+DigestText = Path(..., description="blake3:<64 hexadecimal characters>", min_length=7, max_length=80)
+_OCTETS = {"requestBody": {"required": True, "content": {"application/octet-stream": {
+    "schema": {"type": "string", "format": "binary"}}}}}
+
+
+class DigestList(_Body):
+    digests: list[str] = Field(max_length=MAX_DIGESTS, description="Digests to look for (blake3:<hex>).")
+
+
+class MissingOut(_Out):
+    missing: list[str] = Field(description="Those of the digests the artifact store does not hold.")
+
+
+def _name(name: str) -> str:
+    from conveyor.data._refs import check_name
+
+    return check_name(name)
+
+
+def _digest(text: str, field: str = "digest") -> Digest:
+    try:
+        return Digest.parse(text)
+    except ConveyorError:
+        raise ApiV1Error("INVALID", f"{text[:100]!r} is not a digest (blake3:<64 hex characters>)",
+                         field=field) from None
+
+
+def writable(request: Request, name: str) -> bool:
+    """Authorize a write to data set ``name``; True when it does not exist yet (the caller
+    then needs the right to create one, and becomes its manager when a version is made)."""
+    from conveyor.store import DatasetRepo
+
+    store = _deps.tracker(request).store
+    with store.read() as conn:
+        new = DatasetRepo().dataset_id(conn, name) is None
+    _deps.authorize(request, "data", None if new else name, "edit")
+    return new
+
+
+@router.post("/missing", response_model=MissingOut, summary="Which of these objects the server lacks")
+def missing(request: Request, body: DigestList, name: str = DatasetName) -> Response:
+    writable(request, _name(name))
+    wanted = {_digest(d, "digests"): d for d in body.digests}
+    present = _deps.tracker(request).blobs.exists_many(wanted)
+    return json_response(MissingOut(missing=sorted(str(d) for d in wanted if d not in present)))
+
+
+async def _spool(request: Request, spool: IO[bytes]) -> Digest:
+    """The request body into ``spool``, hashed on the way (bounded size)."""
+    from conveyor.blobs._digest import ALGORITHM, new_hasher
+
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
+        raise ApiV1Error("TOO_LARGE", f"an upload is at most {MAX_UPLOAD_BYTES:,} bytes", field="body")
+    hasher, size = new_hasher(), 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_UPLOAD_BYTES:
+                raise ApiV1Error("TOO_LARGE", f"an upload is at most {MAX_UPLOAD_BYTES:,} bytes", field="body")
+            hasher.update(chunk)
+            spool.write(chunk)
+    except ClientDisconnect:
+        raise ApiV1Error("INVALID", "the upload was cut off before its end; nothing was stored",
+                         field="body") from None
+    spool.seek(0)
+    return Digest(ALGORITHM, hasher.hexdigest())
+
+
+@router.put("/{digest}", response_model=BlobOut, status_code=201, openapi_extra=_OCTETS,
+            summary="Upload one object of the data set (the body's BLAKE3 digest must be {digest})")
+async def upload(request: Request, name: str = DatasetName, digest: str = DigestText) -> Response:
+    wanted = _digest(digest)
+    await run_in_threadpool(writable, request, _name(name))
+    with tempfile.TemporaryFile() as spool:
+        actual = await _spool(request, spool)
+        if actual != wanted:
+            raise ApiV1Error("INVALID", f"the body hashes to {actual}, not {wanted}; nothing was stored",
+                             field="body")
+        blob = await run_in_threadpool(_deps.tracker(request).blobs.put_stream, spool)
+    return json_response(BlobOut(digest=str(blob.digest), size=blob.size), 201)
+
+
+# -- downloads ----------------------------------------------------------------------------------------
+_lock = threading.Lock()
+_MEMBERS: OrderedDict[str, frozenset[str]] = OrderedDict()
+_CACHED = 32  # manifests whose entry sets are kept (content-addressed: never stale)
+
+
+def _members(blobs: Any, manifest: str) -> frozenset[str]:
+    with _lock:
+        found = _MEMBERS.get(manifest)
+        if found is not None:
+            _MEMBERS.move_to_end(manifest)
+            return found
+    found = frozenset(str(e.digest) for e in blobs.read_manifest(Digest.parse(manifest)).entries)
+    with _lock:
+        _MEMBERS[manifest] = found
+        while len(_MEMBERS) > _CACHED:
+            _MEMBERS.popitem(last=False)
+    return found
+
+
+def _belongs(request: Request, name: str, digest: Digest, version: int | None) -> None:
+    """A 404 unless ``digest`` belongs to the data set (to ``version`` when given)."""
+    from conveyor.store import DatasetRepo
+
+    _deps.authorize(request, "data", name, "read")
+    tracker = _deps.tracker(request)
+    repo = DatasetRepo()
+    with tracker.store.read() as conn:
+        rows = [repo.get(conn, name, version)] if version is not None else repo.versions(conn, name)
+    text = str(digest)
+    if any(r.digest == text for r in rows):
+        return
+    if version is not None and rows[0].kind == "folder" and text in _members(tracker.blobs, rows[0].digest):
+        return
+    where = f"data:/{name}" + (f"@{version}" if version is not None else "")
+    raise NotFound("object", f"{text} of {where}", hint="download only objects of the version you name")
+
+
+@router.api_route("/{digest}", methods=["GET", "HEAD"], summary="Download one object of a data set version",
+                  responses={200: {"content": {"application/octet-stream": {}}, "description": "The bytes"}})
+def download(
+    request: Request, name: str = DatasetName, digest: str = DigestText,
+    version: int | None = Query(None, ge=1, le=2**31 - 1, description="The version the object belongs to."),
+) -> Response:
+    wanted = _digest(digest)
+    _belongs(request, _name(name), wanted, version)
+    tracker = _deps.tracker(request)
+    size = tracker.blobs.size(wanted)
+    headers = {"Content-Length": str(size), "X-Conveyor-Digest": str(wanted)}
+    if request.method == "HEAD":
+        return Response(b"", media_type="application/octet-stream", headers=headers)
+    return StreamingResponse(_chunks(_open(tracker, wanted, 0), size), media_type="application/octet-stream",
+                             headers=headers)
+
+
+__all__ = ["router", "writable"]
