@@ -39,6 +39,7 @@ def test_add_list_show_get_diff(project: Path) -> None:
 
 
 def test_validate_and_schema_exit_codes(project: Path) -> None:
+    base = (project / "conveyor.toml").read_text()  # remote mode: keep the [server] table
     (project / "v1.csv").write_text("age,color\n30,red\n40,blue\n")
     (project / "v2.csv").write_text("age,color\nold,red\n40,green\n")
     _ok("data", "add", "v1.csv", "--name", "people")
@@ -54,12 +55,12 @@ def test_validate_and_schema_exit_codes(project: Path) -> None:
     _ok("data", "add", "v3.csv", "--name", "people")
     assert runner.invoke(app, ["data", "validate", "people@3", "--against", "people@1"]).exit_code == 0
     assert runner.invoke(app, ["data", "validate", "people@3", "--against", "people@1", "--fail-on", "warning"]).exit_code == 1
-    (project / "conveyor.toml").write_text('[data]\nfail_on = "warning"\n')
+    (project / "conveyor.toml").write_text(base + '[data]\nfail_on = "warning"\n')
     assert runner.invoke(app, ["data", "validate", "people@3", "--against", "people@1"]).exit_code == 1
     _ok("data", "schema", "people@1", "--out", "schema.toml")
     edited = (project / "schema.toml").read_text().replace('"blue",', '"blue",\n    "green",')
     (project / "schema.toml").write_text(edited)
-    (project / "conveyor.toml").write_text("")
+    (project / "conveyor.toml").write_text(base)
     assert runner.invoke(app, ["data", "validate", "people@3", "--schema", "schema.toml"]).exit_code == 0
     assert 'type = "int"' in _ok("data", "schema", "people@1")
 
@@ -70,6 +71,6 @@ def test_errors_map_to_exit_codes(project: Path, write_csv: Callable[[str, str],
     assert runner.invoke(app, ["data", "show", "x@1"]).exit_code == 3
     assert runner.invoke(app, ["data", "add", ".", "--name", "bad name"]).exit_code == 2
     assert runner.invoke(app, ["data", "show", "x@zero"]).exit_code == 2
-    (project / "conveyor.toml").write_text("[data]\nhash_workers = 0\n")
+    (project / "conveyor.toml").write_text((project / "conveyor.toml").read_text() + "[data]\nhash_workers = 0\n")
     bad = runner.invoke(app, ["data", "add", "conveyor.toml", "--name", "x"])
     assert bad.exit_code == 2 and "hash_workers" in bad.output

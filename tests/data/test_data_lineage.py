@@ -26,7 +26,7 @@ def test_record_is_idempotent_and_walks_both_ways(dt: Any) -> None:
     assert Node("dataset_version", "raw@1") in cd.lineage_graph(dt, "runs:/r1", direction="up").nodes
 
 
-def test_edges_join_the_callers_transaction(dt: Any) -> None:
+def test_edges_join_the_callers_transaction(embedded_only: None, dt: Any) -> None:
     with pytest.raises(RuntimeError), dt.store.write() as conn:
         cd.record_lineage(conn, "step:a", "step:b", "feeds")
         raise RuntimeError("roll back")
@@ -42,7 +42,7 @@ def test_cycles_terminate(dt: Any) -> None:
 
 def test_artifact_traces_back_to_run_commit_and_data(dt: Any, tmp_path: Path) -> None:
     run = dt.create_run("lineage", capture=False)
-    with dt.store.write() as conn:  # a run that recorded its commit
+    with dt.server_tracker.store.write() as conn:  # a run that recorded its commit (behind the server)
         from sqlalchemy import update
 
         from conveyor.store import runs

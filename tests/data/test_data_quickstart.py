@@ -7,7 +7,7 @@ from rich.console import Console
 import conveyor.data as cd
 
 
-def test_data_stage_versions_keeps_schema_and_validates(project: Path) -> None:
+def test_data_stage_versions_keeps_schema_and_validates(embedded_only: None, project: Path) -> None:
     from conveyor.quickstart import _data
     from conveyor.quickstart._run import Story
     from conveyor.settings import Settings

@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+# `data status` compares with the local stores (its quick path reads the SQLite file directly).
+pytestmark = pytest.mark.usefixtures("embedded_only")
 from typer.testing import CliRunner
 
 from conveyor.cli import app

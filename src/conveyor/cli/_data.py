@@ -54,7 +54,9 @@ def add(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Version PATH under NAME: a new version when the content changed, else "unchanged"."""
-    if not as_json and run_id is None:
+    from conveyor.cli._common import settings
+
+    if not as_json and run_id is None and settings().server.url is None:
         # The common "nothing changed" answer without importing the metadata store.
         from conveyor.data._status import quick_unchanged
 
@@ -133,21 +135,13 @@ def show(
     """A version: schema and statistics (tables), files (folders), lineage and history."""
     import conveyor.data as cd
     from conveyor.data._checkout import manifest_of
-    from conveyor.data._context import resolve
+    from conveyor.data._context import blobs_for
 
-    from conveyor.cli import _remote_data as rd
-
-    with _remote() as http:
-        if http is not None:  # remote mode: the server's answers (a folder's file list stays on the server)
-            version = rd.get_version(http, ref)
-            manifest = None
-            graph = rd.lineage_graph(http, version.ref, "both", 1)
-            history = rd.versions(http, version.name)
-        else:
-            version = cd.get_version(ref)
-            manifest = manifest_of(resolve(None).need_blobs(), version)
-            graph = cd.lineage_graph(None, version.ref, depth=1)
-            history = cd.versions(version.name)
+    # Both modes: in remote mode conveyor.data asks the server (the manifest is read through it).
+    version = cd.get_version(ref)
+    manifest = manifest_of(blobs_for(None, version.name, version.version), version)
+    graph = cd.lineage_graph(None, version.ref, depth=1)
+    history = cd.versions(version.name)
     if as_json:
         out = version.to_dict()
         out["files"] = [{"path": e.path, "digest": str(e.digest), "size": e.size} for e in manifest.entries] if manifest else None
@@ -267,12 +261,9 @@ def validate(
     from conveyor.cli import _remote_data as rd
 
     with _remote() as http:
-        if http is not None:
-            if schema is not None:
-                raise InvalidInput("--schema needs the data on this machine; remote mode validates against a version",
-                                   field="--schema", value=str(schema), hint="use --against NAME@N")
+        if http is not None and schema is None:  # the server validates against a version
             anomalies = rd.validate(http, ref, against)
-        else:
+        else:  # with --schema in remote mode: the version is downloaded (verified) and checked here
             anomalies = cd.validate(ref, against=against, schema=schema, settings=settings)
     failing = [a for a in anomalies if threshold == "warning" or a.severity == "error"]
     if as_json:

@@ -106,6 +106,7 @@ def add(http: Any, source: Any, name: str, run_id: str | None, progress: Progres
     from conveyor.data._versions import _is_frame
 
     settings = Settings.load()
+    workers = DataSettings.from_section(settings.section("data")).hash_workers  # checked as embedded mode does
     latest = _latest(http, name)
     # Uploads name the data set; reads (a manifest the stat cache remembers) may only reach
     # objects that are some version's own digest of this data set.
@@ -124,7 +125,6 @@ def add(http: Any, source: Any, name: str, run_id: str | None, progress: Progres
         cache = StatCache(settings.conveyor_dir / "data-cache.db")
         if path.is_dir():
             kind = "folder"
-            workers = DataSettings.from_section(settings.section("data")).hash_workers
             stored = store_folder(blobs, path, cache, workers=workers, progress=progress,
                                   trusted=latest.digest if latest is not None else None)
         else:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 
+from conveyor.errors import NotFound
 from conveyor.server.api import _deps
 from conveyor.server.api._listing import Lineage, lineage_of
 from conveyor.server.api._models import RUN_ID, _Body, json_response, no_nul
@@ -35,8 +36,14 @@ def _authorize(request: Request, ref: str, level: _deps.Level = "read") -> None:
         tracker = _deps.tracker(request)
         run_id = node.id.partition("/")[0]
         with tracker.store.read() as conn:
-            experiment = tracker.store.runs.get(conn, run_id).experiment_id
-        _deps.authorize(request, "experiment", str(experiment), level)
+            try:
+                found = tracker.store.runs.get(conn, run_id)
+            except NotFound:  # a run id no run has (yet): only the server's own rights cover it
+                found = None
+        if found is None:
+            _deps.authorize(request, "server", None, level)
+            return
+        _deps.authorize(request, "experiment", str(found.experiment_id), level)
         return
     _deps.authorize(request, "server", None, level)
 
