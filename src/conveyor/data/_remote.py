@@ -95,9 +95,13 @@ def lineage_graph(http: Any, ref: str, direction: str, depth: int | None) -> Lin
 
 # -- writing -------------------------------------------------------------------------------------------
 def _latest(http: Any, name: str) -> DatasetVersion | None:
+    """The latest version, or None: none yet, or one this caller may not read (a name nobody
+    granted yet reads as refused; the upload and record requests then decide)."""
     try:
         return get_version(http, DatasetRef(name))
     except NotFound:
+        return None
+    except PermissionError:  # AccessDenied (tracking's, not imported here)
         return None
 
 
