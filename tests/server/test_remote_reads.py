@@ -38,7 +38,9 @@ def client(server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     set_tracker(None)
     yield folder
     set_tracker(None)
-    assert not list(folder.rglob("*.db")), "a remote client must not open a store of its own"
+    # the stat cache of `data add` (local file hashes) is the only database a remote client keeps
+    stores = [p for p in folder.rglob("*.db") if p.name != "data-cache.db"]
+    assert not stores, "a remote client must not open a store of its own"
 
 
 def cli(*args: str) -> Any:
@@ -75,7 +77,11 @@ def test_data_commands(client: Path, api_world: World) -> None:
     graph = as_json("lineage", "models:/churn-rf/2", "--direction", "up")
     assert f"runs:/{api_world.runs['churn-rf/2']}" in {e["upstream"] for e in graph["upstream"]}
     assert cli("data", "show", "nope@1").exit_code == 3
-    assert cli("data", "validate", "iris@2", "--schema", "x.toml").exit_code == 2
+    assert cli("data", "validate", "iris@2", "--schema", "x.toml").exit_code == 3  # no such file
+    assert cli("data", "schema", "iris@1", "--out", "iris.toml").exit_code == 0
+    here = json.loads(cli("data", "validate", "iris@2", "--schema", "iris.toml", "--json").output)  # downloads iris@2
+    there = cd.validate("iris@2", schema=Path("iris.toml"), tracker=api_world.tracker)
+    assert here["anomalies"] == [a.to_dict() for a in there]
 
 
 def test_models_commands_over_two_model_kinds(client: Path) -> None:
@@ -128,15 +134,18 @@ def test_pipeline_runs_command(client: Path, api_world: World) -> None:
     assert cli("pipeline", "runs").exit_code == 0
 
 
-def test_data_writes_refuse_instead_of_opening_a_local_store(client: Path) -> None:
+def test_data_writes_go_through_the_server_not_a_local_store(client: Path, api_world: World) -> None:
     import pandas as pd
 
     import conveyor.data as cd
-    from conveyor.errors import InvalidInput
 
-    with pytest.raises(InvalidInput, match="names only a server") as info:
-        cd.add(pd.DataFrame({"a": [1, 2]}), name="local")
-    assert info.value.field == "server.url"
+    frame = pd.DataFrame({"a": [1, 2]})
+    added = cd.add(frame, name="from-laptop")
+    assert (added.ref, added.created, added.profile["rows"]) == ("data:/from-laptop@1", True, 2)
+    assert cd.get_version("from-laptop@1", tracker=api_world.tracker).digest == added.digest  # on the server
+    pd.testing.assert_frame_equal(cd.load("from-laptop@1"), frame)
     (client / "rows.csv").write_text("a\n1\n", encoding="utf-8")
-    added = cli("data", "add", "rows.csv", "--name", "local")
-    assert added.exit_code == 2 and "server" in added.output
+    result = cli("data", "add", "rows.csv", "--name", "from-laptop")
+    assert result.exit_code == 0 and "added data:/from-laptop@2" in result.output, result.output
+    assert cli("data", "get", "from-laptop@2", "copy.csv").exit_code == 0
+    assert (client / "copy.csv").read_text() == "a\n1\n"

@@ -8,7 +8,10 @@
     cd.record_lineage(None, "data:/train@1", "runs:/ab12", "input")
 
 Functions take ``tracker=`` (anything with ``.store`` and ``.blobs``, e.g. a ``Tracker``);
-without it they use the stores named by the project's settings.
+without it they use the stores named by the project's settings. In remote mode (a
+``RemoteTracker`` as ``tracker=``, or ``[server] url`` in the settings) they work through
+the conveyor server: hashing stays local, objects move over ``/api/v1/datasets/{name}/blobs``
+and the server records the version (see docs/server.md, "Data sets in remote mode").
 
 ``[data]`` settings in conveyor.toml (all optional):
 

@@ -108,8 +108,8 @@ async def _spool(request: Request, spool: IO[bytes]) -> Digest:
 @router.put("/{digest}", response_model=BlobOut, status_code=201, openapi_extra=_OCTETS,
             summary="Upload one object of the data set (the body's BLAKE3 digest must be {digest})")
 async def upload(request: Request, name: str = DatasetName, digest: str = DigestText) -> Response:
-    wanted = _digest(digest)
     await run_in_threadpool(writable, request, _name(name))
+    wanted = _digest(digest)
     with tempfile.TemporaryFile() as spool:
         actual = await _spool(request, spool)
         if actual != wanted:
@@ -157,21 +157,32 @@ def _belongs(request: Request, name: str, digest: Digest, version: int | None) -
     raise NotFound("object", f"{text} of {where}", hint="download only objects of the version you name")
 
 
-@router.api_route("/{digest}", methods=["GET", "HEAD"], summary="Download one object of a data set version",
-                  responses={200: {"content": {"application/octet-stream": {}}, "description": "The bytes"}})
-def download(
-    request: Request, name: str = DatasetName, digest: str = DigestText,
-    version: int | None = Query(None, ge=1, le=2**31 - 1, description="The version the object belongs to."),
-) -> Response:
+VersionQuery = Query(None, ge=1, le=2**31 - 1, description="The version the object belongs to.")
+
+
+def _found(request: Request, name: str, digest: str, version: int | None) -> tuple[Any, Digest, dict[str, str]]:
+    _deps.authorize(request, "data", name, "read")  # first: a refused caller learns nothing
     wanted = _digest(digest)
     _belongs(request, _name(name), wanted, version)
     tracker = _deps.tracker(request)
     size = tracker.blobs.size(wanted)
-    headers = {"Content-Length": str(size), "X-Conveyor-Digest": str(wanted)}
-    if request.method == "HEAD":
-        return Response(b"", media_type="application/octet-stream", headers=headers)
+    return tracker, wanted, {"Content-Length": str(size), "X-Conveyor-Digest": str(wanted)}
+
+
+@router.get("/{digest}", summary="Download one object of a data set version",
+            responses={200: {"content": {"application/octet-stream": {}}, "description": "The bytes"}})
+def download(request: Request, name: str = DatasetName, digest: str = DigestText,
+             version: int | None = VersionQuery) -> Response:
+    tracker, wanted, headers = _found(request, name, digest, version)
+    size = int(headers["Content-Length"])
     return StreamingResponse(_chunks(_open(tracker, wanted, 0), size), media_type="application/octet-stream",
                              headers=headers)
+
+
+@router.head("/{digest}", summary="The size of one object of a data set version (Content-Length)")
+def object_size(request: Request, name: str = DatasetName, digest: str = DigestText,
+                version: int | None = VersionQuery) -> Response:
+    return Response(b"", media_type="application/octet-stream", headers=_found(request, name, digest, version)[2])
 
 
 __all__ = ["router", "writable"]
