@@ -101,6 +101,9 @@ def test_permissions_edit_to_add_read_to_download(behind: Any, tmp_path: Path, m
             ("POST", "/api/v1/datasets/secret/blobs/missing", {"json": {"digests": [digest]}}),
             ("PUT", f"/api/v1/datasets/secret/blobs/{digest}", {"content": b"x"}),
             ("POST", "/api/v1/datasets/secret/versions", {"json": {"digest": digest, "kind": "folder"}}),
+            ("POST", "/api/v1/lineage/edges", {"json": {"upstream": {"kind": "step", "id": "s"},
+                                                        "downstream": {"kind": "dataset_version", "id": "secret@1"},
+                                                        "relation": "output"}}),
         ):
             assert _error(httpx.request(method, server.url + path, headers=headers, **kwargs), 403)["code"] == "FORBIDDEN"
         assert [v.version for v in cd.versions("secret", tracker=clients["ana"])] == [1]
@@ -172,6 +175,21 @@ def test_bad_uploads_and_traversal_are_refused(open_server: ThreadServer, behind
     try:
         with pytest.raises(InvalidInput):
             cd.add(tmp_path, name="../x", tracker=client)
+    finally:
+        client.close()
+
+
+def test_a_file_larger_than_a_json_body_streams_up_and_down(open_server: ThreadServer, tmp_path: Path) -> None:
+    import os
+
+    client = _client(open_server.url, tmp_path)
+    try:
+        big = tmp_path / "big.bin"
+        big.write_bytes(os.urandom(20 * 1024 * 1024))  # over [server] max_json_bytes (16 MiB)
+        added = cd.add(big, name="big", tracker=client)
+        assert (added.kind, added.size) == ("file", 20 * 1024 * 1024)
+        out = cd.get("big@1", tmp_path / "copy.bin", tracker=client)
+        assert out.read_bytes() == big.read_bytes()
     finally:
         client.close()
 

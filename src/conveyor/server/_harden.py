@@ -7,7 +7,8 @@
   listed in ``[server] cors_origins``: with CORS off, a page elsewhere can neither read an
   answer nor make the loopback server write (a cross-origin ``POST`` needs no preflight).
   Listed origins get CORS answers from Starlette's ``CORSMiddleware``.
-- **Body limits** on every route: ``[server] max_upload_bytes`` for artifact uploads,
+- **Body limits** on every route: ``[server] max_upload_bytes`` for artifact and data set
+  object uploads,
   ``[server] max_json_bytes`` for everything else; a larger body (declared or streamed) is
   a 413 and the handler never sees it.
 - **Security headers** on every answer: ``nosniff``, ``DENY`` framing, ``same-origin`` referrer policy and a
@@ -27,7 +28,7 @@ from conveyor.server._http import error_response
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 OPEN_PATHS = {"/health"}
-UPLOAD_PATH = re.compile(r"^/(ajax-)?api/2\.0/mlflow-artifacts/|^/api/v1/.*artifacts")
+UPLOAD_PATH = re.compile(r"^/(ajax-)?api/2\.0/mlflow-artifacts/|^/api/v1/.*artifacts|^/api/v1/datasets/[^/]+/blobs/[^/]+$")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 SECURITY_HEADERS = [
