@@ -249,3 +249,54 @@ def test_a_server_stopped_mid_add_leaves_no_version(behind: Any, tmp_path: Path,
     finally:
         client.close()
         server.stop()
+
+
+def test_a_server_killed_mid_add_leaves_no_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILL, not a graceful stop: the server process dies between uploads."""
+    import subprocess
+    import sys
+
+    from conveyor.settings import Settings
+    from conveyor.store import Store
+    from conveyor.tracking._remote import ServerUnreachable
+    from fixtures.mlflow_client import start_server, stop_server
+
+    root = tmp_path / "server"
+    root.mkdir()
+    (root / "conveyor.toml").write_text("")
+    subprocess.run([sys.executable, "-m", "conveyor", "init"], cwd=root, check=True, capture_output=True)
+    monkeypatch.chdir(tmp_path)
+    data = _folder(tmp_path / "big", {f"f{i}.txt": f"file {i}" * 50 for i in range(300)})
+    server = start_server(root)
+    client = remote_tracker(server.url, tmp_path / "spool")
+    killed: list[bool] = []
+
+    def kill_once(done: int, total: int) -> None:
+        if not killed:
+            killed.append(True)
+            server.process.kill()
+            server.process.wait()
+
+    try:
+        with pytest.raises(ServerUnreachable):
+            cd.add(data, name="big", tracker=client, progress=kill_once)
+    finally:
+        client.close()
+        if server.process.poll() is None:
+            stop_server(server)
+    assert killed
+    store = Store.from_settings(Settings.load(root, env={}))
+    try:
+        with pytest.raises(NotFound):
+            cd.get_version("big", tracker=store)  # no version row, and no data set row either
+        assert cd.list_datasets(tracker=store) == []
+    finally:
+        store.close()
+    again = start_server(root)
+    client = remote_tracker(again.url, tmp_path / "spool2")
+    try:
+        done = cd.add(data, name="big", tracker=client)
+        assert (done.version, done.created, done.file_count) == (1, True, 300)
+    finally:
+        client.close()
+        stop_server(again)
