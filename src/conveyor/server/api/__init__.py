@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from conveyor._version import __version__
 from conveyor.server.api import _errors, _system, artifacts, experiments, runs
-from conveyor.server.api import datasets, lineage, models, monitoring, pipelines
+from conveyor.server.api import datasets, lineage, models, monitoring, monitoring_reports, monitoring_runs, pipelines
 
 #: Every router of the API, in the order their paths appear in the OpenAPI document.
 ROUTERS = [
@@ -26,6 +26,8 @@ ROUTERS = [
     pipelines.router,
     models.router,
     monitoring.router,
+    monitoring_runs.router,
+    monitoring_reports.router,
     lineage.router,
 ]
 
