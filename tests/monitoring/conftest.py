@@ -138,3 +138,18 @@ def dead_url() -> str:
     port = sock.getsockname()[1]
     sock.close()
     return f"http://127.0.0.1:{port}/hook"
+
+
+@pytest.fixture
+def stores(mode: str, project: Any, tmp_path: Any) -> Iterator[Any]:
+    """With ``project``: an embedded tracker on the stores — the project's, or in remote mode
+    the server's (the folder ``fixtures.remote.mode_project`` started it over): test data, checks."""
+    from conveyor.settings import Settings
+    from conveyor.tracking import Tracker, get_tracker
+
+    if mode == "embedded":
+        yield get_tracker()
+        return
+    opened = Tracker.from_settings(Settings.load(tmp_path / "server", env={}), create=False, remote=False)
+    yield opened
+    opened.close()

@@ -89,21 +89,6 @@ def _register(name: str, model: Any, train: pd.DataFrame, stores: Any) -> int:
     return version
 
 
-@pytest.fixture
-def stores(mode: str, project: Path, tmp_path: Path) -> Any:
-    """An embedded tracker on the stores: the project's, or in remote mode the server's (the
-    folder ``fixtures.remote.mode_project`` started it over) — for test data and checks."""
-    from conveyor.settings import Settings
-    from conveyor.tracking import Tracker, get_tracker
-
-    if mode == "embedded":
-        yield get_tracker()
-        return
-    opened = Tracker.from_settings(Settings.load(tmp_path / "server", env={}), create=False, remote=False)
-    yield opened
-    opened.close()
-
-
 def _window(rows: pd.DataFrame, version: int) -> pd.DataFrame:
     return rows.drop(columns=["label"]).assign(prediction=0.0, version=str(version), request_id="r",
                                                row=np.arange(len(rows)), latency_ms=1.0)
