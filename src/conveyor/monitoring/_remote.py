@@ -154,8 +154,9 @@ class RemoteTrainer(ContinuousTrainer):
         return bool(found["held"])
 
     def retry_due(self, model: str, retries: int) -> bool:
-        raise InvalidInput("in remote mode the server decides retries (Evaluation.retrain_reason)",
-                           field="retry_due", hint="evaluate through Monitoring(tracker).evaluate(config)")
+        found = self.http.json("GET", "/monitoring/retrainings/due", params={
+            "model": model, "retries": retries, "cooldown": self.cooldown, "backoff": self.backoff})
+        return bool(found["due"])
 
     def unlock(self, model: str, *, by: str | None = None) -> TriggerRow:
         found = self.http.json("POST", "/monitoring/retrainings/unlock",

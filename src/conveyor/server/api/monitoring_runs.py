@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor.errors import InvalidInput, NotFound
@@ -214,6 +214,19 @@ def start_retraining(request: Request, body: StartIn) -> Any:
     else:
         row = trainer._start(body.model, body.reason, body.alert_id, body.force)
     return json_response({"trigger": _row(row), "alert_ids": alerts})
+
+
+@router.get("/retrainings/due", summary="Whether a model's failed retraining is due for a retry")
+def retry_due(
+    request: Request, model: str = Query(..., min_length=1, max_length=256),
+    retries: int = Query(3, ge=0, le=100), cooldown: float = Query(6 * 3600.0, ge=0, le=10 * 365 * 86400),
+    backoff: float = Query(300.0, ge=0, le=365 * 86400),
+) -> Any:
+    from conveyor.monitoring import ContinuousTrainer
+
+    _deps.authorize(request, "model", model, "read")
+    trainer = ContinuousTrainer(_deps.tracker(request), None, cooldown=cooldown, backoff=backoff)
+    return json_response({"due": trainer.retry_due(model, retries)})
 
 
 @router.get("/retrainings/{trigger_id}", summary="One retraining trigger")
