@@ -95,7 +95,8 @@ def test_flaky_webhook_is_retried(tracker, train_ref, make_frame, monitor_config
     assert note["status"] == "delivered" and note["attempts"] == 3 and len(webhook.posts) == 3
 
 
-def test_dead_webhook_is_recorded_and_never_blocks(tracker, train_ref, make_frame, monitor_config, dead_url, server_side):
+def test_dead_webhook_is_recorded_and_never_blocks(tracker, train_ref, make_frame, monitor_config, dead_url,
+                                                   server_side):
     monitoring = _monitoring(tracker, webhook=dead_url, webhook_retries=2)
     evaluation = monitoring.evaluate(monitor_config(), current=_window(make_frame, 1.0))
     assert evaluation.status == "alert"
@@ -155,7 +156,8 @@ def test_rejected_candidate_is_recorded(tracker):
     assert row.status == "rejected" and "gate failed" in row.decision and row.candidate_version == 3
 
 
-def test_failed_retraining_keeps_the_champion_and_alerts(tracker, train_ref, make_frame, monitor_config, webhook, server_side):
+def test_failed_retraining_keeps_the_champion_and_alerts(tracker, train_ref, make_frame, monitor_config, webhook,
+                                                         server_side):
     monitoring = Monitoring(tracker, MonitoringDefaults(webhook=webhook.url),
                             MonitorHooks(retrain=_hook(error="pipeline step 'train' failed")))
     evaluation = monitoring.evaluate(monitor_config(retrain=True), current=_window(make_frame, 1.0))

@@ -199,7 +199,28 @@ def test_bad_drift_and_lease_requests_are_400s(team: Any) -> None:
     summary = _post(server, tokens["ana"], "/monitoring/drift",
                     {"reference": {"data": refs["train"]}, "current": {"summary": "AAAA"}})
     assert summary.status_code == 400 and summary.json()["error"]["field"] == "current.summary"
-    reason = _post(server, tokens["ana"], "/monitoring/retrainings", {"model": "churn", "reason": "whim", "holder": "h"})
+    reason = _post(server, tokens["ana"], "/monitoring/retrainings",
+                   {"model": "churn", "reason": "whim", "holder": "h"})
     assert reason.status_code == 400
     unknown = _post(server, tokens["ana"], "/monitoring/retrainings/999/finish", {"status": "failed", "decision": "x"})
     assert unknown.status_code == 404
+
+
+def test_compare_names_data_set_versions_in_both_modes(tracker: Any, server_side: Any, make_frame: Any) -> None:
+    from dataclasses import asdict
+
+    from conveyor.monitoring import compare
+
+    ref = conveyor.data.add(make_frame(seed=1), name="train", tracker=server_side).ref
+    cur = conveyor.data.add(make_frame(seed=3, shift=1.0), name="live", tracker=server_side).ref
+    local = compare(make_frame(seed=1), make_frame(seed=3, shift=1.0), target="churned", method="psi")
+    named = compare(ref, cur, tracker=tracker, target="churned", method="psi")
+    assert [asdict(c) for c in named.columns] == [asdict(c) for c in local.columns]  # the same statistics
+    assert named.dataset_drift and named.drift_share == local.drift_share and named.quality == local.quality
+    assert named.current.n_rows == 1500 and set(named.reference.columns) == {"age", "plan", "churned"}
+    mixed = compare(ref, make_frame(seed=4), tracker=tracker, columns=["age", "plan"])  # a frame only here
+    assert not mixed.dataset_drift and [c.column for c in mixed.columns] == ["age", "plan"]
+    from conveyor.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="unknown"):
+        compare(ref, cur, tracker=tracker, method="unknown")

@@ -95,8 +95,8 @@ def _window(rows: pd.DataFrame, version: int) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize(("name", "make", "data", "columns"), _kinds())
-def test_scores_drift_when_the_inputs_move_the_outputs(project: Path, stores: Any, name: str, make: Any, data: Any,
-                                                       columns: list[str]) -> None:
+def test_scores_drift_when_the_inputs_move_the_outputs(project: Path, stores: Any, name: str, make: Any,
+                                                       data: Any, columns: list[str]) -> None:
     from conveyor.monitoring import MonitorConfig, MonitorHooks, Monitoring
     from conveyor.store import MonitoringRepo
     from conveyor.tracking import get_tracker

@@ -249,8 +249,8 @@ def remote_drift(tracker: Any, reference: dict[str, Any], current: dict[str, Any
                  **options: Any) -> tuple[DriftReport, str | None]:
     """The report of ``POST /monitoring/drift`` (each side ``{"data": ref}``, ``{"model": …}`` or
     ``{"summary": summary_to_wire(s)}``) and its HTML page when ``html=True`` was asked."""
-    found = tracker.http.json("POST", "/monitoring/drift", json={"reference": reference, "current": current,
-                                                                  **{k: v for k, v in options.items() if v is not None}})
+    body = {"reference": reference, "current": current, **{k: v for k, v in options.items() if v is not None}}
+    found = tracker.http.json("POST", "/monitoring/drift", json=body)
     return report_from_wire(found["report"], found["reference"], found["current"]), found.get("html")
 
 

@@ -45,6 +45,9 @@ class DriftIn(BaseModel):
     method: str = Field("auto", max_length=64)
     methods: dict[str, str] = Field(default_factory=dict)
     threshold: float | None = None
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    schema_: dict[str, dict[str, Any]] | None = Field(None, alias="schema", description="Per column "
+                                                      "{min, max, categories} the quality check applies.")
     columns: list[str] | None = Field(None, max_length=10_000)
     drift_share: float = Field(0.5, gt=0, le=1)
     target: str | None = Field(None, max_length=256)
@@ -115,7 +118,8 @@ def drift(request: Request, body: DriftIn) -> Any:
         columns += [c for c in (body.target, body.prediction) if c and c not in columns and c in ref.columns
                     and c in have]
     result = compare(ref, cur, columns=columns, method=body.method, methods=body.methods, threshold=body.threshold,
-                     drift_share=body.drift_share, target=body.target, prediction=body.prediction)
+                     thresholds=body.thresholds, drift_share=body.drift_share, target=body.target,
+                     prediction=body.prediction, schema=body.schema_)
     page = render_html(drift_report_data(result, title=body.title)) if body.html else None
     return json_response({"report": result.to_dict(), "reference": summary_to_wire(result.reference),
                           "current": summary_to_wire(result.current), "html": page})
