@@ -1,5 +1,12 @@
 """Factories for monitoring tests: frames with a controllable shift, a monitor config, and a
-real HTTP webhook receiver on 127.0.0.1."""
+real HTTP webhook receiver on 127.0.0.1.
+
+The tests that use the stores run in both modes (``mode``): embedded (the tracker opens the
+stores) and remote (a ``RemoteTracker`` talks to a real ``conveyor server`` over them, which
+evaluates, keeps the retraining lease and fires the webhooks). Test data and direct checks
+go through ``server_side`` (the server's own embedded tracker in remote mode); tests that
+need what cannot cross the wire (a custom reader) ask for ``embedded_only``.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,50 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+
+from fixtures.remote import mode_project, remote_tracker, serve
+
+
+@pytest.fixture(params=["embedded", "remote"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def embedded_only(mode: str) -> None:
+    if mode != "embedded":
+        pytest.skip("reaches into the stores or passes a hook that cannot cross the wire (embedded mode only)")
+
+
+@pytest.fixture
+def tracker(mode: str, store: Any, blobs: Any, tmp_path: Any) -> Iterator[Any]:
+    """A tracker over the parametrized store: embedded, or remote through a live server."""
+    from conveyor.settings import TrackingSettings
+    from conveyor.tracking import Tracker
+
+    opened = Tracker(store, blobs, TrackingSettings(flush_interval=0.05, capture_packages=True))
+    if mode == "embedded":
+        yield opened
+        opened.close()
+        return
+    with serve(opened) as server:
+        client = remote_tracker(server.url, tmp_path / "spool")
+        client.server_tracker = opened  # what tests may set up and inspect on the server's side
+        yield client
+        client.close()
+    opened.close()
+
+
+@pytest.fixture
+def server_side(tracker: Any) -> Any:
+    """The embedded tracker over the stores (the server's in remote mode): test data, checks."""
+    return getattr(tracker, "server_tracker", tracker)
+
+
+@pytest.fixture
+def project(mode: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A fresh project folder as the working directory (fixtures.remote.mode_project)."""
+    yield from mode_project(mode, tmp_path, monkeypatch)
 
 
 @pytest.fixture
@@ -87,3 +138,18 @@ def dead_url() -> str:
     port = sock.getsockname()[1]
     sock.close()
     return f"http://127.0.0.1:{port}/hook"
+
+
+@pytest.fixture
+def stores(mode: str, project: Any, tmp_path: Any) -> Iterator[Any]:
+    """With ``project``: an embedded tracker on the stores — the project's, or in remote mode
+    the server's (the folder ``fixtures.remote.mode_project`` started it over): test data, checks."""
+    from conveyor.settings import Settings
+    from conveyor.tracking import Tracker, get_tracker
+
+    if mode == "embedded":
+        yield get_tracker()
+        return
+    opened = Tracker.from_settings(Settings.load(tmp_path / "server", env={}), create=False, remote=False)
+    yield opened
+    opened.close()

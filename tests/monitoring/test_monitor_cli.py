@@ -76,12 +76,12 @@ def test_bad_monitor_key_is_bad_input(project):
     assert result.exit_code == 2 and "windwo" in result.output
 
 
-def test_run_report_history_on_an_unserved_model(project, make_frame):
+def test_run_report_history_on_an_unserved_model(project, stores, make_frame):
     import conveyor.data
     from conveyor.tracking import get_tracker
 
     assert runner.invoke(app, ["init"]).exit_code == 0
-    ref = conveyor.data.add(make_frame(), name="train", tracker=get_tracker()).ref
+    ref = conveyor.data.add(make_frame(), name="train", tracker=stores).ref
     get_tracker().close()
     with (project / "conveyor.toml").open("a") as f:
         f.write(f'\n[monitors.m]\nmodel = "churn"\nreference = "{ref}"\nrules = ["drift_share > 0.3"]\n')

@@ -71,10 +71,10 @@ def _counting_hook():
     return hook
 
 
-def test_schedule_and_new_data_triggers(tracker, make_frame, monitor_config):
+def test_schedule_and_new_data_triggers(tracker, server_side, make_frame, monitor_config):
     import conveyor.data
 
-    ref = conveyor.data.add(make_frame(seed=1), name="train", tracker=tracker).ref
+    ref = conveyor.data.add(make_frame(seed=1), name="train", tracker=server_side).ref
     hook = _counting_hook()
     monitoring = Monitoring(tracker, MonitoringDefaults(), MonitorHooks(retrain=hook))
     window = make_frame(seed=2).rename(columns={"churned": "label"})
@@ -86,7 +86,7 @@ def test_schedule_and_new_data_triggers(tracker, make_frame, monitor_config):
     assert len(hook.calls) == 1
 
 
-def test_new_data_is_detected(tracker, make_frame):
+def test_new_data_is_detected(tracker, make_frame, embedded_only):
     import conveyor.data
     from conveyor.monitoring._monitor import _newer_data
 

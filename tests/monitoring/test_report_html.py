@@ -131,10 +131,11 @@ def _check_table_numbers(page, evaluation) -> list[str]:
     return order
 
 
-def test_classifier_report_shows_axes_values_order_and_prediction_drift(tracker, make_frame):
+def test_classifier_report_shows_axes_values_order_and_prediction_drift(tracker, server_side, make_frame,
+                                                                        embedded_only):
     reference = make_frame(seed=1)
     reference["tenure"] = np.random.default_rng(7).exponential(3.0, len(reference))
-    ref = conveyor.data.add(reference, name="train", tracker=tracker).ref
+    ref = conveyor.data.add(reference, name="train", tracker=server_side).ref
     config = MonitorConfig(name="churn-watch", model="churn", reference=ref, target="churned", score="score",
                            rules=["drift_share > 0.3"])
     windows = Windows()
@@ -185,8 +186,8 @@ def test_classifier_report_shows_axes_values_order_and_prediction_drift(tracker,
     assert len(x) >= 2 and all(re.fullmatch(r"\d\d:\d\d", t) for t in x) and len(y) >= 3
 
 
-def test_regressor_report_from_stored_evaluations(tracker):
-    ref = conveyor.data.add(_regressor_frames(0.0, 1, n=3000), name="homes", tracker=tracker).ref
+def test_regressor_report_from_stored_evaluations(tracker, server_side):
+    ref = conveyor.data.add(_regressor_frames(0.0, 1, n=3000), name="homes", tracker=server_side).ref
     config = MonitorConfig(name="price-watch", model="price", reference=ref, target="price",
                            rules=["drift_share > 0.4"])
     frames = []
@@ -206,17 +207,20 @@ def test_regressor_report_from_stored_evaluations(tracker):
     assert order.index("size") < order.index("city")
     for card in page.all("div", class_="distribution"):
         _check_histogram(card, "categorical" if card.attrs["data-column"] == "city" else "numeric")
-    outputs = page.find("section", id="prediction-drift").find("div", **{"data-part": "outputs"})
-    _check_histogram(outputs, "numeric")
-    assert outputs.find("dd", **{"data-field": "drifted"}).text == "drifted"  # predictions follow size
-    assert not page.find("section", id="prediction-drift").all("div", **{"data-part": "scores"})  # none logged
+    if server_side is tracker:  # embedded: the test's reader serves the evaluated windows as the log
+        outputs = page.find("section", id="prediction-drift").find("div", **{"data-part": "outputs"})
+        _check_histogram(outputs, "numeric")
+        assert outputs.find("dd", **{"data-field": "drifted"}).text == "drifted"  # predictions follow size
+        assert not page.find("section", id="prediction-drift").all("div", **{"data-part": "scores"})  # none logged
+    else:  # remote: the server reads its own prediction log, where nothing was logged for "price"
+        assert "no prediction log was read" in page.find("section", id="prediction-drift").text
     mae = page.find("div", **{"data-metric": "mae"})
     assert [float(p.attrs["data-value"]) for p in mae.all("circle", class_="point")] == \
         pytest.approx([e.metrics["mae"] for e in evaluations])
 
 
-def test_a_log_that_differs_from_the_evaluated_window_is_said(tracker, make_frame):
-    ref = conveyor.data.add(make_frame(seed=1), name="train", tracker=tracker).ref
+def test_a_log_that_differs_from_the_evaluated_window_is_said(tracker, server_side, make_frame, embedded_only):
+    ref = conveyor.data.add(make_frame(seed=1), name="train", tracker=server_side).ref
     config = MonitorConfig(name="churn-watch", model="churn", reference=ref, target="churned")
     windows = Windows()
     (evaluation,) = _evaluate(tracker, config, windows, [_classifier_frames(make_frame, 0.0, 3)])
@@ -227,8 +231,8 @@ def test_a_log_that_differs_from_the_evaluated_window_is_said(tracker, make_fram
     assert f"{evaluation.metrics['prediction_drift_value']:.4g}" in note.text
 
 
-def test_without_a_prediction_log_the_report_says_so(tracker, make_frame):
-    ref = conveyor.data.add(make_frame(seed=1), name="train", tracker=tracker).ref
+def test_without_a_prediction_log_the_report_says_so(tracker, server_side, make_frame, embedded_only):
+    ref = conveyor.data.add(make_frame(seed=1), name="train", tracker=server_side).ref
     config = MonitorConfig(name="churn-watch", model="churn", reference=ref, target="churned")
     frame = _classifier_frames(make_frame, 0.0, 3).drop(columns=["tenure"])
     _evaluate(tracker, config, Windows(), [frame])
@@ -274,15 +278,15 @@ def test_ticks_are_round_and_cover_the_range(lo, hi):
     assert all(lo <= t <= hi for t in inside) and (len(inside) >= 2 or lo == hi)
 
 
-def test_prediction_and_score_drift_metrics_an_evaluation_adds_are_charted(tracker, make_frame):
+def test_prediction_and_score_drift_metrics_an_evaluation_adds_are_charted(tracker, server_side, make_frame):
     """Metrics named prediction_drift…/score_drift… (e.g. drift of served scores) appear over
     time without the report knowing them in advance; flags (booleans) do not."""
     from conveyor.store import MonitoringRepo
 
-    ref = conveyor.data.add(make_frame(seed=1), name="train", tracker=tracker).ref
+    ref = conveyor.data.add(make_frame(seed=1), name="train", tracker=server_side).ref
     config = MonitorConfig(name="churn-watch", model="churn", reference=ref, target="churned")
     _evaluate(tracker, config, Windows(), [_classifier_frames(make_frame, 0.0, 3)])
-    with tracker.store.write() as conn:
+    with server_side.store.write() as conn:
         MonitoringRepo().add_evaluation(conn, monitor="churn-watch", model="churn", model_version=None,
                                         window_start=T0, window_end=T0 + 3 * HOUR, status="ok",
                                         metrics={"score_drift_value": 0.031, "score_drift": True, "rows": 5.0},
@@ -293,23 +297,23 @@ def test_prediction_and_score_drift_metrics_an_evaluation_adds_are_charted(track
     assert not page.all("div", **{"data-metric": "score_drift"})
 
 
-def test_stored_score_drift_is_shown_with_the_reference_scores(tracker, make_frame):
+def test_stored_score_drift_is_shown_with_the_reference_scores(tracker, server_side, make_frame):
     """An evaluation that carries ``score_drift_report`` (the monitor's drift of the served
     package's scores) gets a card per score column: its numbers, and the stored reference
     scores as a histogram with axes."""
     from conveyor.monitoring import store_summary, summarize
     from conveyor.store import MonitoringRepo
 
-    ref = conveyor.data.add(make_frame(seed=1), name="train", tracker=tracker).ref
+    ref = conveyor.data.add(make_frame(seed=1), name="train", tracker=server_side).ref
     config = MonitorConfig(name="churn-watch", model="churn", reference=ref, target="churned")
     _evaluate(tracker, config, Windows(), [_classifier_frames(make_frame, 0.0, 3)])
     reference_scores = pd.DataFrame({"score:1": np.random.default_rng(0).beta(2, 5, 2000)})
-    store_summary(tracker, f"scores:churn/4:{ref}", summarize(reference_scores))
+    store_summary(server_side, f"scores:churn/4:{ref}", summarize(reference_scores))
     verdict = asdict(compare(reference_scores, pd.DataFrame({"score:1": np.random.default_rng(1).beta(5, 2, 800)}))
                      .column("score:1"))
     report = {"kind": "probabilities", "version": "4", "reference": ref, "n_reference": 2000, "n_current": 800,
               "columns": [{k: v for k, v in verdict.items() if k != "role"}]}
-    with tracker.store.write() as conn:
+    with server_side.store.write() as conn:
         MonitoringRepo().add_evaluation(conn, monitor="churn-watch", model="churn", model_version="4",
                                         window_start=T0, window_end=T0 + 3 * HOUR, status="ok",
                                         metrics={"rows": 800.0, "score_drift": 1.0,

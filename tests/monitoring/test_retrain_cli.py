@@ -81,12 +81,19 @@ def frame(n: int, shifted: bool, seed: int) -> pd.DataFrame:
 
 
 @pytest.fixture
-def loop_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+def loop_project(project: Path, stores: Any, mode: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
     """The project with training.py, gates, a monitor, champion v1 and a shifted window.
 
     ``make(pipeline=, gate=)`` picks the monitor's pipeline and gate; afterwards
-    ``train@2`` (the newest data, shifted and labelled) exists for the retraining.
+    ``train@2`` (the newest data, shifted and labelled) exists for the retraining. In remote
+    mode the set-up (data sets, champion, served traffic) is written on the server's stores.
     """
+    if mode == "remote":
+        # evaluation, lease and alerts work remotely (test_monitor, test_retrain_lease), but this
+        # pipeline's dataset("train") and the gate's holdout need conveyor.data in remote mode,
+        # which another branch adds; the set-up below already writes on the server's stores
+        pytest.skip("the training pipeline reads data sets: needs conveyor.data in remote mode")
+    monkeypatch.setitem(_SIDE, "stores", stores if mode == "remote" else None)
     monkeypatch.delitem(sys.modules, "training", raising=False)  # each project has its own module
     monkeypatch.setattr(sys, "path", list(sys.path))
 
@@ -127,7 +134,7 @@ def loop_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
                 gate = "{gate}"
                 cooldown = "1h"
             '''))
-        t = get_tracker()
+        t = stores
         conveyor.data.add(frame(300, False, 1), name="train", tracker=t)
         # the gate's held-out rows, mostly new customers: v1 passes the threshold, and v2 is
         # clearly better than v1 (the default paired comparison must not veto it)
@@ -138,7 +145,8 @@ def loop_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[...
         conveyor.data.add(frame(300, True, 3), name="train", tracker=t)  # the newest data: train@2
         registry = Registry(t)
         assert registry.get(f"models:/{MODEL}@champion").version == 1
-        t.close()
+        if mode == "embedded":
+            t.close()
         return project
 
     def _champion(t: Any) -> None:
@@ -181,13 +189,17 @@ def _monitor(*args: str) -> Any:
     return runner.invoke(app, ["monitor", *args])
 
 
+#: the server's stores in remote mode (set by ``loop_project``), else None: the project's
+_SIDE: dict[str, Any] = {"stores": None}
+
+
 def _stored() -> dict[str, Any]:
     from conveyor.gates import evaluations
     from conveyor.registry import Registry
     from conveyor.store import MonitoringRepo
     from conveyor.tracking import get_tracker
 
-    t = get_tracker()
+    t = _SIDE["stores"] or get_tracker()
     repo = MonitoringRepo()
     with t.store.read() as conn:
         out: dict[str, Any] = {"evaluations": repo.evaluations(conn, model=MODEL),

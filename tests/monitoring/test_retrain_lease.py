@@ -63,13 +63,15 @@ def _dying(folder: Path, lease: float, hold: float) -> tuple[subprocess.Popen[st
 
 
 def _tracker() -> Any:
-    from conveyor.tracking import get_tracker
+    """A fresh tracker of the project (a closed remote tracker's HTTP client stays closed)."""
+    from conveyor.tracking import get_tracker, set_tracker
 
+    set_tracker(None)
     return get_tracker()
 
 
 @pytest.mark.slow  # a subprocess and ~8 s of lease timing
-def test_a_killed_retraining_loses_its_lease_and_the_next_trigger_runs(project: Path) -> None:
+def test_a_killed_retraining_loses_its_lease_and_the_next_trigger_runs(project: Path, stores: Any) -> None:
     lease = 2.0  # heartbeats every 0.67 s; the process lives 6 s, three leases
     proc, started = _dying(project, lease, hold=6.0)
     t = _tracker()
@@ -83,7 +85,7 @@ def test_a_killed_retraining_loses_its_lease_and_the_next_trigger_runs(project: 
     assert "already in flight" in trainer.trigger("churn", "command", force=True).decision
 
     assert proc.wait(30) == 17  # died with os._exit: the row still says running
-    with t.store.read() as conn:
+    with stores.store.read() as conn:  # the lease row (the server's, in remote mode)
         held = repo.in_flight(conn, "churn")
     assert held is not None and held.status == "running" and held.holder and held.holder.endswith(f":{proc.pid}")
     assert held.heartbeat_at is not None and held.heartbeat_at > held.created_at  # it did heartbeat
@@ -130,8 +132,8 @@ def test_monitor_unlock_releases_a_dead_holders_lock(project: Path) -> None:
     t.close()
 
 
-def test_an_expired_lease_is_taken_over_on_both_databases(tracker: Any) -> None:
-    with tracker.store.write() as conn:  # a holder that took the lease and never heartbeat again
+def test_an_expired_lease_is_taken_over_on_both_databases(tracker: Any, server_side: Any) -> None:
+    with server_side.store.write() as conn:  # a holder that took the lease and never heartbeat again
         dead, _ = repo.start_trigger(conn, "churn", "schedule", None, holder="gone:1", lease_ms=50)
     trainer = ContinuousTrainer(tracker, _promote, cooldown=0, backoff=0)
     time.sleep(0.1)
@@ -152,7 +154,7 @@ def _age(tracker: Any, trigger_id: int, seconds: float) -> None:
             created_at=retrain_triggers.c.created_at - shift, finished_at=retrain_triggers.c.finished_at - shift))
 
 
-def test_failure_backs_off_separately_from_the_success_cooldown(tracker: Any) -> None:
+def test_failure_backs_off_separately_from_the_success_cooldown(tracker: Any, server_side: Any) -> None:
     calls: list[int] = []
 
     def flaky(model: str, trigger_id: int) -> RetrainOutcome:
@@ -169,7 +171,7 @@ def test_failure_backs_off_separately_from_the_success_cooldown(tracker: Any) ->
     early = trainer.trigger("churn", "alert")
     assert early.status == "skipped" and early.decision.startswith("backoff"), early.decision  # not the 6 h cool-down
     assert not trainer.retry_due("churn", retries=3)
-    _age(tracker, failed.id, 601)  # ten minutes later: the backoff is over, the cool-down would not be
+    _age(server_side, failed.id, 601)  # ten minutes later: the backoff is over, the cool-down would not be
     assert trainer.retry_due("churn", retries=3)
     retried = trainer.trigger("churn", "retry")
     assert retried.status == "promoted", retried.decision
@@ -187,11 +189,11 @@ def _window(make_frame: Any, shift: float, seed: int) -> Any:
     return frame
 
 
-def test_monitoring_retries_a_failed_retraining_after_the_backoff(tracker: Any, make_frame: Any,
+def test_monitoring_retries_a_failed_retraining_after_the_backoff(tracker: Any, server_side: Any, make_frame: Any,
                                                                   monitor_config: Any) -> None:
     import conveyor.data
 
-    conveyor.data.add(make_frame(seed=1), name="train", tracker=tracker)
+    conveyor.data.add(make_frame(seed=1), name="train", tracker=server_side)
     outcomes = iter([RuntimeError("out of memory"), _promote("churn", 0)])
 
     def hook(model: str, trigger_id: int) -> RetrainOutcome:
@@ -207,7 +209,7 @@ def test_monitoring_retries_a_failed_retraining_after_the_backoff(tracker: Any, 
     first = monitoring.evaluate(config, current=drifted)
     assert [t.status for t in first.triggers] == ["failed"]
     assert monitoring.evaluate(config, current=calm).triggers == ()  # no alert, backoff not over: nothing
-    _age(tracker, first.triggers[0].id, 601)
+    _age(server_side, first.triggers[0].id, 601)
     second = monitoring.evaluate(config, current=calm)  # no alert, but the failed one is retried
     assert [(t.reason, t.status) for t in second.triggers] == [("retry", "promoted")]
     assert monitoring.evaluate(config, current=calm).triggers == ()

@@ -29,11 +29,20 @@ def _client(world: World, policy: Recording) -> SyncClient:
     return SyncClient(create_api(world.tracker, policy=policy))
 
 
+def _trigger_id(world: World) -> int:
+    """The retraining the world's drift alert triggered."""
+    from conveyor.store import MonitoringRepo
+
+    with world.tracker.store.read() as conn:
+        return MonitoringRepo().triggers(conn, model="churn-rf")[-1].id
+
+
 def _url(world: World, path: str) -> tuple[str, dict[str, Any]]:
     values = {
         "name": "iris" if path.startswith("/datasets") else "churn-rf", "version": "2", "alias": "champion",
         "run_id": world.pipeline_run_id, "step": "total", "alert_id": str(world.alert_ids[0]),
         "evaluation_id": world.evaluation_id if path.startswith("/models") else str(world.monitor_evaluation_id),
+        "model": "churn-rf", "trigger_id": str(_trigger_id(world)),
     }
     for key, value in values.items():
         path = path.replace("{" + key + "}", value)

@@ -211,13 +211,22 @@ def report_cmd(
 
     monitors = load_monitors(settings())[1]
     config = monitors.get(monitor) if monitor else next((c for c in monitors.values() if c.model == model), None)
+    prediction = config.prediction if config is not None else "prediction"
+    score = config.score if config is not None else None
+    page = None
     with tracker() as t:
-        # the newest window's predictions (and scores) are read back from the prediction log
-        data = report_data(t, model, monitor=monitor, load_window=_window_reader(t),
-                           prediction=config.prediction if config is not None else "prediction",
-                           score=config.score if config is not None else None)
+        if getattr(t, "http", None) is not None:  # remote mode: the server builds (and renders) the report
+            from conveyor.monitoring._remote import remote_report
+
+            found = remote_report(t, model, monitor=monitor, prediction=prediction, score=score,
+                                  html=html is not None)
+            data, page = found["data"], found["html"]
+        else:
+            # the newest window's predictions (and scores) are read back from the prediction log
+            data = report_data(t, model, monitor=monitor, load_window=_window_reader(t), prediction=prediction,
+                               score=score)
     if html is not None:
-        html.write_text(render_html(data), encoding="utf-8")
+        html.write_text(page if page is not None else render_html(data), encoding="utf-8")
         console.print(f"wrote {esc(html)} ({html.stat().st_size / 1024:.0f} KiB)")
     if as_json:
         print_json(data)
@@ -261,15 +270,26 @@ def drift_cmd(
         (list(config.columns) if config is not None and config.columns else None)
     target = target or (config.target if config is not None else None)
     share = drift_share if drift_share is not None else (config.drift_share if config is not None else 0.5)
-    ref, cur = _table(reference), _table(current)
-    if chosen is not None:
-        chosen += [c for c in (target, prediction) if c and c not in chosen and _has(ref, c) and _has(cur, c)]
-    report = compare(ref, cur, columns=chosen, method=method or (config.method if config else "auto"),
-                     methods=config.methods if config is not None else None,
-                     threshold=threshold if threshold is not None else (config.threshold if config else None),
-                     drift_share=share, target=target, prediction=prediction)
+    options: dict[str, Any] = {
+        "method": method or (config.method if config else "auto"),
+        "methods": config.methods if config is not None else None,
+        "threshold": threshold if threshold is not None else (config.threshold if config else None),
+        "drift_share": share, "target": target, "prediction": prediction}
+    title = f"{reference} → {current}"
+    page = None
+    if _remote_tables(reference, current):  # remote mode: the server reads the data sets and compares
+        from conveyor.monitoring._remote import remote_drift
+
+        with tracker() as t:
+            report, page = remote_drift(t, _side(reference), _side(current), columns=chosen, html=html is not None,
+                                        title=title, **options)
+    else:
+        ref, cur = _table(reference), _table(current)
+        if chosen is not None:
+            chosen += [c for c in (target, prediction) if c and c not in chosen and _has(ref, c) and _has(cur, c)]
+        report = compare(ref, cur, columns=chosen, **options)
     if html is not None:
-        html.write_text(render_html(drift_report_data(report, title=f"{reference} → {current}")), encoding="utf-8")
+        html.write_text(page or render_html(drift_report_data(report, title=title)), encoding="utf-8")
     if as_json:
         print_json(report.to_dict())
     else:
@@ -284,6 +304,21 @@ def drift_cmd(
                       f"threshold {share:g}) → data-set drift: {report.dataset_drift}", highlight=False)
     if report.dataset_drift:
         raise typer.Exit(1)
+
+
+def _remote_tables(*refs: str) -> bool:
+    """Whether a data:/ reference is to be read through a conveyor server ([server] url)."""
+    return any(r.startswith("data:/") for r in refs) and settings().server.url is not None
+
+
+def _side(ref: str) -> dict[str, Any]:
+    """One side of ``POST /monitoring/drift``: a data set reference, or a local file's summary."""
+    if ref.startswith("data:/"):
+        return {"data": ref}
+    from conveyor.monitoring import summarize
+    from conveyor.monitoring._remote import summary_to_wire
+
+    return {"summary": summary_to_wire(summarize(_table(ref), label=ref))}
 
 
 def _has(table: Any, column: str) -> bool:
@@ -342,13 +377,15 @@ def unlock_cmd(
     retrain_lease); this is for not waiting. Exit 3 when no retraining holds the lock.
     """
     from conveyor.monitoring import ContinuousTrainer, MonitorHooks, Monitoring, load_monitors
+    from conveyor.monitoring._remote import RemoteTrainer
 
     defaults, monitors = load_monitors(settings())
     config = monitors.get(name) or next((c for c in monitors.values() if c.model == name), None)
     model = config.model if config is not None else name
     with tracker() as t:
-        monitoring = Monitoring(t, defaults, MonitorHooks())
-        trainer = monitoring.trainer(config) if config is not None else ContinuousTrainer(t, None)
+        monitoring = Monitoring(t, defaults, MonitorHooks())  # remote mode: the server's lease
+        plain = RemoteTrainer if getattr(t, "http", None) is not None else ContinuousTrainer
+        trainer = monitoring.trainer(config) if config is not None else plain(t, None)
         row = trainer.unlock(model)
         monitoring.wait(10)  # the "retrain_failed" alert's webhook delivery
     if as_json:

@@ -116,16 +116,38 @@ def compare(
     prediction: str | None = None,
     target: str | None = None,
     schema: Mapping[str, Mapping[str, Any]] | None = None,
+    tracker: Any = None,
 ) -> DriftReport:
     """Compare ``current`` with ``reference`` (each a ``Summary``, DataFrame, Arrow table or
-    Parquet path). ``method``/``threshold`` apply to every column, ``methods``/``thresholds``
-    per column; the data set drifts when the share of drifted features is ≥ ``drift_share``.
+    Parquet path, or with ``tracker`` a data set version ``"data:/name@3"``). ``method``/
+    ``threshold`` apply to every column, ``methods``/``thresholds`` per column; the data set
+    drifts when the share of drifted features is ≥ ``drift_share``. In remote mode (a
+    ``tracker`` talking to a ``conveyor server``) a comparison naming a data set version is
+    computed by the server (``POST /api/v1/monitoring/drift``); other tables are summarised here.
 
     Example::
 
         report = compare(summarize(train_df), live_df, prediction="score")
         report.drift_share, report.column("age").drifted
+        compare("data:/train@1", "data:/live@4", tracker=tracker)
     """
+    if tracker is not None and any(_is_ref(s) for s in (reference, current)):
+        options = {"columns": list(columns) if columns is not None else None, "method": method,
+                   "methods": dict(methods or {}), "threshold": threshold, "thresholds": dict(thresholds or {}),
+                   "drift_share": drift_share, "prediction": prediction, "target": target,
+                   "schema": {k: dict(v) for k, v in schema.items()} if schema else None}
+        if getattr(tracker, "http", None) is not None:
+            from conveyor.monitoring._remote import remote_drift, summary_to_wire
+
+            def side(table: Any) -> dict[str, Any]:
+                if _is_ref(table):
+                    return {"data": table}
+                return {"summary": summary_to_wire(table if isinstance(table, Summary) else summarize(table))}
+
+            return remote_drift(tracker, side(reference), side(current), **options)[0]
+        from conveyor.data import load
+
+        reference, current = (load(s, tracker=tracker) if _is_ref(s) else s for s in (reference, current))
     ref = reference if isinstance(reference, Summary) else summarize(reference)
     names = _columns(ref, current, columns)
     cur = current if isinstance(current, Summary) else summarize(current, columns=names)
@@ -144,6 +166,10 @@ def compare(
         share is not None and share >= drift_share, drift_share,
         check_quality(ref, cur, names, schema), ref, cur,
     )
+
+
+def _is_ref(table: Any) -> bool:
+    return isinstance(table, str) and table.startswith("data:/")
 
 
 def _columns(ref: Summary, current: Any, columns: Sequence[str] | None) -> list[str]:

@@ -64,6 +64,8 @@ class Evaluation:
     error: str | None = None
     #: prediction drift on scores (see ``_scores``): kind, reference, and one verdict per score column
     score_drift: dict[str, Any] | None = field(default=None, repr=False)
+    #: why this evaluation asked for a retraining (alert, retry, new_data, schedule), or None
+    retrain_reason: str | None = None
 
 
 class Monitoring:
@@ -75,6 +77,20 @@ class Monitoring:
         evaluation = monitoring.evaluate(monitors["churn"])
         evaluation.status, evaluation.metrics["drift_share"]
     """
+
+    #: True on a server evaluating for a remote client: the retraining policy is decided here
+    #: (``Evaluation.retrain_reason``) but the client runs its hook (training code never runs on the server)
+    defer_retrain = False
+
+    def __new__(cls, tracker: Any, defaults: MonitoringDefaults | None = None,
+                hooks: MonitorHooks | None = None) -> Monitoring:
+        """A :class:`conveyor.monitoring._remote.RemoteMonitoring` when ``tracker`` talks to a
+        ``conveyor server`` (remote mode): the server evaluates against its stores."""
+        if cls is Monitoring and getattr(tracker, "http", None) is not None:
+            from conveyor.monitoring._remote import RemoteMonitoring
+
+            return object.__new__(RemoteMonitoring)
+        return object.__new__(cls)
 
     def __init__(self, tracker: Any, defaults: MonitoringDefaults | None = None,
                  hooks: MonitorHooks | None = None) -> None:
@@ -276,11 +292,11 @@ class Monitoring:
                 message = f"monitor {config.name}: {result.rule} (value {_fmt(result.value)}) for {config.model}"
                 alert_ids.append(self.alert(config, "rule", result.rule, result.value, message, evaluation_id))
         reason = self._retrain_reason(config, bool(alert_ids), data_versions)
-        if reason is not None:
+        if reason is not None and not self.defer_retrain:
             alert_id = alert_ids[0] if reason == "alert" else None
             triggers.append(self.trainer(config).trigger(config.model, reason, alert_id=alert_id))
         return Evaluation(evaluation_id, config.name, config.model, version, status, metrics, tuple(rules),
-                          tuple(alert_ids), tuple(triggers), drift, error, scores)
+                          tuple(alert_ids), tuple(triggers), drift, error, scores, reason)
 
 
 def _newer_versions(data_versions: tuple[str, ...], tracker: Any) -> float | None:

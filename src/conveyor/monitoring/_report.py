@@ -114,7 +114,15 @@ def report_data(tracker: Any, model: str, *, monitor: str | None = None, limit: 
     Example::
 
         data = report_data(tracker, "churn"); html = render_html(data)
+
+    In remote mode (``tracker`` talks to a ``conveyor server``) the server builds the
+    document from its stores and its own prediction log (``load_window`` is not sent).
     """
+    if getattr(tracker, "http", None) is not None:
+        from conveyor.monitoring._remote import remote_report
+
+        return remote_report(tracker, model, monitor=monitor, limit=limit, prediction=prediction, score=score,
+                             evaluation=evaluation)["data"]
     from conveyor.blobs import Digest
     from conveyor.errors import NotFound
     from conveyor.store import MonitoringRepo

@@ -71,6 +71,15 @@ class ContinuousTrainer:
         trainer.trigger("churn", "alert", alert_id=12)   # → TriggerRow(status="promoted", …)
     """
 
+    def __new__(cls, tracker: Any, *args: Any, **kwargs: Any) -> ContinuousTrainer:
+        """A :class:`conveyor.monitoring._remote.RemoteTrainer` when ``tracker`` talks to a
+        ``conveyor server``: the lease lives in the server's stores, the hook runs here."""
+        if cls is ContinuousTrainer and getattr(tracker, "http", None) is not None:
+            from conveyor.monitoring._remote import RemoteTrainer
+
+            return object.__new__(RemoteTrainer)
+        return object.__new__(cls)
+
     def __init__(self, tracker: Any, hook: RetrainHook | None, *, cooldown: float = 6 * 3600,
                  on_failure: Callable[[str, str, int], None] | None = None, lease: float = 300.0,
                  backoff: float = 300.0, holder: str | None = None) -> None:
@@ -94,10 +103,24 @@ class ContinuousTrainer:
         ``force`` skips the cool-down and the backoff (never a live lease). With ``background``
         the pipeline runs on a thread and the returned row is the running trigger.
         """
-        store = self.tracker.store
         if self.hook is None:
             return self._skip(model, reason, alert_id, "no retraining hook is configured (set retrain and pipeline "
                               "on the monitor, or pass a hook)")
+        row = self._start(model, reason, alert_id, force)
+        if row.status != "running":
+            return row
+        if background:
+            thread = threading.Thread(target=self._run, args=(model, row.id), daemon=True,
+                                      name=f"conveyor-retrain-{row.id}")
+            thread.start()
+            self._threads.append(thread)
+            return self.get(row.id)
+        return self._run(model, row.id)
+
+    # -- the lease's store primitives (a remote trainer sends them to the server instead) ------------
+    def _start(self, model: str, reason: str, alert_id: int | None, force: bool) -> TriggerRow:
+        """Reap a dead holder's lease, then take the lease (a ``running`` row) or record a skip."""
+        store = self.tracker.store
         # each transaction is retried through a database blink, once: a retry after a lost
         # COMMIT acknowledgement returns the first attempt's ids instead of adding rows again
         reaped_id = store.transaction(
@@ -120,16 +143,22 @@ class ContinuousTrainer:
         started = store.transaction(start, once=True, what="starting a retraining")
         if "skipped" in started:
             return self._skipped(started["skipped"], model, reason, alert_id, started["decision"])
-        trigger_id = started["trigger"]
         if started["abandoned"] is not None:  # expired between the two transactions
             self._record_abandoned(self.get(started["abandoned"]))
-        if background:
-            thread = threading.Thread(target=self._run, args=(model, trigger_id), daemon=True,
-                                      name=f"conveyor-retrain-{trigger_id}")
-            thread.start()
-            self._threads.append(thread)
-            return self.get(trigger_id)
-        return self._run(model, trigger_id)
+        return self.get(started["trigger"])
+
+    def _finish(self, trigger_id: int, status: str, decision: str, run_id: str | None,
+                candidate_version: int | None = None) -> None:
+        # retried through a database blink (setting the final status again is a no-op)
+        self.tracker.store.transaction(
+            lambda conn: self.repo.finish_trigger(conn, trigger_id, status, decision, run_id=run_id,
+                                                  candidate_version=candidate_version),
+            what=f"recording a retraining's outcome ({status})")
+
+    def _beat(self, trigger_id: int) -> bool:
+        """Push the lease forward once; False when this trigger no longer holds it."""
+        with self.tracker.store.write() as conn:
+            return bool(self.repo.heartbeat(conn, trigger_id, int(self.lease * 1000)))
 
     def _wait(self, conn: Any, model: str) -> str | None:
         """Why ``model`` may not retrain yet (cool-down or backoff), or None."""
@@ -166,10 +195,7 @@ class ContinuousTrainer:
             decision = f"retraining failed: {type(exc).__name__}: {exc}; the champion stays"
             log.error("retraining of %s (trigger %s) failed: %s", model, trigger_id, exc)
             run_id = getattr(exc, "run_id", None) or self._tagged_run(trigger_id)
-            # retried through a database blink (setting the final status again is a no-op)
-            self.tracker.store.transaction(
-                lambda conn: self.repo.finish_trigger(conn, trigger_id, "failed", decision, run_id=run_id),
-                what="recording a failed retraining")
+            self._finish(trigger_id, "failed", decision, run_id)
             if self.on_failure is not None:
                 self.on_failure(model, decision, trigger_id)
             return self.get(trigger_id)
@@ -178,11 +204,7 @@ class ContinuousTrainer:
             beat.join()
         status = "promoted" if outcome.promoted else "rejected"
         run_id = outcome.run_id or self._tagged_run(trigger_id)
-        # retried through a database blink (setting the final status again is a no-op)
-        self.tracker.store.transaction(
-            lambda conn: self.repo.finish_trigger(conn, trigger_id, status, outcome.decision, run_id=run_id,
-                                                  candidate_version=outcome.candidate_version),
-            what="recording a retraining's outcome")
+        self._finish(trigger_id, status, outcome.decision, run_id, outcome.candidate_version)
         log.warning("retraining of %s (trigger %s): %s", model, trigger_id, outcome.decision)
         return self.get(trigger_id)
 
@@ -190,8 +212,7 @@ class ContinuousTrainer:
         """Push the lease forward every ``lease / 3`` seconds until ``stop`` is set."""
         while not stop.wait(self.lease / 3):
             try:
-                with self.tracker.store.write() as conn:
-                    held = self.repo.heartbeat(conn, trigger_id, int(self.lease * 1000))
+                held = self._beat(trigger_id)
             except ConveyorError as exc:  # store briefly unreachable: try again at the next beat
                 log.warning("retraining trigger %s: heartbeat failed: %s", trigger_id, exc)
                 continue

@@ -14,7 +14,8 @@ from fastapi import FastAPI
 
 from conveyor._version import __version__
 from conveyor.server.api import _errors, _system, artifacts, experiments, runs
-from conveyor.server.api import dataset_blobs, dataset_writes, datasets, lineage, models, monitoring, pipelines
+from conveyor.server.api import dataset_blobs, dataset_writes, datasets, lineage, models, monitoring
+from conveyor.server.api import monitoring_reports, monitoring_runs, pipelines
 
 #: Every router of the API, in the order their paths appear in the OpenAPI document.
 ROUTERS = [
@@ -28,6 +29,8 @@ ROUTERS = [
     pipelines.router,
     models.router,
     monitoring.router,
+    monitoring_runs.router,
+    monitoring_reports.router,
     lineage.router,
 ]
 
