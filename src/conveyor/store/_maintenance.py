@@ -2,7 +2,9 @@
 
 References come from every column registered in ``DIGEST_COLUMNS`` (runs' artifacts and
 package lists, data sets, model versions, logs); a referenced manifest references its
-entries in turn.
+entries in turn, and, for files stored in a pack, the pack instead (the file is no object
+of its own: the pack is live, and present means the pack is; ``doctor --quick`` also flags
+a pack shorter than the files it holds, the full ``doctor`` re-hashes it).
 
 A referenced manifest that cannot be read (missing, corrupt, over the size limit, not a
 manifest, nested too deeply) hides which objects it keeps alive, so ``gc`` stops and names
@@ -80,6 +82,8 @@ class References:
 
     digests: set[str] = field(default_factory=set)
     sizes: dict[str, int] = field(default_factory=dict)
+    #: pack digest → the least size it must have (the end of the last file read from it)
+    packs: dict[str, int] = field(default_factory=dict)
     bad: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
 
@@ -136,6 +140,12 @@ def expand(
             refs.unreadable.append(str(digest))
             continue
         for entry in manifest.entries:
+            if entry.pack is not None:
+                # A file in a pack is not an object: the pack is what must stay stored.
+                pack = str(entry.pack)
+                refs.digests.add(pack)
+                refs.packs[pack] = max(refs.packs.get(pack, 0), entry.offset + entry.size)
+                continue
             refs.digests.add(str(entry.digest))
             refs.sizes[str(entry.digest)] = entry.size
     if problems is not None:
@@ -162,6 +172,8 @@ def doctor(
     report.missing = [t for t in valid if t not in stored]
     present = [t for t in valid if t in stored]
     wrong_size = {t for t in present if t in refs.sizes and refs.sizes[t] != stored[t]}
+    # A pack shorter than its files' extent is truncated (a longer one is checked by hashing).
+    wrong_size |= {t for t in present if t in refs.packs and t not in refs.sizes and stored[t] < refs.packs[t]}
     if quick:
         report.corrupt = sorted(wrong_size)
         report.checked = len(valid)
