@@ -336,7 +336,11 @@ class BlobStore:
         """
         if self.size(digest) > _MAX_MANIFEST_BYTES:
             raise InvalidInput(f"object {digest} is too large to be a manifest", field="digest")
-        return Manifest.from_bytes(self.read_bytes(digest))
+        # Size known and bounded: one whole read (one GET on S3, not a stat and ranged reads).
+        data = self._backend.read_all(digest)
+        if (actual := hash_bytes(data)) != digest:
+            raise _corrupt(digest, actual)
+        return Manifest.from_bytes(data)
 
     def read_entry(self, entry: ManifestEntry, *, verify: bool = True) -> bytes:
         """The bytes of one manifest entry, whether a loose object or a file in a pack,
