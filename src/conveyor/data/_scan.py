@@ -136,14 +136,14 @@ def store_folder(
         if _complete(blobs, digest, trusted):
             return Stored(digest, known_folder[1], known_folder[2], 0)
     cached = cache.lookup_tree(base)
-    known = _known(blobs, trusted) if blobs.packs_by_default else {}
+    in_packs = _known(blobs, trusted) if blobs.packs_by_default else {}
     entries: list[ManifestEntry] = []
     todo: list[tuple[str, str, os.stat_result]] = []
     for rel, full, st in files:
         hit = cached.get(full)
         if hit is not None and hit[0] == _key(st):
             digest = Digest.parse(hit[1])
-            where = known.get(digest)
+            where = in_packs.get(digest)
             if where is not None and where.size == st.st_size:
                 entries.append(ManifestEntry(rel, digest, st.st_size, where.pack, where.offset))
             else:
@@ -170,7 +170,7 @@ def store_folder(
     rows: list[tuple[str, StatKey, str]] = []
     with blobs.batch():
         if todo:
-            entries.extend(_put_all(blobs, todo, rows, workers, progress, known.values()))
+            entries.extend(_put_all(blobs, todo, rows, workers, progress, in_packs.values()))
         manifest = Manifest.of(entries)
         blob = blobs.put_bytes(manifest.to_bytes())
     cache.update(rows)
