@@ -20,7 +20,7 @@ from ._local import LocalBackend
 from ._manifest import Manifest, ManifestEntry
 from ._materialize import copy_to, write_bytes_to
 from ._pack import fetch_pack, put_packed
-from ._safepath import check_relative_path, resolve_inside
+from ._safepath import check_relative_path, inside_resolver
 
 if TYPE_CHECKING:
     from conveyor.settings import Settings
@@ -465,10 +465,11 @@ class BlobStore:
             )
         planned: list[tuple[ManifestEntry, Path]] = []
         conflicts: list[Path] = []
+        resolve = inside_resolver(root)
         for entry in manifest.entries:
-            target = resolve_inside(root, entry.path)
+            target = resolve(entry.path)
             try:
-                if check_destination(target, entry.digest, entry.size, force=force):
+                if check_destination(target, entry.digest, entry.size, force=force, resolved=True):
                     planned.append((entry, target))
             except DestinationExists:
                 conflicts.append(target)
@@ -595,7 +596,7 @@ def _s3_backend(
         raise InvalidInput(
             f"{url!r} needs s3fs", field="url", value=url, hint="pip install 'conveyor-mlops[s3]'"
         ) from exc
-    from ._remote import FsspecBackend
+    from ._remote import FsspecBackend, s3_session
 
     client_kwargs = {"endpoint_url": endpoint_url} if endpoint_url else {}
     # Timeouts and bounded retries so a dead or silent endpoint fails within seconds (botocore's
@@ -611,7 +612,8 @@ def _s3_backend(
     # No listings cache: another process (a writer, a GC) may change the bucket at any time,
     # and a stale "exists" would make a put skip an upload of a just-deleted object.
     fs = s3fs.S3FileSystem(
-        client_kwargs=client_kwargs, config_kwargs=config, use_listings_cache=False, skip_instance_cache=True
+        client_kwargs=client_kwargs, config_kwargs=config, use_listings_cache=False, skip_instance_cache=True,
+        session=s3_session(),
     )
     fs.retries = 1  # a class attribute (5) in s3fs: one attempt of its own, botocore retries
     root = url.removeprefix("s3://").strip("/")
