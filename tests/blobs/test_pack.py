@@ -192,3 +192,25 @@ def test_entry_offset_needs_a_pack() -> None:
         ManifestEntry("a", d, 1, None, 5)
     entry = ManifestEntry("a", d, 1, d, 5)
     assert Manifest.from_bytes(Manifest.of([entry]).to_bytes()).entries == (entry,)
+
+
+def test_inside_resolver_agrees_with_resolve_inside(tmp_path: Path) -> None:
+    """get_tree's per-folder cache answers exactly what resolve_inside answers, links included."""
+    from conveyor.blobs._safepath import inside_resolver, resolve_inside
+    from conveyor.errors import UnsafePath
+
+    root = tmp_path / "dest"
+    (root / "real").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (root / "inner").symlink_to(root / "real")  # a folder link that stays inside
+    (root / "out").symlink_to(tmp_path / "outside")  # one that leaves
+    (root / "real" / "f").symlink_to(root / "real" / "g")  # a file link inside
+    (root / "real" / "h").symlink_to(tmp_path / "outside" / "x")  # a file link that leaves
+    resolve = inside_resolver(root)
+    for path in ["a.txt", "real/new.txt", "inner/new.txt", "real/f", "inner/f", "deep/er/file"]:
+        assert resolve(path) == resolve_inside(root, path)
+    for path in ["out/x", "real/h", "inner/h"]:
+        with pytest.raises(UnsafePath):
+            resolve_inside(root, path)
+        with pytest.raises(UnsafePath):
+            resolve(path)
