@@ -57,9 +57,13 @@ class DestinationExists(InvalidInput):
         self.paths = paths
 
 
-def refuse_git(target: Path) -> None:
-    """Refuse any destination with a ``.git`` segment (case-insensitive: macOS, Windows)."""
-    for part in (*target.absolute().parts, *target.resolve().parts):
+def refuse_git(target: Path, *, resolved: bool = False) -> None:
+    """Refuse any destination with a ``.git`` segment (case-insensitive: macOS, Windows).
+
+    ``resolved``: ``target`` is already absolute with every link resolved (from
+    ``resolve_inside``), so resolving it again would find the same segments."""
+    parts = target.parts if resolved else (*target.absolute().parts, *target.resolve().parts)
+    for part in parts:
         if part.casefold() == _GIT:
             raise UnsafePath(
                 f"refusing to write {str(target)!r}: it lies in or names a .git folder",
@@ -76,13 +80,16 @@ def _kind(mode: int) -> str | None:
     return None
 
 
-def check_destination(target: Path, digest: Digest, size: int | None, *, force: bool) -> bool:
+def check_destination(
+    target: Path, digest: Digest, size: int | None, *, force: bool, resolved: bool = False
+) -> bool:
     """Whether ``target`` must be written; raises if writing it is not allowed.
 
     False means the file is already there with exactly these bytes (nothing to do).
     A conflicting regular file raises :class:`DestinationExists` unless ``force``.
+    ``resolved`` as in :func:`refuse_git`.
     """
-    refuse_git(target)
+    refuse_git(target, resolved=resolved)
     try:
         st = os.lstat(target)
     except FileNotFoundError:

@@ -27,6 +27,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
@@ -38,7 +39,7 @@ from ._backend import digest_from_parts, map_bounded, object_relpath
 from ._digest import ALGORITHM, CHUNK_SIZE, Blob, Digest, hash_bytes, hash_stream, new_hasher, read_chunks
 from ._s3errors import S3Context, s3_errors
 
-__all__ = ["FsspecBackend"]
+__all__ = ["FsspecBackend", "fast_timestamp", "s3_session"]
 
 # S3 allows 10 000 parts of at least 5 MiB. 8 MiB parts keep the client's memory flat
 # (s3fs and botocore hold a few copies of the part in flight: ~40 MiB peak measured) and
@@ -51,6 +52,32 @@ _SMALL: Final = _PART_SIZE
 _HEAD_BELOW: Final = 16
 
 Progress = Callable[[int, int], None]
+
+
+def fast_timestamp(text: str) -> datetime:
+    """An S3 timestamp as an aware datetime: ISO 8601 (listings' ``LastModified``) by the
+    standard library, anything else (HTTP dates in headers) by botocore's own parser.
+
+    botocore parses every timestamp with dateutil, ~0.1 ms each: for a listing of 4,000
+    objects that was most of the client's CPU time in ``doctor --quick``.
+    """
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        from botocore.utils import parse_timestamp
+
+        parsed: datetime = parse_timestamp(text)
+        return parsed
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=timezone.utc)
+
+
+def s3_session() -> Any:
+    """An aiobotocore session for s3fs whose response parser uses :func:`fast_timestamp`."""
+    from aiobotocore.session import AioSession
+
+    session = AioSession()
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=fast_timestamp)
+    return session
 
 
 class FsspecBackend:

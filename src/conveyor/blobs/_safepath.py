@@ -10,13 +10,15 @@ be smuggled through a decoding step.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
 from conveyor.errors import UnsafePath
 
-__all__ = ["check_relative_path", "resolve_inside"]
+__all__ = ["check_relative_path", "inside_resolver", "resolve_inside"]
 
 # "C:" as a first segment is a drive on Windows; refuse it everywhere so a manifest
 # written on Linux is also safe to materialize on Windows.
@@ -84,3 +86,29 @@ def resolve_inside(root: Path, path: str) -> Path:
     if not target.is_relative_to(base) or target == base:
         raise _unsafe(path, f"escapes the destination {str(root)!r}")
     return target
+
+
+def inside_resolver(root: Path) -> Callable[[str], Path]:
+    """:func:`resolve_inside` for many paths under one ``root`` (a checkout of thousands of
+    files): the root and each parent folder are resolved once, and a path whose last
+    segment is a symbolic link goes through :func:`resolve_inside` itself, so every answer
+    is the one :func:`resolve_inside` gives at that moment (fully resolved, inside ``root``).
+    """
+    base = root.resolve()
+    parents: dict[str, Path] = {}
+
+    def resolve(path: str) -> Path:
+        check_relative_path(path)
+        folder, _, name = path.rpartition("/")
+        parent = parents.get(folder)
+        if parent is None:
+            parent = (base / folder).resolve() if folder else base
+            if not parent.is_relative_to(base):
+                raise _unsafe(path, f"escapes the destination {str(root)!r}")
+            parents[folder] = parent
+        candidate = parent / name
+        if os.path.islink(candidate):
+            return resolve_inside(root, path)
+        return candidate
+
+    return resolve

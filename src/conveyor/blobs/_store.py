@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final, TypeVar
@@ -18,7 +19,8 @@ from ._digest import Blob, Digest, hash_bytes, hash_stream
 from ._local import LocalBackend
 from ._manifest import Manifest, ManifestEntry
 from ._materialize import copy_to, write_bytes_to
-from ._safepath import check_relative_path, resolve_inside
+from ._pack import fetch_pack, put_packed
+from ._safepath import check_relative_path, inside_resolver
 
 if TYPE_CHECKING:
     from conveyor.settings import Settings
@@ -219,11 +221,18 @@ class BlobStore:
         with self._backend.batch():
             yield
 
-    def put_tree(self, folder: str | os.PathLike[str]) -> Blob:
+    @property
+    def packs_by_default(self) -> bool:
+        """Whether ``pack=None`` packs small files: on remote stores (S3, …), where each object
+        costs a request, yes; in a local folder, where an object costs a file, no."""
+        return not isinstance(self._backend, LocalBackend)
+
+    def put_tree(self, folder: str | os.PathLike[str], *, pack: bool | None = False) -> Blob:
         """Store every file under ``folder`` and a manifest listing them; return the manifest.
 
         Symbolic links are refused (they could pull in files from outside the folder);
-        empty directories are not recorded.
+        empty directories are not recorded. ``pack`` as in :meth:`put_entries` (default
+        False: every file an object of its own, readable by its digest alone).
 
         Example::
 
@@ -237,9 +246,9 @@ class BlobStore:
         # One batch: a single filesystem flush makes the files and the manifest durable
         # before this returns, instead of two fsyncs per file.
         with self.batch():
-            return self._put_tree(root)
+            return self._put_tree(root, pack)
 
-    def _put_tree(self, root: Path) -> Blob:
+    def _put_tree(self, root: Path, pack: bool | None) -> Blob:
         files: list[tuple[str, Path]] = []
         for dirpath, dirnames, filenames in os.walk(root):
             base = Path(dirpath)
@@ -254,9 +263,41 @@ class BlobStore:
                 if name in filenames:
                     check_relative_path(rel)
                     files.append((rel, full))
-        blobs = self.put_files([full for _, full in files])
-        entries = [ManifestEntry(rel, b.digest, b.size) for (rel, _), b in zip(files, blobs, strict=True)]
+        entries = self.put_entries(files, pack=pack)
         return self.put_bytes(Manifest.of(entries).to_bytes())
+
+    def put_entries(
+        self,
+        files: Sequence[tuple[str, str | os.PathLike[str]]],
+        *,
+        pack: bool | None = None,
+        known: Iterable[ManifestEntry] = (),
+        workers: int | None = None,
+        progress: Progress | None = None,
+    ) -> list[ManifestEntry]:
+        """Store ``(relative path, file)`` pairs; return their manifest entries, in order.
+
+        With ``pack`` (``None``: :attr:`packs_by_default`), new files of up to 256 KiB are
+        concatenated into packs of a few MiB when there are at least 16 of them (see
+        ``_pack.py``): a few requests instead of one per file. Their entries name the pack
+        and offset; read them with :meth:`read_entry` or :meth:`get_tree` (``exists`` and
+        ``read_bytes`` of such a file's own digest see loose objects only). Files already
+        stored are not sent again: loose objects, and files that ``known`` (the entries of
+        an earlier manifest, e.g. the previous version) places in a pack that still exists.
+
+        Example::
+
+            >>> entries = store.put_entries([("a.csv", "data/a.csv")], pack=True)  # doctest: +SKIP
+        """
+        items = [(rel, Path(p)) for rel, p in files]
+        for rel, source in items:
+            check_relative_path(rel)
+            if not source.is_file():
+                raise NotFound("file", str(source))
+        if not (self.packs_by_default if pack is None else pack):
+            blobs = self._backend.put_files([p for _, p in items], workers=workers, progress=progress)
+            return [ManifestEntry(rel, b.digest, b.size) for (rel, _), b in zip(items, blobs, strict=True)]
+        return put_packed(self._backend, items, known, workers=workers, progress=progress)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -295,7 +336,32 @@ class BlobStore:
         """
         if self.size(digest) > _MAX_MANIFEST_BYTES:
             raise InvalidInput(f"object {digest} is too large to be a manifest", field="digest")
-        return Manifest.from_bytes(self.read_bytes(digest))
+        # Size known and bounded: one whole read (one GET on S3, not a stat and ranged reads).
+        data = self._backend.read_all(digest)
+        if (actual := hash_bytes(data)) != digest:
+            raise _corrupt(digest, actual)
+        return Manifest.from_bytes(data)
+
+    def read_entry(self, entry: ManifestEntry, *, verify: bool = True) -> bytes:
+        """The bytes of one manifest entry, whether a loose object or a file in a pack,
+        checked against the entry's digest unless ``verify=False``.
+
+        Example::
+
+            >>> store.read_entry(store.read_manifest(tree.digest).entries[0])  # doctest: +SKIP
+            b'...'
+        """
+        if entry.pack is None:
+            return self.read_bytes(entry.digest, verify=verify)
+        wanted = [(entry.path, entry.digest, entry.offset, entry.size)]
+        return next(fetch_pack(self._backend, entry.pack, wanted, verify=verify))[1]
+
+    def missing_entries(self, entries: Iterable[ManifestEntry]) -> list[ManifestEntry]:
+        """The entries whose bytes are not stored: loose objects absent, or their pack
+        absent (one batched existence check; listings on S3)."""
+        items = list(entries)
+        present = self.exists_many({e.pack or e.digest for e in items})
+        return [e for e in items if (e.pack or e.digest) not in present]
 
     def get_file(
         self,
@@ -397,26 +463,49 @@ class BlobStore:
                 f"refusing to check out into {str(root)!r}: it exists and is not a folder",
                 field="dest", value=str(root), hint="name a new or existing folder",
             )
-        planned: list[tuple[Digest, Path, int]] = []
+        planned: list[tuple[ManifestEntry, Path]] = []
         conflicts: list[Path] = []
+        resolve = inside_resolver(root)
         for entry in manifest.entries:
-            target = resolve_inside(root, entry.path)
+            target = resolve(entry.path)
             try:
-                if check_destination(target, entry.digest, entry.size, force=force):
-                    planned.append((entry.digest, target, entry.size))
+                if check_destination(target, entry.digest, entry.size, force=force, resolved=True):
+                    planned.append((entry, target))
             except DestinationExists:
                 conflicts.append(target)
         if conflicts:
             raise DestinationExists(conflicts)
         with storage_errors(f"create folders under {root}"):
             root.mkdir(parents=True, exist_ok=True)
-            for folder in sorted({t.parent for _, t, _ in planned}):
+            for folder in sorted({t.parent for _, t in planned}):
                 folder.mkdir(parents=True, exist_ok=True)
+        # One task per loose object, one per pack (fetched once, cut into its files).
+        tasks: list[list[tuple[ManifestEntry, Path]]] = []
+        packs: dict[Digest, list[tuple[ManifestEntry, Path]]] = {}
+        for entry, target in planned:
+            if entry.pack is None:
+                tasks.append([(entry, target)])
+            else:
+                packs.setdefault(entry.pack, []).append((entry, target))
+        tasks.extend(packs.values())
+        done, lock = 0, threading.Lock()
 
-        def one(item: tuple[Digest, Path, int]) -> None:
-            self._write(item[0], item[1], item[2], verify=verify, link=False, force=force, mode=mode)
+        def one(task: list[tuple[ManifestEntry, Path]]) -> None:
+            nonlocal done
+            first = task[0][0]
+            if first.pack is None:
+                self._write(first.digest, task[0][1], first.size, verify=verify, link=False, force=force, mode=mode)
+            else:
+                wanted = [(e.path, e.digest, e.offset, e.size) for e, _ in task]
+                for index, data in fetch_pack(self._backend, first.pack, wanted, verify=verify):
+                    write_bytes_to(data, task[index][1], force=force, mode=mode)
+            if progress is not None:
+                with lock:
+                    before, done = done, done + len(task)
+                    if done == len(planned) or done // 64 != before // 64:
+                        progress(done, len(planned))
 
-        map_bounded(one, planned, self._backend.concurrency, progress=progress)
+        map_bounded(one, tasks, self._backend.concurrency)
         return root
 
     # -- inspecting and housekeeping --------------------------------------------------------
@@ -507,7 +596,7 @@ def _s3_backend(
         raise InvalidInput(
             f"{url!r} needs s3fs", field="url", value=url, hint="pip install 'conveyor-mlops[s3]'"
         ) from exc
-    from ._remote import FsspecBackend
+    from ._remote import FsspecBackend, s3_session
 
     client_kwargs = {"endpoint_url": endpoint_url} if endpoint_url else {}
     # Timeouts and bounded retries so a dead or silent endpoint fails within seconds (botocore's
@@ -523,7 +612,8 @@ def _s3_backend(
     # No listings cache: another process (a writer, a GC) may change the bucket at any time,
     # and a stale "exists" would make a put skip an upload of a just-deleted object.
     fs = s3fs.S3FileSystem(
-        client_kwargs=client_kwargs, config_kwargs=config, use_listings_cache=False, skip_instance_cache=True
+        client_kwargs=client_kwargs, config_kwargs=config, use_listings_cache=False, skip_instance_cache=True,
+        session=s3_session(),
     )
     fs.retries = 1  # a class attribute (5) in s3fs: one attempt of its own, botocore retries
     root = url.removeprefix("s3://").strip("/")

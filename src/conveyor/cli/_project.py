@@ -184,17 +184,30 @@ def doctor(
         TimeElapsedColumn,
     )
 
-    from conveyor.store import doctor as run_doctor
+    from concurrent.futures import ThreadPoolExecutor
 
-    store, blobs = _open_stores()
-    with Progress(
-        TextColumn("checking" if quick else "verifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True, disable=as_json,
-    ) as bar:
-        task = bar.add_task("verify", total=None)
-        report = run_doctor(
-            store, blobs, quick=quick, progress=lambda i, n: bar.update(task, completed=i, total=n)  # type: ignore[arg-type]
-        )
+    from conveyor.blobs import BlobStore
+
+    loaded = settings()
+    blobs = BlobStore.from_settings(loaded)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        # The store's listings are round trips on S3: start them before the metadata store
+        # (SQLAlchemy's import, the connection) so the two overlap. (Not through
+        # conveyor.store: importing it is what they should overlap.)
+        listing, leftovers = pool.submit(blobs.sizes), pool.submit(blobs.leftovers)
+        from conveyor.store import Store
+        from conveyor.store import doctor as run_doctor
+
+        store = Store.from_settings(loaded)
+        with Progress(
+            TextColumn("checking" if quick else "verifying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, transient=True, disable=as_json,
+        ) as bar:
+            task = bar.add_task("verify", total=None)
+            report = run_doctor(
+                store, blobs, quick=quick, listing=listing, leftovers=leftovers,
+                progress=lambda i, n: bar.update(task, completed=i, total=n),  # type: ignore[arg-type]
+            )
     if as_json:
         print_json(report.__dict__ | {"healthy": report.healthy})
     else:

@@ -1,21 +1,23 @@
 """Storing a file or a folder, re-reading only what the stat cache cannot vouch for.
 
-New or changed files are stored with ``BlobStore.put_files``: locally by threads when files
-are big (BLAKE3 and file I/O release the GIL), on S3 as concurrent requests after one
-batched existence check.
+New or changed files are stored with ``BlobStore.put_entries``: locally by threads when
+files are big (BLAKE3 and file I/O release the GIL); on a remote store (S3) after one
+batched existence check, the many small ones concatenated into packs (a few requests
+instead of one per file; see ``conveyor.blobs._pack``), the others as concurrent requests.
+Files the previous version already holds in a pack are not stored again.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import blake3
 
 from conveyor.blobs import BlobStore, Digest, Manifest, ManifestEntry
-from conveyor.errors import NotFound, UnsafePath
+from conveyor.errors import ConveyorError, NotFound, UnsafePath
 
 from conveyor.data._statcache import StatCache, StatKey
 
@@ -95,8 +97,19 @@ def _complete(blobs: BlobStore, digest: Digest, trusted: str | None) -> bool:
         return False
     if str(digest) == trusted:
         return True
-    wanted = {e.digest for e in blobs.read_manifest(digest).entries}
-    return blobs.exists_many(wanted) == wanted
+    return not blobs.missing_entries(blobs.read_manifest(digest).entries)
+
+
+def _known(blobs: BlobStore, trusted: str | None) -> dict[Digest, ManifestEntry]:
+    """Packed entries of the trusted manifest (the previous version), by file digest: where
+    files it already holds in packs can be found without storing them again."""
+    if trusted is None:
+        return {}
+    try:
+        manifest = blobs.read_manifest(Digest.parse(trusted))
+    except ConveyorError:  # the latest version is a file, or its manifest is gone
+        return {}
+    return {e.digest: e for e in manifest.entries if e.pack is not None}
 
 
 def store_folder(
@@ -123,12 +136,18 @@ def store_folder(
         if _complete(blobs, digest, trusted):
             return Stored(digest, known_folder[1], known_folder[2], 0)
     cached = cache.lookup_tree(base)
+    in_packs = _known(blobs, trusted) if blobs.packs_by_default else {}
     entries: list[ManifestEntry] = []
     todo: list[tuple[str, str, os.stat_result]] = []
     for rel, full, st in files:
         hit = cached.get(full)
         if hit is not None and hit[0] == _key(st):
-            entries.append(ManifestEntry(rel, Digest.parse(hit[1]), st.st_size))
+            digest = Digest.parse(hit[1])
+            where = in_packs.get(digest)
+            if where is not None and where.size == st.st_size:
+                entries.append(ManifestEntry(rel, digest, st.st_size, where.pack, where.offset))
+            else:
+                entries.append(ManifestEntry(rel, digest, st.st_size))
         else:
             todo.append((rel, full, st))
     if not todo:
@@ -139,9 +158,9 @@ def store_folder(
         if _complete(blobs, known, trusted):
             cache.update_folder(base, fingerprint, str(known), manifest.total_size, len(entries))
             return Stored(known, manifest.total_size, len(entries), 0)
-    # Objects named by the cache may have been collected since; store those files again.
-    present = blobs.exists_many({e.digest for e in entries})
-    missing = {e.path for e in entries if e.digest not in present}
+    # Objects (or packs) named by the cache may have been collected since; store those
+    # files again.
+    missing = {e.path for e in blobs.missing_entries(entries)}
     if missing:
         todo.extend(f for f in files if f[0] in missing)
         entries = [e for e in entries if e.path not in missing]
@@ -151,7 +170,7 @@ def store_folder(
     rows: list[tuple[str, StatKey, str]] = []
     with blobs.batch():
         if todo:
-            entries.extend(_put_all(blobs, todo, rows, workers, progress))
+            entries.extend(_put_all(blobs, todo, rows, workers, progress, in_packs.values()))
         manifest = Manifest.of(entries)
         blob = blobs.put_bytes(manifest.to_bytes())
     cache.update(rows)
@@ -161,13 +180,13 @@ def store_folder(
 
 def _put_all(
     blobs: BlobStore, todo: list[tuple[str, str, os.stat_result]], rows: list[tuple[str, StatKey, str]],
-    workers: int, progress: Progress | None,
+    workers: int, progress: Progress | None, known: Iterable[ManifestEntry],
 ) -> list[ManifestEntry]:
-    """Store ``todo`` (``BlobStore.put_files``: threads for big local files, concurrent
-    requests on S3); appends the stat-cache rows to ``rows`` for the caller."""
-    stored = blobs.put_files([Path(full) for _, full, _ in todo], workers=workers, progress=progress)
-    out: list[ManifestEntry] = []
-    for (rel, full, st), blob in zip(todo, stored, strict=True):
-        out.append(ManifestEntry(rel, blob.digest, blob.size))
-        rows.append((full, _key(st), str(blob.digest)))
+    """Store ``todo`` (``BlobStore.put_entries``: threads for big local files, packs and
+    concurrent requests on remote stores); appends the stat-cache rows to ``rows``."""
+    out = blobs.put_entries(
+        [(rel, Path(full)) for rel, full, _ in todo], known=known, workers=workers, progress=progress
+    )
+    for (_, full, st), entry in zip(todo, out, strict=True):
+        rows.append((full, _key(st), str(entry.digest)))
     return out

@@ -10,6 +10,7 @@ so a new data set version misses the cache and the same version hits it.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,8 @@ def resolve(tracker: Any, ref: str) -> tuple[str, dict[str, str]]:
     entries = [ManifestEntry("dataset.json", meta_blob.digest, meta_blob.size)]
     digest = Digest.parse(version.digest)
     if version.kind == "folder":
-        entries += [ManifestEntry(f"content/{e.path}", e.digest, e.size) for e in blobs.read_manifest(digest).entries]
+        # replace(): an entry stored in a pack keeps its pack and offset.
+        entries += [replace(e, path=f"content/{e.path}") for e in blobs.read_manifest(digest).entries]
     else:
         entries.append(ManifestEntry(f"content/{version.format or 'file'}", digest, version.size))
     manifest = blobs.put_bytes(Manifest.of(entries).to_bytes())

@@ -2,7 +2,9 @@
 
 References come from every column registered in ``DIGEST_COLUMNS`` (runs' artifacts and
 package lists, data sets, model versions, logs); a referenced manifest references its
-entries in turn.
+entries in turn, and, for files stored in a pack, the pack instead (the file is no object
+of its own: the pack is live, and present means the pack is; ``doctor --quick`` also flags
+a pack shorter than the files it holds, the full ``doctor`` re-hashes it).
 
 A referenced manifest that cannot be read (missing, corrupt, over the size limit, not a
 manifest, nested too deeply) hides which objects it keeps alive, so ``gc`` stops and names
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -26,7 +29,8 @@ from conveyor.store._store import Store
 
 Progress = Callable[[int, int], None]
 
-#: Temp files / incomplete uploads older than this are leftovers of writes that died.
+#: Temp files / incomplete uploads older than this are leftovers of writes that died
+#: (``BlobStore.leftovers``'s default, which ``conveyor doctor`` starts early).
 LEFTOVER_AGE: Final = 3600.0
 
 
@@ -80,6 +84,8 @@ class References:
 
     digests: set[str] = field(default_factory=set)
     sizes: dict[str, int] = field(default_factory=dict)
+    #: pack digest → the least size it must have (the end of the last file read from it)
+    packs: dict[str, int] = field(default_factory=dict)
     bad: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
 
@@ -136,6 +142,12 @@ def expand(
             refs.unreadable.append(str(digest))
             continue
         for entry in manifest.entries:
+            if entry.pack is not None:
+                # A file in a pack is not an object: the pack is what must stay stored.
+                pack = str(entry.pack)
+                refs.digests.add(pack)
+                refs.packs[pack] = max(refs.packs.get(pack, 0), entry.offset + entry.size)
+                continue
             refs.digests.add(str(entry.digest))
             refs.sizes[str(entry.digest)] = entry.size
     if problems is not None:
@@ -145,16 +157,52 @@ def expand(
 
 
 def doctor(
-    store: Store, blobs: BlobStore, *, quick: bool = False, progress: Progress | None = None
+    store: Store,
+    blobs: BlobStore,
+    *,
+    quick: bool = False,
+    progress: Progress | None = None,
+    listing: Future[dict[Digest, tuple[int, float]]] | None = None,
+    leftovers: Future[tuple[int, int]] | None = None,
 ) -> DoctorReport:
     """Check every referenced object; list orphans, unreadable manifests and leftovers.
 
     ``quick`` answers from one listing of the store: existence, and size where the manifest
     records one. The full check also re-hashes every referenced object (concurrently on S3).
+    The listing and the leftovers run beside the metadata query; a caller may start them
+    even earlier (``listing``/``leftovers``: futures of ``blobs.sizes()`` and
+    ``blobs.leftovers(LEFTOVER_AGE)``, see :func:`start_listings`).
     """
     report = DoctorReport(quick=quick)
-    listing = blobs.sizes()  # one set of concurrent listings answers existence and size
-    refs = references(store, blobs, stored=listing)
+    pool = None
+    if listing is None or leftovers is None:
+        pool = ThreadPoolExecutor(max_workers=2)
+        listing, leftovers = start_listings(blobs, pool)
+    try:
+        with store.read() as conn:
+            roots = store.referenced_digests(conn)
+        stored_listing = listing.result()  # one set of concurrent listings: existence and size
+        refs = expand(blobs, roots, stored=stored_listing)
+        _check(report, blobs, refs, stored_listing, quick=quick, progress=progress)
+        report.leftover_files, report.leftover_bytes = leftovers.result()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return report
+
+
+def start_listings(
+    blobs: BlobStore, pool: ThreadPoolExecutor
+) -> tuple[Future[dict[Digest, tuple[int, float]]], Future[tuple[int, int]]]:
+    """Start what ``doctor`` needs from the artifact store (its listing, its leftovers) on
+    ``pool``: on S3 they are round trips that can overlap opening the metadata store."""
+    return pool.submit(blobs.sizes), pool.submit(blobs.leftovers, LEFTOVER_AGE)
+
+
+def _check(
+    report: DoctorReport, blobs: BlobStore, refs: References, listing: dict[Digest, tuple[int, float]], *,
+    quick: bool, progress: Progress | None,
+) -> None:
     report.bad_references = refs.bad
     report.unreadable_manifests = refs.unreadable
     stored = {str(d): size for d, (size, _) in listing.items()}
@@ -162,6 +210,8 @@ def doctor(
     report.missing = [t for t in valid if t not in stored]
     present = [t for t in valid if t in stored]
     wrong_size = {t for t in present if t in refs.sizes and refs.sizes[t] != stored[t]}
+    # A pack shorter than its files' extent is truncated (a longer one is checked by hashing).
+    wrong_size |= {t for t in present if t in refs.packs and t not in refs.sizes and stored[t] < refs.packs[t]}
     if quick:
         report.corrupt = sorted(wrong_size)
         report.checked = len(valid)
@@ -175,8 +225,6 @@ def doctor(
         report.corrupt = sorted(t for t, good in zip(present, ok, strict=True) if not good)
         report.checked = len(valid)
     report.orphans = sorted(t for t in stored if t not in refs.digests)
-    report.leftover_files, report.leftover_bytes = blobs.leftovers(LEFTOVER_AGE)
-    return report
 
 
 def collect_garbage(
