@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -51,6 +51,21 @@ def _import_legacy(users: Any, conf: Any) -> None:
                           "(review them with `conveyor users list`)", highlight=False, markup=False)
 
 
+def _served(conf: Any) -> tuple[Any, Any, bool]:
+    """The tracker a server serves (the schema check: an outdated store names `conveyor db
+    upgrade`), its users (the legacy token file imported) and whether any user is active."""
+    from conveyor.server import Users, open_tracker
+
+    tracker = open_tracker(conf.root)
+    try:
+        users = Users(tracker.store)
+        _import_legacy(users, conf)
+        return tracker, users, users.any_active()
+    except BaseException:
+        tracker.close()
+        raise
+
+
 @handle_errors
 def server(
     host: str = typer.Option("127.0.0.1", help="Interface to bind. Authentication is off only on 127.0.0.1 in a project without users."),
@@ -62,20 +77,13 @@ def server(
     # Authentication is off only on 127.0.0.1 in a project without users; otherwise every
     # request needs a user's token or password, and roles decide what each user may do.
     from conveyor.errors import InvalidInput
-    from conveyor.server import Users, create_app, open_tracker, run
+    from conveyor.server import create_app, run
 
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise InvalidInput(f"unknown --log-level {log_level!r}", field="--log-level", value=log_level,
                            hint="debug, info, warning or error")
     conf = settings()
-    tracker = open_tracker(conf.root)  # the schema check: an outdated store names `conveyor db upgrade`
-    try:
-        users = Users(tracker.store)
-        _import_legacy(users, conf)
-        has_users = users.any_active()
-    except BaseException:
-        tracker.close()
-        raise
+    tracker, users, has_users = _served(conf)
     # configured for other names or origins (a reverse proxy, a notebook host) counts as exposed too
     exposure = (f"--host {host}" if host not in LOOPBACK else
                 "[server] allowed_hosts" if conf.server.allowed_hosts else
@@ -146,22 +154,25 @@ def users_list(as_json: bool = typer.Option(False, "--json")) -> None:
     console.print(table)
 
 
+def _change(change: Callable[[Any], object], said: str) -> None:
+    """One change through the project's users (retried through a store blink), then say so."""
+    with _users() as users:
+        change(users)
+    console.print(said, highlight=False, markup=False)
+
+
 @users_app.command("disable")
 @handle_errors
 def users_disable(name: str = typer.Argument(..., help="The user to disable.")) -> None:
     """Disable a user: a running server refuses their tokens and password from the next request on."""
-    with _users() as users:
-        users.disable(name)
-    console.print(f"disabled user {name!r}", highlight=False, markup=False)
+    _change(lambda users: users.disable(name), f"disabled user {name!r}")
 
 
 @users_app.command("enable")
 @handle_errors
 def users_enable(name: str = typer.Argument(..., help="The user to enable again.")) -> None:
     """Enable a disabled user again (their unrevoked tokens work again)."""
-    with _users() as users:
-        users.enable(name)
-    console.print(f"enabled user {name!r}", highlight=False, markup=False)
+    _change(lambda users: users.enable(name), f"enabled user {name!r}")
 
 
 @users_app.command("set-password")
@@ -173,9 +184,7 @@ def users_set_password(
 ) -> None:
     """Set (asked twice, or read from standard input) or remove a user's password."""
     secret = None if remove else _read_password(True, password_stdin)
-    with _users() as users:
-        users.set_password(name, secret)
-    console.print(f"{'removed' if remove else 'set'} the password of {name!r}", highlight=False, markup=False)
+    _change(lambda users: users.set_password(name, secret), f"{'removed' if remove else 'set'} the password of {name!r}")
 
 
 @users_app.command("set-admin")
@@ -185,9 +194,7 @@ def users_set_admin(
     off: bool = typer.Option(False, "--off", help="Take the admin flag away."),
 ) -> None:
     """Make a user an admin (or, with --off, not)."""
-    with _users() as users:
-        users.set_admin(name, not off)
-    console.print(f"{name!r} is {'no longer ' if off else ''}an admin", highlight=False, markup=False)
+    _change(lambda users: users.set_admin(name, not off), f"{name!r} is {'no longer ' if off else ''}an admin")
 
 
 # -- roles --------------------------------------------------------------------------------------
@@ -220,9 +227,8 @@ def roles_grant(
     import getpass
 
     kind, resource = _resource(experiment, model, data)
-    with _users() as users:
-        users.grant(user, kind, resource, role, by=getpass.getuser())
-    console.print(f"{user!r} may {role} {kind} {resource}", highlight=False, markup=False)
+    _change(lambda users: users.grant(user, kind, resource, role, by=getpass.getuser()),
+            f"{user!r} may {role} {kind} {resource}")
 
 
 @roles_app.command("revoke")
@@ -235,9 +241,7 @@ def roles_revoke(
 ) -> None:
     """Take a user's role on a resource away (they fall back to [server] default_role)."""
     kind, resource = _resource(experiment, model, data)
-    with _users() as users:
-        users.revoke_role(user, kind, resource)
-    console.print(f"revoked the role of {user!r} on {kind} {resource}", highlight=False, markup=False)
+    _change(lambda users: users.revoke_role(user, kind, resource), f"revoked the role of {user!r} on {kind} {resource}")
 
 
 @roles_app.command("list")
@@ -348,17 +352,10 @@ def ui(
     import threading
     import webbrowser
 
-    from conveyor.server import Users, create_app, open_tracker, run
+    from conveyor.server import create_app, run
 
     conf = settings()
-    tracker = open_tracker(conf.root)
-    try:
-        users = Users(tracker.store)
-        _import_legacy(users, conf)
-        auth = users.any_active()  # a project with users: sign in with a password or a token
-    except BaseException:
-        tracker.close()
-        raise
+    tracker, users, auth = _served(conf)  # a project with users: sign in with a password or a token
     url = f"http://127.0.0.1:{port}/"
     console.print(f"conveyor UI on {url} (sign-in {'required' if auth else 'off: no users'}); Ctrl-C stops it",
                   highlight=False)

@@ -177,29 +177,45 @@ class _Importer:
 
     def _experiment(self, exp: Exp) -> int:
         repo = self.store.experiments
-        with self.store.write() as conn:
+
+        def body(conn: Any) -> list[Any]:
             try:
-                existing = repo.get(conn, exp.name)
+                return [int(repo.get(conn, exp.name).id), False]
             except NotFound:
                 tags = {k: v for k, v in exp.tags.items()}
                 tags[SOURCE_TAG] = f"{self.source.identity}#experiment/{exp.id}"
                 created = repo.create(conn, exp.name, description=exp.tags.get("mlflow.note.content", ""), tags=tags)
-                self.report.experiments_created += 1
-                self.created_experiments.add(exp.id)
-                return int(created.id)
-        self.report.experiments_existing += 1
-        return int(existing.id)
+                return [int(created.id), True]
+
+        # once: after a lost acknowledgement the retry answers "created", as the first attempt did
+        exp_id, created = self.store.transaction(body, once=True, what=f"importing experiment {exp.name!r}")
+        if created:
+            self.report.experiments_created += 1
+            self.created_experiments.add(exp.id)
+        else:
+            self.report.experiments_existing += 1
+        return int(exp_id)
+
+    def _write(self, body: Any, what: str) -> None:
+        """An idempotent write (upserts, guarded updates), retried through a database blink."""
+        self.store.transaction(body, what=what)
 
     def _archive(self, name: str) -> None:
-        with self.store.write() as conn:
-            self.store.experiments.set_archived(conn, name, True)
+        self._write(lambda conn: self.store.experiments.set_archived(conn, name, True), f"archiving {name!r}")
 
     def _known(self, run_id: str) -> dict[str, str] | None:
         """The tags of conveyor run ``run_id``, or None when there is no such run."""
-        with self.store.read() as conn:
+
+        def body(conn: Any) -> dict[str, str] | None:
             if not self.store.runs.exists(conn, run_id):
                 return None
             return self.store.runs.tags_of(conn, [run_id]).get(run_id, {})
+
+        return self.store.query(body, what=f"reading run {run_id}")
+
+    def _artifact_list(self, run_id: str) -> list[Artifact]:
+        return self.store.query(lambda conn: self.store.artifacts.list(conn, run_id),
+                                what=f"listing the artifacts of run {run_id}")
 
     def _run(self, exp: Exp, exp_id: int, run: SourceRun, logged: list[LoggedModel]) -> None:
         origin = f"{self.source.identity}#run/{run.id}"
@@ -227,8 +243,7 @@ class _Importer:
         self._artifacts(run, self.source.artifacts(run), prefix="")
         for model in logged:
             self._logged_model(run, model)
-        with self.store.write() as conn:
-            self.store.runs.set_tags(conn, run.id, {STATE_TAG: "done"})
+        self._write(lambda conn: self.store.runs.set_tags(conn, run.id, {STATE_TAG: "done"}), f"finishing run {run.id}")
 
     def _insert(self, exp: Exp, exp_id: int, run: SourceRun, origin: str,
                 points: list[tuple[str, float, int, int]]) -> None:
@@ -243,7 +258,8 @@ class _Importer:
         tags[STATE_TAG] = "copying"
         if status.value != run.status:
             tags["conveyor.import.mlflow_status"] = run.status
-        with self.store.write() as conn:
+
+        def body(conn: Any) -> None:
             self.store.runs.insert(conn, exp_id, exp.name, id=run.id, name=(run.name or None),
                                    start_time=run.start or run.end or 0, user=run.user[:256])
             values: dict[str, Any] = {"status": status.value}
@@ -258,13 +274,19 @@ class _Importer:
             if run.deleted:
                 self.store.runs.set_deleted(conn, [run.id], True)
 
+        # once: the run, its params, tags and every metric point in one transaction that takes
+        # effect exactly once (a retry after a lost acknowledgement would insert the run again)
+        self.store.transaction(body, once=True, what=f"importing run {run.id}")
+
     def _parents(self, exp_runs: list[SourceRun]) -> None:
-        with self.store.write() as conn:
+        def body(conn: Any) -> None:  # sets parent_id only where it is still empty: idempotent
             for run in exp_runs:
                 parent = run.tags.get("mlflow.parentRunId")
                 if parent and run.id in self.imported_runs and self.store.runs.exists(conn, parent):
                     conn.execute(update(runs_table).where(runs_table.c.id == run.id, runs_table.c.parent_id.is_(None))
                                  .values(parent_id=parent))
+
+        self._write(body, "linking imported runs to their parents")
 
     # -- artifacts --------------------------------------------------------------------------------
     def _artifacts(self, run: SourceRun, tree: Tree, prefix: str) -> int:
@@ -276,8 +298,7 @@ class _Importer:
         files = tree.files()
         for refused in tree.refused:
             self.report.refused.append({"run_id": run.id, "path": refused.path, "reason": refused.reason})
-        with self.store.read() as conn:
-            present = {a.path: a.is_dir for a in self.store.artifacts.list(conn, run.id)}
+        present = {a.path: a.is_dir for a in self._artifact_list(run.id)}
         folders = tuple(p + "/" for p, is_dir in present.items() if is_dir)
         copied = 0
         for rel, _size in files:
@@ -291,8 +312,9 @@ class _Importer:
                 self.report.refused.append({"run_id": run.id, "path": path, "reason": exc.message})
                 continue
             media = mimetypes.guess_type(rel)[0] or "application/octet-stream"
-            with self.store.write() as conn:
-                self.store.artifacts.record(conn, Artifact(run.id, path, str(blob.digest), blob.size, media))
+            artifact = Artifact(run.id, path, str(blob.digest), blob.size, media)
+            self._write(lambda conn, a=artifact: self.store.artifacts.record(conn, a),  # an upsert
+                        f"recording artifact {path!r} of run {run.id}")
             copied += 1
             self.report.artifact_files += 1
             self.report.artifact_bytes += blob.size
@@ -312,11 +334,9 @@ class _Importer:
         path = (self._known(run.id) or {}).get(key)
         if not path:
             name = model.name if _plain(model.name) else model.id
-            with self.store.read() as conn:
-                taken = {a.path.split("/", 1)[0] for a in self.store.artifacts.list(conn, run.id)}
+            taken = {a.path.split("/", 1)[0] for a in self._artifact_list(run.id)}
             path = name if name not in taken else f"{name}-{model.id}"
-            with self.store.write() as conn:
-                self.store.runs.set_tags(conn, run.id, {key: path})
+            self._write(lambda conn: self.store.runs.set_tags(conn, run.id, {key: path}), f"tagging run {run.id}")
         self.logged_paths[model.id] = path
         return path
 
@@ -434,8 +454,7 @@ class _Importer:
         manifest of its copied files, no bytes copied; the file entries it replaces are
         removed, as ``conveyor.log_artifacts`` would have logged it); returns why it is not
         a package, or None."""
-        with self.store.read() as conn:
-            artifacts = self.store.artifacts.list(conn, run_id)
+        artifacts = self._artifact_list(run_id)
         if any(a.path == path for a in artifacts):
             return None
         inside = [a for a in artifacts if a.path.startswith(path + "/") and not a.is_dir]
@@ -446,10 +465,12 @@ class _Importer:
             return _why_not_package(self.tracker, run_id, path, names)
         manifest = Manifest.of(ManifestEntry(a.path[len(path) + 1:], Digest.parse(a.digest), a.size) for a in inside)
         blob = self.tracker.blobs.put_bytes(manifest.to_bytes())
-        with self.store.write() as conn:
+        def body(conn: Any) -> None:  # removes the same files and upserts the same folder on a retry
             self.store.artifacts.remove(conn, run_id, [a.path for a in inside])
             self.store.artifacts.record(
                 conn, Artifact(run_id, path, str(blob.digest), manifest.total_size, MANIFEST_MEDIA_TYPE, True))
+
+        self._write(body, f"making {path!r} of run {run_id} one model folder")
         return None
 
     def _not_registered(self, model: RegisteredModel, version: Version, aliases: list[str], reason: str,
@@ -460,8 +481,8 @@ class _Importer:
         record = {"source": version.source, "artifact_path": path, "aliases": aliases, "stage": version.stage,
                   "status": version.status, "description": version.description, "tags": version.tags,
                   "user": version.user, "created": version.created, "not_registered_because": reason}
-        with self.store.write() as conn:
-            self.store.runs.set_tags(conn, run_id, {_registry_tag(model.name, version.version): json.dumps(record)})
+        tags = {_registry_tag(model.name, version.version): json.dumps(record)}
+        self._write(lambda conn: self.store.runs.set_tags(conn, run_id, tags), f"tagging run {run_id}")
 
 
 def _why_not_package(tracker: Any, run_id: str, path: str, names: set[str]) -> str:

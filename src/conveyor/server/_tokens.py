@@ -15,11 +15,9 @@ entropy (there is no password to guess), and comparisons are constant-time.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import os
-import secrets
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,8 +25,9 @@ from typing import Any
 
 from conveyor.entities import now_ms
 from conveyor.errors import AlreadyExists, InvalidInput, NotFound
+from conveyor.server._users import new_token
+from conveyor.server._users import token_digest as _digest
 
-PREFIX = "cvt_"
 FILE_NAME = "server-tokens.json"
 
 
@@ -42,10 +41,6 @@ class TokenRecord:
     @property
     def active(self) -> bool:
         return self.revoked_at is None
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 class TokenStore:
@@ -95,7 +90,7 @@ class TokenStore:
         records = self.records()
         if any(r.name == name and r.active for r in records):
             raise AlreadyExists("token", name, hint=f"revoke it first: `conveyor tokens revoke {name}`")
-        token = PREFIX + secrets.token_urlsafe(32)
+        token = new_token()
         self._write([*records, TokenRecord(name, _digest(token), now_ms())])
         return token
 

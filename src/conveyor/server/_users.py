@@ -162,12 +162,17 @@ class Users:
     def add(self, name: str, *, password: str | None = None, admin: bool = False) -> User:
         check_name("user", name)
         hashed = self._checked_hash(password) if password is not None else None
-        with self.store.write() as conn:
+        created = now_ms()
+
+        def body(conn: Any) -> None:
             if conn.execute(select(users.c.name).where(users.c.name == name)).first() is not None:
                 raise AlreadyExists("user", name, hint=f"`conveyor users list` shows it; "
                                     f"`conveyor users enable {name}` turns a disabled user back on")
             conn.execute(insert(users).values(name=name, password_hash=hashed, is_admin=admin,
-                                              created_at=now_ms(), disabled_at=None))
+                                              created_at=created, disabled_at=None))
+
+        # once: a retry after a lost COMMIT acknowledgement must not find "its" user and refuse
+        self.store.transaction(body, once=True, what=f"adding user {name!r}")
         return self.get(name)
 
     @staticmethod
@@ -191,25 +196,35 @@ class Users:
         self._update(name, disabled_at=None)
 
     def _update(self, name: str, **values: Any) -> None:
-        with self.store.write() as conn:
-            done = conn.execute(update(users).where(users.c.name == name).values(**values))
-            if not done.rowcount:
-                raise NotFound("user", name, hint="`conveyor users list` shows the users")
+        self._change(update(users).where(users.c.name == name).values(**values),
+                     NotFound("user", name, hint="`conveyor users list` shows the users"), f"updating user {name!r}")
+
+    def _change(self, statement: Any, missing: Exception | None, what: str) -> bool:
+        """Run one UPDATE or DELETE, retried through a database blink, exactly once (a retry after
+        a lost acknowledgement would otherwise match no row and call the thing missing); raise
+        ``missing`` (when given) if it matched no row; whether it matched one."""
+        changed = bool(self.store.transaction(lambda conn: conn.execute(statement).rowcount > 0, once=True, what=what))
+        if not changed and missing is not None:
+            raise missing
+        return changed
+
+    def _read(self, body: Any, what: str) -> Any:
+        return self.store.query(body, what=what)
 
     def get(self, name: str) -> User:
-        with self.store.read() as conn:
-            row = conn.execute(select(users).where(users.c.name == name)).first()
+        row = self._read(lambda conn: conn.execute(select(users).where(users.c.name == name)).first(),
+                         f"reading user {name!r}")
         if row is None:
             raise NotFound("user", name, hint="`conveyor users list` shows the users")
         return _user(row)
 
     def list(self) -> list[User]:
-        with self.store.read() as conn:
-            return [_user(r) for r in conn.execute(select(users).order_by(users.c.name))]
+        return self._read(lambda conn: [_user(r) for r in conn.execute(select(users).order_by(users.c.name))],
+                          "listing users")
 
     def any_active(self) -> bool:
-        with self.store.read() as conn:
-            return conn.execute(select(users.c.name).where(users.c.disabled_at.is_(None)).limit(1)).first() is not None
+        query = select(users.c.name).where(users.c.disabled_at.is_(None)).limit(1)
+        return bool(self._read(lambda conn: conn.execute(query).first() is not None, "looking for users"))
 
     # -- tokens -----------------------------------------------------------------------------
     def create_token(self, user: str, name: str) -> str:
@@ -231,51 +246,53 @@ class Users:
         """Revoke the web UI session ``token`` (never an API token); whether one was active."""
         if not token.startswith(TOKEN_PREFIX):
             return False
-        with self.store.write() as conn:
-            done = conn.execute(update(api_tokens).where(
-                api_tokens.c.sha256 == token_digest(token), api_tokens.c.name.startswith(SESSION_PREFIX, autoescape=True),
-                api_tokens.c.revoked_at.is_(None),
-            ).values(revoked_at=now_ms()))
-        return bool(done.rowcount)
+        return self._change(update(api_tokens).where(
+            api_tokens.c.sha256 == token_digest(token), api_tokens.c.name.startswith(SESSION_PREFIX, autoescape=True),
+            api_tokens.c.revoked_at.is_(None),
+        ).values(revoked_at=now_ms()), None, "ending a web UI session")
 
     def _revoke_expired_sessions(self, user: str) -> None:
         now = now_ms()
         query = select(api_tokens.c.id, api_tokens.c.name).where(
             api_tokens.c.user_name == user, api_tokens.c.revoked_at.is_(None),
             api_tokens.c.name.startswith(SESSION_PREFIX, autoescape=True))
-        with self.store.write() as conn:
+        def body(conn: Any) -> None:  # idempotent: a plain retry revokes the same ones
             expired = [r.id for r in conn.execute(query) if session_expired(r.name, now)]
             if expired:
                 conn.execute(update(api_tokens).where(api_tokens.c.id.in_(expired)).values(revoked_at=now))
 
+        self.store.transaction(body, what="revoking expired web UI sessions")
+
     def _create_token(self, user: str, name: str) -> str:
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        with self.store.write() as conn:
-            if conn.execute(select(users.c.name).where(users.c.name == user)).first() is None:
-                raise NotFound("user", user, hint=f"add it first: `conveyor users add {user}`")
+        token = new_token()
+        created = now_ms()
+
+        def body(conn: Any) -> None:
+            _require_user(conn, user)
             active = select(api_tokens.c.id).where(api_tokens.c.user_name == user, api_tokens.c.name == name,
                                                    api_tokens.c.revoked_at.is_(None))
             if conn.execute(active).first() is not None:
                 raise AlreadyExists("token", f"{user}/{name}",
                                     hint=f"revoke it first: `conveyor tokens revoke {name} --user {user}`")
             conn.execute(insert(api_tokens).values(user_name=user, name=name, sha256=token_digest(token),
-                                                   created_at=now_ms(), revoked_at=None))
+                                                   created_at=created, revoked_at=None))
+
+        # once: a retry after a lost acknowledgement must not find "its" token and refuse
+        self.store.transaction(body, once=True, what=f"creating token {name!r} of {user!r}")
         return token
 
     def revoke_token(self, user: str, name: str) -> None:
-        with self.store.write() as conn:
-            done = conn.execute(update(api_tokens).where(
-                api_tokens.c.user_name == user, api_tokens.c.name == name, api_tokens.c.revoked_at.is_(None),
-            ).values(revoked_at=now_ms()))
-            if not done.rowcount:
-                raise NotFound("token", f"{user}/{name}", hint="`conveyor tokens list` shows the active ones")
+        self._change(update(api_tokens).where(
+            api_tokens.c.user_name == user, api_tokens.c.name == name, api_tokens.c.revoked_at.is_(None),
+        ).values(revoked_at=now_ms()), NotFound("token", f"{user}/{name}", hint="`conveyor tokens list` shows the active ones"),
+            f"revoking token {name!r} of {user!r}")
 
     def tokens(self, user: str | None = None) -> list[Token]:
         query = select(api_tokens).order_by(api_tokens.c.user_name, api_tokens.c.id)
         if user is not None:
             query = query.where(api_tokens.c.user_name == user)
-        with self.store.read() as conn:
-            return [Token(r.user_name, r.name, r.created_at, r.revoked_at) for r in conn.execute(query)]
+        return self._read(lambda conn: [Token(r.user_name, r.name, r.created_at, r.revoked_at)
+                                        for r in conn.execute(query)], "listing tokens")
 
     # -- authentication ---------------------------------------------------------------------
     def by_token(self, token: str) -> Principal | None:
@@ -287,16 +304,15 @@ class Users:
                  .select_from(api_tokens.join(users, users.c.name == api_tokens.c.user_name))
                  .where(api_tokens.c.sha256 == token_digest(token), api_tokens.c.revoked_at.is_(None),
                         users.c.disabled_at.is_(None)))
-        with self.store.read() as conn:
-            row = conn.execute(query).first()
+        row = self._read(lambda conn: conn.execute(query).first(), "checking a token")
         if row is None or session_expired(row.token, now_ms()):
             return None
         return Principal(row.name, bool(row.is_admin), row.token)
 
     def by_password(self, name: str, password: str) -> Principal | None:
         """The active user ``name`` when ``password`` is theirs, else None."""
-        with self.store.read() as conn:
-            row = conn.execute(select(users).where(users.c.name == name)).first()
+        row = self._read(lambda conn: conn.execute(select(users).where(users.c.name == name)).first(),
+                         "checking a password")
         if row is None or row.disabled_at is not None or not row.password_hash:
             return None
         key = (name, row.password_hash, hmac.new(self._key, password.encode("utf-8"), "sha256").digest())
@@ -315,21 +331,22 @@ class Users:
     def grant(self, user: str, kind: str, resource: str, level: str, *, by: str = "") -> None:
         check_kind(kind)
         check_level(level)
-        with self.store.write() as conn:
-            if conn.execute(select(users.c.name).where(users.c.name == user)).first() is None:
-                raise NotFound("user", user, hint=f"add it first: `conveyor users add {user}`")
+        granted = now_ms()
+
+        def body(conn: Any) -> None:  # a replace: a plain retry leaves the same one row
+            _require_user(conn, user)
             where = (roles.c.user_name == user, roles.c.kind == kind, roles.c.resource == resource)
             conn.execute(delete(roles).where(*where))
             conn.execute(insert(roles).values(user_name=user, kind=kind, resource=resource, level=level,
-                                              granted_by=by, granted_at=now_ms()))
+                                              granted_by=by, granted_at=granted))
+
+        self.store.transaction(body, what=f"granting {user!r} a role")
 
     def revoke_role(self, user: str, kind: str, resource: str) -> None:
         check_kind(kind)
-        with self.store.write() as conn:
-            done = conn.execute(delete(roles).where(roles.c.user_name == user, roles.c.kind == kind,
-                                                    roles.c.resource == resource))
-            if not done.rowcount:
-                raise NotFound("role", f"{user} on {kind} {resource}", hint="`conveyor roles list` shows them")
+        self._change(delete(roles).where(roles.c.user_name == user, roles.c.kind == kind, roles.c.resource == resource),
+                     NotFound("role", f"{user} on {kind} {resource}", hint="`conveyor roles list` shows them"),
+                     f"revoking the role of {user!r}")
 
     def roles(self, user: str | None = None, kind: str | None = None, resource: str | None = None) -> list[Role]:
         query = select(roles).order_by(roles.c.kind, roles.c.resource, roles.c.user_name)
@@ -339,9 +356,8 @@ class Users:
             query = query.where(roles.c.kind == kind)
         if resource is not None:
             query = query.where(roles.c.resource == resource)
-        with self.store.read() as conn:
-            return [Role(r.user_name, r.kind, r.resource, r.level, r.granted_by, r.granted_at)
-                    for r in conn.execute(query)]
+        return self._read(lambda conn: [Role(r.user_name, r.kind, r.resource, r.level, r.granted_by, r.granted_at)
+                                        for r in conn.execute(query)], "listing roles")
 
     def levels_of(self, user: str, kind: str, resources: list[str] | None = None) -> dict[str, str]:
         """``user``'s explicit roles on ``kind`` (on ``resources`` only, when given)."""
@@ -351,8 +367,7 @@ class Users:
                 query = query.where(roles.c.resource == resources[0])
             elif len(resources) <= 500:
                 query = query.where(roles.c.resource.in_(resources))
-        with self.store.read() as conn:
-            return {r.resource: r.level for r in conn.execute(query)}
+        return self._read(lambda conn: {r.resource: r.level for r in conn.execute(query)}, "reading roles")
 
     # -- the token file of earlier versions -----------------------------------------------
     def import_legacy(self, conveyor_dir: Path) -> list[str]:
@@ -362,9 +377,11 @@ class Users:
         path = conveyor_dir / FILE_NAME
         if not path.exists():
             return []
-        made: list[str] = []
-        with self.store.write() as conn:
-            for record in TokenStore(path).records():
+        records = TokenStore(path).records()
+
+        def body(conn: Any) -> list[str]:
+            made: list[str] = []
+            for record in records:
                 name = record.name if _NAME.match(record.name) else "legacy-" + record.sha256[:8]
                 if conn.execute(select(users.c.name).where(users.c.name == name)).first() is None:
                     conn.execute(insert(users).values(name=name, password_hash=None, is_admin=True,
@@ -374,8 +391,22 @@ class Users:
                     conn.execute(insert(api_tokens).values(
                         user_name=name, name="legacy", sha256=record.sha256, created_at=record.created_at,
                         revoked_at=record.revoked_at))
+            return made
+
+        # once: the names made are the first attempt's, even when its acknowledgement was lost
+        made: list[str] = self.store.transaction(body, once=True, what="importing the legacy token file")
         path.replace(path.with_name(FILE_NAME + ".imported"))
         return made
+
+
+def new_token() -> str:
+    """A new API token: the prefix and 256 random bits."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def _require_user(conn: Any, user: str) -> None:
+    if conn.execute(select(users.c.name).where(users.c.name == user)).first() is None:
+        raise NotFound("user", user, hint=f"add it first: `conveyor users add {user}`")
 
 
 def _user(row: Any) -> User:

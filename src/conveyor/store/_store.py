@@ -171,8 +171,35 @@ class Store:
     # -- transactions -------------------------------------------------------------------------
     @contextmanager
     def read(self) -> Iterator[Connection]:
+        """A read transaction. Opening it is retried while the database is unreachable, but a
+        connection reset in the middle of the ``with`` block is not (a block cannot be run
+        again): use :meth:`query` for a read that should ride out a blink."""
         with self._errors(), self._connect() as conn, conn.begin():
             yield conn
+
+    def query(self, body: Any, *, what: str = "metadata read") -> Any:
+        """``body(conn)`` in a read transaction of its own, run again from the start on a
+        transient failure (a connection reset mid-SELECT, a restart, a serialization failure)
+        with the bounded backoff of ``[store] retry_seconds``.
+
+        Only for reads: ``body`` must not write (a retried write could happen twice) and must
+        return materialised results (lists, records), not a cursor or a generator that reads
+        after the transaction ended. Code handed a caller's connection runs its body on that
+        connection without retrying: a failure inside someone else's transaction must end
+        that transaction, never restart part of it."""
+
+        def attempt() -> Any:
+            with self.read() as conn:
+                return body(conn)
+
+        return self.retry.call(attempt, what=what)
+
+    def reading(self, conn: Connection | None, body: Any, *, what: str = "metadata read") -> Any:
+        """``body(conn)`` on the caller's connection when one is given (no retry: it is the
+        caller's transaction), else through :meth:`query` (retried)."""
+        if conn is not None:
+            return body(conn)
+        return self.query(body, what=what)
 
     @contextmanager
     def write(self, *, durable: bool = True) -> Iterator[Connection]:

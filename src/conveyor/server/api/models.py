@@ -22,7 +22,7 @@ from conveyor.errors import AlreadyExists, NotFound
 from conveyor.registry import Event, ModelVersion, RegisteredModel, Registry
 from conveyor.server.api import _deps
 from conveyor.server.api._listing import MAX_PAGE, Lineage, allowed, caller, lineage_of, page
-from conveyor.store import gate_evaluations
+from conveyor.store import gate_evaluations, registered_models
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -302,19 +302,19 @@ def list_models(
 def create_model(request: Request, body: ModelCreate) -> Any:
     _deps.authorize(request, "model", None, "edit")
     registry = _registry(request)
-    try:
-        registry.get_model(body.name)
-    except NotFound:
-        pass
-    else:
-        exists = AlreadyExists("registered model", body.name, hint=f"GET /models/{body.name} shows it")
-        exists.field = "name"  # type: ignore[attr-defined]
-        raise exists
     from conveyor.registry._registry import _check_name
 
     _check_name(body.name)
-    with registry.store.write() as conn:
+
+    def create(conn: Any) -> None:
+        if conn.execute(select(registered_models.c.id).where(registered_models.c.name == body.name)).first():
+            exists = AlreadyExists("registered model", body.name, hint=f"GET /models/{body.name} shows it")
+            exists.field = "name"  # type: ignore[attr-defined]
+            raise exists
         registry.repo.ensure_model(conn, body.name)
+
+    # once: a retry after a lost COMMIT acknowledgement must not find the new model and answer 409
+    registry.store.transaction(create, once=True, what=f"creating registered model {body.name!r}")
     _deps.created(request, "model", body.name)  # the creator manages it
     if body.description:
         registry.set_description(body.name, body.description)
