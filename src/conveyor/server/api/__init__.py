@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from conveyor._version import __version__
-from conveyor.server.api import _errors, _system, artifacts, experiments, runs
+from conveyor.server.api import _errors, _system, artifacts, experiments, runs, uploads
 from conveyor.server.api import datasets, lineage, models, monitoring, pipelines
 
 #: Every router of the API, in the order their paths appear in the OpenAPI document.
@@ -22,6 +22,7 @@ ROUTERS = [
     experiments.router,
     runs.router,
     artifacts.router,
+    uploads.router,
     datasets.router,
     pipelines.router,
     models.router,
@@ -30,9 +31,12 @@ ROUTERS = [
 ]
 
 
-def create_api(tracker: Any, *, policy: Any = None) -> FastAPI:
+def create_api(tracker: Any, *, policy: Any = None, server: Any = None) -> FastAPI:
     """The ``/api/v1`` application over one open ``Tracker``. ``policy`` decides who may do
-    what (``conveyor.server.api._deps.AllowAll`` when None: the loopback default)."""
+    what (``conveyor.server.api._deps.AllowAll`` when None: the loopback default); ``server``
+    holds the ``[server]`` settings (presigned URLs, upload expiry; defaults when None)."""
+    from conveyor.settings import ServerSettings
+
     from conveyor.server.api._deps import AllowAll
 
     api = FastAPI(
@@ -45,6 +49,7 @@ def create_api(tracker: Any, *, policy: Any = None) -> FastAPI:
     )
     api.state.tracker = tracker
     api.state.policy = policy if policy is not None else AllowAll()
+    api.state.server = server if server is not None else ServerSettings()
     _errors.install(api)
     for router in ROUTERS:
         api.include_router(router)
