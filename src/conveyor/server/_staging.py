@@ -85,8 +85,15 @@ class Upload:
         return json.dumps(asdict(self)).encode()
 
     @classmethod
-    def from_json(cls, data: bytes) -> Upload:
-        return cls(**json.loads(data))
+    def from_json(cls, data: bytes, upload_id: str) -> Upload:
+        """The record written by ``to_json``; anything else is an upload that does not exist."""
+        try:
+            upload = cls(**json.loads(data))
+        except (ValueError, TypeError):
+            raise NotFound("upload", upload_id, hint="its record is unreadable; start the upload again") from None
+        if upload.id != upload_id:
+            raise NotFound("upload", upload_id)
+        return upload
 
 
 class Staging(Protocol):
@@ -149,7 +156,7 @@ class LocalStaging:
 
     def load(self, upload_id: str) -> Upload:
         try:
-            return Upload.from_json(self._meta(upload_id).read_bytes())
+            return Upload.from_json(self._meta(upload_id).read_bytes(), upload_id)
         except FileNotFoundError:
             raise NotFound("upload", upload_id) from None
 
@@ -208,8 +215,8 @@ class LocalStaging:
         removed = 0
         now = time.time()
         for meta in self.tmp.glob("upload-*.json"):
-            with contextlib.suppress(FileNotFoundError, ValueError, TypeError, KeyError):
-                upload = Upload.from_json(meta.read_bytes())
+            with contextlib.suppress(FileNotFoundError, NotFound):
+                upload = Upload.from_json(meta.read_bytes(), meta.name[len("upload-"):-len(".json")])
                 if upload.expires < now:
                     self.discard(upload)
                     removed += 1

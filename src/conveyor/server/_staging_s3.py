@@ -97,7 +97,8 @@ class S3Staging:
     def load(self, upload_id: str) -> Upload:
         with self._errors("read an upload", upload_id):
             body = self.client.get_object(Bucket=self.bucket, Key=self._meta(upload_id))["Body"]
-            return Upload.from_json(body.read())
+            data = body.read()
+        return Upload.from_json(data, upload_id)
 
     def put_part(self, upload: Upload, number: int, received: Path) -> None:
         with self._errors(f"store part {number}", upload.id), open(received, "rb") as body:

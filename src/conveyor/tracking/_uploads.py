@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from conveyor.blobs._digest import ALGORITHM, CHUNK_SIZE, new_hasher
-from conveyor.errors import ConveyorError, CorruptObject, NotFound, StorageError
+from conveyor.errors import ConveyorError, NotFound, StorageError
 
 __all__ = ["download", "read_all", "upload_file"]
 
@@ -141,8 +141,6 @@ def upload_file(http: Any, run_id: str, path: str, source: Path, media: str, *, 
         _send_parts(http, run_id, upload, source, hashes)
     try:
         done: dict[str, Any] = http.json("POST", f"/runs/{run_id}/uploads/{upload['id']}/complete")
-    except CorruptObject:
-        raise
     except ConveyorError as exc:
         if "missing part" not in str(exc):
             if state is not None and "hash to" in str(exc):

@@ -118,7 +118,7 @@ def _mine(request: Request, run_id: str, upload_id: str) -> Upload:
     return upload
 
 
-def _create(request: Request, run_id: str, body: UploadCreate) -> tuple[UploadOut, int]:
+def _create(request: Request, run_id: str, body: UploadCreate) -> UploadOut:
     from conveyor.server._staging_s3 import S3Staging
 
     rel = checked(body.path)
@@ -148,19 +148,18 @@ def _create(request: Request, run_id: str, body: UploadCreate) -> tuple[UploadOu
         assert isinstance(staging, S3Staging) and body.sha256 is not None
         checksum = base64.b64encode(binascii.unhexlify(body.sha256)).decode()
         url, headers = staging.presign_put(upload, checksum, settings.presigned_seconds)
-    return _out(upload, {}, url=url, headers=headers), 201
+    return _out(upload, {}, url=url, headers=headers)
 
 
 @router.post("/uploads", response_model=UploadOut, status_code=201, dependencies=[Depends(no_nul)],
              summary="Start a multipart (resumable) or presigned upload of one file")
 def create(request: Request, body: UploadCreate, run_id: str = RunId) -> Response:
-    out, status = _create(request, run_id, body)
-    return json_response(out, status)
+    return json_response(_create(request, run_id, body), 201)
 
 
 @router.get("/uploads/{upload_id}", response_model=UploadOut,
             summary="An upload in progress: the parts that arrived and those still missing")
-def status(request: Request, upload_id: str = UploadId, run_id: str = RunId) -> Response:
+def progress(request: Request, upload_id: str = UploadId, run_id: str = RunId) -> Response:
     upload = _mine(request, run_id, upload_id)
     return json_response(_out(upload, _staging(request).parts(upload)))
 
