@@ -200,6 +200,37 @@ class ServerSettings(_Section):
         "refused after that (signing out revokes it at once).",
     )
 
+    # -- large and direct artifact transfers (issue 13 items 2 and 3) ----------------------------
+    presigned_urls: bool = Field(
+        False,
+        description="When the artifact store is S3: answer artifact downloads with a redirect to a short-lived "
+        "presigned GET URL, and let clients upload to a presigned PUT URL (verified before it is stored), so "
+        "the bytes do not pass through the server. Off: every byte streams through the server.",
+    )
+    presigned_seconds: int = Field(
+        300, ge=10, le=7 * 24 * 3600, description="Seconds a presigned S3 URL handed out by the server stays valid."
+    )
+    upload_expiry_hours: float = Field(
+        24.0,
+        gt=0,
+        le=24 * 30,
+        description="Hours an unfinished multipart or presigned upload is kept; after that its parts are removed "
+        "(by the next upload started on the server, or by `conveyor gc`).",
+    )
+    multipart_threshold: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="Remote mode: files larger than this many bytes are uploaded in parts (resumable, retried "
+        "part by part) or straight to S3 when the server offers presigned URLs; smaller ones in one request.",
+    )
+    multipart_part_size: int = Field(
+        32 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=64 * 1024 * 1024,
+        description="Remote mode: size of one part of a multipart upload, in bytes (1 MiB to 64 MiB; at least "
+        "5 MiB when the server's artifact store is S3).",
+    )
+
     @field_validator("allowed_hosts", "cors_origins", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:

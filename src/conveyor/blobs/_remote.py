@@ -369,7 +369,26 @@ class FsspecBackend:
                 started = upload.get("Initiated")
                 return digest in present or (started is not None and started.timestamp() < cutoff)
 
-            return self._abort_uploads(self._prefix, doomed)
+            return self._abort_uploads(self._prefix, doomed) + self._clean_staging(cutoff)
+
+    def _clean_staging(self, cutoff: float) -> int:
+        """The server's upload staging area (``.uploads/``, see ``server/_staging_s3.py``): abort its
+        multipart uploads and delete its objects older than the cutoff."""
+        staging = f"{self._prefix}.uploads/"
+        items, _ = self._list(staging)
+
+        def young(item: dict[str, Any]) -> bool:
+            return item.get("LastModified") is None or item["LastModified"].timestamp() >= cutoff
+
+        # Every part refreshes its upload's record (<id>.json): an upload is alive while that is young.
+        alive = {str(item["Key"]).removesuffix(".json") for item in items if young(item) and str(item["Key"]).endswith(".json")}
+        removed = self._abort_uploads(staging, lambda upload: upload["Key"] not in alive and (
+            upload.get("Initiated") is None or upload["Initiated"].timestamp() < cutoff))
+        old = [{"Key": item["Key"]} for item in items
+               if not young(item) and str(item["Key"]).removesuffix(".json") not in alive]
+        for start in range(0, len(old), 1000):
+            self._call("delete_objects", Bucket=self.bucket, Delete={"Objects": old[start : start + 1000], "Quiet": True})
+        return removed + len(old)
 
     def leftovers(self, older_than_seconds: float) -> tuple[int, int]:
         """(count, 0) of incomplete uploads older than the age (S3 does not list their bytes cheaply)."""

@@ -104,9 +104,10 @@ class _LazyAPI:
     loads the filter parser) on a background thread right after start, so the first
     request rarely waits."""
 
-    def __init__(self, tracker: Tracker, policy: Any = None) -> None:
+    def __init__(self, tracker: Tracker, policy: Any = None, server: ServerSettings | None = None) -> None:
         self.tracker = tracker
         self.policy = policy
+        self.server = server
         self.app: Any = None
         self.lock = threading.Lock()
 
@@ -115,7 +116,7 @@ class _LazyAPI:
             if self.app is None:
                 from conveyor.server.api import create_api
 
-                self.app = create_api(self.tracker, policy=self.policy)
+                self.app = create_api(self.tracker, policy=self.policy, server=self.server)
             return self.app
 
     def warm(self) -> None:
@@ -129,7 +130,7 @@ class _LazyAPI:
 
     def __getattr__(self, name: str) -> Any:
         """Everything else (``state``, ``include_router``, ``openapi`` …) is the built app's."""
-        if name in ("tracker", "policy", "app", "lock"):
+        if name in ("tracker", "policy", "server", "app", "lock"):
             raise AttributeError(name)
         return getattr(self.build(), name)
 
@@ -148,7 +149,7 @@ def create_app(tracker: Tracker, *, close_tracker: bool = False, auth: bool = Fa
     server = server or ServerSettings()
     policy = RolePolicy(users or Users(tracker.store), tracker, server.default_role) if auth else None
 
-    api = _LazyAPI(tracker, policy)
+    api = _LazyAPI(tracker, policy, server)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

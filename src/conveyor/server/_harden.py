@@ -28,7 +28,8 @@ from conveyor.server._http import error_response
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 OPEN_PATHS = {"/health"}
-UPLOAD_PATH = re.compile(r"^/(ajax-)?api/2\.0/mlflow-artifacts/|^/api/v1/.*artifacts|^/api/v1/datasets/[^/]+/blobs/[^/]+$")
+UPLOAD_PATH = re.compile(r"^/(ajax-)?api/2\.0/mlflow-artifacts/|^/api/v1/.*artifacts|^/api/v1/datasets/[^/]+/blobs/[^/]+$"
+                         r"|^/api/v1/runs/[^/]+/uploads/")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 SECURITY_HEADERS = [

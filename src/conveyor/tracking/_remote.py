@@ -40,7 +40,7 @@ from conveyor.entities import Artifact, Experiment, Metric, Run, RunStatus, now_
 from conveyor.errors import ConveyorError, InvalidInput, NotFound, StorageError
 from conveyor.settings import ServerSettings, Settings, TrackingSettings
 from conveyor.store import DEFAULT_EXPERIMENT, Point, validate_key
-from conveyor.tracking import _capture
+from conveyor.tracking import _capture, _uploads
 from conveyor.tracking._buffer import MetricBuffer
 from conveyor.tracking._heartbeat import Heartbeat
 from conveyor.tracking._spool import ReplayReport, Spool
@@ -585,6 +585,9 @@ class RemoteTracker(Tracker):
         path = artifact_path(artifact_path_, source.name)
         self._require_run(run_id)
         media = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
+        if source.stat().st_size > self.server.multipart_threshold:  # in parts, or straight to S3
+            return _artifact(_uploads.upload_file(self.http, _id(run_id), path, source, media, state_dir=getattr(
+                self._spool, "folder", None), part_size=self.server.multipart_part_size))
         return self._put(run_id, path, lambda: open(source, "rb"), media)  # noqa: SIM115 - closed by Http
 
     def _put(self, run_id: str, path: str, body: Callable[[], Any], media: str) -> Artifact:
@@ -681,7 +684,7 @@ class RemoteTracker(Tracker):
 
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with self.http.client.stream("GET", f"/runs/{_id(run_id)}/artifacts/{_quote(path)}") as response:
+            with _uploads.download(self.http, f"/runs/{_id(run_id)}/artifacts/{_quote(path)}") as response:
                 if response.status_code >= 400:
                     response.read()
                     raise _error(response)
@@ -694,7 +697,7 @@ class RemoteTracker(Tracker):
                                         hint="download it again")
 
     def _read(self, run_id: str, path: str) -> bytes:
-        return self.http.request("GET", f"/runs/{_id(run_id)}/artifacts/{_quote(path)}").content
+        return _uploads.read_all(self.http.request("GET", f"/runs/{_id(run_id)}/artifacts/{_quote(path)}"))
 
     def read_artifact(self, run_id: str, path: str) -> bytes:
         artifact = self.get_artifact(run_id, path)

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from conveyor._version import __version__
-from conveyor.server.api import _errors, _system, artifacts, experiments, runs
+from conveyor.server.api import _errors, _system, artifacts, experiments, runs, uploads
 from conveyor.server.api import dataset_blobs, dataset_writes, datasets, lineage, models, monitoring
 from conveyor.server.api import monitoring_reports, monitoring_runs, pipelines
 
@@ -23,6 +23,7 @@ ROUTERS = [
     experiments.router,
     runs.router,
     artifacts.router,
+    uploads.router,
     datasets.router,
     dataset_writes.router,
     dataset_blobs.router,
@@ -35,9 +36,12 @@ ROUTERS = [
 ]
 
 
-def create_api(tracker: Any, *, policy: Any = None) -> FastAPI:
+def create_api(tracker: Any, *, policy: Any = None, server: Any = None) -> FastAPI:
     """The ``/api/v1`` application over one open ``Tracker``. ``policy`` decides who may do
-    what (``conveyor.server.api._deps.AllowAll`` when None: the loopback default)."""
+    what (``conveyor.server.api._deps.AllowAll`` when None: the loopback default); ``server``
+    holds the ``[server]`` settings (presigned URLs, upload expiry; defaults when None)."""
+    from conveyor.settings import ServerSettings
+
     from conveyor.server.api._deps import AllowAll
 
     api = FastAPI(
@@ -50,6 +54,7 @@ def create_api(tracker: Any, *, policy: Any = None) -> FastAPI:
     )
     api.state.tracker = tracker
     api.state.policy = policy if policy is not None else AllowAll()
+    api.state.server = server if server is not None else ServerSettings()
     _errors.install(api)
     for router in ROUTERS:
         api.include_router(router)
