@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import conveyor.data
+from conveyor.errors import InvalidInput
 from conveyor.monitoring import MonitorConfig, MonitorHooks, Monitoring, MonitoringDefaults, compare, report_data
 from conveyor.monitoring._report import drift_report_data, render_html
 
@@ -354,3 +355,56 @@ def test_counted_numbers_are_drawn_in_numeric_order_or_binned():
     labels = [t.find("text").text for t in page.find("div", **{"data-column": "calls"}).find("g", class_="x-axis")
               .all("g", class_="tick")]
     assert labels == [str(i) for i in range(12)]
+
+
+class Log:
+    """A prediction log in memory: the rows whose ``timestamp`` is in ``[since, until]``, as
+    ``read_prediction_log`` answers for a window."""
+
+    def __init__(self) -> None:
+        self.frame = pd.DataFrame()
+
+    def add(self, frame: pd.DataFrame, at: int) -> None:
+        self.frame = pd.concat([self.frame, frame.assign(timestamp=at)], ignore_index=True)
+
+    def __call__(self, model: str, version: str | None, since: int, until: int) -> pd.DataFrame:
+        chosen = self.frame[(self.frame["timestamp"] >= since) & (self.frame["timestamp"] <= until)]
+        return chosen.reset_index(drop=True)
+
+
+def test_a_batch_evaluated_with_its_own_start_is_what_the_report_recomputes(tracker, make_frame):
+    """The quickstart's loop: two batches in one hour, each evaluated alone. Narrowing the
+    window inside the log reader stored the hour while the batch was compared, so the report
+    (re-reading the stored window) disagreed with the stored p-value; ``since_ms`` stores the
+    window that was read, and the two agree."""
+    ref = conveyor.data.add(make_frame(seed=1), name="train", tracker=tracker).ref
+    config = MonitorConfig(name="churn-watch", model="churn", reference=ref, target="churned", window="1h")
+    log = Log()
+    monitoring = Monitoring(tracker, MonitoringDefaults(webhook_backoff=0.01), MonitorHooks(load_window=log))
+    log.add(_classifier_frames(make_frame, 0.0, 5), T0 + 60_000)
+    first = monitoring.evaluate(config, since_ms=T0, until_ms=T0 + 120_000)
+    log.add(_classifier_frames(make_frame, 1.0, 6), T0 + 180_000)  # the shifted batch
+    second = monitoring.evaluate(config, since_ms=T0 + 150_000, until_ms=T0 + 240_000)
+    monitoring.wait(10)
+    assert second.metrics["rows"] == 1200 and first.metrics["rows"] == 1200  # each batch alone
+
+    data = report_data(tracker, "churn", load_window=log)
+    assert data["evaluation"]["id"] == second.id
+    assert (data["evaluation"]["window_start"], data["evaluation"]["window_end"]) == (T0 + 150_000, T0 + 240_000)
+    stored = data["prediction"]["outputs"]["stored"]
+    assert stored["matches"] is True and stored["rows"] == stored["log_rows"] == 1200
+    assert data["prediction"]["outputs"]["drift"]["value"] == pytest.approx(second.metrics["prediction_drift_value"])
+    # the whole hour holds both batches: a different comparison, and the report says so
+    hour = report_data(tracker, "churn", load_window=lambda m, v, s, u: log(m, v, T0, u))
+    other = hour["prediction"]["outputs"]["stored"]
+    assert other["matches"] is False and other["log_rows"] == 2400
+    note = parse(render_html(hour)).find("div", **{"data-part": "outputs"}).find("p", class_="stored").text
+    assert "1200 rows it was given" in note and "2400 rows the prediction log holds" in note
+    # `conveyor monitor report`'s line says the same
+    from conveyor.monitoring._report import prediction_summary
+
+    assert "on the 1200 rows" in prediction_summary(data) and "the evaluation stored the same" in prediction_summary(data)
+    assert "on the 2400 rows" in prediction_summary(hour) and "computed on the 1200 rows it was given" in \
+        prediction_summary(hour)
+    with pytest.raises(InvalidInput, match="since_ms"):
+        monitoring.evaluate(config, since_ms=T0 + 10, until_ms=T0)

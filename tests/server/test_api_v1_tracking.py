@@ -46,7 +46,7 @@ def test_experiments_create_get_list_update(client: Any) -> None:
     assert client.get("/api/v1/experiments/99999999999").status_code == 404
 
 
-def test_run_batch_is_idempotent_and_history_downsamples(client: Any) -> None:
+def test_run_batch_is_idempotent_and_history_downsamples(client: Any, tracker: Any) -> None:
     run = _run(client, name="r1", tags={"k": "v"}, user="alice", host="box")
     assert run["status"] == "RUNNING" and run["tags"] == {"k": "v"} and run["user"] == "alice"
     points = [{"key": "loss", "value": 1.0 / (i + 1), "step": i, "timestamp": 1000 + i} for i in range(1000)]
@@ -67,6 +67,14 @@ def test_run_batch_is_idempotent_and_history_downsamples(client: Any) -> None:
     values = [p["value"] for p in small["points"]]
     assert 50.0 in values and 1.0 in values and min(values) == pytest.approx(1 / 1000)
     assert [p["step"] for p in small["points"]] == sorted(p["step"] for p in small["points"])
+    # the same buckets as the UI's charts (Tracker.metric_series): per bucket, the kept points'
+    # lowest and highest value are the bucket's low and high
+    series = tracker.metric_series(run["id"], "loss", buckets=10)
+    by_bucket: dict[int, list[float]] = {}
+    for p in small["points"]:
+        by_bucket.setdefault(min(p["step"] * 10 // 999, 9), []).append(p["value"])
+    assert [min(v) for _, v in sorted(by_bucket.items())] == pytest.approx(series.low)
+    assert [max(v) for _, v in sorted(by_bucket.items())] == pytest.approx(series.high)
     got = client.get(f"/api/v1/runs/{run['id']}").json()
     assert got["params"] == {"lr": "0.1"} and got["tags"] == {"k": "v", "phase": "train"}
     assert got["metrics"]["odd"] == "NaN" and got["metrics"]["big"] == "Infinity"

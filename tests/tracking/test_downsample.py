@@ -62,3 +62,33 @@ def test_store_aggregation_matches_the_pure_function(embedded_only: None, tracke
         tracker.metric_series(run.id, "m", lo=math.inf)
     with pytest.raises(NotFound):
         tracker.metric_series(run.id, "nope")
+
+
+def test_extremes_keep_the_low_and_high_of_each_downsample_bucket() -> None:
+    """One bucketing: the points ``extremes`` keeps are, bucket for bucket, the lows and highs
+    that ``downsample`` (and so the database's aggregation and the UI's charts) reports."""
+    from conveyor.tracking import extremes
+
+    rng = np.random.default_rng(3)
+    steps = np.cumsum(rng.integers(1, 9, size=5000))  # uneven gaps: equal spans of step, not of count
+    values = rng.normal(size=steps.size)
+    values[17] = float("nan")
+    values[4000] = 99.0
+    buckets = 50
+    kept = extremes(steps, values, buckets)
+    assert kept == sorted(set(kept)) and len(kept) <= 2 * buckets and 4000 in kept
+    series = downsample(steps, values, buckets)
+    # group the kept points by the x-span of each downsample bucket (its points' mean x is inside it)
+    owner = np.minimum(np.floor((steps - steps[0]) * buckets / (steps[-1] - steps[0])).astype(int), buckets - 1)
+    lows, highs = [], []
+    for b in sorted(set(owner[kept].tolist())):
+        mine = [values[i] for i in kept if owner[i] == b]
+        lows.append(min(mine))
+        highs.append(max(mine))
+    assert lows == pytest.approx(series.low) and highs == pytest.approx(series.high)
+    assert extremes(range(10), range(10), 5) == list(range(10))  # short histories come back whole
+    assert extremes([0, 1, 2, 3, 4], [float("nan")] * 5, 1) == [0]  # a bucket of only NaN keeps its first point
+    with pytest.raises(ValueError, match="buckets"):
+        extremes([1], [1], 0)
+    with pytest.raises(ValueError, match="same length"):
+        extremes([1, 2], [1], 3)

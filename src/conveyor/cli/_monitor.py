@@ -234,6 +234,11 @@ def report_cmd(
         drift = data["drift"]
         console.print(f"{len(data['series'])} evaluations; newest drift share {_f(drift.get('drift_share'))}; "
                       f"use --html FILE or --json", highlight=False)
+        from conveyor.monitoring._report import prediction_summary
+
+        said = prediction_summary(data)  # what the recomputed number and the stored one each compare
+        if said:
+            console.print(esc(said), highlight=False)
 
 
 @app.command("drift")

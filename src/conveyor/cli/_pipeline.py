@@ -12,7 +12,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from conveyor.cli._common import console, esc, fmt_ms, fmt_value, handle_errors, print_json, settings, tracker
+from conveyor.cli._common import (
+    apply_trust,
+    console,
+    esc,
+    fmt_ms,
+    fmt_value,
+    handle_errors,
+    print_json,
+    settings,
+    tracker,
+    trust_option,
+)
 from conveyor.errors import InvalidInput, NotFound
 
 app = typer.Typer(help="Run cached pipelines of Python steps, locally or on Ray.", no_args_is_help=True)
@@ -100,10 +111,12 @@ def run_cmd(
     experiment: str | None = typer.Option(None, "--experiment", "-e"),
     max_workers: int | None = typer.Option(None, "--max-workers", min=1),
     as_json: bool = typer.Option(False, "--json"),
+    trust: list[str] = trust_option(),
 ) -> None:
     """Run a pipeline: cached steps are skipped, the rest run in parallel."""
     from conveyor.pipelines import run
 
+    apply_trust(trust)  # steps load cached estimators and model packages (in their own processes too)
     opts = _options()
     pipe = load_pipeline(pipeline_ref)
     params = _params(pipe, param)
@@ -230,6 +243,7 @@ def sweep_cmd(
     no_cache: bool = typer.Option(False, "--no-cache"),
     max_workers: int | None = typer.Option(None, "--max-workers", min=1),
     as_json: bool = typer.Option(False, "--json"),
+    trust: list[str] = trust_option(),
 ) -> None:
     """Run the pipeline over a parameter grid in parallel and print the best run."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -238,6 +252,7 @@ def sweep_cmd(
     from conveyor.pipelines._dag import coerce_params
     from conveyor.pipelines._sweep import direction, grid_points
 
+    apply_trust(trust)
     opts = _options()
     pipe = load_pipeline(pipeline_ref)
     values: dict[str, list[Any]] = {}

@@ -180,18 +180,37 @@ def _bootstrap_check(spec: GateSpec, scored: Scored, metric: str) -> Check:
     else:
         ev = _stats.bootstrap_regression(scored.y, scored.cand, scored.champ, metric,
                                          resamples=compare.resamples, confidence=compare.confidence, seed=compare.seed)
+    if metric in m.PROBABILITY_METRICS:
+        differ = np.any(scored.proba["candidate"] != scored.proba["champion"], axis=-1)
+    else:
+        differ = np.asarray(scored.cand) != np.asarray(scored.champ)
+    ev["disagreements"] = int(np.count_nonzero(differ))
+    degenerate = ev["ci_low"] == ev["ci_high"]
+    # every resample gives the same improvement (the models never disagree): there is no
+    # interval to estimate, only that exact difference; the rule is applied to it
+    bound = ev["observed_improvement"] if degenerate else ev["ci_low"]
     if compare.mode == "non_inferior":
-        passed = ev["ci_low"] >= -compare.margin
+        passed = bound >= -compare.margin
         rule = f"lower bound ≥ −{compare.margin:g} (non-inferiority)"
     else:
-        passed = ev["ci_low"] > compare.margin
+        passed = bound > compare.margin
         rule = f"lower bound > {compare.margin:g} (superiority)"
     ev.update(metric=metric, mode=compare.mode, margin=compare.margin, rule=rule)
-    summary = (
-        f"{metric} improvement {ev['observed_improvement']:+.4f}, {compare.confidence:.0%} CI "
-        f"[{ev['ci_low']:+.4f}, {ev['ci_high']:+.4f}] ({ev['resamples']} paired resamples, n={ev['n']}); "
-        f"needs {rule}"
-    )
+    if degenerate:
+        why = (f"no disagreement on {ev['n']} rows" if ev["disagreements"] == 0 else
+               f"all {ev['resamples']} resamples give the same improvement ({ev['disagreements']} of {ev['n']} rows differ)")
+        ev.update(ci_low=None, ci_high=None, interval="degenerate",
+                  interval_note=f"{why}: the {compare.confidence:.0%} CI is undefined (degenerate at "
+                                f"{ev['observed_improvement']:+.4f}); the rule is applied to that exact difference")
+        summary = (f"{metric} improvement {ev['observed_improvement']:+.4f} exactly; {why}, so a "
+                   f"{compare.confidence:.0%} CI is undefined (degenerate); needs {rule}, applied to the exact "
+                   "improvement")
+    else:
+        summary = (
+            f"{metric} improvement {ev['observed_improvement']:+.4f}, {compare.confidence:.0%} CI "
+            f"[{ev['ci_low']:+.4f}, {ev['ci_high']:+.4f}] ({ev['resamples']} paired resamples, n={ev['n']}, "
+            f"{ev['disagreements']} rows where the models differ); needs {rule}"
+        )
     return Check(f"compare: paired bootstrap of {metric}", "compare", bool(passed), summary, ev)
 
 

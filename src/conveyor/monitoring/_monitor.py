@@ -148,11 +148,17 @@ class Monitoring:
                                  backoff=parse_duration(d.retrain_backoff, field="monitoring.retrain_backoff"))
 
     # -- evaluation ---------------------------------------------------------------------------------
-    def evaluate(self, config: MonitorConfig, *, current: Any = None, until_ms: int | None = None) -> Evaluation:
-        """Evaluate ``config`` once over its window ending at ``until_ms`` (default now), or over
+    def evaluate(self, config: MonitorConfig, *, current: Any = None, until_ms: int | None = None,
+                 since_ms: int | None = None) -> Evaluation:
+        """Evaluate ``config`` once over its window ending at ``until_ms`` (default now) and
+        starting ``config.window`` earlier, or at ``since_ms`` when given (a shorter span: the
+        stored window is then the one read, so the report re-reads the same rows), or over
         ``current`` (a DataFrame) when given; store the result; alert and maybe retrain."""
         until = until_ms if until_ms is not None else now_ms()
-        since = until - int(config.window_seconds * 1000)
+        since = until - int(config.window_seconds * 1000) if since_ms is None else int(since_ms)
+        if since > until:
+            raise InvalidInput(f"since_ms {since_ms} is after until_ms {until}", field="since_ms", value=since_ms,
+                               hint="give the start of the window to evaluate, at or before its end")
         version: str | None = None
         data_versions: tuple[str, ...] = ()
         try:

@@ -186,16 +186,41 @@ def score_drift_data(tracker: Any, model: str, report: dict[str, Any]) -> dict[s
     return out
 
 
-def _stored(row: Any, verdict: dict[str, Any]) -> dict[str, Any] | None:
+def _stored(row: Any, verdict: dict[str, Any], log_rows: int) -> dict[str, Any] | None:
     """The evaluation's own prediction-drift verdict beside the one recomputed from the log;
     ``matches`` is False when the log's window is not what the monitor evaluated (e.g. the
-    monitor was given the window directly)."""
+    monitor was given the rows directly, or the log changed since). ``rows`` is how many rows
+    the evaluation compared, ``log_rows`` how many the log holds for its window and version:
+    what each of the two numbers was computed on."""
     value = row.metrics.get("prediction_drift_value")
     if value is None:
         return None
     mine = verdict.get("value")
     matches = mine is not None and abs(mine - value) <= 1e-9 + 1e-6 * abs(value)
-    return {"value": value, "drifted": bool(row.metrics.get("prediction_drift")), "matches": matches}
+    return {"value": value, "drifted": bool(row.metrics.get("prediction_drift")), "matches": matches,
+            "rows": row.metrics.get("rows"), "log_rows": log_rows, "window_start": row.window_start,
+            "window_end": row.window_end, "version": row.model_version}
+
+
+def prediction_summary(data: dict[str, Any]) -> str | None:
+    """One sentence on the report's prediction drift: what was compared, on which rows, and
+    whether the evaluation stored the same number (None when the report has none)."""
+    outputs = (data.get("prediction") or {}).get("outputs")
+    if not outputs:
+        return None
+    verdict, stored = outputs["drift"], outputs.get("stored")
+
+    def num(value: Any) -> str:
+        return "—" if value is None else f"{value:.4g}"
+
+    line = (f"prediction drift ({outputs['current']} vs {outputs['reference']}): {verdict.get('method')} "
+            f"{num(verdict.get('value'))} on the {data['prediction']['rows']} rows the prediction log holds for the "
+            "newest evaluation's window")
+    if stored:
+        line += ("; the evaluation stored the same" if stored["matches"] else
+                 f"; the evaluation stored {num(stored['value'])}, computed on the {num(stored.get('rows'))} rows it "
+                 "was given (other rows)")
+    return line
 
 
 def prediction_data(latest: Any, oldest: Any, reference: Summary | None, load_window: Callable[..., Any],
@@ -229,7 +254,7 @@ def prediction_data(latest: Any, oldest: Any, reference: Summary | None, load_wi
                 compare(reference, pred, columns=[target]).column(target))
             out["outputs"] = {"reference": f"training labels ({target})", "current": "predictions",
                               "distribution": distribution(reference[target], pred[target]),
-                              "drift": {**verdict, "column": prediction}, "stored": _stored(latest, verdict)}
+                              "drift": {**verdict, "column": prediction}, "stored": _stored(latest, verdict, len(frame))}
     if score and score in frame and oldest.id != latest.id:
         first = window(oldest)
         now_scores, then_scores = _positive_scores(frame[score]), (

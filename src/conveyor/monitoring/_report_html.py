@@ -149,9 +149,14 @@ def _stored_note(stored: dict[str, Any] | None) -> str:
     flag = "<span class=drift>drifted</span>" if stored["drifted"] else "no"
     if stored["matches"]:
         return f"<p class='muted stored' data-matches=true>the evaluation stored the same verdict ({flag})</p>"
+    rows = stored.get("rows")
+    version = stored.get("version")
     return (f"<p class='stored' data-matches=false>The evaluation stored value {fmt(stored['value'])} "
-            f"(drifted: {flag}) from the window it was given; the numbers and histogram above are recomputed "
-            "from the prediction log of that time span, which holds other rows.</p>")
+            f"(drifted: {flag}), computed on the {fmt(rows) if rows is not None else 'unknown number of'} rows it "
+            f"was given; the numbers and histogram above are recomputed from the "
+            f"{fmt(stored.get('log_rows'))} rows the prediction log holds for its window"
+            f"{' and version ' + html.escape(str(version)) if version else ''}, which are other rows. Both compare "
+            "the predictions with the training labels.</p>")
 
 
 def _prediction_section(data: dict[str, Any], by_name: dict[str, dict[str, Any]]) -> list[str]:

@@ -309,6 +309,7 @@ class _Run:
             "sys_path": self.sys_path, "blobs": _blob_reopen(self.tracker.blobs, self.s3_endpoint_url), "inputs": inputs, "params": node.params,
             "outputs": list(options.outputs), "metrics": options.metrics,
             "materializers": _registered_materializers(), "package": self.package_of(node),
+            "trust": _trust_entries(),
             "run": {
                 "id": run_id, "experiment_id": self.experiment_id, "experiment": self.experiment, "name": node.id,
                 "parent_id": self.run_id, "start_time": int(time.time() * 1000),
@@ -404,6 +405,14 @@ def heavy_modules(graph: Graph) -> list[str]:
     if roots & {"pandas", "sklearn"} or any(n.step is _datasets.DATASET_STEP for n in graph.nodes.values()):
         found |= {"pandas", "pyarrow.parquet"}  # data sets and frames travel as Parquet
     return sorted(m for m in found if all(p.isidentifier() for p in m.split(".")))
+
+
+def _trust_entries() -> list[str]:
+    """The driver's trust policy (``[models] trusted_modules`` plus ``--trust``), which the
+    worker process applies before loading a step's inputs (skops estimators, model packages)."""
+    from conveyor.models import current_trust
+
+    return list(current_trust().entries)
 
 
 def _registered_materializers() -> dict[str, str]:

@@ -60,6 +60,10 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
             sys.path.insert(0, entry)
     for name, target in task.get("materializers", {}).items():
         mat.register_materializer(name, target)
+    if task.get("trust") is not None:  # the driver's policy, --trust included, not this process's settings
+        from conveyor.models import TrustPolicy, set_trust
+
+        set_trust(TrustPolicy(tuple(task["trust"])))
     started = time.perf_counter()
     result: dict[str, Any] = {"status": "FAILED", "outputs": {}, "logs": None, "error": None, "metrics": None}
     blobs = BlobStore.open(**task["blobs"])  # the driver's store with the driver's S3 settings

@@ -139,7 +139,10 @@ def stage(story: Story) -> None:
     state: dict[str, Any] = {"since": 0}
 
     def window(model: str, version: str | None, since: int, until: int) -> Any:
-        return read_prediction_log(model, None, max(since, state["since"]), until, with_feedback=True, tracker=t)
+        # the reader `conveyor monitor run` and `monitor report` use: each batch is evaluated by
+        # giving evaluate() the batch's start, so the stored window is the one read and the
+        # report's prediction drift, recomputed from the log, is the monitor's own
+        return read_prediction_log(model, version, since, until, with_feedback=True, tracker=t)
 
     def retrain(model: str, trigger_id: int) -> RetrainOutcome:
         log = read_prediction_log(model, since=state["shift_started"], with_feedback=True, tracker=t)
@@ -170,7 +173,7 @@ def stage(story: Story) -> None:
             frame = traffic(BATCH, shifted, 10 + batch)
             _replay(client, frame, batch)
             time.sleep(0.4)  # the log writer flushes every 0.1 s
-            evaluation = monitoring.evaluate(config)
+            evaluation = monitoring.evaluate(config, since_ms=state["since"])
             log = read_prediction_log(MODEL, since=state["since"], tracker=t)
             versions = sorted(set(log["version"].astype(str)))
             evaluations.append(evaluation)

@@ -139,6 +139,26 @@ class _LazyAPI:
         await app(scope, receive, send)
 
 
+class _LazyUI:
+    """The web UI (``router.default``), built on first use like ``/api/v1``: its pages and
+    jinja2 are not needed before the first request; the warm-up thread builds it too."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+        self.app: Any = None
+        self.lock = threading.Lock()
+
+    def build(self) -> Any:
+        with self.lock:
+            if self.app is None:
+                self.app = self.make()
+            return self.app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        app = self.app if self.app is not None else await run_in_threadpool(self.build)
+        await app(scope, receive, send)
+
+
 def create_app(tracker: Tracker, *, close_tracker: bool = False, auth: bool = False,
                server: ServerSettings | None = None, users: Users | None = None) -> Starlette:
     """The server's app over one open ``Tracker``. ``close_tracker`` closes it on shutdown.
@@ -151,9 +171,24 @@ def create_app(tracker: Tracker, *, close_tracker: bool = False, auth: bool = Fa
 
     api = _LazyAPI(tracker, policy, server)
 
+    def make_ui() -> Any:
+        from conveyor.ui import create_ui
+
+        return create_ui(tracker, policy=lambda: api.build().state.policy, api_not_found=_http_error,
+                         sessions=Sessions(policy.users, server.session_hours) if policy is not None else None)
+
+    ui = _LazyUI(make_ui)
+
+    def warm() -> None:
+        api.warm()
+        try:
+            ui.build()
+        except Exception:  # noqa: BLE001 - as api.warm: the first page request reports the error
+            _observe.access_log.getChild("error").debug("UI warm-up failed", exc_info=True)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        threading.Thread(target=api.warm, name="conveyor-warm-up", daemon=True).start()
+        threading.Thread(target=warm, name="conveyor-warm-up", daemon=True).start()
         try:
             yield
         finally:
@@ -163,10 +198,7 @@ def create_app(tracker: Tracker, *, close_tracker: bool = False, auth: bool = Fa
     app = Starlette(routes=[*routes(), Mount("/api/v1", app=api)], lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error, Exception: _crash})
     # The web UI answers every path no API route matches (unknown API paths keep their JSON 404).
-    from conveyor.ui import create_ui
-
-    app.router.default = create_ui(tracker, policy=lambda: api.build().state.policy, api_not_found=_http_error,
-                                   sessions=Sessions(policy.users, server.session_hours) if policy is not None else None)
+    app.router.default = ui
     app.state.tracker = tracker
     app.state.metrics = metrics
     app.state.policy = policy

@@ -11,12 +11,11 @@ objects, nothing copied) at that path, as ``conveyor.log_artifacts`` would have.
 from __future__ import annotations
 
 import fnmatch
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.blobs import MANIFEST_MEDIA_TYPE, Digest, Manifest, ManifestEntry
 from conveyor.entities import Artifact
 from conveyor.errors import NotFound
-from conveyor.registry import ModelVersion, RegisteredModel, Registry
 from conveyor.server import _access
 from conveyor.server._errors import ApiError, invalid
 from conveyor.server._http import Fields, integer, key_values, text
@@ -25,8 +24,13 @@ from conveyor.server._paths import safe_path
 from conveyor.store import parse_filter
 from conveyor.tracking import Tracker
 
+if TYPE_CHECKING:  # the registry loads on the first registry request, not at server start
+    from conveyor.registry import ModelVersion, RegisteredModel, Registry
+
 
 def _registry(tracker: Tracker) -> Registry:
+    from conveyor.registry import Registry
+
     return Registry(tracker)
 
 
@@ -241,6 +245,8 @@ def _version_matches(v: ModelVersion, node: Any) -> bool:
 
 
 def search_versions(tracker: Tracker, fields: Fields) -> dict[str, Any]:
+    from conveyor.registry import ModelVersion
+
     registry = _registry(tracker)
     max_results = integer(fields, "max_results", default=10000)
     assert max_results is not None

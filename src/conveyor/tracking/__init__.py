@@ -29,7 +29,7 @@ from conveyor.tracking._fluent import (
     set_tracker,
     start_run,
 )
-from conveyor.tracking._downsample import MAX_BUCKETS, Series, downsample
+from conveyor.tracking._downsample import MAX_BUCKETS, Series, downsample, extremes
 from conveyor.tracking._tracker import Tracker
 from conveyor.tracking._uris import RunURI, parse_run_uri
 
@@ -43,6 +43,7 @@ __all__ = [
     "autolog",
     "downsample",
     "end_run",
+    "extremes",
     "flush",
     "get_metric_history",
     "get_run",

@@ -5,15 +5,18 @@ history of any length is cut into ``buckets`` equal spans of x (from the first t
 present); each non-empty span keeps its mean x, the lowest and highest value and the mean. Drawing the min–max band and the
 mean line of the buckets looks like drawing every point (spikes included: a bucket's
 extremes are kept), while the answer stays a few thousand numbers for 1,000,000 points.
-A pure function over arrays: the UI and ``/api/v1`` share it.
+
+One bucketing for every consumer: :func:`downsample` (aggregates per bucket),
+:func:`extremes` (picks the stored points to keep: ``/api/v1``'s ``max_points``) and
+``Tracker.metric_series`` (the same buckets computed by the database, for the UI's charts)
+all cut x the same way, so a chart and an API answer over the same history agree.
+numpy is imported on first use: the server starts without it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 #: The most buckets one request may ask for (a 4K screen is 3,840 pixels wide).
 MAX_BUCKETS = 4096
@@ -53,6 +56,8 @@ def downsample(
     ``xs`` must be sorted ascending (metric histories are read ordered by step or time).
     Raises ``ValueError`` for ``buckets`` outside 1..MAX_BUCKETS or arrays of different length.
     """
+    import numpy as np
+
     if not 1 <= int(buckets) <= MAX_BUCKETS:
         raise ValueError(f"buckets must be between 1 and {MAX_BUCKETS}, not {buckets!r}")
     x = np.asarray(xs, dtype=np.float64)
@@ -68,16 +73,7 @@ def downsample(
     if n <= buckets:
         values = y.tolist()
         return Series(x.tolist(), values, values, values, n, total, True)
-    first, last = x[0], x[-1]
-    span = last - first
-    if span <= 0:
-        index = np.zeros(n, dtype=np.int64)
-    else:
-        # multiply first: for whole-number x this is exact, the same bucket as the database's
-        # integer arithmetic in Tracker.metric_series
-        index = np.minimum(np.floor((x - first) * buckets / span).astype(np.int64), buckets - 1)
-    # bucket boundaries in the sorted arrays
-    starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
+    starts = _bucket_starts(x, buckets)
     counts = np.diff(np.r_[starts, n])
     finite = ~np.isnan(y)
     y_low = np.where(finite, y, np.inf)
@@ -92,3 +88,51 @@ def downsample(
     high = np.where(kept > 0, high, np.nan)
     mid_x = np.add.reduceat(x, starts) / counts
     return Series(mid_x.tolist(), mean.tolist(), low.tolist(), high.tolist(), n, total, False)
+
+
+def _bucket_starts(x: Any, buckets: int) -> Any:
+    """Where each non-empty bucket starts in the sorted float array ``x`` (at least two
+    values): ``buckets`` equal spans from the first x to the last, the last x in the last
+    bucket. Multiplying first keeps whole-number x exact, the same bucket as the database's
+    integer arithmetic in ``Tracker.metric_series``."""
+    import numpy as np
+
+    n = int(x.size)
+    span = x[-1] - x[0]
+    if span <= 0:
+        index = np.zeros(n, dtype=np.int64)
+    else:
+        index = np.minimum(np.floor((x - x[0]) * buckets / span).astype(np.int64), buckets - 1)
+    return np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
+
+
+def extremes(xs: Any, ys: Any, buckets: int) -> list[int]:
+    """Indices (ascending) of the points to keep so that at most ``2 * buckets`` remain: in
+    each bucket of :func:`downsample` the lowest and the highest value (NaN ignored; a bucket
+    of only NaN keeps its first point). All indices when there are at most ``2 * buckets``
+    points. ``xs`` sorted ascending, as for :func:`downsample`; any ``buckets`` ≥ 1.
+    """
+    import numpy as np
+
+    if isinstance(buckets, bool) or int(buckets) < 1:
+        raise ValueError(f"buckets must be at least 1, not {buckets!r}")
+    x = np.asarray(xs, dtype=np.float64)
+    y = np.asarray(ys, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError("xs and ys must be 1-d arrays of the same length")
+    n = int(x.size)
+    if n <= 2 * buckets:
+        return list(range(n))
+    starts = _bucket_starts(x, buckets)
+    owner = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, n]))  # each point's bucket
+    finite = ~np.isnan(y)
+    low = np.minimum.reduceat(np.where(finite, y, np.inf), starts)
+    high = np.maximum.reduceat(np.where(finite, y, -np.inf), starts)
+    at = np.arange(n)
+    # the first point of each bucket holding its lowest (highest) value; a bucket of only NaN
+    # has no such point and keeps its first one
+    first_low = np.minimum.reduceat(np.where(finite & (y == low[owner]), at, n), starts)
+    first_high = np.minimum.reduceat(np.where(finite & (y == high[owner]), at, n), starts)
+    first_low = np.where(first_low == n, starts, first_low)
+    first_high = np.where(first_high == n, starts, first_high)
+    return np.unique(np.r_[first_low, first_high]).tolist()  # type: ignore[no-any-return]

@@ -266,8 +266,9 @@ def history(
     key: str,
     run_id: str = RunId,
     max_points: int | None = Query(None, ge=2, le=1_000_000, description=(
-        "Return at most this many points: the history is cut into max_points/2 buckets and the lowest "
-        "and highest point of each bucket are kept (in step order), so spikes survive.")),
+        "Return at most this many points: the steps are cut into max_points/2 equal spans (the buckets "
+        "of the UI's charts) and the lowest and highest point of each are kept (in step order), so "
+        "spikes survive.")),
 ) -> Response:
     authorize_run(request, run_id, "read")
     validate_key("metric", key)
@@ -277,25 +278,13 @@ def history(
 
 
 def downsample(points: Sequence[Metric], max_points: int) -> list[Metric]:
-    """At most ``max_points`` points: per bucket the minimum and the maximum (NaN ignored
-    unless a bucket holds nothing else), kept in their original order."""
-    if len(points) <= max_points:
-        return list(points)
-    buckets = max_points // 2
-    n = len(points)
-    out: list[Metric] = []
-    for b in range(buckets):
-        start, stop = b * n // buckets, (b + 1) * n // buckets
-        chunk = range(start, stop)
-        numbers = [i for i in chunk if points[i].value == points[i].value]
-        if not numbers:
-            out.append(points[start])
-            continue
-        low = min(numbers, key=lambda i: points[i].value)
-        high = max(numbers, key=lambda i: points[i].value)
-        for i in sorted({low, high}):
-            out.append(points[i])
-    return out
+    """At most ``max_points`` of the stored points (in step order): the lowest and the
+    highest of each of ``max_points // 2`` equal spans of step — the buckets of
+    ``Tracker.metric_series`` and the UI's charts (``conveyor.tracking.extremes``)."""
+    from conveyor.tracking import extremes
+
+    kept = extremes([p.step for p in points], [p.value for p in points], max_points // 2)
+    return [points[i] for i in kept]
 
 
 def _token(offset: int) -> str:

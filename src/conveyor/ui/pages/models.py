@@ -82,7 +82,7 @@ def _evidence(registry: Any, name: str) -> dict[str, Any]:
     out = {}
     for ev in evaluations(registry, name):
         plots = [(c, svg(ci_plot(c.evidence))) for c in ev.checks
-                 if c.kind == "compare" and "ci_low" in c.evidence and "ci_high" in c.evidence]
+                 if c.kind == "compare" and c.evidence.get("ci_low") is not None and c.evidence.get("ci_high") is not None]
         out[ev.id] = {"evaluation": ev, "plots": plots}
     return out
 
