@@ -95,7 +95,10 @@ def _complete(blobs: BlobStore, digest: Digest, trusted: str | None) -> bool:
         return False
     if str(digest) == trusted:
         return True
-    wanted = {e.digest for e in blobs.read_manifest(digest).entries}
+    try:
+        wanted = {e.digest for e in blobs.read_manifest(digest).entries}
+    except NotFound:  # collected meanwhile, or (remote mode) a manifest no version names yet
+        return False
     return blobs.exists_many(wanted) == wanted
 
 
