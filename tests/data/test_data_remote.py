@@ -316,3 +316,19 @@ def test_a_server_killed_mid_add_leaves_no_version(tmp_path: Path, monkeypatch: 
     finally:
         client.close()
         stop_server(again)
+
+
+def test_status_compares_a_folder_with_a_version_on_the_server(open_server: ThreadServer, tmp_path: Path) -> None:
+    client = _client(open_server.url, tmp_path)
+    try:
+        data = _folder(tmp_path / "st", {"a.txt": "a", "b/c.txt": "c"})
+        cd.add(data, name="st", tracker=client)
+        assert cd.status(data, "st", tracker=client).state == "unchanged"
+        (data / "a.txt").write_text("A!")
+        (data / "new.txt").write_text("n")
+        found = cd.status(data, "st", tracker=client)
+        assert (found.state, found.modified, found.added) == ("changed", ["a.txt"], ["new.txt"])
+        with pytest.raises(InvalidInput, match="--name"):
+            cd.status(data, tracker=client)
+    finally:
+        client.close()
