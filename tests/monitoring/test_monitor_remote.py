@@ -286,3 +286,21 @@ def test_run_export_and_performance_read_the_servers_prediction_log(project: Pat
     assert performance.exit_code == 0, performance.output
     windows = json.loads(performance.output)["windows"]
     assert sum(w["rows"] for w in windows) == 200 and windows[0]["metrics"]["mae"] is not None
+
+
+def test_retrain_by_hand_runs_the_hook_here_and_the_failure_alert_is_sent(project: Path, webhook: Any) -> None:
+    """`monitor retrain`: the hook runs in this process (remote: under the server's lease); its
+    failure is recorded, alerted and posted to the webhook (remote: by the server)."""
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    with (project / "conveyor.toml").open("a") as f:
+        f.write(f'\n[monitoring]\nwebhook = "{webhook.url}"\nwebhook_backoff = 0.01\nretrain_backoff = "1h"\n'
+                '\n[monitors.m]\nmodel = "churn"\nretrain = true\n')
+    failed = _invoke("retrain", "m")
+    assert failed.exit_code == 1 and "failed" in failed.output and "no pipeline" in failed.output, failed.output
+    waiting = _invoke("retrain", "m")  # a failure backs off (never a cool-down)
+    assert waiting.exit_code == 0 and "skipped" in waiting.output and "backoff" in waiting.output, waiting.output
+    alerts = json.loads(_invoke("history", "--show", "alerts", "--json").output)
+    assert [a["kind"] for a in alerts] == ["retrain_failed"] and "no pipeline" in alerts[0]["message"]
+    assert [p["kind"] for p in webhook.posts] == ["retrain_failed"]  # delivered before the command returned
+    triggers = json.loads(_invoke("history", "--show", "triggers", "--json").output)
+    assert [(t["reason"], t["status"]) for t in triggers] == [("command", "skipped"), ("command", "failed")]
