@@ -39,12 +39,15 @@ class Counting:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.seen: list[tuple[str, str, int, int]] = []
+        self.before: Any = None  # called with (method, path) as a request arrives
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         sizes = [0, 0]
+        if self.before is not None:
+            self.before(scope["method"], scope["path"])
 
         async def counted_receive() -> Any:
             message = await receive()
@@ -85,8 +88,8 @@ class World:
 
     def remote(self, **server: Any) -> Any:
         client = remote_tracker(self.server.url, self.spool)
-        client.server = ServerSettings(url=self.server.url, retry_seconds=3.0, timeout=30.0,
-                                       **{"multipart_threshold": MiB, "multipart_part_size": PART, **server})
+        client.server = ServerSettings(**{"url": self.server.url, "retry_seconds": 3.0, "timeout": 30.0,
+                                          "multipart_threshold": MiB, "multipart_part_size": PART, **server})
         client.http = Http(client.server)
         self.clients.append(client)
         return client
@@ -265,6 +268,35 @@ def test_an_interrupted_upload_resumes_with_only_the_missing_parts(world: World,
     assert sorted(world.counting.parts_sent()) == [1, 2, 3, 4]
     assert artifact.digest == _digest(source.read_bytes())
     assert world.staged() == [] and list((world.spool / "uploads").iterdir()) == []
+
+
+def test_a_part_cut_off_by_a_network_blink_is_retried(local_world: World, tmp_path: Path) -> None:
+    """A real connection reset in the middle of part 2 (a TCP proxy between client and
+    server goes down for a second): the client sends that part again, the file arrives intact."""
+    from fixtures.proxy import TcpProxy
+
+    world = local_world
+    proxy = TcpProxy(("127.0.0.1", world.server.port))
+    proxy.start()
+    cut: list[Any] = []
+
+    def blink(method: str, path: str) -> None:
+        if method == "PUT" and path.endswith("/parts/2") and not cut:
+            cut.append(proxy.outage(1.0))
+
+    world.counting.before = blink
+    try:
+        client = world.remote(url=f"http://{proxy.address}", retry_seconds=15.0)
+        source = _file(tmp_path, 2 * PART + 10)
+        artifact = client.log_artifact(world.run_id, source)
+        assert artifact.digest == _digest(source.read_bytes())
+        assert cut and world.counting.parts_sent().count(2) >= 2
+        assert sorted(set(world.counting.parts_sent())) == [1, 2, 3]
+        assert world.staged() == []
+    finally:
+        for thread in cut:
+            thread.join()
+        proxy.stop()
 
 
 def test_an_aborted_upload_leaves_no_artifact_and_no_parts(world: World) -> None:
