@@ -184,6 +184,9 @@ def test_a_retried_post_stores_the_evaluation_once(team: Any) -> None:
     listing = httpx.get(f"{server.url}/api/v1/models/clf/evaluations", params={"version": 1}, timeout=30,
                         headers={"authorization": f"Bearer {tokens['ana']}"}).json()["evaluations"]
     assert [e["id"] for e in listing] == ["retry-1"]
+    per_version = httpx.get(f"{server.url}/api/v1/models/clf/versions/1/evaluations", timeout=30,
+                            headers={"authorization": f"Bearer {tokens['ana']}"})
+    assert per_version.status_code == 200, per_version.text  # a NaN metric is no 500
     missing = _post(server, tokens["ana"], GOOD, path="/models/clf/versions/9/evaluations")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "NOT_FOUND"
 
