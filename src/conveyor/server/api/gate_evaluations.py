@@ -60,10 +60,10 @@ class EvaluationIn(_Body):
     gate: str = Field(min_length=1, max_length=256)
     passed: bool | None = Field(None, description="If given, must agree with the checks (passed: none failed).")
     model: str | None = Field(None, max_length=256, description="If given, the model of the path.")
-    version: int | None = Field(None, description="If given, the version of the path.")
+    version: int | None = Field(None, ge=1, le=2**31 - 1, description="If given, the version of the path.")
     champion_version: int | None = Field(None, ge=1, le=2**31 - 1)
     dataset: str = Field("", max_length=4096)
-    n_rows: int = Field(ge=0)
+    n_rows: int = Field(ge=0, le=2**63 - 1)
     metrics: dict[str, Number] = Field(default_factory=dict)
     champion_metrics: dict[str, Number] | None = None
     baseline_metrics: dict[str, Number] | None = None
