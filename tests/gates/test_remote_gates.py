@@ -234,3 +234,15 @@ def test_ci_check_and_promote_through_the_cli(project: Path, frames: Any) -> Non
         from conveyor.registry._remote import RemoteRegistry
 
         assert isinstance(registry, RemoteRegistry)
+
+
+def test_the_body_sent_is_strict_json() -> None:
+    import numpy as np
+
+    from conveyor.gates._remote import plain
+
+    body = plain({"m": {"a": np.float64("nan"), "b": float("inf"), "c": -np.inf, "d": np.int64(3)},
+                  "xs": (np.bool_(True), np.array([1.5, 2.0])), "when": Path("x.csv"), 7: None})
+    assert body == {"m": {"a": "NaN", "b": "Infinity", "c": "-Infinity", "d": 3},
+                    "xs": [True, [1.5, 2.0]], "when": "x.csv", "7": None}
+    assert json.loads(json.dumps(body, allow_nan=False)) == body
