@@ -16,6 +16,7 @@ from conveyor._version import __version__
 from conveyor.server.api import _errors, _system, artifacts, experiments, runs, uploads
 from conveyor.server.api import dataset_blobs, dataset_writes, datasets, lineage, models, monitoring
 from conveyor.server.api import monitoring_reports, monitoring_runs, pipelines
+from conveyor.server.api import gate_evaluations
 
 #: Every router of the API, in the order their paths appear in the OpenAPI document.
 ROUTERS = [
@@ -29,6 +30,7 @@ ROUTERS = [
     dataset_blobs.router,
     pipelines.router,
     models.router,
+    gate_evaluations.router,
     monitoring.router,
     monitoring_runs.router,
     monitoring_reports.router,
