@@ -129,7 +129,7 @@ def main() -> None:
         if args.postgres and subprocess.run([str(mlflow_python), "-c", "import psycopg2"],
                                             capture_output=True).returncode != 0:
             subprocess.run([str(mlflow_python), "-m", "pip", "install", "-q", "psycopg2-binary"], check=True)
-    base = WORK / "server-start"
+    base = WORK / f"server-start-{os.getpid()}"  # two runs at once (a before/after pair) never share folders
     shutil.rmtree(base, ignore_errors=True)
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "MLFLOW_"))}
     stores = ["sqlite"] + (["postgresql"] if args.postgres else [])
@@ -156,6 +156,7 @@ def main() -> None:
             print(f"{side} over {store}: cold {cold['ready']:.2f} s, warm {results[(side, store)]['warm']['ready']:.2f} s",
                   file=sys.stderr)
 
+    shutil.rmtree(base, ignore_errors=True)
     rows = []
     for store in stores:
         c = results[("conveyor", store)]
