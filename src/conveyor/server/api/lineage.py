@@ -30,8 +30,8 @@ def _authorize(request: Request, ref: str) -> None:
     if node.kind in ("run", "artifact"):
         tracker = _deps.tracker(request)
         run_id = node.id.partition("/")[0]
-        with tracker.store.read() as conn:
-            experiment = tracker.store.runs.get(conn, run_id).experiment_id
+        experiment = tracker.store.query(lambda conn: tracker.store.runs.get(conn, run_id),
+                                         what=f"reading run {run_id}").experiment_id
         _deps.authorize(request, "experiment", str(experiment), "read")
         return
     _deps.authorize(request, "server", None, "read")
