@@ -84,8 +84,8 @@ class StoreSettings(_Section):
     retry_seconds: float = Field(
         5.0,
         ge=0,
-        description="How long a metadata write keeps retrying transient failures (connection refused "
-        "or reset, timeouts, serialization failures) with exponential backoff before it gives up.",
+        description="How long a metadata write (or a read on its own connection) keeps retrying transient failures "
+        "(connection refused or reset, timeouts, serialization failures) with exponential backoff before it gives up.",
     )
 
 

@@ -201,15 +201,20 @@ class Registry(AliasMixin):
 
     # -- reading ----------------------------------------------------------------------------------
     def get_model(self, name: str) -> RegisteredModel:
-        with self.store.read() as conn:
+        def read(conn: Connection) -> Any:
             return self._model(conn, self.repo.model_row(conn, name))
+
+        return self.store.query(read, what=f"reading registered model {name!r}")
 
     def list_models(self, *, include_failed: bool = False) -> list[RegisteredModel]:
         """Every registered model; ``latest_version`` counts READY and ARCHIVED versions only,
         and a model with no such version is left out, unless ``include_failed``."""
-        with self.store.read() as conn:
+
+        def read(conn: Connection) -> Any:
             rows = conn.execute(select(registered_models).order_by(registered_models.c.name)).all()
-            found = [self._model(conn, row, include_failed=include_failed) for row in rows]
+            return [self._model(conn, row, include_failed=include_failed) for row in rows]
+
+        found = self.store.query(read, what="listing registered models")
         return [m for m in found if include_failed or m.latest_version]
 
     def _model(self, conn: Connection, row: Row[Any], *, include_failed: bool = True) -> RegisteredModel:
@@ -223,16 +228,19 @@ class Registry(AliasMixin):
         )
 
     def get_version(self, name: str, version: int) -> ModelVersion:
-        with self.store.read() as conn:
+        def read(conn: Connection) -> Any:
             model = self.repo.model_row(conn, name)
             return self._version(conn, name, model.id, int(version))
+
+        return self.store.query(read, what=f"reading {name}/{version}")
 
     def list_versions(
         self, name: str, *, include_archived: bool = True, include_failed: bool = False
     ) -> list[ModelVersion]:
         """The versions of ``name``, oldest first. Versions that failed registration (or
         whose check never finished) are left out unless ``include_failed``."""
-        with self.store.read() as conn:
+
+        def read(conn: Connection) -> Any:
             model = self.repo.model_row(conn, name)
             query = select(model_versions.c.version).where(model_versions.c.model_id == model.id)
             shown = [Status.READY]
@@ -243,6 +251,8 @@ class Registry(AliasMixin):
             query = query.where(model_versions.c.status.in_(shown))
             numbers = conn.execute(query.order_by(model_versions.c.version)).scalars().all()
             return [self._version(conn, name, model.id, n) for n in numbers]
+
+        return self.store.query(read, what=f"listing the versions of {name!r}")
 
     def _version(self, conn: Connection, name: str, model_id: int, version: int) -> ModelVersion:
         row = self.repo.version_row(conn, model_id, name, version)
@@ -260,7 +270,8 @@ class Registry(AliasMixin):
     def get(self, uri: str) -> ModelVersion:
         """The version a ``models:/`` URI names (alias, number or ``latest``)."""
         parsed = parse_model_uri(uri)
-        with self.store.read() as conn:
+
+        def read(conn: Connection) -> Any:
             model = self.repo.model_row(conn, parsed.name)
             if parsed.alias is not None:
                 number = self.repo.alias_holder(conn, model.id, parsed.alias)
@@ -281,6 +292,8 @@ class Registry(AliasMixin):
                 number = parsed.version
             assert number is not None
             return self._version(conn, parsed.name, model.id, int(number))
+
+        return self.store.query(read, what=f"resolving {uri}")
 
     def resolve(self, uri: str) -> ModelRef:
         """``models:/churn@champion`` → ``ModelRef(name, version, alias, digest, run_id)``."""

@@ -27,8 +27,8 @@ Post = Callable[[Access, Tracker, Fields, dict[str, Any]], None]
 
 
 def experiment_of_run(tracker: Tracker, run_id: str) -> int | None:
-    with tracker.store.read() as conn:
-        return conn.execute(select(runs.c.experiment_id).where(runs.c.id == run_id)).scalar()
+    return tracker.store.query(lambda conn: conn.execute(select(runs.c.experiment_id).where(runs.c.id == run_id))
+                               .scalar(), what=f"reading run {run_id}")
 
 
 def _on_experiment(level: str, *, default: str | None = None) -> Pre:

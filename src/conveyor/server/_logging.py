@@ -137,9 +137,11 @@ def get_history(tracker: Tracker, fields: Fields) -> dict[str, Any]:
     if max_results < 1:
         raise invalid(f"Invalid value {max_results} for parameter 'max_results': at least 1.")
     offset = page_token(text(fields, "page_token"))
-    with tracker.store.read() as conn:
+    def read(conn: Any) -> list[Any]:
         tracker.store.runs.require(conn, run_id)
-        history = tracker.store.metrics.history(conn, run_id, key)
+        return tracker.store.metrics.history(conn, run_id, key)
+
+    history = tracker.store.query(read, what=f"reading metric {key!r} of run {run_id}")  # retried through a blink
     chosen, token = page(history, offset, max_results)
     out: dict[str, Any] = {"metrics": [{"key": m.key, "value": _convert.metric_value(m.value),
                                         "timestamp": m.timestamp, "step": m.step} for m in chosen]}

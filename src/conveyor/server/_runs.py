@@ -24,9 +24,11 @@ MAX_RESULTS = 50000
 
 
 def get_run(tracker: Tracker, run_id: str) -> Run:
-    with tracker.store.read() as conn:
+    def body(conn: Any) -> Run:
         metrics = tracker.store.metrics.latest_of(conn, [run_id]).get(run_id, {})
         return tracker.store.runs.get(conn, run_id, metrics=metrics)
+
+    return tracker.store.query(body, what=f"reading run {run_id}")
 
 
 def _latest(tracker: Tracker, run_ids: list[str]) -> dict[str, dict[str, tuple[int, int]]]:
@@ -34,9 +36,10 @@ def _latest(tracker: Tracker, run_ids: list[str]) -> dict[str, dict[str, tuple[i
     if not run_ids:
         return out
     query = select(latest_metrics.c.run_id, latest_metrics.c.key, latest_metrics.c.step, latest_metrics.c.timestamp)
-    with tracker.store.read() as conn:
-        for row in conn.execute(query.where(latest_metrics.c.run_id.in_(run_ids))):
-            out.setdefault(row.run_id, {})[row.key] = (row.step, row.timestamp)
+    rows = tracker.store.query(lambda conn: conn.execute(query.where(latest_metrics.c.run_id.in_(run_ids))).all(),
+                               what="reading latest metrics")
+    for row in rows:
+        out.setdefault(row.run_id, {})[row.key] = (row.step, row.timestamp)
     return out
 
 
@@ -133,10 +136,10 @@ def search(tracker: Tracker, fields: Fields) -> dict[str, Any]:
     offset = page_token(text(fields, "page_token"))
     order_by = [o.replace("attributes.", "", 1) if o.startswith("attributes.") else o
                 for o in strings(fields, "order_by")]
-    with tracker.store.read() as conn:
-        found = search_runs(conn, experiment_ids=ids or None, filter=text(fields, "filter") or "",
-                            order_by=order_by, max_results=max_results + 1, offset=offset,
-                            include_deleted=view not in ("ACTIVE_ONLY", "1"))
+    found = tracker.store.query(  # a read: retried through a database blink
+        lambda conn: search_runs(conn, experiment_ids=ids or None, filter=text(fields, "filter") or "",
+                                 order_by=order_by, max_results=max_results + 1, offset=offset,
+                                 include_deleted=view not in ("ACTIVE_ONLY", "1")), what="searching runs")
     if view in ("DELETED_ONLY", "2"):
         found = [r for r in found if r.deleted]
     more = len(found) > max_results

@@ -155,12 +155,11 @@ class Tracker:
         return self.get_experiment(created)
 
     def get_experiment(self, name_or_id: str | int) -> Experiment:
-        with self.store.read() as conn:
-            return self.store.experiments.get(conn, name_or_id)
+        return self.store.query(lambda conn: self.store.experiments.get(conn, name_or_id), what="reading an experiment")
 
     def list_experiments(self, *, include_archived: bool = False) -> list[Experiment]:
-        with self.store.read() as conn:
-            return self.store.experiments.list(conn, include_archived=include_archived)
+        return self.store.query(lambda conn: self.store.experiments.list(conn, include_archived=include_archived),
+                                what="listing experiments")
 
     def _experiment_id(self, name: str) -> int:
         cached = self._experiment_ids.get(name)
@@ -263,9 +262,12 @@ class Tracker:
 
     def get_run(self, run_id: str) -> Run:
         self._buffer.flush()
-        with self.store.read() as conn:
+
+        def body(conn: Any) -> Run:
             metrics = self.store.metrics.latest_of(conn, [run_id]).get(run_id, {})
             return self.store.runs.get(conn, run_id, metrics=metrics)
+
+        return self.store.query(body, what=f"reading run {run_id}")
 
     def delete_runs(self, run_ids: Sequence[str]) -> None:
         """Mark runs deleted (``restore_runs`` undoes it; ``gc`` purges them for good)."""
@@ -279,8 +281,7 @@ class Tracker:
             return
         if not isinstance(run_id, str):
             raise InvalidInput(f"run id {run_id!r} is not a string", field="run_id", value=run_id)
-        with self.store.read() as conn:
-            row = self.store.runs.require(conn, run_id)
+        row = self.store.query(lambda conn: self.store.runs.require(conn, run_id), what=f"reading run {run_id}")
         if row.deleted_at is not None:
             raise Conflict(f"run {run_id} is deleted; restore it before logging to it")
         self._known_runs.add(run_id)
@@ -334,9 +335,12 @@ class Tracker:
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         self._buffer.flush()
-        with self.store.read() as conn:
+
+        def body(conn: Any) -> list[Metric]:
             self.store.runs.require(conn, run_id)
             return self.store.metrics.history(conn, run_id, key)
+
+        return self.store.query(body, what=f"reading metric {key!r} of run {run_id}")
 
     def metric_series(
         self, run_id: str, key: str, *, x: str = "step", buckets: int = 1000,
@@ -367,7 +371,8 @@ class Tracker:
         self._buffer.flush()
         column = metrics.c.step if x == "step" else metrics.c.timestamp
         mine = and_(metrics.c.run_id == run_id, metrics.c.key == key)
-        with self.store.read() as conn:
+
+        def body(conn: Any) -> Any:
             self.store.runs.require(conn, run_id)
             total, first, last = conn.execute(select(func.count(), func.min(column), func.max(column)).where(mine)).one()
             if not total:
@@ -404,7 +409,12 @@ class Tracker:
                        func.max(metrics.c.value))
                 .where(where).group_by(bucket).order_by(bucket)
             )
-            rows = conn.execute(query).all()
+            return conn.execute(query).all(), count, total
+
+        found = self.store.query(body, what=f"reading metric {key!r} of run {run_id}")
+        if isinstance(found, Series):
+            return found
+        rows, count, total = found
         nan = math.nan
         return Series(
             [float(r[1]) for r in rows],
@@ -483,9 +493,12 @@ class Tracker:
         return artifact
 
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[Artifact]:
-        with self.store.read() as conn:
+
+        def body(conn: Any) -> list[Artifact]:
             self.store.runs.require(conn, run_id)
             return self.store.artifacts.list(conn, run_id, prefix)
+
+        return self.store.query(body, what=f"listing the artifacts of run {run_id}")
 
     def artifact_files(self, run_id: str) -> list[tuple[str, int, str]]:
         """Every file of the run's artifacts as (path, size, digest), folders expanded."""
@@ -504,12 +517,17 @@ class Tracker:
         """A logged artifact, or a file inside a logged folder (``model/conveyor-model.json``,
         as ``conveyor artifacts list`` shows it)."""
         checked = artifact_path(path)
-        with self.store.read() as conn:
+
+        def body(conn: Any) -> Artifact | tuple[list[Artifact], NotFound]:
             try:
                 return self.store.artifacts.get(conn, run_id, checked)
             except NotFound as missing:
-                folders = [a for a in self.store.artifacts.list(conn, run_id) if a.is_dir]
-                not_found = missing
+                return [a for a in self.store.artifacts.list(conn, run_id) if a.is_dir], missing
+
+        found = self.store.query(body, what=f"reading artifact {checked!r} of run {run_id}")
+        if isinstance(found, Artifact):
+            return found
+        folders, not_found = found
         from conveyor.blobs import Digest
 
         for folder in sorted(folders, key=lambda a: len(a.path), reverse=True):
@@ -594,12 +612,13 @@ class Tracker:
         self._buffer.flush()
         if isinstance(order_by, str):
             order_by = [order_by]
-        with self.store.read() as conn:
+
+        def body(conn: Any) -> list[Run]:
             ids: list[int] | None = None
             if experiments is not None:
                 names = [experiments] if isinstance(experiments, str) else list(experiments)
                 ids = [self.store.experiments.get(conn, n).id for n in names]
-            runs = search_runs(
+            return search_runs(
                 conn,
                 experiment_ids=ids,
                 filter=filter,
@@ -608,6 +627,8 @@ class Tracker:
                 include_deleted=include_deleted,
                 timeout=self.settings.search_timeout,
             )
+
+        runs = self.store.query(body, what="searching runs")  # a read: retried through a blink
         if output == "runs":
             return runs
         if output != "frame":

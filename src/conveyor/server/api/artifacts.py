@@ -71,9 +71,8 @@ async def _spool(request: Request, spool: IO[bytes]) -> int:
 def _writable(request: Request, run_id: str) -> None:
     authorize_run(request, run_id, "edit")
     store = _deps.tracker(request).store
-    with store.read() as conn:
-        if store.runs.require(conn, run_id).deleted_at is not None:
-            raise Conflict(f"run {run_id} is deleted; restore it before logging to it")
+    if store.query(lambda conn: store.runs.require(conn, run_id), what=f"reading run {run_id}").deleted_at is not None:
+        raise Conflict(f"run {run_id} is deleted; restore it before logging to it")
 
 
 def _store_file(request: Request, run_id: str, path: str, spool: IO[bytes], media: str | None) -> Artifact:

@@ -35,11 +35,13 @@ def _authorize(request: Request, ref: str, level: _deps.Level = "read") -> None:
     if node.kind in ("run", "artifact"):
         tracker = _deps.tracker(request)
         run_id = node.id.partition("/")[0]
-        with tracker.store.read() as conn:
+        def get(conn: Any) -> Any:
             try:
-                found = tracker.store.runs.get(conn, run_id)
+                return tracker.store.runs.get(conn, run_id)
             except NotFound:  # a run id no run has (yet): only the server's own rights cover it
-                found = None
+                return None
+
+        found = tracker.store.query(get, what=f"reading run {run_id}")
         if found is None:
             _deps.authorize(request, "server", None, level)
             return

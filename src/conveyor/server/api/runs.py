@@ -52,8 +52,8 @@ def experiment_of(request: Request, run_id: str) -> int:
     from conveyor.store._runs import runs
 
     store = _deps.tracker(request).store
-    with store.read() as conn:
-        found = conn.execute(select(runs.c.experiment_id).where(runs.c.id == run_id)).first()
+    found = store.query(lambda conn: conn.execute(select(runs.c.experiment_id).where(runs.c.id == run_id)).first(),
+                        what=f"reading run {run_id}")
     if found is None:
         raise NotFound("run", run_id, hint="`conveyor runs list` shows the known runs")
     return int(found.experiment_id)
@@ -120,9 +120,8 @@ def _existing_experiment(store: Any, name: str) -> int | None:
     path creates it or says why not)."""
     from conveyor.store._experiments import experiments
 
-    with store.read() as conn:
-        row = conn.execute(select(experiments.c.id, experiments.c.archived)
-                           .where(experiments.c.name == name)).first()
+    row = store.query(lambda conn: conn.execute(select(experiments.c.id, experiments.c.archived)
+                                                .where(experiments.c.name == name)).first(), what="reading an experiment")
     return None if row is None or row.archived else int(row.id)
 
 
@@ -131,7 +130,8 @@ def search(request: Request, body: RunSearch) -> Response:
     tracker = _deps.tracker(request)
     store = tracker.store
     offset = _offset(body.page_token)
-    with store.read() as conn:
+
+    def read(conn: Any) -> list[Any]:  # reads only (the role checks read too): retried through a blink
         ids: list[int] | None = None
         if body.experiments is not None:
             ids = [store.experiments.get(conn, n).id for n in body.experiments]
@@ -140,9 +140,11 @@ def search(request: Request, body: RunSearch) -> Response:
         if ids is None and _deps.user(request) is not None:  # every experiment the caller may read
             every = [e.id for e in store.experiments.list(conn, include_archived=True)]
             ids = sorted(int(i) for i in _deps.readable(request, "experiment", every))
-        found = search_runs(conn, experiment_ids=ids, filter=body.filter, order_by=body.order_by,
-                            max_results=body.max_results + 1, offset=offset, include_deleted=body.include_deleted,
-                            timeout=tracker.settings.search_timeout)
+        return search_runs(conn, experiment_ids=ids, filter=body.filter, order_by=body.order_by,
+                           max_results=body.max_results + 1, offset=offset, include_deleted=body.include_deleted,
+                           timeout=tracker.settings.search_timeout)
+
+    found = store.query(read, what="searching runs")
     more = len(found) > body.max_results
     token = _token(offset + body.max_results) if more else None
     return json_response(RunPage(runs=[RunOut.of(r) for r in found[: body.max_results]], next_page_token=token))
