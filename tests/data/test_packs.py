@@ -118,7 +118,7 @@ def test_gc_keeps_live_packs_and_doctor_finds_bad_ones(s3_tracker: Any, tmp_path
     assert doctor(s3_tracker.store, blobs, quick=True).missing == [str(pack)]
 
 
-def test_local_store_keeps_loose_objects(dt: Any, tmp_path: Path) -> None:
+def test_local_store_keeps_loose_objects(dt: Any, embedded_only: None, tmp_path: Path) -> None:
     root = _tree(tmp_path / "many", 40)
     v1 = cd.add(root, name="many", tracker=dt)
     manifest = _manifest(dt, v1)
@@ -138,3 +138,28 @@ def test_packed_data_set_as_pipeline_input_keeps_its_packs(s3_tracker: Any, tmp_
     _, output = resolve(s3_tracker, "many@1")
     out = s3_tracker.blobs.get_tree(Digest.parse(output["digest"]), tmp_path / "step")
     assert _files(out / "content") == _files(root)
+
+
+def test_remote_mode_packs_small_files_through_the_server(dt: Any, mode: str, tmp_path: Path) -> None:
+    """Through the server (remote mode) small files travel in packs too: a few uploads instead
+    of one per file; a pack is served only as part of a version naming it, and a get unpacks
+    and verifies every file; one changed file uploads one object and a manifest."""
+    if mode != "remote":
+        pytest.skip("the server's HTTP backend: remote mode only")
+    from conveyor.data._context import blobs_for
+
+    server_blobs = dt.server_tracker.blobs
+    root = _tree(tmp_path / "many", 60)
+    v1 = cd.add(root, name="many", tracker=dt)
+    manifest = blobs_for(dt, "many", 1).read_manifest(Digest.parse(v1.digest))
+    packs = {e.pack for e in manifest.entries if e.pack is not None}
+    assert packs and all(e.pack is not None for e in manifest.entries)
+    stored = set(server_blobs.iter_digests())
+    assert stored == {Digest.parse(v1.digest), *packs}  # 60 files: a manifest and its pack(s)
+    assert _files(cd.get("many@1", tmp_path / "out", tracker=dt)) == _files(root)
+
+    (root / "d0" / "f0000.bin").write_bytes(b"changed")
+    v2 = cd.add(root, name="many", tracker=dt)
+    assert v2.version == 2
+    assert len(set(server_blobs.iter_digests()) - stored) == 2  # the changed file and the manifest
+    assert _files(cd.get("many@2", tmp_path / "out2", tracker=dt)) == _files(root)
