@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from conveyor._version import __version__
 from conveyor.server.api import _errors, _system, artifacts, experiments, runs, uploads
 from conveyor.server.api import dataset_blobs, dataset_writes, datasets, lineage, models, monitoring
-from conveyor.server.api import monitoring_reports, monitoring_runs, pipelines
+from conveyor.server.api import monitoring_reports, monitoring_runs, pipeline_blobs, pipeline_writes, pipelines
 
 #: Every router of the API, in the order their paths appear in the OpenAPI document.
 ROUTERS = [
@@ -28,6 +28,8 @@ ROUTERS = [
     dataset_writes.router,
     dataset_blobs.router,
     pipelines.router,
+    pipeline_writes.router,
+    pipeline_blobs.router,
     models.router,
     monitoring.router,
     monitoring_runs.router,
