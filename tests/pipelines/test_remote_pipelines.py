@@ -186,7 +186,7 @@ def test_a_user_without_edit_gets_403(pipes: Any, tmp_path: Path, monkeypatch: p
     from conveyor.tracking._remote import AccessDenied
 
     monkeypatch.chdir(tmp_path)
-    store = Store.open(f"sqlite:///{tmp_path / 'server.db'}")
+    store = Store.open(f"sqlite:///{tmp_path / 'server.db'}", create=True)
     blobs = BlobStore.open(tmp_path / "artifacts")
     blobs.init()
     behind = Tracker(store, blobs, TrackingSettings(flush_interval=0.05))
@@ -204,7 +204,8 @@ def test_a_user_without_edit_gets_403(pipes: Any, tmp_path: Path, monkeypatch: p
         module = pipes(MODELS)
         done = cp.run(module.regression, tracker=clients["ana"])
         assert done.ok, {n: s.error for n, s in done.steps.items()}
-        users.grant("bob", "experiment", "regression", "read", by="ana")
+        experiment = clients["ana"].get_run(done.run_id).experiment_id
+        users.grant("bob", "experiment", str(experiment), "read", by="ana")
         assert clients["bob"].get_run(done.run_id).status.value == "FINISHED"  # bob reads
         headers = {"authorization": f"Bearer {tokens['bob']}"}
         step = done.steps["points"]
