@@ -461,6 +461,11 @@ def run(
     finished execution with intact outputs are not run again. Returns how each step ended;
     a failed step does not raise (``result.ok`` is False, ``result.steps[name].error`` says why).
 
+    In remote mode (``[server] url``, or a ``RemoteTracker``) the steps run here with the
+    ``local`` executor and every record and output goes through the server's
+    ``/api/v1/pipelines`` routes; the client opens no store (``ray`` and data set inputs are
+    refused there, naming what to do).
+
     Example::
 
         result = conveyor.pipelines.run(train, params={"C": 0.5}, executor="local")

@@ -197,9 +197,16 @@ def _tracking(record: dict[str, Any] | None) -> dict[str, Any] | None:
 def create_pipeline_run(request: Request, body: PipelineRunCreate, idempotency_key: str | None = Key) -> Response:
     from conveyor.pipelines._record import repo
 
+    from conveyor.store._pipelines import pipeline_runs
+
     _pipeline_run(request, body.run_id)
-    _once(request, idempotency_key, "recording the pipeline run",
-          lambda conn: repo.create_run(conn, body.run_id, body.pipeline, body.executor, body.dag))
+
+    def write(conn: Any) -> None:
+        if conn.execute(select(pipeline_runs.c.run_id).where(pipeline_runs.c.run_id == body.run_id)).first():
+            raise Conflict(f"run {body.run_id} is already a pipeline run")
+        repo.create_run(conn, body.run_id, body.pipeline, body.executor, body.dag)
+
+    _once(request, idempotency_key, "recording the pipeline run", write)
     return json_response(StepRunOut(run_id=body.run_id), 201)
 
 
