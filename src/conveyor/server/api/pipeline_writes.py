@@ -47,7 +47,7 @@ _NAME = r"^[A-Za-z0-9_.\-]{1,256}$"
 class Output(_Body):
     digest: str = Field(min_length=7, max_length=80, description="Manifest digest of the stored output folder.")
     materializer: str = Field(min_length=1, max_length=128)
-    type_name: str = Field(max_length=512)
+    type_name: str = Field(max_length=256)
 
 
 class PipelineRunCreate(_Body):
@@ -59,7 +59,7 @@ class PipelineRunCreate(_Body):
 
 class Lookup(_Body):
     step: str = Field(pattern=_NAME)
-    cache_key: str = Field(min_length=1, max_length=128)
+    cache_key: str = Field(min_length=1, max_length=80)
     outputs: list[str] = Field(max_length=256, description="The step's declared output names.")
 
 
@@ -71,7 +71,7 @@ class LookupOut(_Out):
 
 class StepOpen(_Body):
     step: str = Field(pattern=_NAME)
-    cache_key: str = Field(min_length=1, max_length=128)
+    cache_key: str = Field(min_length=1, max_length=80)
     cache: Literal["miss", "disabled", "refused", "hit"]
     params: dict[str, Any] = Field(default_factory=dict)
     data_inputs: list[str] = Field(default_factory=list, max_length=1000)
@@ -148,6 +148,17 @@ def _digest(text: str, field: str) -> str:
                          field=field) from None
 
 
+def _metrics(values: dict[str, float], field: str) -> dict[str, float]:
+    from conveyor.store import validate_key
+
+    for key in values:
+        try:
+            validate_key("metric", key)
+        except InvalidInput:
+            raise ApiV1Error("INVALID", f"{key[:100]!r} is not a valid metric name", field=field) from None
+    return values
+
+
 def _refs(refs: list[str], field: str) -> list[str]:
     for ref in refs:
         if not (ref.startswith("runs:/") or ref.startswith("data:/")) or len(ref) > 2048:
@@ -160,6 +171,9 @@ def _stored(request: Request, outputs: dict[str, Output], logs: str | None) -> d
     from conveyor.blobs import Digest
 
     blobs = _deps.tracker(request).blobs
+    for name in outputs:
+        if not 0 < len(name) <= 128:
+            raise ApiV1Error("INVALID", f"output name {name[:100]!r} must be 1 to 128 characters", field="outputs")
     found = {n: {"digest": _digest(o.digest, f"outputs.{n}.digest"), "materializer": o.materializer,
                  "type_name": o.type_name} for n, o in outputs.items()}
     wanted = {f"outputs.{n}.digest": o["digest"] for n, o in found.items()}
@@ -245,6 +259,7 @@ def open_step(request: Request, body: StepOpen, run_id: str = RunId, idempotency
             raise ApiV1Error("INVALID", f"tag {key!r} cannot be set here", field="tags")
     if (body.cache == "hit") != (body.cached_from is not None):
         raise ApiV1Error("INVALID", "cached_from goes with cache=hit, and only with it", field="cached_from")
+    metrics = _metrics(body.metrics, "metrics")
     outputs: dict[str, dict[str, str]] = {}
     if body.cached_from is not None:
         with tracker.store.read() as conn:
@@ -261,7 +276,7 @@ def open_step(request: Request, body: StepOpen, run_id: str = RunId, idempotency
             return _record.record_hit(
                 tracker, conn, experiment_id=parent.experiment_id, parent_id=run_id, node=body.step,
                 key=body.cache_key, params=body.params, context=context, data_inputs=data_inputs,
-                source_run=body.cached_from, outputs=outputs, metrics=body.metrics, upstream=upstream)
+                source_run=body.cached_from, outputs=outputs, metrics=metrics, upstream=upstream)
         step_run = _record.open_step(tracker, parent.experiment_id, run_id, body.step, body.cache_key, body.params,
                                      body.cache, conn=conn, context=context, data_inputs=data_inputs)
         if body.tags:
@@ -283,6 +298,7 @@ def close_step(request: Request, body: StepClose, run_id: str = RunId, step_run:
     tracker = _deps.tracker(request)
     outputs = _stored(request, body.outputs, body.logs)
     tracking = _tracking(body.tracking)
+    metrics = _metrics(body.metrics, "metrics")
     upstream = _refs(body.upstream, "upstream")
 
     def write(conn: Any) -> str:
@@ -293,7 +309,7 @@ def close_step(request: Request, body: StepClose, run_id: str = RunId, step_run:
         if row.status != "RUNNING":
             raise Conflict(f"step run {step_run} has already ended ({row.status})")
         _record.record_end(tracker, conn, step_run, status=body.status, outputs=outputs, logs=body.logs,
-                           metrics=body.metrics, error=body.error, tracking=tracking,
+                           metrics=metrics, error=body.error, tracking=tracking,
                            bookkeeping=body.bookkeeping, upstream=upstream)
         return step_run
 
@@ -314,10 +330,11 @@ def contract(request: Request, body: Contract, run_id: str = RunId, idempotency_
     if body.uri is not None and not body.uri.startswith(f"runs:/{body.candidate_run}/"):
         raise ApiV1Error("INVALID", "the candidate must be a model package in the candidate step's run", field="uri")
     pipeline = parent.tags.get("conveyor.pipeline", parent.name)
+    evaluation = _metrics(body.evaluation, "evaluation")
     stamp = now_ms()
     _once(request, idempotency_key, "recording the pipeline's candidate", lambda conn: _record.record_contract(
         _deps.tracker(request).store, conn, run_id, pipeline, uri=body.uri, eval_run=body.evaluation_run,
-        cand_run=body.candidate_run, evaluation=body.evaluation, stamp=stamp))
+        cand_run=body.candidate_run, evaluation=evaluation, stamp=stamp))
     return json_response(StepRunOut(run_id=run_id))
 
 
