@@ -65,6 +65,20 @@ def explode(table: pd.DataFrame) -> int:
 def after(x: int) -> int:
     return x
 
+@step
+def fit_frame(table: pd.DataFrame) -> object:
+    from sklearn.tree import DecisionTreeClassifier
+    return DecisionTreeClassifier(random_state=0).fit(table[["a", "b"]], table["label"])
+
+@step(metrics=True)
+def score(model: object, table: pd.DataFrame) -> dict:
+    return {"accuracy": float(model.score(table[["a", "b"]], table["label"]))}
+
+@pipeline(candidate="fit_frame", evaluation="score")
+def from_dataset(ref: str = "labelled@1"):
+    table = cp.dataset(ref)
+    score(model=fit_frame(table=table), table=table)
+
 @pipeline
 def failing():
     after(x=explode(table=points(k=1)))
@@ -131,6 +145,29 @@ def test_regressor_outputs_flow_downstream_and_logs_are_kept(pipes: Any, tracker
     assert "fitting ridge 0.001" in log
     other = cp.run(module.regression, params={"k": 5}, tracker=tracker)
     assert other.cached == [] and other.load("predict", tracker=tracker)[0] == pytest.approx(501.0, rel=1e-3)
+
+
+def test_a_data_set_version_as_input(pipes: Any, tracker: Any, tmp_path: Path) -> None:
+    import conveyor.data as cd
+    import conveyor.pipelines as cp
+
+    csv = tmp_path / "labelled.csv"
+    rows = ["a,b,label"] + [f"{i},{(i * 7) % 5},{int(i % 3 == 0)}" for i in range(60)]
+    csv.write_text("\n".join(rows) + "\n")
+    assert cd.add(csv, name="labelled", tracker=tracker).ref == "data:/labelled@1"
+    module = pipes(MODELS)
+    result = cp.run(module.from_dataset, tracker=tracker)
+    assert result.ok, {n: s.error for n, s in result.steps.items()}
+    assert result.evaluation["accuracy"] == pytest.approx(1.0)
+    assert result.steps["labelled"].kind == "dataset"
+    fit_run = tracker.get_run(result.steps["fit_frame"].run_id)
+    assert fit_run.tags["conveyor.data.inputs"] == "data:/labelled@1"
+    again = cp.run(module.from_dataset, tracker=tracker)
+    assert sorted(again.cached) == ["fit_frame", "score"]
+    csv.write_text("\n".join(rows[:40]) + "\n")
+    cd.add(csv, name="labelled", tracker=tracker)
+    newer = cp.run(module.from_dataset, params={"ref": "labelled@2"}, tracker=tracker)
+    assert newer.ok and newer.cached == []
 
 
 def test_a_failing_step_reports_its_traceback(pipes: Any, tracker: Any) -> None:

@@ -120,17 +120,6 @@ def refuse_ray(executor: str) -> None:
     )
 
 
-def refuse_datasets(refs: list[str]) -> None:
-    from conveyor.errors import InvalidInput
-
-    raise InvalidInput(
-        f"data set inputs ({', '.join(refs)}) are not yet supported by pipelines in remote mode (server.url is set)",
-        field="dataset", value=refs[0],
-        hint="load the data inside a step with conveyor.data.load(ref), or run where the stores are "
-             "reachable (unset [server] url)",
-    )
-
-
 class Coordinator:
     """The coordinator's writes as ``/api/v1/pipelines`` requests (see the module docstring)."""
 
@@ -157,8 +146,13 @@ class Coordinator:
     def close_step(self, run_id: str, step_run: str, body: Mapping[str, Any]) -> None:
         self._write("PATCH", f"/{run_id}/steps/{step_run}", body)
 
+    def dataset_input(self, ref: str) -> tuple[str, dict[str, str]]:
+        """``(data:/name@N, output)`` pinned on the server (the output's objects are there)."""
+        found = self.http.json("POST", "/pipelines/dataset-inputs", json={"ref": ref})
+        return str(found["ref"]), dict(found["output"])
+
     def contract(self, run_id: str, body: Mapping[str, Any]) -> None:
         self._write("POST", f"/{run_id}/contract", body)
 
 
-__all__ = ["Coordinator", "RunBlobs", "blobs_of", "is_remote", "refuse_datasets", "refuse_ray", "run_blobs"]
+__all__ = ["Coordinator", "RunBlobs", "blobs_of", "is_remote", "refuse_ray", "run_blobs"]

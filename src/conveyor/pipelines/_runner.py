@@ -463,8 +463,8 @@ def run(
 
     In remote mode (``[server] url``, or a ``RemoteTracker``) the steps run here with the
     ``local`` executor and every record and output goes through the server's
-    ``/api/v1/pipelines`` routes; the client opens no store (``ray`` and data set inputs are
-    refused there, naming what to do).
+    ``/api/v1/pipelines`` routes; the client opens no store (``ray`` is refused there, naming
+    what to do).
 
     Example::
 
@@ -491,12 +491,10 @@ def run(
     if remote:
         if (executor if isinstance(executor, str) else getattr(executor, "name", "")) == "ray":
             _remote.refuse_ray("ray")
-        refs = [n.params["ref"] for n in graph.nodes.values() if n.step is _datasets.DATASET_STEP]
-        if refs:
-            _remote.refuse_datasets(refs)
     # Data set references are pinned (and a missing one reported) before anything starts.
+    pin = _remote.Coordinator(tracker).dataset_input if remote else (lambda ref: _datasets.resolve(tracker, ref))
     datasets = {
-        node.id: _datasets.resolve(tracker, node.params["ref"])
+        node.id: pin(node.params["ref"])
         for node in graph.nodes.values() if node.step is _datasets.DATASET_STEP
     }
     if s3_endpoint_url is None:  # the endpoint the tracker's artifact store was opened with

@@ -29,6 +29,7 @@ ROUTERS = [
     dataset_blobs.router,
     pipelines.router,
     pipeline_writes.router,
+    pipeline_writes.inputs_router,
     pipeline_blobs.router,
     models.router,
     monitoring.router,

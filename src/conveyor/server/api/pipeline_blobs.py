@@ -6,7 +6,8 @@ pipeline runner and its local workers (``conveyor.pipelines._remote.RunBlobs`` i
   temporary file (bounded size) while hashed; bytes that do not hash to ``digest`` are refused.
 - ``GET``/``HEAD …/blobs/{digest}``: one object, when it belongs to the pipeline run: an
   output, a log or an artifact recorded on one of its step runs, or a file such a folder
-  lists. Anything else is a 404, whether it is stored or not.
+  lists, or an object of a data set version its steps read (``read`` on that data set too).
+  Anything else is a 404, whether it is stored or not.
 
 Permission: ``edit`` on the pipeline run's experiment to upload, ``read`` to download.
 """
@@ -81,8 +82,31 @@ def _belongs(request: Request, run_id: str, digest: Digest) -> None:
                 return
         except (OSError, ValueError, KeyError):
             continue
+    if _dataset_object(request, steps, text):
+        return
     raise NotFound("object", f"{text} of pipeline run {run_id}",
                    hint="download only outputs, logs and artifacts of the pipeline run's steps")
+
+
+def _dataset_object(request: Request, steps: list[str], text: str) -> bool:
+    """Whether ``text`` is an object of a data set input the run's steps read (``read`` on
+    that data set asked too): its input manifest, or what that lists."""
+    from conveyor.data import parse_dataset_ref
+    from conveyor.pipelines._datasets import resolve
+    from conveyor.pipelines._record import DATA_INPUTS_TAG
+
+    tracker = _deps.tracker(request)
+    with tracker.store.read() as conn:
+        tags = tracker.store.runs.tags_of(conn, steps) if steps else {}
+    refs = sorted({r for t in tags.values() for r in t.get(DATA_INPUTS_TAG, "").split(",") if r})
+    for ref in refs:
+        name = parse_dataset_ref(ref).name
+        if not _deps.readable(request, "data", [name]):
+            continue
+        manifest = resolve(tracker, ref)[1]["digest"]  # content-addressed: the same manifest again
+        if text == manifest or text in _members(tracker.blobs, manifest):
+            return True
+    return False
 
 
 def _found(request: Request, run_id: str, digest: str) -> tuple[Any, Digest, dict[str, str]]:

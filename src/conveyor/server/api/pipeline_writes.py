@@ -36,6 +36,8 @@ from conveyor.server.api._models import IDEMPOTENCY_KEY, RUN_ID, _Body, _Out, js
 from conveyor.server.api.runs import authorize_run
 
 router = APIRouter(prefix="/pipelines/runs", tags=["pipelines"])
+#: ``POST /pipelines/dataset-inputs``: pin a data set version as a pipeline input
+inputs_router = APIRouter(prefix="/pipelines", tags=["pipelines"])
 
 RunId = Path(..., description="The pipeline run's id.", pattern=RUN_ID, max_length=32)
 StepRunId = Path(..., description="The step's own run id.", pattern=RUN_ID, max_length=32)
@@ -97,6 +99,15 @@ class Contract(_Body):
     evaluation_run: str | None = Field(None, pattern=RUN_ID)
     candidate_run: str | None = Field(None, pattern=RUN_ID)
     evaluation: dict[str, float] = Field(default_factory=dict)
+
+
+class DatasetInput(_Body):
+    ref: str = Field(min_length=1, max_length=300, description="name, name@N or data:/name@N.")
+
+
+class DatasetInputOut(_Out):
+    ref: str = Field(description="The pinned version, data:/name@N.")
+    output: dict[str, str] = Field(description="A stored output over its content (digest, materializer, type_name).")
 
 
 class StepRunOut(_Out):
@@ -338,8 +349,23 @@ def contract(request: Request, body: Contract, run_id: str = RunId, idempotency_
     return json_response(StepRunOut(run_id=run_id))
 
 
+@inputs_router.post("/dataset-inputs", response_model=DatasetInputOut, dependencies=[Depends(no_nul)],
+                    summary="Pin a data set version as a pipeline input (a manifest over its content)")
+def dataset_input(request: Request, body: DatasetInput) -> Response:
+    from conveyor.data import parse_dataset_ref
+    from conveyor.pipelines._datasets import resolve
+
+    try:
+        parsed = parse_dataset_ref(body.ref)
+    except InvalidInput:
+        raise ApiV1Error("INVALID", f"{body.ref[:100]!r} is not a data set reference (name@N)", field="ref") from None
+    _deps.authorize(request, "data", parsed.name, "read")
+    ref, output = resolve(_deps.tracker(request), str(parsed))
+    return json_response(DatasetInputOut(ref=ref, output=output))
+
+
 def tracker_parent(request: Request, run_id: str) -> str | None:
     return _deps.tracker(request).get_run(run_id).parent_id
 
 
-__all__ = ["router"]
+__all__ = ["inputs_router", "router"]
