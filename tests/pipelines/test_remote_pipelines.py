@@ -266,6 +266,29 @@ def test_a_user_without_edit_gets_403(pipes: Any, tmp_path: Path, monkeypatch: p
         other = blobs.put_bytes(b"not part of the run")
         refused = httpx.get(f"{server.url}/api/v1/pipelines/runs/{done.run_id}/blobs/{other.digest}", headers=headers)
         assert refused.status_code == 404
+        # a retried write with the same Idempotency-Key takes effect once
+        ana_headers = {"authorization": f"Bearer {tokens['ana']}"}
+        opened = [httpx.post(f"{server.url}/api/v1/pipelines/runs/{done.run_id}/steps",
+                             json={"step": "extra", "cache_key": "blake3:retry", "cache": "miss", "params": {"a": 1}},
+                             headers={**ana_headers, "Idempotency-Key": "open-once"}) for _ in range(2)]
+        assert [o.status_code for o in opened] == [201, 201]
+        assert opened[0].json()["run_id"] == opened[1].json()["run_id"]
+        children = [r for r in clients["ana"].search_runs("regression", output="runs") if r.parent_id == done.run_id]
+        assert sum(r.name == "extra" for r in children) == 1
+        extra = opened[0].json()["run_id"]
+        ended = [httpx.patch(f"{server.url}/api/v1/pipelines/runs/{done.run_id}/steps/{extra}",
+                             json={"status": "FAILED", "error": "stopped"},
+                             headers={**ana_headers, "Idempotency-Key": "end-once"}) for _ in range(2)]
+        assert [e.status_code for e in ended] == [200, 200]
+        again = httpx.patch(f"{server.url}/api/v1/pipelines/runs/{done.run_id}/steps/{extra}",
+                            json={"status": "FAILED"}, headers={**ana_headers, "Idempotency-Key": "end-twice"})
+        assert again.status_code == 409, again.text
+        assert clients["ana"].get_run(extra).status.value == "FAILED"
+        missing = httpx.patch(f"{server.url}/api/v1/pipelines/runs/{done.run_id}/steps/{extra}",
+                              json={"status": "FINISHED", "outputs": {"o": {"digest": "blake3:" + "0" * 64,
+                                                                            "materializer": "json", "type_name": "x"}}},
+                              headers=ana_headers)
+        assert missing.status_code == 400 and missing.json()["error"]["field"] == "outputs.o.digest"
         # bad input: a 400 naming the field
         bad = httpx.post(f"{server.url}/api/v1/pipelines/runs/{done.run_id}/steps",
                          json={"step": "x", "cache_key": "k", "cache": "sometimes"},
