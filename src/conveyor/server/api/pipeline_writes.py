@@ -4,7 +4,8 @@ same ``conveyor.pipelines._record`` code on its stores that embedded mode runs i
 
 - ``POST /pipelines/runs``: the pipeline row of an existing tracking run (its DAG, executor).
 - ``POST /pipelines/runs/{run}/cache-lookup``: the newest finished execution with a cache key
-  whose outputs are all stored and intact (a corrupt object is removed), or ``run_id: null``.
+  whose outputs are all stored and intact (a corrupt object is removed), in an experiment
+  the caller may read, or ``run_id: null``.
 - ``POST /pipelines/runs/{run}/steps``: open a step's RUNNING child run; with ``cached_from``
   the whole cache hit (the reused execution's outputs, read here, not from the client).
 - ``PATCH /pipelines/runs/{run}/steps/{step_run}``: a step's end, outputs, log, metrics and
@@ -13,7 +14,8 @@ same ``conveyor.pipelines._record`` code on its stores that embedded mode runs i
 
 Every write takes an ``Idempotency-Key``; the key is kept as a receipt in the write's own
 transaction, so the same request again answers the first result and writes nothing.
-Permission: ``edit`` on the experiment of the pipeline run.
+Permission: ``edit`` on the experiment of the pipeline run (and ``read`` on the experiment of
+an execution a cache hit reuses); ``read`` on a data set to pin it as an input.
 """
 
 from __future__ import annotations
@@ -246,6 +248,10 @@ def cache_lookup(request: Request, body: Lookup, run_id: str = RunId) -> Respons
     with tracker.store.read() as conn:
         candidates = repo.cache_candidates(conn, body.cache_key)
     for execution in candidates:
+        # an execution in an experiment the caller may not read is not theirs to reuse
+        experiment = str(tracker.get_run(execution.run_id).experiment_id)
+        if not _deps.readable(request, "experiment", [experiment]):
+            continue
         outputs = {n: {"digest": o.digest, "materializer": o.materializer, "type_name": o.type_name}
                    for n, o in execution.outputs.items()}
         if set(outputs) == set(body.outputs) and outputs_intact(tracker.blobs, {n: o["digest"] for n, o in outputs.items()}):
@@ -273,6 +279,7 @@ def open_step(request: Request, body: StepOpen, run_id: str = RunId, idempotency
     metrics = _metrics(body.metrics, "metrics")
     outputs: dict[str, dict[str, str]] = {}
     if body.cached_from is not None:
+        authorize_run(request, body.cached_from, "read")  # its record is copied into this run
         with tracker.store.read() as conn:
             found = [e for e in _record.repo.cache_candidates(conn, body.cache_key, limit=50)
                      if e.run_id == body.cached_from]
