@@ -202,6 +202,19 @@ def test_cli_pipeline_run(pipes: Any, mode: str, mode_root: Path) -> None:
         assert not (mode_root / ".conveyor").exists()  # no store opened on the client
 
 
+def test_cli_pipeline_sweep(pipes: Any, mode_root: Path) -> None:
+    from typer.testing import CliRunner
+
+    from conveyor.cli import app
+
+    ref = f"{pipes(MODELS).__name__}:classify"
+    answer = CliRunner().invoke(app, ["pipeline", "sweep", ref, "--grid", "C=0.01,1", "--grid", "n=120",
+                                      "--metric", "accuracy", "--maximize", "--json"])
+    assert answer.exit_code == 0, answer.output
+    out = json.loads(answer.output)
+    assert len(out["points"]) == 2 and all(p["status"] == "FINISHED" for p in out["points"]), out
+
+
 def test_ray_is_refused_clearly_in_remote_mode(pipes: Any, mode: str, tracker: Any) -> None:
     import conveyor.pipelines as cp
     from conveyor.errors import InvalidInput
