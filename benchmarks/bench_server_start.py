@@ -11,7 +11,7 @@ Medians of the warm starts; ratios mlflow / conveyor. MLflow runs from its own v
 (benchmarks/.venvs/mlflow-server, created on first use, psycopg2 added for PostgreSQL).
 
 Run: ``PYTHONPATH=src .venv/bin/python benchmarks/bench_server_start.py [--repeats 3]
-[--postgres postgresql://postgres@127.0.0.1:5432/test] [--no-mlflow] [--mlflow-workers N]``
+[--postgres postgresql://postgres@127.0.0.1:5432/test] [--no-mlflow] [--mlflow-workers N] [--src DIR]``
 """
 
 from __future__ import annotations
@@ -95,8 +95,8 @@ def drop_database(admin: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def conveyor_side(folder: Path, env: dict[str, str], db: str | None) -> list[str]:
-    env["PYTHONPATH"] = str(SRC)
+def conveyor_side(folder: Path, env: dict[str, str], db: str | None, src: Path) -> list[str]:
+    env["PYTHONPATH"] = str(src)
     if db is not None:
         env["CONVEYOR_STORE_METADATA_URL"] = db.replace("postgresql://", "postgresql+psycopg://", 1)
     subprocess.run([sys.executable, "-m", "conveyor", "init"], cwd=folder, env=env, check=True, capture_output=True)
@@ -105,7 +105,8 @@ def conveyor_side(folder: Path, env: dict[str, str], db: str | None) -> list[str
 
 def mlflow_side(folder: Path, env: dict[str, str], db: str | None, python: Path, workers: int | None) -> list[str]:
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
-    backend = db or f"sqlite:///{folder / 'mlflow.db'}"
+    # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; name the driver mlflow's venv has
+    backend = db.replace("postgresql://", "postgresql+psycopg2://", 1) if db else f"sqlite:///{folder / 'mlflow.db'}"
     cmd = [str(python.parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", "{port}",
            "--backend-store-uri", backend, "--artifacts-destination", str(folder / "mlartifacts")]
     return cmd + (["--workers", str(workers)] if workers else [])
@@ -118,6 +119,8 @@ def main() -> None:
     parser.add_argument("--postgres", default=None, help="admin URL; a fresh database per side is made and dropped")
     parser.add_argument("--no-mlflow", action="store_true")
     parser.add_argument("--mlflow-workers", type=int, default=None, help="default: mlflow server's own default")
+    parser.add_argument("--src", type=Path, default=SRC, help="conveyor sources to time (another checkout's src "
+                        "for a before/after comparison); default: this checkout's")
     args = parser.parse_args()
 
     mlflow_python = None
@@ -126,7 +129,7 @@ def main() -> None:
         if args.postgres and subprocess.run([str(mlflow_python), "-c", "import psycopg2"],
                                             capture_output=True).returncode != 0:
             subprocess.run([str(mlflow_python), "-m", "pip", "install", "-q", "psycopg2-binary"], check=True)
-    base = WORK / "server-start"
+    base = WORK / f"server-start-{os.getpid()}"  # two runs at once (a before/after pair) never share folders
     shutil.rmtree(base, ignore_errors=True)
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("CONVEYOR_", "MLFLOW_"))}
     stores = ["sqlite"] + (["postgresql"] if args.postgres else [])
@@ -140,7 +143,7 @@ def main() -> None:
             db, dbname = fresh_database(args.postgres) if store == "postgresql" else (None, None)
             try:
                 if side == "conveyor":
-                    cmd = conveyor_side(folder, env, db)
+                    cmd = conveyor_side(folder, env, db, args.src)
                 else:
                     assert mlflow_python is not None
                     cmd = mlflow_side(folder, env, db, mlflow_python, args.mlflow_workers)
@@ -153,6 +156,7 @@ def main() -> None:
             print(f"{side} over {store}: cold {cold['ready']:.2f} s, warm {results[(side, store)]['warm']['ready']:.2f} s",
                   file=sys.stderr)
 
+    shutil.rmtree(base, ignore_errors=True)
     rows = []
     for store in stores:
         c = results[("conveyor", store)]

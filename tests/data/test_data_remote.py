@@ -194,6 +194,22 @@ def test_a_file_larger_than_a_json_body_streams_up_and_down(open_server: ThreadS
         client.close()
 
 
+def test_an_add_refused_after_its_uploads_can_be_made_again(open_server: ThreadServer, tmp_path: Path) -> None:
+    """The objects and the stat cache's folder entry outlive a refused record request; the
+    next add finds the manifest no version names yet, and stores it as a version."""
+    client = _client(open_server.url, tmp_path)
+    try:
+        data = _folder(tmp_path / "set", {"a.txt": "a", "b/c.txt": "c"})
+        with pytest.raises(NotFound):  # no such run: refused after every object went up
+            cd.add(data, name="set", tracker=client, run_id="f" * 32)
+        with pytest.raises(NotFound):
+            cd.get_version("set", tracker=client)
+        made = cd.add(data, name="set", tracker=client)
+        assert (made.version, made.created, made.file_count) == (1, True, 2)
+    finally:
+        client.close()
+
+
 def test_an_unchanged_add_creates_nothing(open_server: ThreadServer, behind: Any, tmp_path: Path) -> None:
     client = _client(open_server.url, tmp_path)
     try:
@@ -300,3 +316,19 @@ def test_a_server_killed_mid_add_leaves_no_version(tmp_path: Path, monkeypatch: 
     finally:
         client.close()
         stop_server(again)
+
+
+def test_status_compares_a_folder_with_a_version_on_the_server(open_server: ThreadServer, tmp_path: Path) -> None:
+    client = _client(open_server.url, tmp_path)
+    try:
+        data = _folder(tmp_path / "st", {"a.txt": "a", "b/c.txt": "c"})
+        cd.add(data, name="st", tracker=client)
+        assert cd.status(data, "st", tracker=client).state == "unchanged"
+        (data / "a.txt").write_text("A!")
+        (data / "new.txt").write_text("n")
+        found = cd.status(data, "st", tracker=client)
+        assert (found.state, found.modified, found.added) == ("changed", ["a.txt"], ["new.txt"])
+        with pytest.raises(InvalidInput, match="--name"):
+            cd.status(data, tracker=client)
+    finally:
+        client.close()

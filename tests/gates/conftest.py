@@ -1,10 +1,44 @@
+"""The gate tests that use a registry run embedded (the tracker opens the stores) and remote
+(a ``RemoteTracker``, so a ``RemoteRegistry``: models and data load through a real
+``conveyor server``, evaluations are stored and read through its API). A module that needs
+the stores themselves pins ``mode`` to ``"embedded"``."""
+
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+
+from fixtures.gate_models import fit
+from fixtures.remote import remote_tracker, serve
+
+
+@pytest.fixture(params=["embedded", "remote"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def tracker(mode: str, store: Any, blobs: Any, tmp_path: Path) -> Iterator[Any]:
+    """A tracker over the parametrized store: embedded, or remote through a live server
+    (``server_tracker`` is then the server's own, for tests that look behind it)."""
+    from conveyor.settings import TrackingSettings
+    from conveyor.tracking import Tracker
+
+    opened = Tracker(store, blobs, TrackingSettings(flush_interval=0.05, capture_packages=True))
+    if mode == "embedded":
+        yield opened
+        opened.close()
+        return
+    with serve(opened) as server:
+        client = remote_tracker(server.url, tmp_path / "spool")
+        client.server_tracker = opened
+        yield client
+        client.close()
+    opened.close()
 
 
 @pytest.fixture
@@ -27,17 +61,6 @@ def frames() -> tuple[Any, Any]:
     return frame.iloc[:500].reset_index(drop=True), frame.iloc[500:].reset_index(drop=True)
 
 
-def fit(kind: str, train: Any) -> Any:
-    from sklearn.linear_model import LogisticRegression
-
-    X, y = train.drop(columns=["label"]), train["label"]
-    if kind == "good":
-        return LogisticRegression(max_iter=500).fit(X, y)
-    if kind == "bad":  # one weak feature only: clearly worse on the same rows
-        return LogisticRegression(max_iter=500).fit(X.assign(**{c: 0.0 for c in X.columns if c != "x5"}), y)
-    raise ValueError(kind)
-
-
 @pytest.fixture
 def candidate(tracker: Any, registry: Any, frames: tuple[Any, Any]) -> Callable[..., Any]:
     """Train a model of a given quality, log it as a package in a run, register it."""
@@ -46,9 +69,10 @@ def candidate(tracker: Any, registry: Any, frames: tuple[Any, Any]) -> Callable[
     def make(kind: str = "good", name: str = "clf") -> Any:
         train = frames[0]
         model = fit(kind, train)
+        example = train.drop(columns=["label", "x0"] if kind == "regressor" else ["label"]).head(3)
         run = tracker.create_run("gates-tests", name=kind)
-        conveyor.models.log(model, "model", input_example=train.drop(columns=["label"]).head(3),
-                            run_id=run.id, tracker=tracker)
+        conveyor.models.log(model, "model", input_example=example, run_id=run.id, tracker=tracker)
         return registry.register(f"runs:/{run.id}/model", name)
 
     return make
+

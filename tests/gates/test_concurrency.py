@@ -13,6 +13,12 @@ import pytest
 
 from conveyor.gates import define_gate, evaluate
 
+
+@pytest.fixture
+def mode() -> str:
+    """Worker processes open the stores themselves: these tests run embedded only."""
+    return "embedded"
+
 WORKER = textwrap.dedent(
     """
     import json, sys, time

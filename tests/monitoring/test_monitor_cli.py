@@ -108,6 +108,20 @@ def test_quickstart_stage_closes_the_loop(tmp_path):
     facts = story.facts["monitoring"]
     assert facts["trigger"]["status"] == "promoted" and facts["trigger"]["candidate_version"] == 2
     assert facts["served"][0] == ["1"] and facts["served"][-1] == ["2"]
+    # `monitor report` recomputes the newest evaluation's prediction drift from the log: the
+    # same rows the monitor compared, so the same p-value as stored (0.48 vs 0.04 before)
+    from conveyor.cli._monitor import _window_reader
+    from conveyor.monitoring import report_data
+    from conveyor.settings import Settings
+    from conveyor.tracking import Tracker
+
+    tracker = Tracker.from_settings(Settings.load(tmp_path / "qs"))
+    try:
+        data = report_data(tracker, "churn-loop", load_window=_window_reader(tracker))
+    finally:
+        tracker.close()
+    stored = data["prediction"]["outputs"]["stored"]
+    assert stored["matches"] is True and stored["rows"] == stored["log_rows"] == data["prediction"]["rows"]
 
 
 def test_watch_stops_after_max_runs(project, make_frame):

@@ -224,3 +224,83 @@ def test_compare_names_data_set_versions_in_both_modes(tracker: Any, server_side
 
     with pytest.raises(InvalidInput, match="unknown"):
         compare(ref, cur, tracker=tracker, method="unknown")
+
+
+def test_run_export_and_performance_read_the_servers_prediction_log(project: Path, stores: Any,
+                                                                    make_frame: Any) -> None:
+    """A regressor served over the stores (the server's in remote mode): `monitor run` evaluates
+    its logged traffic, `export` and `performance` read the log — with only a server URL remotely."""
+    import warnings
+
+    import pandas as pd
+    from sklearn.linear_model import Ridge
+
+    import conveyor.models
+    from conveyor.gates import promote
+    from conveyor.registry import Registry
+    from conveyor.serving import ServingConfig, create_app
+
+    train = make_frame(n=600, seed=1)
+    ref = conveyor.data.add(train[["age", "churned"]], name="homes", tracker=stores).ref
+    model = Ridge().fit(train[["age"]], train["churned"])
+    run = stores.create_run("serve")
+    conveyor.models.log(model, "model", input_example=train[["age"]].head(3), run_id=run.id, tracker=stores)
+    stores.end_run(run.id)
+    registry = Registry(stores)
+    version = registry.register(f"runs:/{run.id}/model", "price").version
+    promote("price", version, force=True, registry=registry, reason="test")
+    live = make_frame(n=200, shift=1.0, seed=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+    served = create_app(["models:/price@champion"], tracker=stores, config=ServingConfig(access_log=False,
+                                                                                         log_flush_s=0.05))
+    with TestClient(served) as client:
+        for start in range(0, len(live), 50):
+            part = live.iloc[start:start + 50]
+            rid = f"req-{start}"
+            answer = client.post("/invocations", headers={"x-request-id": rid}, json={
+                "dataframe_split": {"columns": ["age"], "data": part[["age"]].to_numpy().tolist()}})
+            assert answer.status_code == 200, answer.text
+            client.post("/v2/models/price/feedback",
+                        json={"request_id": rid, "labels": part["churned"].tolist()}).raise_for_status()
+
+    with (project / "conveyor.toml").open("a") as f:
+        f.write(f'\n[monitors.homes]\nmodel = "price"\nreference = "{ref}"\ntarget = "churned"\n'
+                f'rules = ["drift_share > 0.3", "mae > 100"]\n')
+    ran = _invoke("run", "--json")
+    assert ran.exit_code == 1, ran.output  # the age drift alerts
+    (evaluation,) = json.loads(ran.output)
+    assert evaluation["status"] == "alert" and evaluation["version"] == str(version)
+    assert evaluation["metrics"]["rows"] == 200 and evaluation["metrics"]["labelled_rows"] == 200
+    assert evaluation["metrics"]["mae"] is not None and evaluation["metrics"]["mae"] < 100
+    assert [r["status"] for r in evaluation["rules"]] == ["fired", "ok"]
+
+    exported = _invoke("export", "price", "--out", "log.parquet", "--json")
+    assert exported.exit_code == 0, exported.output
+    assert json.loads(exported.output)["rows"] == 200
+    log = pd.read_parquet(project / "log.parquet")
+    assert len(log) == 200 and log["label"].notna().all()
+    assert log["age"].tolist() == pytest.approx(live["age"].tolist())
+    performance = _invoke("performance", "price", "--json")
+    assert performance.exit_code == 0, performance.output
+    windows = json.loads(performance.output)["windows"]
+    assert sum(w["rows"] for w in windows) == 200 and windows[0]["metrics"]["mae"] is not None
+
+
+def test_retrain_by_hand_runs_the_hook_here_and_the_failure_alert_is_sent(project: Path, webhook: Any) -> None:
+    """`monitor retrain`: the hook runs in this process (remote: under the server's lease); its
+    failure is recorded, alerted and posted to the webhook (remote: by the server)."""
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    with (project / "conveyor.toml").open("a") as f:
+        f.write(f'\n[monitoring]\nwebhook = "{webhook.url}"\nwebhook_backoff = 0.01\nretrain_backoff = "1h"\n'
+                '\n[monitors.m]\nmodel = "churn"\nretrain = true\n')
+    failed = _invoke("retrain", "m")
+    assert failed.exit_code == 1 and "failed" in failed.output and "no pipeline" in failed.output, failed.output
+    waiting = _invoke("retrain", "m")  # a failure backs off (never a cool-down)
+    assert waiting.exit_code == 0 and "skipped" in waiting.output and "backoff" in waiting.output, waiting.output
+    alerts = json.loads(_invoke("history", "--show", "alerts", "--json").output)
+    assert [a["kind"] for a in alerts] == ["retrain_failed"] and "no pipeline" in alerts[0]["message"]
+    assert [p["kind"] for p in webhook.posts] == ["retrain_failed"]  # delivered before the command returned
+    triggers = json.loads(_invoke("history", "--show", "triggers", "--json").output)
+    assert [(t["reason"], t["status"]) for t in triggers] == [("command", "skipped"), ("command", "failed")]

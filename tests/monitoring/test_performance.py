@@ -95,3 +95,12 @@ def test_new_data_is_detected(tracker, make_frame, embedded_only):
     conveyor.data.add(make_frame(seed=5), name="train", tracker=tracker)
     assert _newer_data((first,), tracker)
     assert not _newer_data((), tracker) and not _newer_data(("data:/unknown@1",), tracker)
+
+
+def test_a_regressor_on_zero_one_labels_is_scored_as_a_regressor():
+    """0/1 labels look like classes, but fractional predictions are a regressor's: MAE, not a crash."""
+    frame = pd.DataFrame({"prediction": [0.2, 0.9, 0.4, 1.3], "label": [0, 1, 0, 1]})
+    out = score_frame(frame)
+    assert out["mae"] == pytest.approx((0.2 + 0.1 + 0.4 + 0.3) / 4) and "accuracy" not in out
+    classes = score_frame(pd.DataFrame({"prediction": [0.0, 1.0, 1.0, 0.0], "label": [0, 1, 0, 0]}))
+    assert classes["accuracy"] == 0.75 and "mae" not in classes  # whole-number answers stay classes

@@ -117,3 +117,32 @@ def test_alerts_name_the_retraining_they_triggered(api: SyncClient, api_world: W
 ])
 def test_bad_ids_and_values(api: SyncClient, path: str, status: int, field: str | None) -> None:
     error(api.get(path), status, "NOT_FOUND" if status == 404 else "INVALID", field)
+
+
+def test_a_remote_evaluation_reads_the_servers_own_prediction_log(api: SyncClient) -> None:
+    """What a remote ``conveyor monitor run`` asks: the server evaluates over the random
+    forest's logged traffic and decides the retraining, which it leaves to the client."""
+    before = len(api.get("/api/v1/monitoring/retrainings", params={"model": "churn-rf"}).json()["retrainings"])
+    config = {"model": "churn-rf", "reference": "data:/churn@1", "target": "churned", "window": "30d",
+              "rules": ["drift_share > 0.3"], "retrain": True}
+    answer = api.post("/api/v1/monitoring/monitors/churn-remote/evaluate", json={"config": config})
+    assert answer.status_code == 200, answer.text
+    evaluation = answer.json()
+    assert evaluation["status"] == "alert" and evaluation["model_version"] == "2", evaluation["error"]
+    assert evaluation["metrics"]["rows"] == 60 and evaluation["metrics"]["drift_share"] > 0.3
+    assert evaluation["retrain_reason"] == "alert" and len(evaluation["alert_ids"]) == 1
+    assert {c["column"] for c in evaluation["drift"]["columns"]} >= {"age", "income", "tenure"}
+    after = api.get("/api/v1/monitoring/retrainings", params={"model": "churn-rf"}).json()["retrainings"]
+    assert len(after) == before  # the server never runs training code: the client retrains
+    stored = api.get(f"/api/v1/monitoring/evaluations/{evaluation['id']}").json()
+    assert stored["monitor"] == "churn-remote" and stored["alert_ids"] == evaluation["alert_ids"]
+
+    window = api.post("/api/v1/monitoring/drift", json={
+        "reference": {"data": "data:/churn@1"}, "current": {"model": "churn-rf"}, "target": "churned",
+        "html": True, "title": "training vs traffic"})
+    assert window.status_code == 200, window.text
+    report = window.json()
+    assert report["report"]["n_current"] == 60 and report["report"]["dataset_drift"] is True
+    assert "training vs traffic" in report["html"] and "<svg" in report["html"]
+    error(api.post("/api/v1/monitoring/drift", json={"reference": {"data": "churn@1"}, "current": {"model": "x"}}),
+          400, "INVALID", "reference.data")

@@ -9,6 +9,7 @@ transfers did not pass through the server.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -38,12 +39,15 @@ class Counting:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.seen: list[tuple[str, str, int, int]] = []
+        self.before: Any = None  # called with (method, path) as a request arrives
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         sizes = [0, 0]
+        if self.before is not None:
+            self.before(scope["method"], scope["path"])
 
         async def counted_receive() -> Any:
             message = await receive()
@@ -84,8 +88,8 @@ class World:
 
     def remote(self, **server: Any) -> Any:
         client = remote_tracker(self.server.url, self.spool)
-        client.server = ServerSettings(url=self.server.url, retry_seconds=3.0, timeout=30.0,
-                                       **{"multipart_threshold": MiB, "multipart_part_size": PART, **server})
+        client.server = ServerSettings(**{"url": self.server.url, "retry_seconds": 3.0, "timeout": 30.0,
+                                          "multipart_threshold": MiB, "multipart_part_size": PART, **server})
         client.http = Http(client.server)
         self.clients.append(client)
         return client
@@ -183,6 +187,25 @@ def test_a_file_sent_in_parts_arrives_intact_and_verified(world: World, tmp_path
     assert out.read_bytes() == data
 
 
+def _folder(tmp_path: Path, big: bytes) -> Path:
+    folder = tmp_path / "model"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "weights.bin").write_bytes(big)
+    (folder / "config.json").write_bytes(b"{}")
+    return folder
+
+
+def test_a_folder_sends_its_big_files_in_parts(world: World, tmp_path: Path) -> None:
+    big = os.urandom(PART + 99)
+    artifact = world.remote().log_artifacts(world.run_id, _folder(tmp_path, big), "model")
+    assert artifact.is_dir and artifact.size == len(big) + 2
+    assert sorted(world.counting.parts_sent()) == [1, 2]
+    assert [a.path for a in world.tracker.list_artifacts(world.run_id)] == ["model"]  # one artifact, no stray file
+    out = world.remote().download_artifact(world.run_id, "model", tmp_path / "back")
+    assert (out / "sub" / "weights.bin").read_bytes() == big and (out / "config.json").read_bytes() == b"{}"
+    assert world.staged() == []
+
+
 def test_a_part_with_wrong_bytes_or_size_is_refused(world: World) -> None:
     data = os.urandom(PART + 1000)
     upload = _start(world, data)
@@ -245,6 +268,35 @@ def test_an_interrupted_upload_resumes_with_only_the_missing_parts(world: World,
     assert sorted(world.counting.parts_sent()) == [1, 2, 3, 4]
     assert artifact.digest == _digest(source.read_bytes())
     assert world.staged() == [] and list((world.spool / "uploads").iterdir()) == []
+
+
+def test_a_part_cut_off_by_a_network_blink_is_retried(local_world: World, tmp_path: Path) -> None:
+    """A real connection reset in the middle of part 2 (a TCP proxy between client and
+    server goes down for a second): the client sends that part again, the file arrives intact."""
+    from fixtures.proxy import TcpProxy
+
+    world = local_world
+    proxy = TcpProxy(("127.0.0.1", world.server.port))
+    proxy.start()
+    cut: list[Any] = []
+
+    def blink(method: str, path: str) -> None:
+        if method == "PUT" and path.endswith("/parts/2") and not cut:
+            cut.append(proxy.outage(1.0))
+
+    world.counting.before = blink
+    try:
+        client = world.remote(url=f"http://{proxy.address}", retry_seconds=15.0)
+        source = _file(tmp_path, 2 * PART + 10)
+        artifact = client.log_artifact(world.run_id, source)
+        assert artifact.digest == _digest(source.read_bytes())
+        assert cut and world.counting.parts_sent().count(2) >= 2
+        assert sorted(set(world.counting.parts_sent())) == [1, 2, 3]
+        assert world.staged() == []
+    finally:
+        for thread in cut:
+            thread.join()
+        proxy.stop()
 
 
 def test_an_aborted_upload_leaves_no_artifact_and_no_parts(world: World) -> None:
@@ -338,7 +390,9 @@ def test_a_user_without_edit_gets_403_on_every_upload_route(tmp_path: Path) -> N
 # -- presigned (S3) ------------------------------------------------------------------------------------
 
 
-def test_presigned_upload_and_download_bypass_the_server(s3_world: World, tmp_path: Path) -> None:
+def test_presigned_upload_and_download_bypass_the_server(s3_world: World, tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="conveyor")
     world = s3_world
     source = _file(tmp_path, 6 * MiB)
     data = source.read_bytes()
@@ -359,6 +413,14 @@ def test_presigned_upload_and_download_bypass_the_server(s3_world: World, tmp_pa
     assert answer.status_code == 307 and "X-Amz-Signature=" in answer.headers["location"]
     assert "X-Amz-Expires=60" in answer.headers["location"]
     assert answer.headers["x-conveyor-digest"] == artifact.digest
+    # a folder's big file goes straight to S3 too, and comes back from there
+    before_in, before_out = world.counting.bytes_in(), world.counting.bytes_out()
+    folder = world.remote().log_artifacts(world.run_id, _folder(tmp_path, data), "model")
+    back = world.remote().download_artifact(world.run_id, folder.path, tmp_path / "model-back")
+    assert (back / "sub" / "weights.bin").read_bytes() == data
+    assert world.counting.bytes_in() - before_in < 64 * 1024 and world.counting.bytes_out() - before_out < 64 * 1024
+    assert '"status":307' in caplog.text  # the access log saw the redirects ...
+    assert "X-Amz-Signature" not in caplog.text  # ... and logged no presigned URL
 
 
 def test_a_tampered_presigned_upload_is_refused_at_commit(s3_world: World) -> None:

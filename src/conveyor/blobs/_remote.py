@@ -16,7 +16,8 @@ Leftovers: an interrupted multipart upload is invisible but stored. After a mult
 upload of a key completes, other incomplete uploads of that same key are aborted (they are
 provably redundant: the object now exists), and ``clean_tmp`` (``conveyor gc``) aborts every
 incomplete upload whose object exists, whatever its age, and the others past the grace
-period.
+period. It also empties the server's upload staging area (``.uploads/``, see
+``conveyor.server._staging_s3``) of uploads whose record is older than the grace period.
 """
 
 from __future__ import annotations
@@ -381,13 +382,15 @@ class FsspecBackend:
             return item.get("LastModified") is None or item["LastModified"].timestamp() >= cutoff
 
         # Every part refreshes its upload's record (<id>.json): an upload is alive while that is young.
-        alive = {str(item["Key"]).removesuffix(".json") for item in items if young(item) and str(item["Key"]).endswith(".json")}
+        alive = {str(item["Key"]).removesuffix(".json") for item in items
+                 if young(item) and str(item["Key"]).endswith(".json")}
         removed = self._abort_uploads(staging, lambda upload: upload["Key"] not in alive and (
             upload.get("Initiated") is None or upload["Initiated"].timestamp() < cutoff))
         old = [{"Key": item["Key"]} for item in items
                if not young(item) and str(item["Key"]).removesuffix(".json") not in alive]
         for start in range(0, len(old), 1000):
-            self._call("delete_objects", Bucket=self.bucket, Delete={"Objects": old[start : start + 1000], "Quiet": True})
+            self._call("delete_objects", Bucket=self.bucket,
+                       Delete={"Objects": old[start : start + 1000], "Quiet": True})
         return removed + len(old)
 
     def leftovers(self, older_than_seconds: float) -> tuple[int, int]:

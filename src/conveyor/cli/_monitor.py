@@ -382,15 +382,13 @@ def unlock_cmd(
     retrain_lease); this is for not waiting. Exit 3 when no retraining holds the lock.
     """
     from conveyor.monitoring import ContinuousTrainer, MonitorHooks, Monitoring, load_monitors
-    from conveyor.monitoring._remote import RemoteTrainer
 
     defaults, monitors = load_monitors(settings())
     config = monitors.get(name) or next((c for c in monitors.values() if c.model == name), None)
     model = config.model if config is not None else name
     with tracker() as t:
-        monitoring = Monitoring(t, defaults, MonitorHooks())  # remote mode: the server's lease
-        plain = RemoteTrainer if getattr(t, "http", None) is not None else ContinuousTrainer
-        trainer = monitoring.trainer(config) if config is not None else plain(t, None)
+        monitoring = Monitoring(t, defaults, MonitorHooks())  # remote mode: the lease in the server's stores
+        trainer = monitoring.trainer(config) if config is not None else ContinuousTrainer(t, None)
         row = trainer.unlock(model)
         monitoring.wait(10)  # the "retrain_failed" alert's webhook delivery
     if as_json:

@@ -97,7 +97,11 @@ def _complete(blobs: BlobStore, digest: Digest, trusted: str | None) -> bool:
         return False
     if str(digest) == trusted:
         return True
-    return not blobs.missing_entries(blobs.read_manifest(digest).entries)
+    try:
+        manifest = blobs.read_manifest(digest)
+    except NotFound:  # collected meanwhile, or (remote mode) a manifest no version names yet
+        return False
+    return not blobs.missing_entries(manifest.entries)
 
 
 def _known(blobs: BlobStore, trusted: str | None) -> dict[Digest, ManifestEntry]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import NotFound
+from conveyor.errors import InvalidInput, NotFound
 
 from conveyor.data._scan import _fingerprint, _scan
 from conveyor.data._statcache import StatCache
@@ -130,8 +130,12 @@ def status(path: str | os.PathLike[str], name: str | None = None, *, tracker: An
     from conveyor.data._context import blobs_for, remote_http, resolve
     from conveyor.data._versions import _settings, get_version
 
-    settings = _settings(None if remote_http(tracker) is not None else resolve(tracker))
+    remote = remote_http(tracker) is not None
+    settings = _settings(None if remote else resolve(tracker))
     base = str(root.absolute())
+    if name is None and remote:
+        raise InvalidInput(f"which data set is {root}? remote mode does not know where versions came from",
+                           field="name", value=None, hint="pass --name NAME (name=)")
     if name is None:
         found = _latest_sqlite(_sqlite_path(settings.metadata_url) or "", None, base)
         name = found[0] if found is not None else None

@@ -162,10 +162,9 @@ def record_stored(
                            hint="upload it to /api/v1/datasets/{name}/blobs/{digest} first")
     if kind == "folder":
         manifest = blobs.read_manifest(parsed)  # validated: paths, order, entries
-        wanted = {e.digest for e in manifest.entries}
-        missing = wanted - blobs.exists_many(wanted)
+        missing = {e.pack or e.digest for e in blobs.missing_entries(manifest.entries)}
         if missing:
-            raise InvalidInput(f"{len(missing)} file(s) of manifest {digest} were not uploaded, e.g. "
+            raise InvalidInput(f"{len(missing)} object(s) of manifest {digest} were not uploaded, e.g. "
                                f"{min(map(str, missing))}", field="digest", value=digest,
                                hint="upload every file before the version")
         stored = Stored(parsed, manifest.total_size, len(manifest.entries), 0)

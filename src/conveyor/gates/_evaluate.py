@@ -138,29 +138,45 @@ def _finish(
         id=uuid.uuid4().hex, created_at=now_ms(),
     )
     if save and registry is not None and cand.name is not None and cand.version is not None:
-        store_evaluation(registry, evaluation)
+        return store_evaluation(registry, evaluation)
     return evaluation
 
 
-def store_evaluation(registry: Registry, evaluation: Evaluation) -> None:
+def store_evaluation(registry: Registry, evaluation: Evaluation) -> Evaluation:
+    """Store ``evaluation`` of a registered version; returns it as stored (remote mode: the
+    server's copy, whose ``created_at`` is the server's clock)."""
     assert evaluation.model is not None and evaluation.version is not None
+    from conveyor.gates._remote import is_remote, store_remote
+
+    if is_remote(registry):
+        return store_remote(registry, evaluation)
     who = current_user_name()
 
     def body(conn: Any) -> None:
         model = registry.repo.model_row(conn, evaluation.model)
-        conn.execute(gate_evaluations.insert().values(
-            id=evaluation.id, model_id=model.id, version=evaluation.version, gate=evaluation.gate,
-            passed=evaluation.passed, champion_version=evaluation.champion_version, dataset=evaluation.dataset,
-            n_rows=evaluation.n_rows, evidence=json.dumps(evaluation.to_dict(), default=_json),
-            user=who, created_at=evaluation.created_at,
-        ))
+        conn.execute(gate_evaluations.insert().values(**evaluation_row(evaluation, model.id, who)))
 
     # once: the evaluation's id is its primary key, a retry after a lost acknowledgement must not collide
     registry.store.transaction(body, once=True, what=f"storing a gate evaluation of {evaluation.model}")
+    return evaluation
+
+
+def evaluation_row(evaluation: Evaluation, model_id: int, user: str) -> dict[str, Any]:
+    """The ``gate_evaluations`` row of ``evaluation`` (its evidence as JSON)."""
+    return dict(
+        id=evaluation.id, model_id=model_id, version=evaluation.version, gate=evaluation.gate,
+        passed=evaluation.passed, champion_version=evaluation.champion_version, dataset=evaluation.dataset,
+        n_rows=evaluation.n_rows, evidence=json.dumps(evaluation.to_dict(), default=_json),
+        user=user, created_at=evaluation.created_at,
+    )
 
 
 def evaluations(registry: Registry, name: str, version: int | None = None) -> list[Evaluation]:
     """Stored evaluations of a model (or one version), newest first."""
+    from conveyor.gates._remote import evaluations_remote, is_remote
+
+    if is_remote(registry):
+        return evaluations_remote(registry, name, version)
     with registry.store.read() as conn:
         model = registry.repo.model_row(conn, name)
         query = select(gate_evaluations.c.evidence).where(gate_evaluations.c.model_id == model.id)
@@ -188,11 +204,16 @@ def _subject(registry: Registry | None, model: Any, trusted: list[str] | None) -
     version = registry.get(model)
     started = time.perf_counter()
     loaded = registry.load_model(version.uri, trusted=trusted)
-    return Subject(loaded, version.name, version.version, _package_size(registry, version.digest),
+    return Subject(loaded, version.name, version.version, _package_size(registry, version),
                    time.perf_counter() - started)
 
 
-def _package_size(registry: Registry, digest: str) -> int | None:
+def _package_size(registry: Registry, version: Any) -> int | None:
+    from conveyor.gates._remote import is_remote
+
+    if is_remote(registry):  # a registered version is a package folder: its size is the folder's total
+        return int(version.size)
+    digest = version.digest
     try:
         return int(sum(entry.size for entry in registry.blobs.read_manifest(Digest.parse(digest)).entries))
     except ConveyorError:  # a single-file package: its size is then unknown, not an error

@@ -38,6 +38,17 @@ def infer_task(labels: Any) -> str:
     return CLASSIFICATION
 
 
+def _fractional(values: Any) -> bool:
+    """True when numeric predictions hold a non-integer value (a class label never does)."""
+    import numpy as np
+    import pandas as pd
+
+    if not pd.api.types.is_float_dtype(values):
+        return False
+    array = values.to_numpy(dtype=float)
+    return bool(np.any(array != np.round(array)))
+
+
 def score_frame(frame: Any, *, task: str | None = None, prediction: str = "prediction", label: str = "label",
                 score: str | None = None) -> dict[str, float]:
     """Metrics of one frame: rows, labelled rows, latency percentiles, and accuracy/F1/AUC or
@@ -66,6 +77,8 @@ def score_frame(frame: Any, *, task: str | None = None, prediction: str = "predi
         return out
     task = task or infer_task(labelled[label])
     y, p = labelled[label], labelled[prediction]
+    if task == CLASSIFICATION and _fractional(p):  # 0/1 labels, but a regressor's answers: not classes
+        task = REGRESSION
     if task == REGRESSION:
         err = p.to_numpy(dtype=float) - y.to_numpy(dtype=float)
         out["mae"] = float(np.mean(np.abs(err)))

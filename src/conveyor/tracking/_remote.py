@@ -585,10 +585,15 @@ class RemoteTracker(Tracker):
         path = artifact_path(artifact_path_, source.name)
         self._require_run(run_id)
         media = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
-        if source.stat().st_size > self.server.multipart_threshold:  # in parts, or straight to S3
-            return _artifact(_uploads.upload_file(self.http, _id(run_id), path, source, media, state_dir=getattr(
-                self._spool, "folder", None), part_size=self.server.multipart_part_size))
+        if source.stat().st_size > self.server.multipart_threshold:
+            return _artifact(self._upload(run_id, path, source, media))
         return self._put(run_id, path, lambda: open(source, "rb"), media)  # noqa: SIM115 - closed by Http
+
+    def _upload(self, run_id: str, path: str | None, source: Path, media: str) -> dict[str, Any]:
+        """A big file in parts, or straight to S3 (resumable: see ``_uploads``)."""
+        return _uploads.upload_file(self.http, _id(run_id), path, source, media,
+                                    part_size=self.server.multipart_part_size,
+                                    state_dir=getattr(self._spool, "folder", None))
 
     def _put(self, run_id: str, path: str, body: Callable[[], Any], media: str) -> Artifact:
         data = self.http.json("PUT", f"/runs/{_id(run_id)}/artifacts/{_quote(path)}", content=body,
@@ -618,8 +623,11 @@ class RemoteTracker(Tracker):
                     files.append((check_relative_path(rel), full))
         entries = []
         for rel, full in sorted(files):
-            blob = self.http.json("PUT", f"/runs/{_id(run_id)}/blobs",
-                                  content=lambda f=full: open(f, "rb"))  # noqa: SIM115 - closed by Http
+            if full.stat().st_size > self.server.multipart_threshold:
+                blob = self._upload(run_id, None, full, "application/octet-stream")
+            else:
+                blob = self.http.json("PUT", f"/runs/{_id(run_id)}/blobs",
+                                      content=lambda f=full: open(f, "rb"))  # noqa: SIM115 - closed by Http
             entries.append({"path": rel, "digest": blob["digest"], "size": blob["size"]})
         data = self.http.json("POST", f"/runs/{_id(run_id)}/folders/{_quote(path)}", json={"entries": entries})
         return _artifact(data)

@@ -66,7 +66,7 @@ def _slice(source: Path, offset: int, length: int) -> Iterator[bytes]:
             yield chunk
 
 
-def _state_file(state_dir: Path | None, run_id: str, path: str, digest: str) -> Path | None:
+def _state_file(state_dir: Path | None, run_id: str, path: str | None, digest: str) -> Path | None:
     if state_dir is None:
         return None
     key = hashlib.sha256(f"{run_id}\0{path}\0{digest}".encode()).hexdigest()[:32]
@@ -119,9 +119,10 @@ def _put_presigned(http: Any, upload: dict[str, Any], source: Path, size: int) -
         time.sleep(1.0)
 
 
-def upload_file(http: Any, run_id: str, path: str, source: Path, media: str, *, part_size: int,
+def upload_file(http: Any, run_id: str, path: str | None, source: Path, media: str, *, part_size: int,
                 state_dir: Path | None = None) -> dict[str, Any]:
-    """Upload ``source`` as artifact ``path`` of the run; the recorded artifact as JSON."""
+    """Upload ``source`` as artifact ``path`` of the run; the recorded artifact as JSON. With
+    ``path`` None it is one file of a folder: the answer is its digest and size."""
     hashes = Hashes(source, part_size)
     state = _state_file(state_dir, run_id, path, hashes.digest)
     upload = _resume(http, run_id, state)

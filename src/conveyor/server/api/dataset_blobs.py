@@ -131,7 +131,9 @@ def _members(blobs: Any, manifest: str) -> frozenset[str]:
         if found is not None:
             _MEMBERS.move_to_end(manifest)
             return found
-    found = frozenset(str(e.digest) for e in blobs.read_manifest(Digest.parse(manifest)).entries)
+    entries = blobs.read_manifest(Digest.parse(manifest)).entries
+    # A file's own object, or the pack that holds it (small files of a folder are packed).
+    found = frozenset(str(e.digest) for e in entries) | frozenset(str(e.pack) for e in entries if e.pack is not None)
     with _lock:
         _MEMBERS[manifest] = found
         while len(_MEMBERS) > _CACHED:

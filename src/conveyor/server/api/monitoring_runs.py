@@ -258,5 +258,5 @@ def finish_retraining(request: Request, body: FinishIn, trigger_id: int = Path(.
 def unlock(request: Request, body: UnlockIn) -> Any:
     _deps.authorize(request, "model", body.model, "edit")
     trainer, alerts = _trainer(request, body, body.model)
-    row = trainer.unlock(body.model, by=body.by or _deps.user_name(request))
+    row = trainer.unlock(body.model, by=_deps.user_name(request) or body.by)  # the authenticated name wins
     return json_response({"trigger": _row(row), "alert_ids": alerts})

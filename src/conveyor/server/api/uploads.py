@@ -35,7 +35,7 @@ from conveyor.errors import Conflict, NotFound
 from conveyor.server._staging import MAX_PART, MAX_PARTS, Staging, Upload, new_upload_id, require_complete, staging_for
 from conveyor.server.api import _deps
 from conveyor.server.api._errors import ApiV1Error
-from conveyor.server.api._models import RUN_ID, ArtifactOut, _Body, _Out, json_response, no_nul
+from conveyor.server.api._models import RUN_ID, ArtifactOut, BlobOut, _Body, _Out, json_response, no_nul
 from conveyor.server.api.artifacts import checked, _writable
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["uploads"])
@@ -50,7 +50,9 @@ _DIGEST = rf"^{ALGORITHM}:[0-9a-f]{{64}}$"
 
 
 class UploadCreate(_Body):
-    path: str = Field(min_length=1, max_length=4096, description="The artifact path the file becomes.")
+    path: str | None = Field(None, min_length=1, max_length=4096,
+                             description="The artifact path the file becomes; null for one file of a folder "
+                                         "(complete then answers its digest, for POST …/folders/{path}).")
     digest: str = Field(pattern=_DIGEST, description="The whole file's digest, blake3:<64 hex>.")
     size: int = Field(ge=0, description="The whole file's size in bytes.")
     part_size: int = Field(32 * 1024 * 1024, ge=1, le=MAX_PART, description="Bytes per part (all but the last).")
@@ -68,7 +70,7 @@ class PartOut(_Out):
 class UploadOut(_Out):
     id: str
     run_id: str
-    path: str
+    path: str | None
     digest: str
     size: int
     part_size: int
@@ -97,7 +99,7 @@ def _staging(request: Request) -> Staging:
 def _out(upload: Upload, parts: dict[int, int], *, url: str | None = None,
          headers: dict[str, str] | None = None) -> UploadOut:
     return UploadOut(
-        id=upload.id, run_id=upload.run_id, path=upload.path, digest=upload.digest, size=upload.size,
+        id=upload.id, run_id=upload.run_id, path=upload.path or None, digest=upload.digest, size=upload.size,
         part_size=upload.part_size, part_count=upload.part_count, mode=upload.mode, expires_at=upload.expires,
         parts=[PartOut(number=n, size=s) for n, s in sorted(parts.items())],
         missing=[] if upload.mode != "parts" else
@@ -121,7 +123,7 @@ def _mine(request: Request, run_id: str, upload_id: str) -> Upload:
 def _create(request: Request, run_id: str, body: UploadCreate) -> UploadOut:
     from conveyor.server._staging_s3 import S3Staging
 
-    rel = checked(body.path)
+    rel = checked(body.path) if body.path is not None else ""
     _writable(request, run_id)
     settings, staging, blobs = _settings(request), _staging(request), _deps.tracker(request).blobs
     with contextlib.suppress(Exception):  # housekeeping must not fail an upload
@@ -211,7 +213,7 @@ async def put_part(request: Request, number: int = Path(ge=1, le=MAX_PARTS), upl
     return json_response(PartOut(number=number, size=size))
 
 
-def _complete(request: Request, run_id: str, upload_id: str) -> ArtifactOut:
+def _complete(request: Request, run_id: str, upload_id: str) -> ArtifactOut | BlobOut:
     upload = _mine(request, run_id, upload_id)
     staging, tracker = _staging(request), _deps.tracker(request)
     digest = Digest.parse(upload.digest)
@@ -224,6 +226,8 @@ def _complete(request: Request, run_id: str, upload_id: str) -> ArtifactOut:
         if upload.mode == "parts":
             require_complete(upload, staging.parts(upload))
         staging.assemble(upload)
+    if not upload.path:  # one file of a folder: recorded later by POST …/folders/{path}
+        return BlobOut(digest=upload.digest, size=upload.size)
     import mimetypes
 
     media = upload.media_type or mimetypes.guess_type(upload.path)[0] or "application/octet-stream"
@@ -231,8 +235,9 @@ def _complete(request: Request, run_id: str, upload_id: str) -> ArtifactOut:
     return ArtifactOut.of(artifact)
 
 
-@router.post("/uploads/{upload_id}/complete", response_model=ArtifactOut, status_code=201,
-             summary="Assemble and verify the upload, store it and record the artifact")
+@router.post("/uploads/{upload_id}/complete", response_model=ArtifactOut | BlobOut, status_code=201,
+             summary="Assemble and verify the upload, store it and record the artifact (a folder's file: "
+                     "answer its digest)")
 def complete(request: Request, upload_id: str = UploadId, run_id: str = RunId) -> Response:
     return json_response(_complete(request, run_id, upload_id), 201)
 
