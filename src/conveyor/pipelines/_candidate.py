@@ -23,7 +23,8 @@ from typing import Any
 
 from conveyor.errors import ConveyorError, InvalidInput
 from conveyor.pipelines._dag import Graph, Pipeline
-from conveyor.pipelines._record import BOOKKEEPING, EVALUATION_KEYS_TAG
+from conveyor.pipelines import _record
+from conveyor.pipelines._record import BOOKKEEPING
 
 HOW = ('declare it: @conveyor.pipeline(candidate="<step that returns or logs the model>", '
        'evaluation="<step that returns its metrics>")')
@@ -44,35 +45,30 @@ def resolve_contract(tracker: Any, graph: Graph, steps: Mapping[str, Any], run_i
     uri: str | None = None
     cand_run = steps[graph.candidate[0]].run_id if graph.candidate else None
     if cand_run:
+        from conveyor.pipelines._remote import blobs_of
         from conveyor.pipelines._steprun import is_package
 
+        blobs = blobs_of(tracker, run_id)
+
         packages = [a for a in tracker.list_artifacts(cand_run)
-                    if a.is_dir and a.path.split("/", 1)[0] not in ("outputs", "logs") and is_package(tracker.blobs, a.digest)]
+                    if a.is_dir and a.path.split("/", 1)[0] not in ("outputs", "logs") and is_package(blobs, a.digest)]
         chosen = [a for a in packages if a.path == "model"] or packages
         if chosen:
             uri = f"runs:/{cand_run}/{chosen[0].path}"
     from conveyor.entities import now_ms
 
     stamp = now_ms()
+    from conveyor.pipelines import _remote
+
+    if _remote.is_remote(tracker):
+        _remote.Coordinator(tracker).contract(run_id, {
+            "uri": uri, "evaluation_run": eval_run, "candidate_run": cand_run, "evaluation": evaluation})
+        return uri, evaluation
     store = tracker.store
 
     def body(conn: Any) -> None:
-        parent_tags = {"conveyor.candidate": uri} if uri else {}
-        if eval_run:
-            parent_tags["conveyor.evaluation_run"] = eval_run
-        if parent_tags:
-            store.runs.set_tags(conn, run_id, parent_tags)
-        if cand_run:
-            tags = {"conveyor.pipeline_run": run_id, "conveyor.pipeline": graph.pipeline}
-            if eval_run:
-                tags["conveyor.evaluation_run"] = eval_run
-                # which metrics came from the evaluation: a later cache hit of this step copies
-                # what the step logged itself, not an evaluation that may since have changed
-                tags[EVALUATION_KEYS_TAG] = ",".join(sorted(evaluation))
-            store.runs.set_tags(conn, cand_run, tags)
-        points = [(r, k, v, 0, stamp) for k, v in evaluation.items() for r in {run_id, cand_run} - {None, eval_run}]
-        if points:
-            store.metrics.write(conn, points)
+        _record.record_contract(store, conn, run_id, graph.pipeline, uri=uri, eval_run=eval_run, cand_run=cand_run,
+                                evaluation=evaluation, stamp=stamp)
 
     store.transaction(body, once=True, what="recording the pipeline's candidate")
     return uri, evaluation

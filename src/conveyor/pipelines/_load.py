@@ -29,7 +29,7 @@ def read_output(blobs: Any, output: Mapping[str, str], dest: Path | None = None)
         return materializer.load(Path(tmp))
 
 
-def load_output(steps: Mapping[str, Any], node: str, output: str | None, tracker: Any) -> Any:
+def load_output(steps: Mapping[str, Any], node: str, output: str | None, tracker: Any, run_id: str) -> Any:
     if node not in steps:
         raise NotFound("step", node, hint=f"steps: {', '.join(steps)}")
     result = steps[node]
@@ -45,4 +45,6 @@ def load_output(steps: Mapping[str, Any], node: str, output: str | None, tracker
         from conveyor.tracking import get_tracker
 
         tracker = get_tracker()
-    return read_output(tracker.blobs, outputs[name])
+    from conveyor.pipelines._remote import blobs_of
+
+    return read_output(blobs_of(tracker, run_id), outputs[name])

@@ -113,6 +113,64 @@ def close_step(
         store.runs.end(conn, run_id, RunStatus(status), error=error)
 
 
+def record_hit(
+    tracker: Any, conn: Connection, *, experiment_id: int, parent_id: str, node: str, key: str,
+    params: Mapping[str, Any], context: Mapping[str, Any], data_inputs: Sequence[str], source_run: str,
+    outputs: Mapping[str, Mapping[str, str]], metrics: Mapping[str, float], upstream: Sequence[str],
+) -> str:
+    """A cache hit in the caller's transaction: the step's FINISHED run copying what the reused
+    execution ``source_run`` recorded, its outputs and lineage. The step's run id."""
+    from conveyor.pipelines import _lineage
+
+    run_id = open_step(tracker, experiment_id, parent_id, node, key, params, "hit", conn=conn,
+                       context=context, data_inputs=data_inputs)
+    copied = copy_tracking(tracker.store, conn, source_run, run_id, params)
+    bookkeeping: dict[str, Any] = {"cache_hit": 1, "cached_from": source_run}
+    if copied:
+        bookkeeping["logged"] = 1
+    close_step(tracker, run_id, status="FINISHED", outputs=outputs, logs=None, metrics=metrics, conn=conn,
+               bookkeeping=bookkeeping)
+    _lineage.record_step(conn, run_id, upstream)
+    return str(run_id)
+
+
+def record_end(
+    tracker: Any, conn: Connection, run_id: str, *, status: str, outputs: Mapping[str, Mapping[str, str]],
+    logs: str | None, metrics: Mapping[str, float], error: str | None, tracking: Mapping[str, Any] | None,
+    bookkeeping: Mapping[str, Any], upstream: Sequence[str],
+) -> None:
+    """The end of a step that ran, in the caller's transaction (lineage too when it finished)."""
+    from conveyor.pipelines import _lineage
+
+    close_step(tracker, run_id, status=status, outputs=outputs, logs=logs, metrics=metrics, error=error,
+               conn=conn, tracking=tracking, bookkeeping=bookkeeping)
+    if status == "FINISHED":
+        _lineage.record_step(conn, run_id, upstream)
+
+
+def record_contract(
+    store: Any, conn: Connection, run_id: str, pipeline: str, *, uri: str | None, eval_run: str | None,
+    cand_run: str | None, evaluation: Mapping[str, float], stamp: int,
+) -> None:
+    """The pipeline's candidate and evaluation as tags and metrics (see ``_candidate``)."""
+    parent_tags = {"conveyor.candidate": uri} if uri else {}
+    if eval_run:
+        parent_tags["conveyor.evaluation_run"] = eval_run
+    if parent_tags:
+        store.runs.set_tags(conn, run_id, parent_tags)
+    if cand_run:
+        tags = {"conveyor.pipeline_run": run_id, "conveyor.pipeline": pipeline}
+        if eval_run:
+            tags["conveyor.evaluation_run"] = eval_run
+            # which metrics came from the evaluation: a later cache hit of this step copies
+            # what the step logged itself, not an evaluation that may since have changed
+            tags[EVALUATION_KEYS_TAG] = ",".join(sorted(evaluation))
+        store.runs.set_tags(conn, cand_run, tags)
+    points = [(r, k, float(v), 0, stamp) for k, v in evaluation.items() for r in {run_id, cand_run} - {None, eval_run}]
+    if points:
+        store.metrics.write(conn, points)
+
+
 def write_tracking(store: Any, conn: Connection, run_id: str, record: Mapping[str, Any]) -> None:
     """What a step logged inside its worker (``StepTracker.record()``), into its run."""
     if record.get("params"):

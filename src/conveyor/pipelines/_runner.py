@@ -21,7 +21,7 @@ from typing import Any
 
 from conveyor.entities import RunStatus
 from conveyor.errors import InvalidInput
-from conveyor.pipelines import _datasets, _lineage, _record
+from conveyor.pipelines import _datasets, _lineage, _record, _remote
 from conveyor.pipelines._cache import Unfingerprintable, cache_key, outputs_intact
 from conveyor.pipelines._dag import Graph, Node, Pipeline
 from conveyor.pipelines._executors import Executor, make_executor
@@ -85,7 +85,7 @@ class PipelineResult:
         """
         from conveyor.pipelines._load import load_output
 
-        return load_output(self.steps, node, output, tracker)
+        return load_output(self.steps, node, output, tracker, self.run_id)
 
 
 def _import_root(module_name: str) -> str | None:
@@ -114,6 +114,9 @@ class _Run:
         self.experiment = getattr(parent, "experiment", "")
         self.context = {f: getattr(parent, f) for f in _record.CONTEXT_FIELDS if getattr(parent, f, None) is not None}
         self.tracker = tracker
+        #: remote mode: the coordinator's writes go through the server, objects too
+        self.remote = _remote.Coordinator(tracker) if _remote.is_remote(tracker) else None
+        self.blobs = _remote.blobs_of(tracker, run_id)
         self.executor = executor
         self.use_cache = use_cache
         self.experiment_id = experiment_id
@@ -234,6 +237,19 @@ class _Run:
             self.refused[node.id] = refused
             self.on_event(node.id, "uncached", refused)
             return None
+        if self.remote is not None:
+            found = self.remote.lookup(self.run_id, node.id, key, list(node.step.options.outputs))
+            if found is None:
+                return None
+            started = time.perf_counter()
+            outputs = found["outputs"]
+            # read where the reused outputs are recorded: the earlier pipeline run's objects
+            metrics = self.step_metrics(node, outputs, _remote.run_blobs(self.tracker.http, found["pipeline_run_id"]))
+            run_id = self.remote.open_step(self.run_id, {
+                "step": node.id, "cache_key": key, "cache": "hit", "params": node.params,
+                "data_inputs": self.data_inputs(node), "cached_from": found["run_id"], "metrics": metrics,
+                "upstream": self.upstream_of(node)})
+            return self.hit(node, run_id, found["run_id"], key, outputs, metrics, started)
         store = self.tracker.store
         with store.read() as conn:
             candidates = _record.repo.cache_candidates(conn, key)
@@ -250,45 +266,40 @@ class _Run:
             metrics = self.step_metrics(node, outputs)
 
             def hit(conn: Any, execution: Any = execution, outputs: Any = outputs, metrics: Any = metrics) -> str:
-                run_id = _record.open_step(
-                    self.tracker, self.experiment_id, self.run_id, node.id, key, node.params, "hit", conn=conn,
-                    context=self.context, data_inputs=self.data_inputs(node),
+                return _record.record_hit(
+                    self.tracker, conn, experiment_id=self.experiment_id, parent_id=self.run_id, node=node.id,
+                    key=key, params=node.params, context=self.context, data_inputs=self.data_inputs(node),
+                    source_run=execution.run_id, outputs=outputs, metrics=metrics, upstream=self.upstream_of(node),
                 )
-                copied = _record.copy_tracking(store, conn, execution.run_id, run_id, node.params)
-                bookkeeping: dict[str, Any] = {"cache_hit": 1, "cached_from": execution.run_id}
-                if copied:
-                    bookkeeping["logged"] = 1
-                _record.close_step(
-                    self.tracker, run_id, status="FINISHED", outputs=outputs, logs=None,
-                    metrics=metrics, conn=conn, bookkeeping=bookkeeping,
-                )
-                self.after_step(node, run_id, conn)
-                return str(run_id)
 
             # the whole cache hit is one transaction, retried through a database blink; once:
             # a retry after a lost commit acknowledgement must not open a second step run
             run_id = store.transaction(hit, once=True, what=f"recording the cache hit of step {node.id}")
-            if metrics:  # outside the transaction: the metric buffer may write on its own
-                self.tracker.log_metrics(self.run_id, dict(metrics))
-            self.on_event(node.id, "cached", f"from run {execution.run_id[:8]}")
-            return StepResult(node.id, "FINISHED", True, run_id, key, outputs, None, time.perf_counter() - started, 0)
+            return self.hit(node, run_id, execution.run_id, key, outputs, metrics, started)
         return None
 
-    def step_metrics(self, node: Node, outputs: Mapping[str, Mapping[str, str]]) -> dict[str, float]:
+    def hit(self, node: Node, run_id: str, source: str, key: str, outputs: Mapping[str, Mapping[str, str]],
+            metrics: Mapping[str, float], started: float) -> StepResult:
+        if metrics:  # outside the transaction: the metric buffer may write on its own
+            self.tracker.log_metrics(self.run_id, dict(metrics))
+        self.on_event(node.id, "cached", f"from run {source[:8]}")
+        return StepResult(node.id, "FINISHED", True, str(run_id), key, dict(outputs), None,
+                          time.perf_counter() - started, 0)
+
+    def step_metrics(self, node: Node, outputs: Mapping[str, Mapping[str, str]], blobs: Any = None) -> dict[str, float]:
         if not node.step.options.metrics:
             return {}
         from conveyor.pipelines._load import read_output
 
-        value = read_output(self.tracker.blobs, outputs[node.step.options.outputs[0]])
+        value = read_output(blobs or self.blobs, outputs[node.step.options.outputs[0]])
         return {k: float(v) for k, v in value.items()}
 
-    def after_step(self, node: Node, run_id: str, conn: Any) -> None:
-        """Lineage of a finished step, in the transaction that records its end."""
-        upstream = [
+    def upstream_of(self, node: Node) -> list[str]:
+        """The step's inputs as lineage URIs (recorded in the transaction that ends its run)."""
+        return [
             self.datasets[h.node][0] if h.node in self.datasets else f"runs:/{self.results[h.node].run_id}/outputs/{h.output}"
             for h in node.inputs.values()
         ]
-        _lineage.record_step(conn, run_id, upstream)
 
     def execute(self, node: Node) -> StepResult:
         started = time.perf_counter()
@@ -298,15 +309,23 @@ class _Run:
             cache_state = "miss" if self.use_cache and options.cache else "disabled"
             if refused is not None and cache_state == "miss":
                 cache_state = "refused"
-            run_id = _record.open_step(self.tracker, self.experiment_id, self.run_id, node.id, key, node.params,
-                                       cache_state, context=self.context, data_inputs=self.data_inputs(node))
-            if refused is not None and cache_state == "refused":
-                _record.tag(self.tracker, run_id, {"conveyor.cache_refused": refused})
+            if self.remote is not None:
+                run_id = self.remote.open_step(self.run_id, {
+                    "step": node.id, "cache_key": key, "cache": cache_state, "params": node.params,
+                    "data_inputs": self.data_inputs(node),
+                    "tags": {"conveyor.cache_refused": refused} if cache_state == "refused" else {}})
+            else:
+                run_id = _record.open_step(self.tracker, self.experiment_id, self.run_id, node.id, key, node.params,
+                                           cache_state, context=self.context, data_inputs=self.data_inputs(node))
+                if refused is not None and cache_state == "refused":
+                    _record.tag(self.tracker, run_id, {"conveyor.cache_refused": refused})
         except Exception as exc:  # a bad step definition or an unreachable store fails this step only
             return StepResult(node.id, "FAILED", error=f"{type(exc).__name__}: {exc}", duration_s=time.perf_counter() - started)
         task = {
             "node": node.id, "module": node.step.module, "qualname": node.step.qualname,
-            "sys_path": self.sys_path, "blobs": _blob_reopen(self.tracker.blobs, self.s3_endpoint_url), "inputs": inputs, "params": node.params,
+            "sys_path": self.sys_path, "blobs": {"server_run": self.run_id, "server": self.tracker.server.model_dump(mode="json")}
+            if self.remote is not None
+            else _blob_reopen(self.tracker.blobs, self.s3_endpoint_url), "inputs": inputs, "params": node.params,
             "outputs": list(options.outputs), "metrics": options.metrics,
             "materializers": _registered_materializers(), "package": self.package_of(node),
             "trust": _trust_entries(),
@@ -332,17 +351,18 @@ class _Run:
         metrics = dict(outcome.get("metrics") or {})
         duration = time.perf_counter() - started
         error = outcome.get("traceback") or outcome.get("error")
-        def close(conn: Any) -> None:
-            _record.close_step(
-                self.tracker, run_id, status=status, outputs=outcome.get("outputs") or {}, logs=outcome.get("logs"),
-                metrics=metrics, error=error, conn=conn, tracking=outcome.get("tracking"),
-                bookkeeping={"cache_hit": 0, "attempts": attempts, "duration_s": f"{duration:.3f}"},
-            )
-            if status == "FINISHED":
-                self.after_step(node, run_id, conn)
-
-        # a step that ran must not be lost to a database blink; once: its points and rows land once
-        self.tracker.store.transaction(close, once=True, what=f"recording the end of step {node.id}")
+        end = {
+            "status": status, "outputs": outcome.get("outputs") or {}, "logs": outcome.get("logs"),
+            "metrics": metrics, "error": error, "tracking": outcome.get("tracking"),
+            "bookkeeping": {"cache_hit": 0, "attempts": attempts, "duration_s": f"{duration:.3f}"},
+            "upstream": self.upstream_of(node) if status == "FINISHED" else [],
+        }
+        if self.remote is not None:  # the server runs the same record_end (under an idempotency key)
+            self.remote.close_step(self.run_id, run_id, end)
+        else:
+            # a step that ran must not be lost to a database blink; once: its points and rows land once
+            self.tracker.store.transaction(lambda conn: _record.record_end(self.tracker, conn, run_id, **end),
+                                           once=True, what=f"recording the end of step {node.id}")
         if metrics and status == "FINISHED":
             self.tracker.log_metrics(self.run_id, dict(metrics))
         return StepResult(
@@ -441,6 +461,11 @@ def run(
     finished execution with intact outputs are not run again. Returns how each step ended;
     a failed step does not raise (``result.ok`` is False, ``result.steps[name].error`` says why).
 
+    In remote mode (``[server] url``, or a ``RemoteTracker``) the steps run here with the
+    ``local`` executor and every record and output goes through the server's
+    ``/api/v1/pipelines`` routes; the client opens no store (``ray`` is refused there, naming
+    what to do).
+
     Example::
 
         result = conveyor.pipelines.run(train, params={"C": 0.5}, executor="local")
@@ -462,9 +487,14 @@ def run(
         from conveyor.tracking import get_tracker
 
         tracker = get_tracker()
+    remote = _remote.is_remote(tracker)
+    if remote:
+        if (executor if isinstance(executor, str) else getattr(executor, "name", "")) == "ray":
+            _remote.refuse_ray("ray")
     # Data set references are pinned (and a missing one reported) before anything starts.
+    pin = _remote.Coordinator(tracker).dataset_input if remote else (lambda ref: _datasets.resolve(tracker, ref))
     datasets = {
-        node.id: _datasets.resolve(tracker, node.params["ref"])
+        node.id: pin(node.params["ref"])
         for node in graph.nodes.values() if node.step is _datasets.DATASET_STEP
     }
     if s3_endpoint_url is None:  # the endpoint the tracker's artifact store was opened with
@@ -476,8 +506,11 @@ def run(
     if isinstance(executor, str) and hasattr(engine, "warm"):
         # steps will surely run (no cache, or a pipeline never run here): start the warm
         # server now, its imports overlap the run's setup; otherwise the first miss starts it
-        with tracker.store.read() as conn:
-            first_time = not _record.repo.list_runs(conn, graph.pipeline, 1)
+        if remote:
+            first_time = False  # not asked of the server: the first step that runs starts it
+        else:
+            with tracker.store.read() as conn:
+                first_time = not _record.repo.list_runs(conn, graph.pipeline, 1)
         if not cache or first_time:
             engine.warm()
     started = time.perf_counter()
@@ -487,10 +520,13 @@ def run(
     )
     if graph.params:
         tracker.log_params(parent.id, {k: _record._param_text(v) for k, v in graph.params.items()})
-    tracker.store.transaction(
-        lambda conn: _record.repo.create_run(conn, parent.id, graph.pipeline, engine.name, graph.describe()),
-        once=True, what="recording the pipeline run",
-    )
+    if remote:
+        _remote.Coordinator(tracker).create_run(parent.id, graph.pipeline, engine.name, graph.describe())
+    else:
+        tracker.store.transaction(
+            lambda conn: _record.repo.create_run(conn, parent.id, graph.pipeline, engine.name, graph.describe()),
+            once=True, what="recording the pipeline run",
+        )
     state = _Run(
         graph, tracker, engine, use_cache=cache, experiment_id=parent.experiment_id, run_id=parent.id,
         on_event=on_event or (lambda *_: None), s3_endpoint_url=s3_endpoint_url, datasets=datasets, parent=parent,

@@ -110,6 +110,10 @@ def sweep(
         from conveyor.tracking import get_tracker
 
         tracker = get_tracker()
+    from conveyor.pipelines import _remote
+
+    if _remote.is_remote(tracker) and executor == "ray":
+        _remote.refuse_ray("ray")  # before joining the cluster
     if isinstance(executor, str):
         from conveyor.pipelines._runner import heavy_modules
 

@@ -66,7 +66,7 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
         set_trust(TrustPolicy(tuple(task["trust"])))
     started = time.perf_counter()
     result: dict[str, Any] = {"status": "FAILED", "outputs": {}, "logs": None, "error": None, "metrics": None}
-    blobs = BlobStore.open(**task["blobs"])  # the driver's store with the driver's S3 settings
+    blobs = _open_blobs(task["blobs"])
     with tempfile.TemporaryDirectory(prefix="conveyor-step-") as tmp:
         work = Path(tmp)
         log_path = work / "step.log"
@@ -108,6 +108,21 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
                 result["tracking"] = recorder.record()
     result["duration_s"] = time.perf_counter() - started
     return result
+
+
+def _open_blobs(options: dict[str, Any]) -> Any:
+    """The driver's artifact store with the driver's S3 settings; in remote mode the pipeline
+    run's objects through the server (the driver's ``[server]`` settings, in the task file of a
+    private temporary folder)."""
+    from conveyor.blobs import BlobStore
+
+    if "server_run" not in options:
+        return BlobStore.open(**options)
+    from conveyor.pipelines._remote import run_blobs
+    from conveyor.settings import ServerSettings
+    from conveyor.tracking._remote import Http
+
+    return run_blobs(Http(ServerSettings.model_validate(options["server"])), str(options["server_run"]))
 
 
 def _step_tracker(blobs: Any, task: dict[str, Any]) -> Any:

@@ -16,6 +16,7 @@ from conveyor._version import __version__
 from conveyor.server.api import _errors, _system, artifacts, experiments, runs, uploads
 from conveyor.server.api import dataset_blobs, dataset_writes, datasets, lineage, models, monitoring
 from conveyor.server.api import gate_evaluations, monitoring_reports, monitoring_runs, pipelines
+from conveyor.server.api import pipeline_blobs, pipeline_writes
 
 #: Every router of the API, in the order their paths appear in the OpenAPI document.
 ROUTERS = [
@@ -28,6 +29,9 @@ ROUTERS = [
     dataset_writes.router,
     dataset_blobs.router,
     pipelines.router,
+    pipeline_writes.router,
+    pipeline_writes.inputs_router,
+    pipeline_blobs.router,
     models.router,
     gate_evaluations.router,
     monitoring.router,
