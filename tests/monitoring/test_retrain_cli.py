@@ -88,11 +88,6 @@ def loop_project(project: Path, stores: Any, mode: str, monkeypatch: pytest.Monk
     ``train@2`` (the newest data, shifted and labelled) exists for the retraining. In remote
     mode the set-up (data sets, champion, served traffic) is written on the server's stores.
     """
-    if mode == "remote":
-        # evaluation, lease and alerts work remotely (test_monitor, test_retrain_lease), but this
-        # pipeline's dataset("train") and the gate's holdout need conveyor.data in remote mode,
-        # which another branch adds; the set-up below already writes on the server's stores
-        pytest.skip("the training pipeline reads data sets: needs conveyor.data in remote mode")
     monkeypatch.setitem(_SIDE, "stores", stores if mode == "remote" else None)
     monkeypatch.delitem(sys.modules, "training", raising=False)  # each project has its own module
     monkeypatch.setattr(sys, "path", list(sys.path))

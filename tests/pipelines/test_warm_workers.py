@@ -22,7 +22,7 @@ def first() -> dict:
     shared.COUNTER.append("first")
     os.environ["CONVEYOR_TEST_LEAK"] = "from a step"
     return {{"pid": os.getpid(), "parent": os.getppid(), "warm": warm, "counter": list(shared.COUNTER),
-             "cwd": os.getcwd(), "env": os.environ.get("CONVEYOR_TEST_SET_LATER"), "version": shared.VERSION}}
+             "cwd": os.getcwd(), "env": os.environ.get("WARM_WORKER_TEST_SET_LATER"), "version": shared.VERSION}}
 
 @step(cache=False)
 def second(previous: dict) -> dict:
@@ -39,7 +39,7 @@ def test_steps_are_isolated_warm_and_fresh(pipes: Any, local_tracker: Any, monke
     tag = os.urandom(4).hex()
     pipes("COUNTER = []\nVERSION = 1\n", name=f"shared_state_{tag}")
     module = pipes(FLOW.format(tag=tag))
-    monkeypatch.setenv("CONVEYOR_TEST_SET_LATER", "seen")  # after the server may have started
+    monkeypatch.setenv("WARM_WORKER_TEST_SET_LATER", "seen")  # after the server may have started
     result = run(module.flow, tracker=local_tracker)
     assert result.ok, {n: s.error for n, s in result.steps.items()}
     first, second = result.load("first"), result.load("second")
