@@ -97,6 +97,19 @@ def tracker(store: object, blobs: object) -> Iterator[object]:
     opened.close()
 
 
+@pytest.fixture(params=["embedded", "remote"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """Embedded (the client opens the stores) or remote (through a live ``conveyor server``):
+    suites that run both ways build their ``tracker``/``project`` on it (fixtures.remote)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def embedded_only(mode: str) -> None:
+    if mode != "embedded":
+        pytest.skip("reaches into the stores directly, or passes a hook that cannot cross the wire (embedded mode only)")
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh project folder (conveyor.toml, SQLite, local artifacts) as the working directory,

@@ -16,56 +16,21 @@ from typing import Any
 
 import pytest
 
-from fixtures.remote import mode_project, remote_tracker, serve
-
-
-@pytest.fixture(params=["embedded", "remote"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def embedded_only(mode: str) -> None:
-    if mode != "embedded":
-        pytest.skip("reaches into the stores directly (embedded mode only)")
-
-
-def _server_blobs(request: pytest.FixtureRequest, store_url: str, tmp_path: Path) -> Any:
-    from conveyor.blobs import BlobStore
-
-    if store_url.startswith("postgresql"):  # the team setup: PostgreSQL + S3
-        endpoint = request.getfixturevalue("s3_server")
-        bucket = request.getfixturevalue("s3_bucket_url")
-        opened = BlobStore.open(f"{bucket}/artifacts", s3_endpoint_url=endpoint)
-    else:
-        opened = BlobStore.open(tmp_path / "server-artifacts")
-    opened.init()
-    return opened
+from fixtures.remote import mode_project, mode_tracker, server_blobs
 
 
 @pytest.fixture
 def tracker(mode: str, store: Any, request: pytest.FixtureRequest, store_url: str, tmp_path: Path) -> Iterator[Any]:
-    """A tracker over the parametrized stores: embedded, or remote through a live server."""
+    """A tracker over the parametrized stores: embedded, or remote through a live server
+    (over PostgreSQL the server's artifacts are on moto's S3)."""
     from conveyor.blobs import BlobStore
-    from conveyor.settings import TrackingSettings
-    from conveyor.tracking import Tracker
 
     if mode == "embedded":
         blobs = BlobStore.open(tmp_path / "artifacts")
         blobs.init()
-        opened = Tracker(store, blobs, TrackingSettings(flush_interval=0.05, capture_packages=True))
-        opened.server_tracker = opened  # type: ignore[attr-defined]
-        yield opened
-        opened.close()
-        return
-    behind = Tracker(store, _server_blobs(request, store_url, tmp_path), TrackingSettings())
-    with serve(behind) as server:
-        client = remote_tracker(server.url, tmp_path / "spool")
-        client.server_tracker = behind  # what tests may inspect on the server's side
-        client.thread_server = server
-        yield client
-        client.close()
-    behind.flush()
+    else:
+        blobs = server_blobs(request, store_url, tmp_path)
+    yield from mode_tracker(mode, store, blobs, tmp_path / "spool")
 
 
 @pytest.fixture

@@ -13,32 +13,14 @@ import numpy as np
 import pytest
 
 from fixtures.gate_models import fit
-from fixtures.remote import remote_tracker, serve
-
-
-@pytest.fixture(params=["embedded", "remote"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+from fixtures.remote import mode_tracker
 
 
 @pytest.fixture
 def tracker(mode: str, store: Any, blobs: Any, tmp_path: Path) -> Iterator[Any]:
     """A tracker over the parametrized store: embedded, or remote through a live server
-    (``server_tracker`` is then the server's own, for tests that look behind it)."""
-    from conveyor.settings import TrackingSettings
-    from conveyor.tracking import Tracker
-
-    opened = Tracker(store, blobs, TrackingSettings(flush_interval=0.05, capture_packages=True))
-    if mode == "embedded":
-        yield opened
-        opened.close()
-        return
-    with serve(opened) as server:
-        client = remote_tracker(server.url, tmp_path / "spool")
-        client.server_tracker = opened
-        yield client
-        client.close()
-    opened.close()
+    (``tracker.server_tracker`` opens the stores in both modes)."""
+    yield from mode_tracker(mode, store, blobs, tmp_path / "spool")
 
 
 @pytest.fixture

@@ -85,11 +85,6 @@ def failing():
 """
 
 
-@pytest.fixture(params=["embedded", "remote"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
 def mode_root(mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield from mode_project(mode, tmp_path, monkeypatch)

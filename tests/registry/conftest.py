@@ -11,34 +11,14 @@ from typing import Any
 
 import pytest
 
-from fixtures.remote import mode_project, remote_tracker, serve
-
-
-@pytest.fixture(params=["embedded", "remote"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+from fixtures.remote import mode_project, mode_tracker
 
 
 @pytest.fixture
-def tracker(mode: str, store: Any, tmp_path: Path) -> Iterator[Any]:
-    """A tracker over the parametrized store: embedded, or remote through a live server."""
-    from conveyor.blobs import BlobStore
-    from conveyor.settings import TrackingSettings
-    from conveyor.tracking import Tracker
-
-    blobs = BlobStore.open(tmp_path / "artifacts")
-    blobs.init()
-    opened = Tracker(store, blobs, TrackingSettings(flush_interval=0.05, capture_packages=True))
-    if mode == "embedded":
-        yield opened
-        opened.close()
-        return
-    with serve(opened) as server:
-        client = remote_tracker(server.url, tmp_path / "spool")
-        client.server_tracker = opened  # what tests may inspect on the server's side
-        yield client
-        client.close()
-    opened.close()
+def tracker(mode: str, store: Any, blobs: Any, tmp_path: Path) -> Iterator[Any]:
+    """A tracker over the parametrized store: embedded, or remote through a live server
+    (``tracker.server_tracker`` opens the stores in both modes)."""
+    yield from mode_tracker(mode, store, blobs, tmp_path / "spool")
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ to revoke and say it is missing). Rows are counted afterwards around the proxy.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +26,7 @@ from conveyor.settings import ServerSettings
 from conveyor.store import api_tokens, registered_models, roles, users
 from conveyor.tracking import Tracker
 from fixtures.asgi import SyncClient
-from fixtures.proxy import TcpProxy, arm_fault, count_rows, pg_proxy, proxied  # noqa: F401  (fixtures)
+from fixtures.proxy import TcpProxy, arm_fault, count_rows, fault_listener, pg_proxy, proxied  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 FAULTS = ["reset", "lost_ack"]
@@ -109,18 +108,7 @@ def _fault_in_any_engine(proxy: TcpProxy, sql: str, fault: str) -> Iterator[list
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    fired: list[str] = []
-
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if fired or sql not in statement:
-            return
-        fired.append(statement)
-        if fault == "reset":
-            proxy.stop()
-            threading.Timer(1.0, proxy.start).start()
-        else:
-            proxy.lose_next_commit_ack(down_for=1.0)
-
+    before, fired = fault_listener(proxy, sql, fault)
     event.listen(Engine, "before_cursor_execute", before)
     try:
         yield fired

@@ -109,7 +109,12 @@ async def _spool(request: Request, spool: IO[bytes]) -> Digest:
             summary="Upload one object of the data set (the body's BLAKE3 digest must be {digest})")
 async def upload(request: Request, name: str = DatasetName, digest: str = DigestText) -> Response:
     await run_in_threadpool(writable, request, _name(name))
-    wanted = _digest(digest)
+    return await store_body(request, _digest(digest))
+
+
+async def store_body(request: Request, wanted: Digest) -> Response:
+    """Store the request body as one object if it hashes to ``wanted`` (else a 400, nothing
+    stored): spooled to a temporary file while hashing, then put into the artifact store."""
     with tempfile.TemporaryFile() as spool:
         actual = await _spool(request, spool)
         if actual != wanted:

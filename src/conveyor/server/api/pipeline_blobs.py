@@ -14,7 +14,6 @@ Permission: ``edit`` on the pipeline run's experiment to upload, ``read`` to dow
 
 from __future__ import annotations
 
-import tempfile
 from typing import Any
 
 from fastapi import APIRouter, Path, Request
@@ -25,10 +24,9 @@ from starlette.responses import Response, StreamingResponse
 from conveyor.blobs import Digest
 from conveyor.errors import NotFound
 from conveyor.server.api import _deps
-from conveyor.server.api._errors import ApiV1Error
 from conveyor.server.api._models import RUN_ID, BlobOut, json_response
 from conveyor.server.api.artifacts import _chunks, _open
-from conveyor.server.api.dataset_blobs import _OCTETS, DigestList, MissingOut, _digest, _members, _spool
+from conveyor.server.api.dataset_blobs import _OCTETS, DigestList, MissingOut, _digest, _members, store_body
 from conveyor.server.api.runs import authorize_run
 
 router = APIRouter(prefix="/pipelines/runs/{run_id}/blobs", tags=["pipelines"])
@@ -49,14 +47,7 @@ def missing(request: Request, body: DigestList, run_id: str = RunId) -> Response
             summary="Upload one object of a pipeline run (the body's BLAKE3 digest must be {digest})")
 async def upload(request: Request, run_id: str = RunId, digest: str = DigestText) -> Response:
     await run_in_threadpool(authorize_run, request, run_id, "edit")
-    wanted = _digest(digest)
-    with tempfile.TemporaryFile() as spool:
-        actual = await _spool(request, spool)
-        if actual != wanted:
-            raise ApiV1Error("INVALID", f"the body hashes to {actual}, not {wanted}; nothing was stored",
-                             field="body")
-        blob = await run_in_threadpool(_deps.tracker(request).blobs.put_stream, spool)
-    return json_response(BlobOut(digest=str(blob.digest), size=blob.size), 201)
+    return await store_body(request, _digest(digest))
 
 
 def _belongs(request: Request, run_id: str, digest: Digest) -> None:
