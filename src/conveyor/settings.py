@@ -231,7 +231,15 @@ class ServerSettings(_Section):
         "5 MiB when the server's artifact store is S3).",
     )
 
-    @field_validator("allowed_hosts", "cors_origins", mode="before")
+    webhook_hosts: tuple[str, ...] = Field(
+        (),
+        description="With authentication on: the hosts (or host:port) the server may POST alerts to when it "
+        "evaluates a monitor a remote client sent; a webhook naming any other host is refused (400, nothing "
+        "stored), so a user who may edit a model cannot make the server call its internal network. "
+        "Comma-separated in the environment. Without authentication (loopback only) any webhook is allowed.",
+    )
+
+    @field_validator("allowed_hosts", "cors_origins", "webhook_hosts", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         return tuple(p.strip() for p in value.split(",") if p.strip()) if isinstance(value, str) else value

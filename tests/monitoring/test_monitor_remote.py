@@ -168,6 +168,49 @@ def test_evaluating_needs_edit_on_the_model_and_read_on_the_reference(team: Any,
         assert [e.status for e in MonitoringRepo().evaluations(conn, model="churn")] == ["alert"]
 
 
+@pytest.mark.parametrize("listed", [False, True])
+def test_a_team_server_sends_alerts_only_to_listed_webhook_hosts(store: Any, blobs: Any, tmp_path: Path, make_frame: Any,
+                                                                 webhook: Any, listed: bool) -> None:
+    """With authentication on, a webhook host must be in [server] webhook_hosts: a user who may
+    edit a model cannot make the server POST to whatever it can reach (refused: 400, nothing
+    stored, nothing sent)."""
+    from conveyor.monitoring import MonitorConfig, Monitoring
+    from conveyor.server import Users, create_app
+    from conveyor.settings import ServerSettings, TrackingSettings
+    from conveyor.store import MonitoringRepo
+    from conveyor.tracking import Tracker
+    from conveyor.errors import InvalidInput
+
+    tracker = Tracker(store, blobs, TrackingSettings())
+    ref = conveyor.data.add(make_frame(seed=1), name="train", tracker=tracker).ref
+    users = Users(tracker.store)
+    users.add("ana")
+    users.grant("ana", "model", "churn", "edit")
+    users.grant("ana", "data", "train", "read")
+    token = users.create_token("ana", "t")
+    settings = ServerSettings(default_role="none", webhook_hosts=("127.0.0.1",) if listed else ())
+    server = ThreadServer(create_app(tracker, auth=True, users=users, server=settings)).start()
+    ana = _client(server, token, tmp_path)
+    try:
+        config = MonitorConfig(name="m", model="churn", reference=ref, target="churned", rules=["drift_share > 0.3"],
+                               webhook=webhook.url)
+        monitoring = Monitoring(ana)
+        if listed:
+            assert monitoring.evaluate(config, current=_window(make_frame, 1.0)).status == "alert"
+            assert monitoring.wait(30) and webhook.posts and webhook.posts[0]["monitor"] == "m"
+        else:
+            with pytest.raises(InvalidInput, match="may not send alerts to '127.0.0.1'") as refused:
+                monitoring.evaluate(config, current=_window(make_frame, 1.0))
+            assert refused.value.field == "config.webhook" and "webhook_hosts" in str(refused.value)
+            assert webhook.posts == []
+            with tracker.store.read() as conn:
+                assert MonitoringRepo().evaluations(conn, model="churn") == []
+    finally:
+        ana.close()
+        server.stop()
+        tracker.close()
+
+
 @pytest.mark.parametrize(("body", "field"), [
     ({"config": {"model": "churn", "windwo": "1h"}}, "monitors.m.windwo"),
     ({"config": {"model": "churn", "rules": ["drift_share >>> 1"]}}, None),

@@ -135,6 +135,27 @@ def _authorize_reference(request: Request, config: Any, tracker: Any) -> None:
         _deps.authorize(request, "data", dataset_name(str(mv.data_versions[0]), "reference"), "read")
 
 
+def _webhook_allowed(request: Request, url: str | None, field: str) -> None:
+    """With authentication on, the server POSTs alerts only to hosts ``[server] webhook_hosts``
+    lists: a user who may edit a model must not make the server call whatever it can reach."""
+    from urllib.parse import urlsplit
+
+    from conveyor.server.api._deps import AllowAll
+
+    if url is None or isinstance(request.app.state.policy, AllowAll):
+        return
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    allowed = {h.lower() for h in request.app.state.server.webhook_hosts}
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if host in allowed or f"{host}:{port}" in allowed:
+        return
+    raise InvalidInput(f"the server may not send alerts to {host or url!r}: the host is not in its [server] "
+                       "webhook_hosts", field=field, value=url,
+                       hint="ask the server's admin to add the host to [server] webhook_hosts "
+                            "(CONVEYOR_SERVER_WEBHOOK_HOSTS), or leave the webhook out")
+
+
 def _trainer(request: Request, body: _Policy, model: str, *, holder: str | None = None, cooldown: float = 0.0,
              lease: float = 300.0, backoff: float = 300.0) -> tuple[Any, list[int]]:
     """The server's :class:`ContinuousTrainer` for ``model`` (no hook: the client runs it);
@@ -151,6 +172,7 @@ def _trainer(request: Request, body: _Policy, model: str, *, holder: str | None 
                                value=config.model, hint="send the monitor that watches this model")
         monitoring = Monitoring(tracker, _defaults(body.defaults))
         monitoring.notifier(config.webhook or monitoring.defaults.webhook)  # a bad URL is refused before any write
+        _webhook_allowed(request, config.webhook or monitoring.defaults.webhook, "monitor.webhook")
 
         def on_failure(failed_model: str, decision: str, trigger_id: int) -> None:
             alerts.append(monitoring.alert(config, "retrain_failed", f"retraining trigger {trigger_id}", None,
@@ -191,6 +213,8 @@ def evaluate(request: Request, body: EvaluateIn, name: str = Path(..., min_lengt
     current = frame_from_wire(body.current) if body.current is not None else None
     monitoring = Monitoring(tracker, defaults, MonitorHooks(load_window=_reader(tracker)))
     monitoring.notifier(config.webhook or defaults.webhook)  # a bad URL is refused before anything is stored
+    hook_field = "config.webhook" if config.webhook else "defaults.webhook"
+    _webhook_allowed(request, config.webhook or defaults.webhook, hook_field)
     monitoring.defer_retrain = True  # the client runs its retraining hook
     e = monitoring.evaluate(config, current=current, until_ms=body.until)
     return json_response({
