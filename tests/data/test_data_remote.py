@@ -332,3 +332,50 @@ def test_status_compares_a_folder_with_a_version_on_the_server(open_server: Thre
             cd.status(data, tracker=client)
     finally:
         client.close()
+
+
+def test_a_retried_record_request_reports_the_first_answer_on_another_server_process(
+    behind: Any, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Idempotency-Key receipt lives in the metadata store (written in the version's own
+    transaction), so the retry of a request whose answer was lost gets the first answer from
+    a second server process over the same store, and from a server restarted in between."""
+    from conveyor.server import create_app
+    from conveyor.settings import TrackingSettings
+    from conveyor.store import Store
+    from conveyor.tracking import Tracker
+
+    monkeypatch.chdir(tmp_path)
+    other_store = Store.open(store_url)
+    other = Tracker(other_store, behind.blobs, TrackingSettings())
+    first, second = ThreadServer(create_app(behind)).start(), ThreadServer(create_app(other)).start()
+    client = _client(first.url, tmp_path)
+    try:
+        data = _folder(tmp_path / "set", {"a.txt": "a"})
+        v1 = cd.add(data, name="set", tracker=client)
+        body = {"digest": v1.digest, "kind": "folder", "source": "x"}
+        (data / "b.txt").write_text("b")
+        v2 = cd.add(data, name="set", tracker=client)
+        path = "/api/v1/datasets/set/versions"
+        made = httpx.post(first.url + path, json=body, headers={"Idempotency-Key": "k-made"})
+        assert (made.status_code, made.json()["version"], made.json()["created"]) == (201, 3, True)
+        same = httpx.post(first.url + path, json=body, headers={"Idempotency-Key": "k-same"})
+        assert (same.status_code, same.json()["version"], same.json()["created"]) == (200, 3, False)
+        (data / "c.txt").write_text("c")
+        assert cd.add(data, name="set", tracker=client).version == 4  # the content moved on
+        for server in (second, first):  # another process; then the first one restarted
+            replay = httpx.post(server.url + path, json=body, headers={"Idempotency-Key": "k-made"})
+            assert (replay.status_code, replay.json()["version"], replay.json()["created"]) == (201, 3, True)
+            replay = httpx.post(server.url + path, json=body, headers={"Idempotency-Key": "k-same"})
+            assert (replay.status_code, replay.json()["version"], replay.json()["created"]) == (200, 3, False)
+            first.stop()
+            first = ThreadServer(create_app(behind), port=first.port).start()
+        fresh = httpx.post(second.url + path, json=body, headers={"Idempotency-Key": "k-new"})
+        assert (fresh.status_code, fresh.json()["version"]) == (201, 5)  # a new key is a new request
+        assert [v.version for v in cd.versions("set", tracker=behind)] == [1, 2, 3, 4, 5]
+        assert v2.version == 2
+    finally:
+        client.close()
+        first.stop()
+        second.stop()
+        other_store.close()

@@ -116,14 +116,22 @@ def add(
 
 def _record(
     stores: Stores, name: str, stored: Stored, kind: str, fmt: str | None, source_text: str, run_id: str | None,
-    frame: Any,
+    frame: Any, receipt: str | None = None,
 ) -> DatasetVersion:
-    """The version row for bytes already stored (written last: nothing half-made before)."""
+    """The version row for bytes already stored (written last: nothing half-made before).
+
+    ``receipt``: a token kept in ``write_receipts`` in the version's own transaction; the
+    same token again (a retried request, on any server process, after a restart) reports
+    the version the first one made, ``created`` as it was then."""
     blobs = stores.need_blobs()
     profile: dict[str, Any] | None = None
     with stores.store.read() as conn:
+        if receipt is not None and (done := _receipt_result(conn, receipt)) is not None:
+            return _from_receipt(conn, name, done)
         latest = _repo.latest(conn, name)
     if latest is not None and latest.digest == str(stored.digest):
+        if receipt is not None:  # a retry reports this answer even after a later version
+            return _keep_unchanged(stores, name, int(latest.version), receipt)
         return _unchanged(latest)
     if kind == "table":
         if frame is None:
@@ -136,7 +144,54 @@ def _record(
         "profile": json.dumps(profile, sort_keys=True, allow_nan=False) if profile is not None else None,
         "run_id": run_id,
     }
-    return _insert(stores, name, values, run_id)
+    return _insert(stores, name, values, run_id, receipt)
+
+
+def _receipt_result(conn: Any, token: str) -> list[Any] | None:
+    """The ``[version, created]`` a receipt recorded, or None."""
+    from sqlalchemy import select
+
+    from conveyor.store import write_receipts
+
+    row = conn.execute(select(write_receipts.c.result).where(write_receipts.c.token == token)).first()
+    return None if row is None or row.result is None else list(json.loads(row.result))
+
+
+def _keep_unchanged(stores: Stores, name: str, version: int, receipt: str) -> DatasetVersion:
+    def body(conn: Any) -> list[Any]:
+        if (done := _receipt_result(conn, receipt)) is not None:
+            return done
+        _keep_receipt(conn, receipt, [version, False])
+        return [version, False]
+
+    for attempt in range(_WRITE_ATTEMPTS):
+        try:
+            done = stores.store.transaction(body, what=f"recording a request on data set {name}")
+            with stores.store.read() as conn:
+                return _from_receipt(conn, name, done)
+        except Conflict:
+            if attempt == _WRITE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _keep_receipt(conn: Any, token: str, result: list[Any]) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from conveyor.store import write_receipts
+
+    try:
+        with conn.begin_nested():
+            conn.execute(write_receipts.insert().values(token=token, at=now_ms(), result=json.dumps(result)))
+    except IntegrityError as exc:  # the same request at the same time on another process: it won
+        raise Conflict("the same request was recorded concurrently", hint="retry") from exc
+
+
+def _from_receipt(conn: Any, name: str, done: list[Any]) -> DatasetVersion:
+    from conveyor.data._types import DatasetVersion
+
+    return DatasetVersion.from_row(_repo.get(conn, name, int(done[0])), created=bool(done[1]))
 
 
 _KINDS = ("file", "folder", "table")
@@ -144,11 +199,13 @@ _FORMATS = ("csv", "parquet")
 
 
 def record_stored(
-    stores: Stores, name: str, digest: str, kind: str, fmt: str | None, source: str, run_id: str | None
+    stores: Stores, name: str, digest: str, kind: str, fmt: str | None, source: str, run_id: str | None,
+    receipt: str | None = None,
 ) -> DatasetVersion:
     """A version of bytes a client already put in the artifact store (remote mode's add, run
     by the server): the object (and, for a folder, every file its manifest lists) must be
-    stored; size and file count come from the store, never from the client."""
+    stored; size and file count come from the store, never from the client. ``receipt``
+    (a request's idempotency token): see ``_record``."""
     check_name(name)
     blobs = stores.need_blobs()
     parsed = Digest.parse(digest)
@@ -170,7 +227,7 @@ def record_stored(
         stored = Stored(parsed, manifest.total_size, len(manifest.entries), 0)
     else:
         stored = Stored(parsed, blobs.size(parsed), 1, 0)
-    return _record(stores, name, stored, kind, fmt, source, run_id, None)
+    return _record(stores, name, stored, kind, fmt, source, run_id, None, receipt)
 
 
 def _unchanged(row: Any) -> DatasetVersion:
@@ -179,10 +236,21 @@ def _unchanged(row: Any) -> DatasetVersion:
     return DatasetVersion.from_row(row, created=False)
 
 
-def _insert(stores: Stores, name: str, values: dict[str, Any], run_id: str | None) -> DatasetVersion:
+def _insert(
+    stores: Stores, name: str, values: dict[str, Any], run_id: str | None, receipt: str | None = None
+) -> DatasetVersion:
     from conveyor.data._types import DatasetVersion
 
     def body(conn: Any) -> list[Any]:
+        if receipt is None:
+            return make(conn)
+        if (done := _receipt_result(conn, receipt)) is not None:
+            return done  # the same request, committed by another attempt or server process
+        result = make(conn)
+        _keep_receipt(conn, receipt, result)
+        return result
+
+    def make(conn: Any) -> list[Any]:
         """[version, created]: the new version, or the latest when it already holds these bytes."""
         latest = _repo.latest(conn, name)
         if latest is not None and latest.digest == values["digest"]:
@@ -201,7 +269,9 @@ def _insert(stores: Stores, name: str, values: dict[str, Any], run_id: str | Non
         try:
             # retried through a database blink; once: a retry after a lost commit
             # acknowledgement reports the version it made instead of finding it "unchanged"
-            number, created = stores.store.transaction(body, once=True, what=f"adding a version of data set {name}")
+            # with a request's receipt its row is the once-token (checked inside the transaction)
+            number, created = stores.store.transaction(body, once=receipt is None,
+                                                       what=f"adding a version of data set {name}")
             with stores.store.read() as conn:
                 return DatasetVersion.from_row(_repo.get(conn, name, number), created=created)
         except Conflict:

@@ -6,7 +6,9 @@ every object must be stored (a folder's manifest and each file it lists), size a
 count are taken from the store, a table is profiled here, and the row is written last in one
 transaction. Content equal to the latest version's creates nothing (200 with
 ``created: false``); a new version answers 201. An ``Idempotency-Key`` makes a retry after a
-lost answer report the version the first attempt made (receipts kept in this process).
+lost answer report the version the first attempt made, ``created`` as it was then: the key's
+receipt is a ``write_receipts`` row written in the version's own transaction, so this holds
+across server processes (``--workers``) and restarts (pruned after a day by ``conveyor gc``).
 
 Permission: ``edit`` on the data set (a new name: the right to create one, and the creator
 then manages it); naming a producing run needs ``edit`` on the run's experiment. Recording
@@ -15,8 +17,7 @@ an input needs ``read`` on the data set and ``edit`` on the run's experiment.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+import hashlib
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Request
@@ -59,25 +60,11 @@ class EdgeOut(_Out):
     run_id: str | None
 
 
-_lock = threading.Lock()
-_RECEIPTS: OrderedDict[tuple[int, str, str], tuple[int, bool]] = OrderedDict()
-_KEPT = 4096
-
-
-def _receipt(request: Request, key: str | None, name: str) -> tuple[int, bool] | None:
+def receipt_token(key: str | None, name: str) -> str | None:
+    """The ``write_receipts`` token of a request's ``Idempotency-Key`` on data set ``name``."""
     if key is None:
         return None
-    with _lock:
-        return _RECEIPTS.get((id(request.app), key, name))
-
-
-def _keep(request: Request, key: str | None, name: str, version: int, created: bool) -> None:
-    if key is None:
-        return
-    with _lock:
-        _RECEIPTS[(id(request.app), key, name)] = (version, created)
-        while len(_RECEIPTS) > _KEPT:
-            _RECEIPTS.popitem(last=False)
+    return hashlib.sha256(f"datasets:{name}:{key}".encode()).hexdigest()[:32]
 
 
 @router.post("/versions", response_model=VersionCreated, status_code=201, dependencies=[Depends(no_nul)],
@@ -88,7 +75,6 @@ def create_version(
     idempotency_key: str | None = Header(None, alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY,
                                          description="The same key on a retry reports the first attempt's version."),
 ) -> Response:
-    from conveyor.data import get_version
     from conveyor.data._context import resolve
     from conveyor.data._refs import check_name
     from conveyor.data._schema import infer_schema
@@ -97,15 +83,9 @@ def create_version(
     new = writable(request, check_name(name))
     if body.run_id is not None:
         authorize_run(request, body.run_id, "edit")
-    tracker = _deps.tracker(request)
-    receipt = _receipt(request, idempotency_key, name)
-    if receipt is not None:
-        version = get_version(f"data:/{name}@{receipt[0]}", tracker=tracker)
-        created = receipt[1]
-    else:
-        version = record_stored(resolve(tracker), name, body.digest, body.kind, body.format, body.source, body.run_id)
-        created = version.created
-        _keep(request, idempotency_key, name, version.version, created)
+    version = record_stored(resolve(_deps.tracker(request)), name, body.digest, body.kind, body.format, body.source,
+                            body.run_id, receipt=receipt_token(idempotency_key, name))
+    created = version.created
     if new and created:
         _deps.created(request, "data", name)  # the creator manages it
     schema = infer_schema(version.profile, source=version.ref).to_dict() if version.profile else None
