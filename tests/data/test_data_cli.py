@@ -74,3 +74,25 @@ def test_errors_map_to_exit_codes(project: Path, write_csv: Callable[[str, str],
     (project / "conveyor.toml").write_text((project / "conveyor.toml").read_text() + "[data]\nhash_workers = 0\n")
     bad = runner.invoke(app, ["data", "add", "conveyor.toml", "--name", "x"])
     assert bad.exit_code == 2 and "hash_workers" in bad.output
+
+
+def test_status_without_a_name_compares_with_the_data_set_last_added_from_the_folder(project: Path) -> None:
+    """Both modes: the client records which data set a folder was last added to, so
+    `data status PATH` needs no --name (remote mode cannot ask the server's SQLite file)."""
+    folder = project / "imgs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("A")
+    _ok("data", "add", "imgs", "--name", "first")
+    assert json.loads(_ok("data", "status", "imgs", "--json"))["ref"] == "data:/first@1"
+    _ok("data", "add", "imgs", "--name", "second")  # the last add wins
+    found = json.loads(_ok("data", "status", "imgs", "--json"))
+    assert (found["name"], found["state"]) == ("second", "unchanged")
+    (folder / "a.txt").write_text("AA")
+    (folder / "b.txt").write_text("B")
+    found = json.loads(_ok("data", "status", "imgs", "--json"))
+    assert (found["name"], found["state"], found["modified"], found["added"]) == ("second", "changed", ["a.txt"], ["b.txt"])
+    other = project / "other"
+    other.mkdir()
+    (other / "x.txt").write_text("x")
+    found = json.loads(_ok("data", "status", "other", "--json"))
+    assert (found["name"], found["state"], found["added"]) == (None, "new", ["x.txt"])

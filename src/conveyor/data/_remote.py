@@ -136,11 +136,15 @@ def add(http: Any, source: Any, name: str, run_id: str | None, progress: Progres
             kind = "table" if fmt else "file"
             stored = store_file(blobs, path, cache)
     if latest is not None and latest.digest == str(stored.digest):
-        return _unchanged(latest)
-    body = {"digest": str(stored.digest), "kind": kind, "format": fmt, "source": source_text, "run_id": run_id}
-    answer = http.request("POST", f"/datasets/{_seg(name)}/versions", json=body,
-                          headers={"Idempotency-Key": uuid.uuid4().hex})
-    return version_of(answer.json(), created=answer.status_code == 201)
+        made = _unchanged(latest)
+    else:
+        body = {"digest": str(stored.digest), "kind": kind, "format": fmt, "source": source_text, "run_id": run_id}
+        answer = http.request("POST", f"/datasets/{_seg(name)}/versions", json=body,
+                              headers={"Idempotency-Key": uuid.uuid4().hex})
+        made = version_of(answer.json(), created=answer.status_code == 201)
+    if kind == "folder":  # `data status PATH` without a name compares with this data set
+        StatCache(settings.conveyor_dir / "data-cache.db").remember_added(source_text, name)
+    return made
 
 
 def _unchanged(version: DatasetVersion) -> DatasetVersion:

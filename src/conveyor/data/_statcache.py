@@ -40,7 +40,37 @@ class StatCache:
             "CREATE TABLE IF NOT EXISTS folder (path TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, "
             "digest TEXT NOT NULL, size INTEGER NOT NULL, files INTEGER NOT NULL) WITHOUT ROWID"
         )
+        # A folder → the data set it was last added to (what `data status PATH` compares
+        # with when no name is given; remote mode knows it only from here).
+        conn.execute("CREATE TABLE IF NOT EXISTS added (path TEXT PRIMARY KEY, name TEXT NOT NULL) WITHOUT ROWID")
         return conn
+
+    def remember_added(self, root: str, name: str) -> None:
+        """Record that the absolute folder ``root`` was just added to data set ``name``."""
+        try:
+            conn = self._connect()
+        except sqlite3.Error:
+            return
+        try:
+            conn.execute("INSERT OR REPLACE INTO added VALUES (?, ?)", (root, name))
+        except sqlite3.DatabaseError:
+            pass
+        finally:
+            conn.close()
+
+    def added_to(self, root: str) -> str | None:
+        """The data set the absolute folder ``root`` was last added to from this project, or None."""
+        try:
+            conn = self._connect()
+        except sqlite3.Error:
+            return None
+        try:
+            row = conn.execute("SELECT name FROM added WHERE path = ?", (root,)).fetchone()
+        except sqlite3.DatabaseError:
+            return None
+        finally:
+            conn.close()
+        return None if row is None else str(row[0])
 
     def lookup_tree(self, root: str) -> dict[str, tuple[StatKey, str]]:
         """Every cached file under the absolute folder ``root``."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conveyor.errors import InvalidInput, NotFound
+from conveyor.errors import NotFound
 
 from conveyor.data._scan import _fingerprint, _scan
 from conveyor.data._statcache import StatCache
@@ -133,12 +133,11 @@ def status(path: str | os.PathLike[str], name: str | None = None, *, tracker: An
     remote = remote_http(tracker) is not None
     settings = _settings(None if remote else resolve(tracker))
     base = str(root.absolute())
-    if name is None and remote:
-        raise InvalidInput(f"which data set is {root}? remote mode does not know where versions came from",
-                           field="name", value=None, hint="pass --name NAME (name=)")
-    if name is None:
+    if name is None and not remote:
         found = _latest_sqlite(_sqlite_path(settings.metadata_url) or "", None, base)
         name = found[0] if found is not None else None
+    if name is None:  # remote mode, or a store the quick read cannot open: this project's record
+        name = StatCache(settings.conveyor_dir / "data-cache.db").added_to(base)
     if name is None:
         return FolderStatus(str(root), None, None, "new", added=sorted(rel for rel, _, _ in _scan(Path(base))))
     try:

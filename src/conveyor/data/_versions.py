@@ -111,7 +111,10 @@ def add(
             kind = "table" if fmt else "file"
             stored = store_file(blobs, path, cache)
     run_id = run_id if run_id is not None else active_run_id()
-    return _record(stores, name, stored, kind, fmt, source_text, run_id, frame)
+    made = _record(stores, name, stored, kind, fmt, source_text, run_id, frame)
+    if kind == "folder":  # `data status PATH` without a name, on any metadata store
+        cache.remember_added(source_text, name)
+    return made
 
 
 def _record(
