@@ -22,6 +22,7 @@ import contextlib
 import io
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Final
@@ -37,6 +38,8 @@ __all__ = ["HttpBackend", "MAX_DIGESTS"]
 #: Digests asked about in one "which are missing" request.
 MAX_DIGESTS: Final = 10_000
 _CHUNK: Final = 1024 * 1024
+#: A download's retries: the backoff of remote mode's other requests (0.1 s doubling to 5 s).
+_BACKOFF_FIRST, _BACKOFF_FACTOR, _BACKOFF_MAX = 0.1, 2.0, 5.0
 
 Progress = Callable[[int, int], None]
 
@@ -139,14 +142,59 @@ class HttpBackend:
     # -- reading -------------------------------------------------------------------------------
 
     def open_read(self, digest: Digest) -> BinaryIO:
-        with self.errors("download", digest):
-            request = self.http.client.build_request("GET", self._path(digest), params=self._params())
-            response = self.http.client.send(request, stream=True)
-        if response.status_code >= 400:
-            response.read()
+        """The object's bytes, streamed; a connection lost before or during the download is
+        retried with the bounded backoff of ``[server] retry_seconds`` and resumed where it
+        stopped (a ``Range`` request; a server that sends the whole object again has the
+        bytes already read skipped). Whoever reads it verifies the digest anyway."""
+        return io.BufferedReader(_ResumingStream(self, digest), buffer_size=_CHUNK)  # type: ignore[return-value]
+
+    def _send(self, digest: Digest, offset: int, budget: float) -> tuple[Any, int]:
+        """(streamed response from byte ``offset``, bytes of it to skip), retrying connection
+        errors and 5xx answers for ``budget`` seconds; 4xx raise at once."""
+        import httpx
+
+        deadline = time.monotonic() + budget
+        wait = _BACKOFF_FIRST
+        while True:
+            headers = {"Range": f"bytes={offset}-"} if offset else {}
+            try:
+                request = self.http.client.build_request("GET", self._path(digest), params=self._params(),
+                                                         headers=headers)
+                response = self.http.client.send(request, stream=True)
+            except httpx.TransportError as exc:
+                failure: ConveyorError = self._unreachable(digest, exc)
+            else:
+                if response.status_code < 400:
+                    return response, self._skip(response, digest, offset)
+                response.read()
+                response.close()
+                failure = self.http.error(response)
+                if response.status_code < 500:
+                    raise failure
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise failure
+            time.sleep(min(wait, left))
+            wait = min(wait * _BACKOFF_FACTOR, _BACKOFF_MAX)
+
+    def _skip(self, response: Any, digest: Digest, offset: int) -> int:
+        if not offset or response.status_code == 200:
+            return offset  # the whole object again: drop what was already read
+        first = response.headers.get("content-range", "").removeprefix("bytes ").partition("-")[0]
+        if response.status_code != 206 or first != str(offset):
             response.close()
-            raise self.http.error(response)
-        return io.BufferedReader(_ResponseStream(response), buffer_size=_CHUNK)  # type: ignore[return-value]
+            raise StorageError(f"resuming the download of {digest} through {self.url} at byte {offset} got "
+                               f"{response.status_code} {response.headers.get('content-range')!r}",
+                               hint="download it again (`conveyor data get`)")
+        return 0
+
+    def _unreachable(self, digest: Digest, exc: Exception) -> StorageError:
+        retry = float(getattr(self.http, "retry_seconds", 0.0))
+        failure = StorageError(f"download of {digest} through {self.url} failed: {type(exc).__name__}: {exc}",
+                               hint=f"check that `conveyor server` runs there; retried for {retry:g} s "
+                               "([server] retry_seconds, CONVEYOR_SERVER_RETRY_SECONDS)")
+        failure.__cause__ = exc
+        return failure
 
     def read_all(self, digest: Digest) -> bytes:
         return bytes(self.http.request("GET", self._path(digest), params=self._params()).content)
@@ -199,29 +247,71 @@ class HttpBackend:
         raise self._server_only("counting abandoned writes")
 
 
-class _ResponseStream(io.RawIOBase):
-    """A raw read stream over a streamed ``httpx`` response (closed with it)."""
+class _ResumingStream(io.RawIOBase):
+    """A raw read stream over streamed ``httpx`` responses: when the connection drops in the
+    middle, a new request resumes at the byte reached. Gives up when no byte arrived for
+    ``retry_seconds`` of attempts."""
 
-    def __init__(self, response: Any) -> None:
-        self._response = response
-        self._chunks = response.iter_bytes(_CHUNK)
+    def __init__(self, backend: HttpBackend, digest: Digest) -> None:
+        self._backend = backend
+        self._digest = digest
+        self._retry = float(getattr(backend.http, "retry_seconds", 0.0))
+        self._pos = 0
         self._left = b""
+        self._failed_at: float | None = None
+        self._response: Any = None
+        self._open(self._retry)
+
+    def _open(self, budget: float) -> None:
+        self._response, skip = self._backend._send(self._digest, self._pos, budget)
+        self._chunks = self._response.iter_bytes(_CHUNK)
+        self._skip = skip
+
+    def _resume(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if self._failed_at is None:
+            self._failed_at = now
+        left = self._retry - (now - self._failed_at)
+        self._response.close()
+        if left <= 0:
+            raise self._backend._unreachable(self._digest, exc)
+        time.sleep(min(_BACKOFF_FIRST, left))
+        self._open(left)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
         while not self._left:
-            chunk = next(self._chunks, None)
+            try:
+                chunk = next(self._chunks, None)
+            except Exception as exc:  # httpx's transport errors: the connection dropped
+                if not _transport_error(exc):
+                    raise
+                self._resume(exc)
+                continue
             if chunk is None:
                 return 0
+            if self._skip:
+                drop = min(self._skip, len(chunk))
+                self._skip -= drop
+                chunk = chunk[drop:]
             self._left = chunk
+            if chunk:
+                self._failed_at = None  # progress: a later drop gets a fresh retry budget
         count = min(len(buffer), len(self._left))
         buffer[:count] = self._left[:count]
         self._left = self._left[count:]
+        self._pos += count
         return count
 
     def close(self) -> None:
-        if not self.closed:
+        if not self.closed and self._response is not None:
             self._response.close()
         super().close()
+
+
+def _transport_error(exc: Exception) -> bool:
+    import httpx
+
+    return isinstance(exc, httpx.TransportError)

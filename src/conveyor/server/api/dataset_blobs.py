@@ -30,7 +30,7 @@ from conveyor.errors import ConveyorError, NotFound
 from conveyor.server.api import _deps
 from conveyor.server.api._errors import ApiV1Error
 from conveyor.server.api._models import BlobOut, _Body, _Out, json_response
-from conveyor.server.api.artifacts import MAX_UPLOAD_BYTES, _chunks, _open
+from conveyor.server.api.artifacts import MAX_UPLOAD_BYTES, _chunks, _open, _range
 
 router = APIRouter(prefix="/datasets/{name}/blobs", tags=["datasets"])
 
@@ -176,14 +176,23 @@ def _found(request: Request, name: str, digest: str, version: int | None) -> tup
     return tracker, wanted, {"Content-Length": str(size), "X-Conveyor-Digest": str(wanted)}
 
 
-@router.get("/{digest}", summary="Download one object of a data set version",
-            responses={200: {"content": {"application/octet-stream": {}}, "description": "The bytes"}})
+@router.get("/{digest}", summary="Download one object of a data set version (Range supported)",
+            responses={200: {"content": {"application/octet-stream": {}}, "description": "The bytes"},
+                       206: {"description": "The requested range (a download resumed)"},
+                       416: {"description": "A bad range"}})
 def download(request: Request, name: str = DatasetName, digest: str = DigestText,
              version: int | None = VersionQuery) -> Response:
     tracker, wanted, headers = _found(request, name, digest, version)
     size = int(headers["Content-Length"])
-    return StreamingResponse(_chunks(_open(tracker, wanted, 0), size), media_type="application/octet-stream",
-                             headers=headers)
+    headers["Accept-Ranges"] = "bytes"
+    part = _range(request.headers.get("range"), size)
+    if part is None:
+        return StreamingResponse(_chunks(_open(tracker, wanted, 0), size), media_type="application/octet-stream",
+                                 headers=headers)
+    first, last = part
+    headers.update({"Content-Range": f"bytes {first}-{last}/{size}", "Content-Length": str(last - first + 1)})
+    return StreamingResponse(_chunks(_open(tracker, wanted, first), last - first + 1), status_code=206,
+                             media_type="application/octet-stream", headers=headers)
 
 
 @router.head("/{digest}", summary="The size of one object of a data set version (Content-Length)")
