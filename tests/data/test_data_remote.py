@@ -13,6 +13,7 @@ import pytest
 
 import conveyor.data as cd
 from conveyor.errors import InvalidInput, NotFound
+from fixtures.proxy import proxied, pg_proxy  # noqa: F401 - fixtures
 from fixtures.remote import ThreadServer, remote_tracker
 
 
@@ -379,3 +380,34 @@ def test_a_retried_record_request_reports_the_first_answer_on_another_server_pro
         first.stop()
         second.stop()
         other_store.close()
+
+
+def test_a_lost_commit_acknowledgement_makes_one_version_and_keeps_the_first_answer(
+    proxied: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL commits the version and its receipt, the proxy swallows the COMMIT's answer:
+    the server's retried transaction finds the receipt (one version, 201), and the client's
+    retry with the same key gets that answer again."""
+    from sqlalchemy import func, select
+
+    from conveyor.server import create_app
+    from conveyor.store._datasets import dataset_versions
+    from fixtures.proxy import arm_fault
+
+    proxy, tracker = proxied
+    monkeypatch.chdir(tmp_path)
+    blob = tracker.blobs.put_bytes(b"the data set's only file\n")
+    server = ThreadServer(create_app(tracker)).start()
+    try:
+        fired = arm_fault(tracker, proxy, "INSERT INTO write_receipts", "commit")
+        url = server.url + "/api/v1/datasets/acked/versions"
+        body = {"digest": str(blob.digest), "kind": "file", "source": "x"}
+        first = httpx.post(url, json=body, headers={"Idempotency-Key": "lost-ack"}, timeout=60)
+        assert fired and proxy.commits_cut == 1
+        assert (first.status_code, first.json()["version"], first.json()["created"]) == (201, 1, True)
+        again = httpx.post(url, json=body, headers={"Idempotency-Key": "lost-ack"}, timeout=60)
+        assert (again.status_code, again.json()["version"], again.json()["created"]) == (201, 1, True)
+        with tracker.store.read() as conn:
+            assert conn.execute(select(func.count()).select_from(dataset_versions)).scalar_one() == 1
+    finally:
+        server.stop()
