@@ -2,7 +2,7 @@
 
 The worker touches only the artifact store, never the metadata store, so a Ray worker on
 another machine needs nothing but the artifact store URL (in remote mode: the server's URL
-and token, and the token never appears in the step's log or error text). Input and output are JSON
+and token; the token is masked in the step's log and error text). Input and output are JSON
 documents (no pickles cross the process boundary): inputs arrive as digests, outputs
 leave as digests of folders written by materializers, plus the captured stdout/stderr and
 what the step logged through the tracking API (``_steprun``: params, tags, metrics and the
@@ -112,7 +112,8 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
                 result["error"] = f"{result['error']}; {note}" if result["error"] else note
                 result["log_tail"] = log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
                 if secret:
-                    result["error"], result["log_tail"] = mask(result["error"], secret), mask(result["log_tail"], secret)
+                    result["error"] = mask(result["error"], secret)
+                    result["log_tail"] = mask(result["log_tail"], secret)
                 if result["status"] == "FINISHED":
                     result["status"] = "FAILED"
             if recorder is not None:
