@@ -86,3 +86,41 @@ def test_a_steps_own_error_survives_a_failed_log_upload(tmp_path: Path) -> None:
     assert "the-real-cause" in result["error"] and "log could not be stored" in result["error"]
     assert "KeyError" in result["traceback"]
     sys.modules.pop("doomed_step", None)
+
+
+def test_remote_mode_sends_no_store_setting_or_credential_to_ray(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conveyor.pipelines._ray_env import runtime_env
+    from conveyor.settings import Settings
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-example-value")
+    settings = Settings.load(tmp_path, env={"CONVEYOR_STORE_ARTIFACTS_URL": "s3://bucket/c",
+                                            "CONVEYOR_STORE_S3_ENDPOINT_URL": "http://127.0.0.1:1"})
+    embedded = runtime_env(settings)["env_vars"]
+    assert embedded["AWS_SECRET_ACCESS_KEY"] == "secret-example-value"
+    assert embedded["CONVEYOR_STORE_ARTIFACTS_URL"] == "s3://bucket/c"
+    remote = runtime_env(settings, remote=True)
+    assert set(remote["env_vars"]) == {"CONVEYOR_EXPECTED_VERSION"}
+    assert remote["working_dir"] == str(tmp_path.resolve())
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64, 1 << 20])
+def test_the_token_is_masked_in_a_log_across_chunk_edges(tmp_path: Path, chunk: int) -> None:
+    from conveyor.pipelines._remote import mask, mask_file
+
+    token = "tok_abcdefgh12345"
+    text = f"start {token}\nmiddle {token}{token} end {token}".encode() + b"\xff\xfe binary"
+    log = tmp_path / "step.log"
+    log.write_bytes(text)
+    mask_file(log, token, chunk=chunk)
+    assert log.read_bytes() == text.replace(token.encode(), b"***")
+    clean = tmp_path / "clean.log"
+    clean.write_bytes(b"nothing secret")
+    before = clean.stat().st_ino
+    mask_file(clean, token, chunk=chunk)
+    assert clean.read_bytes() == b"nothing secret" and clean.stat().st_ino == before  # left alone
+    assert not list(tmp_path.glob("*.masked"))
+    assert mask(f"x {token} y", token) == "x *** y"
+    assert mask("short ab", "ab") == "short ab"  # too short to be a token: not masked

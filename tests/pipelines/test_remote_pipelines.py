@@ -210,15 +210,24 @@ def test_cli_pipeline_sweep(pipes: Any, mode_root: Path) -> None:
     assert len(out["points"]) == 2 and all(p["status"] == "FINISHED" for p in out["points"]), out
 
 
-def test_ray_is_refused_clearly_in_remote_mode(pipes: Any, mode: str, tracker: Any) -> None:
-    import conveyor.pipelines as cp
-    from conveyor.errors import InvalidInput
+def test_ray_is_not_refused_in_remote_mode_and_an_unreachable_cluster_is_clear(pipes: Any, tracker: Any) -> None:
+    """Remote mode goes on to join the cluster (tests/pipelines/test_ray_remote.py runs on a
+    real one); a cluster that is not there is reported before anything is recorded."""
+    import socket
 
-    if mode != "remote":
-        pytest.skip("the refusal is remote mode's")
-    with pytest.raises(InvalidInput) as refused:
-        cp.run(pipes(MODELS).regression, executor="ray", ray_address="127.0.0.1:1", tracker=tracker)
-    assert "server.url" in str(refused.value) and "local" in (refused.value.hint or "")
+    import conveyor.pipelines as cp
+    from conveyor.errors import ServiceUnavailable
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+    module = pipes(MODELS)
+    with pytest.raises(ServiceUnavailable, match=f"no Ray cluster answers at {address}"):
+        cp.run(module.regression, executor="ray", ray_address=address, tracker=tracker)
+    with pytest.raises(ServiceUnavailable, match=f"no Ray cluster answers at {address}"):
+        cp.sweep(module.regression, {"k": [1, 2]}, metric="loss", executor="ray", ray_address=address,
+                 tracker=tracker)
+    assert tracker.search_runs(output="runs") == []  # nothing started
 
 
 def test_a_user_without_edit_gets_403(pipes: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,8 +5,8 @@
   at a time; a timeout kills the process group, so a stuck step cannot hang the run. Where
   ``fork`` is not available, a fresh interpreter per attempt.
 - ``ray``: a Ray task per attempt with the step's ``cpus``/``gpus``/``memory``; a timeout
-  cancels it. Outputs go through conveyor's artifact store in both cases, so caching and
-  lineage do not depend on the executor.
+  cancels it. Outputs go through conveyor's artifact store in both cases (in remote mode,
+  through the server), so caching and lineage do not depend on the executor.
 
 ``run(task, options)`` blocks until the attempt ends and returns the worker's JSON result;
 the coordinator calls it from one thread per running step.
@@ -166,11 +166,15 @@ _ray_lock = threading.Lock()
 
 
 class RayExecutor:
-    """Each attempt is a Ray task; the cluster's scheduler places it by its resources."""
+    """Each attempt is a Ray task; the cluster's scheduler places it by its resources.
+
+    ``remote``: the pipeline runs in remote mode, so the cluster gets no store setting or
+    credential; each task's argument carries the server's URL and token."""
 
     name = "ray"
 
-    def __init__(self, address: str | None, max_workers: int | None = None, settings: Any = None) -> None:
+    def __init__(self, address: str | None, max_workers: int | None = None, settings: Any = None, *,
+                 remote: bool = False) -> None:
         if not address:
             raise InvalidInput(
                 "the ray executor needs a cluster address", field="ray_address",
@@ -191,7 +195,7 @@ class RayExecutor:
         self._ray = ray
         with _ray_lock:
             if not ray.is_initialized():
-                env = _ray_env.runtime_env(settings)
+                env = _ray_env.runtime_env(settings, remote=remote)
                 _log.info("conveyor: joining Ray at %s with %s", address, _ray_env.describe(env))
                 try:
                     ray.init(
@@ -216,6 +220,9 @@ class RayExecutor:
         resources: dict[str, Any] = {"num_cpus": options.cpus, "num_gpus": options.gpus, "max_retries": 0}
         if options.memory:
             resources["memory"] = options.memory
+        # remote mode: the server's URL and token travel in the task argument, never in a
+        # runtime_env (which Ray's runtime env agent logs, see _ray_env)
+        secret = (task.get("blobs", {}).get("server") or {}).get("token")
         ref = self._remote.options(**resources).remote(json.dumps(task))
         ready, _ = self._ray.wait([ref], timeout=options.timeout)
         if not ready:
@@ -224,7 +231,10 @@ class RayExecutor:
         try:
             return dict(json.loads(self._ray.get(ref)))
         except Exception as exc:  # a worker crash surfaces as a Ray error
-            return {"status": "FAILED", "outputs": {}, "logs": None, "metrics": None, "error": f"Ray task failed: {exc}"}
+            from conveyor.pipelines._remote import mask
+
+            return {"status": "FAILED", "outputs": {}, "logs": None, "metrics": None,
+                    "error": mask(f"Ray task failed: {exc}", secret)}
 
     def close(self) -> None:
         pass
@@ -232,14 +242,15 @@ class RayExecutor:
 
 def make_executor(
     name: str, *, ray_address: str | None = None, max_workers: int | None = None, settings: Any = None,
-    preload: Sequence[str] = (),
+    preload: Sequence[str] = (), remote: bool = False,
 ) -> Executor:
     """``local`` or ``ray``; an unreachable Ray address raises ``ServiceUnavailable`` quickly.
 
     ``settings`` (the caller's ``Settings``) gives Ray its timeout, code and store settings;
-    ``preload`` names the modules the local executor's warm worker imports once."""
+    ``preload`` names the modules the local executor's warm worker imports once; ``remote``:
+    the pipeline runs in remote mode (Ray gets no store settings or credentials)."""
     if name == "local":
         return LocalExecutor(max_workers, preload=preload)
     if name == "ray":
-        return RayExecutor(ray_address, max_workers, settings)
+        return RayExecutor(ray_address, max_workers, settings, remote=remote)
     raise InvalidInput(f"unknown executor {name!r}", field="executor", value=name, hint="local or ray")

@@ -1,5 +1,5 @@
 """What a Ray cluster needs from the driver: a bounded reachability check, the project's
-code, the store settings and credentials, and the same conveyor version.
+code, the store settings and credentials (in remote mode: none), and the same conveyor version.
 
 - ``probe``: a Ray GCS (and the Ray client server) is a gRPC server, so it answers an
   HTTP/2 connection preface with a SETTINGS frame at once. A port that accepts TCP but
@@ -10,6 +10,12 @@ code, the store settings and credentials, and the same conveyor version.
   (environment, profile or config files, through botocore), so a cluster started without
   any ``AWS_*`` variable still reads and writes the same bucket. The values are never
   logged: ``describe`` shows only names.
+- remote mode (``[server] url``): no store setting and no credential leaves the driver (it
+  has none). The server's URL and token are not put in any ``runtime_env``: Ray's runtime
+  env agent logs every ``runtime_env`` it creates, ``env_vars`` values included, in
+  ``runtime_env_agent.log`` on each node, and its state API shows a task's ``runtime_env``.
+  They travel in the step's task argument instead (as in the local executor's private task
+  file), which Ray neither logs nor shows; the worker masks the token in what it reports.
 - ``check_version``: one tiny task on the cluster reports its conveyor version; a
   mismatch (or no conveyor at all) stops the run before any step starts.
 """
@@ -95,18 +101,18 @@ def s3_credentials() -> dict[str, str]:
     return out
 
 
-def runtime_env(settings: Any) -> dict[str, Any]:
-    """The ``runtime_env`` for ``ray.init``: code, store settings, credentials."""
+def runtime_env(settings: Any, *, remote: bool = False) -> dict[str, Any]:
+    """The ``runtime_env`` for ``ray.init``: code, store settings, credentials (``remote``:
+    code only; the server's URL and token go in each step's task argument)."""
     # Steps write only to the artifact store (the driver records runs), so the metadata
     # URL and its password stay on the driver.
-    env_vars = {
-        "CONVEYOR_STORE_ARTIFACTS_URL": settings.artifacts_url,
-        "CONVEYOR_EXPECTED_VERSION": __version__,
-    }
-    if settings.store.s3_endpoint_url:
-        env_vars["CONVEYOR_STORE_S3_ENDPOINT_URL"] = settings.store.s3_endpoint_url
-    if str(settings.artifacts_url).startswith("s3://"):
-        env_vars.update(s3_credentials())
+    env_vars = {"CONVEYOR_EXPECTED_VERSION": __version__}
+    if not remote:
+        env_vars["CONVEYOR_STORE_ARTIFACTS_URL"] = settings.artifacts_url
+        if settings.store.s3_endpoint_url:
+            env_vars["CONVEYOR_STORE_S3_ENDPOINT_URL"] = settings.store.s3_endpoint_url
+        if str(settings.artifacts_url).startswith("s3://"):
+            env_vars.update(s3_credentials())
     env: dict[str, Any] = {"env_vars": env_vars}
     if settings.ray.ship_code:
         env["working_dir"] = str(Path(settings.root))

@@ -109,15 +109,48 @@ def blobs_of(tracker: Any, run_id: str) -> Any:
     return run_blobs(tracker.http, run_id) if is_remote(tracker) else tracker.blobs
 
 
-def refuse_ray(executor: str) -> None:
-    from conveyor.errors import InvalidInput
+#: shorter tokens are not masked (replacing every "ab" in a log would hide the log, not a secret)
+MASK_MIN = 8
+MASK = "***"
 
-    raise InvalidInput(
-        f"the {executor} executor is not available in remote mode (server.url is set): its workers would "
-        "need the artifact store's credentials", field="executor", value=executor,
-        hint="run with executor='local' (`--executor local`), or unset [server] url / CONVEYOR_SERVER_URL "
-             "where the stores are reachable",
-    )
+
+def mask(text: str, secret: str | None) -> str:
+    """``text`` with every occurrence of ``secret`` (the server token) replaced by ``***``."""
+    if not secret or len(secret) < MASK_MIN or not text:
+        return text
+    return text.replace(secret, MASK)
+
+
+def mask_file(path: Any, secret: str | None, chunk: int = 1 << 20) -> None:
+    """Replace ``secret`` by ``***`` in the file at ``path``, streaming (a step's log may be
+    large), through a temporary file moved into place only when the secret was there."""
+    import os
+    from pathlib import Path
+
+    if not secret or len(secret) < MASK_MIN:
+        return
+    path, needle, keep = Path(path), secret.encode(), len(secret.encode()) - 1
+    tmp = path.with_name(path.name + ".masked")
+    found = False
+    with open(path, "rb") as source, open(tmp, "wb") as target:
+        tail = b""
+        while True:
+            data = source.read(chunk)
+            buffer = tail + data
+            if needle in buffer:
+                found = True
+                buffer = buffer.replace(needle, MASK.encode())
+            if not data:
+                target.write(buffer)
+                break
+            # keep the last len-1 bytes back: the secret may straddle two chunks
+            cut = max(0, len(buffer) - keep)
+            target.write(buffer[:cut])
+            tail = buffer[cut:]
+    if found:
+        os.replace(tmp, path)
+    else:
+        tmp.unlink()
 
 
 class Coordinator:
@@ -155,4 +188,4 @@ class Coordinator:
         self._write("POST", f"/{run_id}/contract", body)
 
 
-__all__ = ["Coordinator", "RunBlobs", "blobs_of", "is_remote", "refuse_ray", "run_blobs"]
+__all__ = ["Coordinator", "RunBlobs", "blobs_of", "is_remote", "mask", "mask_file", "run_blobs"]

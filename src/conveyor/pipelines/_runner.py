@@ -461,10 +461,9 @@ def run(
     finished execution with intact outputs are not run again. Returns how each step ended;
     a failed step does not raise (``result.ok`` is False, ``result.steps[name].error`` says why).
 
-    In remote mode (``[server] url``, or a ``RemoteTracker``) the steps run here with the
-    ``local`` executor and every record and output goes through the server's
-    ``/api/v1/pipelines`` routes; the client opens no store (``ray`` is refused there, naming
-    what to do).
+    In remote mode (``[server] url``, or a ``RemoteTracker``) every record and output goes
+    through the server's ``/api/v1/pipelines`` routes and the client opens no store; steps run
+    on either executor (``ray`` workers get the server's URL and token, never the stores').
 
     Example::
 
@@ -488,9 +487,6 @@ def run(
 
         tracker = get_tracker()
     remote = _remote.is_remote(tracker)
-    if remote:
-        if (executor if isinstance(executor, str) else getattr(executor, "name", "")) == "ray":
-            _remote.refuse_ray("ray")
     # Data set references are pinned (and a missing one reported) before anything starts.
     pin = _remote.Coordinator(tracker).dataset_input if remote else (lambda ref: _datasets.resolve(tracker, ref))
     datasets = {
@@ -501,7 +497,7 @@ def run(
         s3_endpoint_url = getattr(tracker, "s3_endpoint_url", None)
     engine = executor if not isinstance(executor, str) else make_executor(
         executor, ray_address=ray_address, max_workers=max_workers, preload=heavy_modules(graph),
-        settings=getattr(tracker, "project_settings", None),
+        settings=getattr(tracker, "project_settings", None), remote=remote,
     )
     if isinstance(executor, str) and hasattr(engine, "warm"):
         # steps will surely run (no cache, or a pipeline never run here): start the warm

@@ -112,14 +112,13 @@ def sweep(
         tracker = get_tracker()
     from conveyor.pipelines import _remote
 
-    if _remote.is_remote(tracker) and executor == "ray":
-        _remote.refuse_ray("ray")  # before joining the cluster
     if isinstance(executor, str):
         from conveyor.pipelines._runner import heavy_modules
 
         engine = make_executor(executor, ray_address=ray_address, max_workers=max_workers,
                                preload=heavy_modules(target(**points[0])),
-                               settings=getattr(tracker, "project_settings", None))
+                               settings=getattr(tracker, "project_settings", None),
+                               remote=_remote.is_remote(tracker))
     else:
         engine = executor
     sweep_id = uuid.uuid4().hex[:12]

@@ -1,7 +1,8 @@
 """What runs inside a worker (a local process or a Ray task): one attempt of one step.
 
 The worker touches only the artifact store, never the metadata store, so a Ray worker on
-another machine needs nothing but the artifact store URL. Input and output are JSON
+another machine needs nothing but the artifact store URL (in remote mode: the server's URL
+and token; the token is masked in the step's log and error text). Input and output are JSON
 documents (no pickles cross the process boundary): inputs arrive as digests, outputs
 leave as digests of folders written by materializers, plus the captured stdout/stderr and
 what the step logged through the tracking API (``_steprun``: params, tags, metrics and the
@@ -66,7 +67,7 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
         set_trust(TrustPolicy(tuple(task["trust"])))
     started = time.perf_counter()
     result: dict[str, Any] = {"status": "FAILED", "outputs": {}, "logs": None, "error": None, "metrics": None}
-    blobs = _open_blobs(task["blobs"])
+    blobs, secret = _open_blobs(task["blobs"])
     with tempfile.TemporaryDirectory(prefix="conveyor-step-") as tmp:
         work = Path(tmp)
         log_path = work / "step.log"
@@ -96,12 +97,23 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
             if isinstance(exc, KeyboardInterrupt):
                 raise
         finally:
+            if secret:  # remote mode: the server token never leaves in what the step reports
+                from conveyor.pipelines._remote import mask, mask_file
+
+                for key in ("error", "traceback"):
+                    if result.get(key):
+                        result[key] = mask(result[key], secret)
             try:
+                if secret:
+                    mask_file(log_path, secret)
                 result["logs"] = str(blobs.put_file(log_path).digest)
             except Exception as exc:  # the step's own outcome must survive a failed log upload
                 note = f"its log could not be stored: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
                 result["error"] = f"{result['error']}; {note}" if result["error"] else note
                 result["log_tail"] = log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
+                if secret:
+                    result["error"] = mask(result["error"], secret)
+                    result["log_tail"] = mask(result["log_tail"], secret)
                 if result["status"] == "FINISHED":
                     result["status"] = "FAILED"
             if recorder is not None:
@@ -110,19 +122,21 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _open_blobs(options: dict[str, Any]) -> Any:
+def _open_blobs(options: dict[str, Any]) -> tuple[Any, str | None]:
     """The driver's artifact store with the driver's S3 settings; in remote mode the pipeline
-    run's objects through the server (the driver's ``[server]`` settings, in the task file of a
-    private temporary folder)."""
+    run's objects through the server (the driver's ``[server]`` settings, in the task: the
+    local executor's task file is in a private temporary folder, a Ray task's argument is
+    neither logged nor shown by Ray), and the token to mask in what the step reports."""
     from conveyor.blobs import BlobStore
 
     if "server_run" not in options:
-        return BlobStore.open(**options)
+        return BlobStore.open(**options), None
     from conveyor.pipelines._remote import run_blobs
     from conveyor.settings import ServerSettings
     from conveyor.tracking._remote import Http
 
-    return run_blobs(Http(ServerSettings.model_validate(options["server"])), str(options["server_run"]))
+    settings = ServerSettings.model_validate(options["server"])
+    return run_blobs(Http(settings), str(options["server_run"])), settings.token
 
 
 def _step_tracker(blobs: Any, task: dict[str, Any]) -> Any:
