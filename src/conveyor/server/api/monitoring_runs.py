@@ -193,8 +193,8 @@ def _trigger(request: Request, trigger_id: int, level: Literal["read", "edit"]) 
     from conveyor.store import MonitoringRepo
 
     tracker = _deps.tracker(request)
-    with tracker.store.read() as conn:
-        row = MonitoringRepo().get_trigger(conn, trigger_id)  # NotFound → 404
+    row = tracker.store.query(lambda conn: MonitoringRepo().get_trigger(conn, trigger_id),  # NotFound → 404
+                              what=f"reading retraining trigger {trigger_id}")
     _deps.authorize(request, "model", row.model, level)
     return row
 
