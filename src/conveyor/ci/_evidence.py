@@ -78,8 +78,9 @@ def _names(rule: str, metric: str) -> bool:
 
 def collect(tracker: Any, root: Path) -> Facts:
     """Read every fact from the tracker's stores and the project folder ``root``."""
-    facts = Facts(root=root)
-    with tracker.store.read() as conn:
+
+    def read(conn: Any) -> Facts:  # fresh facts each attempt: a retried read starts over
+        facts = Facts(root=root)
         live = _runs(conn, facts)
         _datasets(conn, facts)
         _registry(conn, facts, live)
@@ -87,6 +88,9 @@ def collect(tracker: Any, root: Path) -> Facts:
         _monitoring(conn, facts)
         _serving(conn, facts)
         _manual(conn, facts, live)
+        return facts
+
+    facts: Facts = tracker.store.query(read, what="collecting the CI evidence")
     _ci_files(root, facts)
     return facts
 

@@ -100,8 +100,8 @@ def add(
         frame = None
         if path.is_dir():
             kind = "folder"
-            with stores.store.read() as conn:
-                before = _repo.latest(conn, name)
+            before = stores.store.query(lambda conn: _repo.latest(conn, name),
+                                        what=f"reading the latest version of data set {name}")
             stored = store_folder(
                 blobs, path, cache, workers=config.hash_workers, progress=progress,
                 trusted=before.digest if before is not None else None,
@@ -128,10 +128,14 @@ def _record(
     the version the first one made, ``created`` as it was then."""
     blobs = stores.need_blobs()
     profile: dict[str, Any] | None = None
-    with stores.store.read() as conn:
+    def read_latest(conn: Any) -> tuple[DatasetVersion | None, Any]:
         if receipt is not None and (done := _receipt_result(conn, receipt)) is not None:
-            return _from_receipt(conn, name, done)
-        latest = _repo.latest(conn, name)
+            return _from_receipt(conn, name, done), None
+        return None, _repo.latest(conn, name)
+
+    first, latest = stores.store.query(read_latest, what=f"reading the latest version of data set {name}")
+    if first is not None:
+        return first
     if latest is not None and latest.digest == str(stored.digest):
         if receipt is not None:  # a retry reports this answer even after a later version
             return _keep_unchanged(stores, name, int(latest.version), receipt)
@@ -275,8 +279,9 @@ def _insert(
             # with a request's receipt its row is the once-token (checked inside the transaction)
             number, created = stores.store.transaction(body, once=receipt is None,
                                                        what=f"adding a version of data set {name}")
-            with stores.store.read() as conn:
-                return DatasetVersion.from_row(_repo.get(conn, name, number), created=created)
+            row = stores.store.query(lambda conn: _repo.get(conn, name, number),
+                                     what=f"reading version {number} of data set {name}")
+            return DatasetVersion.from_row(row, created=created)
         except Conflict:
             if attempt == _WRITE_ATTEMPTS - 1:
                 raise Conflict(
@@ -313,8 +318,9 @@ def get_version(ref: str | DatasetRef, *, tracker: Any = None) -> DatasetVersion
         from conveyor.data import _remote
 
         return _remote.get_version(http, parsed)  # type: ignore[no-any-return]
-    with resolve(tracker).store.read() as conn:
-        return DatasetVersion.from_row(_repo.get(conn, parsed.name, parsed.version))
+    row = resolve(tracker).store.query(lambda conn: _repo.get(conn, parsed.name, parsed.version),
+                                       what=f"reading a version of data set {parsed.name}")
+    return DatasetVersion.from_row(row)
 
 
 def versions(name: str, *, tracker: Any = None) -> list[DatasetVersion]:
@@ -325,8 +331,10 @@ def versions(name: str, *, tracker: Any = None) -> list[DatasetVersion]:
         from conveyor.data import _remote
 
         return _remote.versions(http, check_name(name))  # type: ignore[no-any-return]
-    with resolve(tracker).store.read() as conn:
-        return [DatasetVersion.from_row(r) for r in _repo.versions(conn, check_name(name))]
+    name = check_name(name)
+    rows = resolve(tracker).store.query(lambda conn: list(_repo.versions(conn, name)),
+                                        what=f"listing the versions of data set {name}")
+    return [DatasetVersion.from_row(r) for r in rows]
 
 
 def list_datasets(*, tracker: Any = None) -> list[DatasetVersion]:
@@ -337,8 +345,8 @@ def list_datasets(*, tracker: Any = None) -> list[DatasetVersion]:
         from conveyor.data import _remote
 
         return _remote.list_datasets(http)  # type: ignore[no-any-return]
-    with resolve(tracker).store.read() as conn:
-        return [DatasetVersion.from_row(r) for r in _repo.list_latest(conn)]
+    rows = resolve(tracker).store.query(lambda conn: list(_repo.list_latest(conn)), what="listing data sets")
+    return [DatasetVersion.from_row(r) for r in rows]
 
 
 def log_input(ref: str | DatasetRef, run_id: str | None = None, *, tracker: Any = None) -> Edge:

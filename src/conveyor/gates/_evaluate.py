@@ -177,12 +177,14 @@ def evaluations(registry: Registry, name: str, version: int | None = None) -> li
 
     if is_remote(registry):
         return evaluations_remote(registry, name, version)
-    with registry.store.read() as conn:
+    def read(conn: Any) -> list[str]:
         model = registry.repo.model_row(conn, name)
         query = select(gate_evaluations.c.evidence).where(gate_evaluations.c.model_id == model.id)
         if version is not None:
             query = query.where(gate_evaluations.c.version == version)
-        rows = conn.execute(query.order_by(gate_evaluations.c.created_at.desc())).scalars().all()
+        return list(conn.execute(query.order_by(gate_evaluations.c.created_at.desc())).scalars().all())
+
+    rows = registry.store.query(read, what=f"reading the gate evaluations of {name!r}")
     return [Evaluation.from_dict(json.loads(text)) for text in rows]
 
 

@@ -199,8 +199,8 @@ class Monitoring:
         if config.retrain_on_new_data and _newer_data(data_versions, self.tracker):
             return "new_data"
         if config.retrain_every:
-            with self.tracker.store.read() as conn:
-                last = self.repo.last_started(conn, config.model)
+            last = self.tracker.store.query(lambda conn: self.repo.last_started(conn, config.model),
+                                            what=f"reading the last retraining of {config.model!r}")
             if last is None or now_ms() - last >= parse_duration(config.retrain_every) * 1000:
                 return "schedule"
         return None
@@ -225,11 +225,12 @@ class Monitoring:
         out["nonfinite_prediction_rate"] = nonfinite_rate(window, config.prediction)
         out["model_age_days"] = model_age_days(self._created.get(config.model), until)
         previous = None
-        with self.tracker.store.read() as conn:
-            for row in self.repo.evaluations(conn, monitor=config.name, limit=5):
-                if row.status in ("ok", "alert") and (row.metrics or {}).get("p95_latency_ms") is not None:
-                    previous = row.metrics["p95_latency_ms"]
-                    break
+        recent = self.tracker.store.query(lambda conn: self.repo.evaluations(conn, monitor=config.name, limit=5),
+                                          what=f"reading the evaluations of monitor {config.name!r}")
+        for row in recent:
+            if row.status in ("ok", "alert") and (row.metrics or {}).get("p95_latency_ms") is not None:
+                previous = row.metrics["p95_latency_ms"]
+                break
         out["p95_latency_ratio"] = latency_ratio(p95, previous)
         return out
 

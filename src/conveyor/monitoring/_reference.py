@@ -44,8 +44,7 @@ def reference_summary(
     from conveyor.blobs import Digest
 
     key = resolve_reference_key(key, tracker)
-    with tracker.store.read() as conn:
-        digest = _repo.get_reference(conn, key)
+    digest = tracker.store.query(lambda conn: _repo.get_reference(conn, key), what=f"reading reference {key!r}")
     if digest is not None and tracker.blobs.exists(Digest.parse(digest)):
         return Summary.from_bytes(tracker.blobs.read_bytes(Digest.parse(digest)))
     source = load(key) if load is not None else _load_dataset(key, tracker)

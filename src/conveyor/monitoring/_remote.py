@@ -193,9 +193,10 @@ class RemoteMonitoring(Monitoring):
         self._trainers.append(trainer)
         return trainer
 
-    def evaluate(self, config: MonitorConfig, *, current: Any = None, until_ms: int | None = None) -> Evaluation:
+    def evaluate(self, config: MonitorConfig, *, current: Any = None, until_ms: int | None = None,
+                 since_ms: int | None = None) -> Evaluation:
         body: dict[str, Any] = {"config": _config_json(config), "defaults": self.defaults.model_dump(mode="json"),
-                                "until": until_ms}
+                                "until": until_ms, "since": since_ms}
         if current is not None:
             body["current"] = frame_to_wire(current)
         found = self.http.json("POST", f"/monitoring/monitors/{_quote(config.name)}/evaluate", json=body)

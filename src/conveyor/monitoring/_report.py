@@ -128,8 +128,8 @@ def report_data(tracker: Any, model: str, *, monitor: str | None = None, limit: 
     from conveyor.store import MonitoringRepo
 
     repo = MonitoringRepo()
-    with tracker.store.read() as conn:
-        rows = repo.evaluations(conn, model=model, monitor=monitor, limit=limit)
+    rows = tracker.store.query(lambda conn: repo.evaluations(conn, model=model, monitor=monitor, limit=limit),
+                               what=f"reading the monitor evaluations of {model!r}")
     if not rows:
         raise NotFound("monitor evaluation of model", model, hint="run `conveyor monitor run` first")
     latest = next((r for r in rows if r.metrics.get("drift_report") and evaluation in (None, r.id)), None)
@@ -139,8 +139,8 @@ def report_data(tracker: Any, model: str, *, monitor: str | None = None, limit: 
     drift: dict[str, Any] = {}
     if latest is not None:
         drift = latest.metrics["drift_report"]
-        with tracker.store.read() as conn:
-            ref_digest = repo.get_reference(conn, drift.get("reference") or "")
+        ref_digest = tracker.store.query(lambda conn: repo.get_reference(conn, drift.get("reference") or ""),
+                                         what="reading a monitoring reference")
         if ref_digest and tracker.blobs.exists(Digest.parse(ref_digest)):
             reference = Summary.from_bytes(tracker.blobs.read_bytes(Digest.parse(ref_digest)))
         if latest.report_digest:
@@ -174,8 +174,8 @@ def score_drift_data(tracker: Any, model: str, report: dict[str, Any]) -> dict[s
 
     out = {**report, "distributions": {}}
     key = f"scores:{model}/{report.get('version')}:{report.get('reference')}"
-    with tracker.store.read() as conn:
-        digest = MonitoringRepo().get_reference(conn, key)
+    digest = tracker.store.query(lambda conn: MonitoringRepo().get_reference(conn, key),
+                                 what="reading a monitoring reference")
     if digest and tracker.blobs.exists(Digest.parse(digest)):
         summary = Summary.from_bytes(tracker.blobs.read_bytes(Digest.parse(digest)))
         for c in report.get("columns") or []:

@@ -177,8 +177,8 @@ class ContinuousTrainer:
     def retry_due(self, model: str, retries: int) -> bool:
         """True when ``model``'s newest retraining failed, at most ``retries`` failed in a row,
         and the backoff has passed: ``Monitoring`` then triggers with reason ``retry``."""
-        with self.tracker.store.read() as conn:
-            failures, failed_at = self.repo.failure_streak(conn, model)
+        failures, failed_at = self.tracker.store.query(lambda conn: self.repo.failure_streak(conn, model),
+                                                       what=f"reading the retraining failures of {model!r}")
         if not failures or failures > retries or failed_at is None:
             return False
         return now_ms() - failed_at >= self.backoff_for(failures) * 1000
@@ -259,8 +259,8 @@ class ContinuousTrainer:
         return TriggerRow(trigger_id, model, reason, alert_id, "skipped", None, None, decision, now_ms(), now_ms())
 
     def get(self, trigger_id: int) -> TriggerRow:
-        with self.tracker.store.read() as conn:
-            return self.repo.get_trigger(conn, trigger_id)
+        return self.tracker.store.query(  # type: ignore[no-any-return]
+            lambda conn: self.repo.get_trigger(conn, trigger_id), what=f"reading retraining trigger {trigger_id}")
 
     def wait(self, timeout: float | None = None) -> None:
         for thread in self._threads:

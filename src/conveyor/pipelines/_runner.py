@@ -251,8 +251,8 @@ class _Run:
                 "upstream": self.upstream_of(node)})
             return self.hit(node, run_id, found["run_id"], key, outputs, metrics, started)
         store = self.tracker.store
-        with store.read() as conn:
-            candidates = _record.repo.cache_candidates(conn, key)
+        candidates = store.query(lambda conn: _record.repo.cache_candidates(conn, key),
+                                 what=f"looking up the cache of step {node.id}")
         for execution in candidates:
             outputs = {
                 name: {"digest": o.digest, "materializer": o.materializer, "type_name": o.type_name}
@@ -505,8 +505,8 @@ def run(
         if remote:
             first_time = False  # not asked of the server: the first step that runs starts it
         else:
-            with tracker.store.read() as conn:
-                first_time = not _record.repo.list_runs(conn, graph.pipeline, 1)
+            first_time = not tracker.store.query(lambda conn: _record.repo.list_runs(conn, graph.pipeline, 1),
+                                                 what=f"reading the runs of pipeline {graph.pipeline}")
         if not cache or first_time:
             engine.warm()
     started = time.perf_counter()

@@ -171,9 +171,9 @@ class AliasMixin:
                 f"{name}@{alias} has no previous holder to roll back to",
                 hint=f"`conveyor models history {name} --alias {alias}` shows its moves",
             )
-        with self.store.read() as conn:
-            model = self.repo.model_row(conn, name)
-            current = self.repo.alias_holder(conn, model.id, alias)
+        current = self.store.query(
+            lambda conn: self.repo.alias_holder(conn, self.repo.model_row(conn, name).id, alias),
+            what=f"reading {name}@{alias}")
         return self.set_alias(
             name, alias, target, reason=reason or "rollback", user=user, expected=current, kind="rollback"
         )
@@ -182,14 +182,17 @@ class AliasMixin:
         self, name: str, *, alias: str | None = None, until: str | int | datetime | None = None
     ) -> list[Event]:
         """Every event of model ``name`` (or of one alias), oldest first, up to ``until``."""
-        with self.store.read() as conn:
+
+        def read(conn: Connection) -> list[Any]:
             model = self.repo.model_row(conn, name)
             query = select(registry_events).where(registry_events.c.model_id == model.id)
             if alias is not None:
                 query = query.where(registry_events.c.alias == alias)
             if until is not None:
                 query = query.where(registry_events.c.at <= parse_instant(until))
-            rows = conn.execute(query.order_by(registry_events.c.at, registry_events.c.id)).all()
+            return list(conn.execute(query.order_by(registry_events.c.at, registry_events.c.id)).all())
+
+        rows = self.store.query(read, what=f"reading the history of {name!r}")
         return [
             Event(
                 r.id, name, r.kind, r.version, r.alias, r.from_value, r.to_value, r.user, r.at,

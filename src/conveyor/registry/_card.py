@@ -43,14 +43,16 @@ def card_settings(sections: Any, name: str) -> CardSettings:
 
 
 def latest_evaluation(registry: Any, name: str, version: int) -> dict[str, Any] | None:
-    with registry.store.read() as conn:
+    def read(conn: Any) -> Any:
         model = registry.repo.model_row(conn, name)
-        row = conn.execute(
+        return conn.execute(
             select(gate_evaluations)
             .where(gate_evaluations.c.model_id == model.id, gate_evaluations.c.version == version)
             .order_by(gate_evaluations.c.created_at.desc())
             .limit(1)
         ).first()
+
+    row = registry.store.query(read, what=f"reading the latest gate evaluation of {name}/{version}")
     if row is None:
         return None
     evidence = json.loads(row.evidence)

@@ -122,9 +122,9 @@ class Registry(AliasMixin):
                 hint="write runs:/<run_id>/<artifact path>, e.g. runs:/<id>/model",
             )
         self.tracker.flush() if hasattr(self.tracker, "flush") else None
-        with self.store.read() as conn:
-            run = self.store.runs.get(conn, ref.run_id)
-            artifact = self._artifact(conn, ref.run_id, ref.path)
+        run, artifact = self.store.query(
+            lambda conn: (self.store.runs.get(conn, ref.run_id), self._artifact(conn, ref.run_id, ref.path)),
+            what=f"reading {ref}")
         require_package(self.blobs, str(ref), artifact)
         inputs = tuple(data_versions) if data_versions is not None else run_data_inputs(self.tracker, run.id)
         who = user or current_user()
@@ -167,8 +167,8 @@ class Registry(AliasMixin):
             )
 
         self.store.transaction(settle, once=True, what=f"registering {name}/{version}")
-        with self.store.read() as conn:
-            registered = self._version(conn, name, model_id, version)
+        registered = self.store.query(lambda conn: self._version(conn, name, model_id, version),
+                                      what=f"reading {name}/{version}")
         if failure is not None:
             raise InvalidInput(
                 f"{name}/{version} is FAILED_REGISTRATION: {failure.message}", field="source", value=str(ref),
@@ -183,9 +183,12 @@ class Registry(AliasMixin):
         with the reason."""
         ref = parse_run_uri(source)
         self.tracker.flush() if hasattr(self.tracker, "flush") else None
-        with self.store.read() as conn:
-            self.store.runs.get(conn, ref.run_id)
-            artifact = self._artifact(conn, ref.run_id, ref.path or "model")
+
+        def read(conn: Connection) -> Any:
+            self.store.runs.get(conn, ref.run_id)  # NotFound naming the run first
+            return self._artifact(conn, ref.run_id, ref.path or "model")
+
+        artifact = self.store.query(read, what=f"reading {ref}")
         require_package(self.blobs, str(ref), artifact)
         return verify(self.blobs, str(ref), artifact.digest, trusted=trusted)
 

@@ -107,8 +107,8 @@ class RequestIndex:
             if last is not None and now - last[0] < RESCAN_S:
                 return
             since = wall - self.max_age_ms if last is None else max(wall - self.max_age_ms, last[1] - _OVERLAP_MS)
-            with self.store.read() as conn:
-                files = ServingLogRepo().find(conn, "predictions", model, None, since, None)
+            files = self.store.query(lambda conn: ServingLogRepo().find(conn, "predictions", model, None, since, None),
+                                     what=f"finding the prediction log files of {model!r}")
             seen = self._read.setdefault(model, {})
             found: dict[str, Answered] = {}
             for f in files:

@@ -109,8 +109,8 @@ def _read(kind: str, model: str, version: str | None, since: Any, until: Any, tr
     if getattr(tracker, "http", None) is not None:  # remote mode: the server reads the log files
         return _read_remote(kind, model, version, since_ms, until_ms, tracker)
     store, blobs = _stores(tracker)
-    with store.read() as conn:
-        files = ServingLogRepo().find(conn, kind, model, version, since_ms, until_ms)
+    files = store.query(lambda conn: ServingLogRepo().find(conn, kind, model, version, since_ms, until_ms),
+                        what=f"finding the {kind} log files of {model!r}")
     tables = [pq.read_table(pa.BufferReader(blobs.read_bytes(Digest.parse(f.digest)))) for f in files]
     if not tables:
         columns = ["request_id", "row", "timestamp", "model", "version"]

@@ -260,7 +260,8 @@ def _evaluations(registry: Registry, name: str, *, version: int | None = None,
                  ids: list[str] | None = None) -> list[GateEvaluationOut]:
     """Stored gate evaluations of ``name`` (one version, or some ids), newest first."""
     t = gate_evaluations
-    with registry.store.read() as conn:
+
+    def read(conn: Any) -> list[Any]:
         model = registry.repo.model_row(conn, name)
         query = select(t).where(t.c.model_id == model.id)
         if version is not None:
@@ -270,7 +271,9 @@ def _evaluations(registry: Registry, name: str, *, version: int | None = None,
             if not ids:
                 return []
             query = query.where(t.c.id.in_(ids))
-        rows = conn.execute(query.order_by(t.c.created_at.desc(), t.c.id)).all()
+        return list(conn.execute(query.order_by(t.c.created_at.desc(), t.c.id)).all())
+
+    rows = registry.store.query(read, what=f"reading the gate evaluations of {name!r}")
     return [_evaluation(r, name) for r in rows]
 
 

@@ -314,9 +314,12 @@ def list_evaluations(
     if end is not None:
         query = query.where(t.c.created_at < end)
     tracker = _deps.tracker(request)
-    with tracker.store.read() as conn:
+
+    def read(conn: Any) -> tuple[list[Any], str | None, dict[int, list[int]]]:
         rows, token = _paged(request, conn, query, max_results, page_token)
-        alerts = _alert_ids(conn, [r.id for r in rows])
+        return rows, token, _alert_ids(conn, [r.id for r in rows])
+
+    rows, token, alerts = tracker.store.query(read, what="listing monitor evaluations")
     return EvaluationPage(evaluations=[_evaluation(r, alerts.get(r.id, [])) for r in rows], next_page_token=token)
 
 
@@ -326,12 +329,15 @@ def get_evaluation(request: Request, evaluation_id: int = Path(..., ge=1, le=2**
     from conveyor.store import monitor_evaluations as t
 
     tracker = _deps.tracker(request)
-    with tracker.store.read() as conn:
+
+    def read(conn: Any) -> tuple[Any, dict[int, list[int]]]:
         row = conn.execute(select(t).where(t.c.id == evaluation_id)).first()
         if row is None:
             raise NotFound("monitor evaluation", evaluation_id, hint="GET /api/v1/monitoring/evaluations lists them")
         _visible(request, row.model)
-        alerts = _alert_ids(conn, [row.id])
+        return row, _alert_ids(conn, [row.id])
+
+    row, alerts = tracker.store.query(read, what=f"reading monitor evaluation {evaluation_id}")
     return _evaluation(row, alerts.get(row.id, []), detail=True)
 
 
@@ -352,11 +358,12 @@ def drift_series(
     if end is not None:
         query = query.where(t.c.created_at < end)
     tracker = _deps.tracker(request)
-    with tracker.store.read() as conn:
-        rows = conn.execute(query).all()
+    rows = tracker.store.query(lambda conn: list(conn.execute(query).all()),
+                               what=f"reading the drift history of monitor {monitor!r}")
     if not rows:
-        with tracker.store.read() as conn:
-            known = conn.execute(select(t.c.id).where(t.c.monitor == monitor).limit(1)).first()
+        known = tracker.store.query(
+            lambda conn: conn.execute(select(t.c.id).where(t.c.monitor == monitor).limit(1)).first(),
+            what=f"looking up monitor {monitor!r}")
         if known is None:
             raise NotFound("monitor", monitor, hint="GET /api/v1/monitoring/evaluations shows the monitors evaluated")
     points = []
@@ -395,9 +402,12 @@ def list_alerts(
     if end is not None:
         query = query.where(t.c.created_at < end)
     tracker = _deps.tracker(request)
-    with tracker.store.read() as conn:
+
+    def read(conn: Any) -> AlertPage:
         rows, token = _paged(request, conn, query, max_results, page_token)
         return AlertPage(alerts=_alerts(conn, rows), next_page_token=token)
+
+    return tracker.store.query(read, what="listing monitor alerts")
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertOut, summary="One alert")
@@ -405,12 +415,15 @@ def get_alert(request: Request, alert_id: int = Path(..., ge=1, le=2**62)) -> An
     from conveyor.store import monitor_alerts as t
 
     tracker = _deps.tracker(request)
-    with tracker.store.read() as conn:
+
+    def read(conn: Any) -> AlertOut:
         row = conn.execute(select(t).where(t.c.id == alert_id)).first()
         if row is None:
             raise NotFound("alert", alert_id, hint="GET /api/v1/monitoring/alerts lists them")
         _visible(request, row.model)
         return _alerts(conn, [row])[0]
+
+    return tracker.store.query(read, what=f"reading alert {alert_id}")
 
 
 @router.get("/retrainings", response_model=RetrainingPage, summary="Retraining triggers, newest first")
@@ -426,6 +439,6 @@ def list_retrainings(
     if model is not None:
         query = query.where(t.c.model == model)
     tracker = _deps.tracker(request)
-    with tracker.store.read() as conn:
-        rows, token = _paged(request, conn, query, max_results, page_token)
+    rows, token = tracker.store.query(lambda conn: _paged(request, conn, query, max_results, page_token),
+                                      what="listing retraining triggers")
     return RetrainingPage(retrainings=[_retraining(r) for r in rows], next_page_token=token)

@@ -41,6 +41,8 @@ class EvaluateIn(_In):
     current: str | None = Field(None, max_length=MAX_FRAME, description="A window to evaluate instead of the "
                                 "prediction log's: base64 of the Parquet bytes of a DataFrame.")
     until: int | None = Field(None, ge=0, le=2**62, description="End of the window (ms; default now).")
+    since: int | None = Field(None, ge=0, le=2**62, description="Start of the window (ms; default: `window` "
+                              "before its end): evaluate a shorter span, e.g. one batch.")
 
 
 class _Policy(_In):
@@ -193,8 +195,8 @@ def _trigger(request: Request, trigger_id: int, level: Literal["read", "edit"]) 
     from conveyor.store import MonitoringRepo
 
     tracker = _deps.tracker(request)
-    with tracker.store.read() as conn:
-        row = MonitoringRepo().get_trigger(conn, trigger_id)  # NotFound → 404
+    row = tracker.store.query(lambda conn: MonitoringRepo().get_trigger(conn, trigger_id),  # NotFound → 404
+                              what=f"reading retraining trigger {trigger_id}")
     _deps.authorize(request, "model", row.model, level)
     return row
 
@@ -216,7 +218,7 @@ def evaluate(request: Request, body: EvaluateIn, name: str = Path(..., min_lengt
     hook_field = "config.webhook" if config.webhook else "defaults.webhook"
     _webhook_allowed(request, config.webhook or defaults.webhook, hook_field)
     monitoring.defer_retrain = True  # the client runs its retraining hook
-    e = monitoring.evaluate(config, current=current, until_ms=body.until)
+    e = monitoring.evaluate(config, current=current, until_ms=body.until, since_ms=body.since)
     return json_response({
         "id": e.id, "monitor": e.monitor, "model": e.model, "model_version": e.model_version, "status": e.status,
         "metrics": e.metrics, "rules": [r.to_dict() for r in e.rules], "alert_ids": list(e.alert_ids),

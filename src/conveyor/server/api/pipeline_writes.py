@@ -146,9 +146,10 @@ def _pipeline_run(request: Request, run_id: str) -> Any:
 def _is_pipeline(request: Request, run_id: str) -> None:
     from conveyor.store._pipelines import pipeline_runs
 
-    with _deps.tracker(request).store.read() as conn:
-        if conn.execute(select(pipeline_runs.c.run_id).where(pipeline_runs.c.run_id == run_id)).first() is None:
-            raise NotFound("pipeline run", run_id, hint="record it first with POST /api/v1/pipelines/runs")
+    query = select(pipeline_runs.c.run_id).where(pipeline_runs.c.run_id == run_id)
+    if _deps.tracker(request).store.query(lambda conn: conn.execute(query).first(),
+                                          what=f"reading pipeline run {run_id}") is None:
+        raise NotFound("pipeline run", run_id, hint="record it first with POST /api/v1/pipelines/runs")
 
 
 def _digest(text: str, field: str) -> str:
@@ -245,8 +246,8 @@ def cache_lookup(request: Request, body: Lookup, run_id: str = RunId) -> Respons
 
     _pipeline_run(request, run_id)
     tracker = _deps.tracker(request)
-    with tracker.store.read() as conn:
-        candidates = repo.cache_candidates(conn, body.cache_key)
+    candidates = tracker.store.query(lambda conn: repo.cache_candidates(conn, body.cache_key),
+                                     what="looking up the step cache")
     for execution in candidates:
         # an execution in an experiment the caller may not read is not theirs to reuse
         experiment = str(tracker.get_run(execution.run_id).experiment_id)
@@ -280,9 +281,9 @@ def open_step(request: Request, body: StepOpen, run_id: str = RunId, idempotency
     outputs: dict[str, dict[str, str]] = {}
     if body.cached_from is not None:
         authorize_run(request, body.cached_from, "read")  # its record is copied into this run
-        with tracker.store.read() as conn:
-            found = [e for e in _record.repo.cache_candidates(conn, body.cache_key, limit=50)
-                     if e.run_id == body.cached_from]
+        candidates = tracker.store.query(lambda conn: _record.repo.cache_candidates(conn, body.cache_key, limit=50),
+                                         what="looking up the step cache")
+        found = [e for e in candidates if e.run_id == body.cached_from]
         if not found:
             raise ApiV1Error("INVALID", f"run {body.cached_from} is no finished execution with cache key "
                              f"{body.cache_key}", field="cached_from")

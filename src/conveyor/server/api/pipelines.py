@@ -145,13 +145,15 @@ def _read(request: Request, run_id: str) -> tuple[Any, Any, list[Any], list[Step
     from conveyor.store import PipelineRepo
 
     tracker = _deps.tracker(request)
-    with tracker.store.read() as conn:
+    def read(conn: Any) -> tuple[Any, Any, list[Any], list[StepOut]]:
         record = _record(tracker, conn, run_id)
         run = tracker.store.runs.get(conn, run_id, metrics=tracker.store.metrics.latest_of(conn, [run_id]).get(run_id, {}))
         _deps.authorize(request, "experiment", str(run.experiment_id), "read")
         executions = PipelineRepo().executions_of(conn, run_id)
         steps = _steps(tracker, conn, record, executions)
-    return record, run, executions, steps
+        return record, run, executions, steps
+
+    return tracker.store.query(read, what=f"reading pipeline run {run_id}")  # type: ignore[no-any-return]
 
 
 @router.get("/runs", response_model=PipelineRunPage, summary="Pipeline runs, newest first")
@@ -166,8 +168,8 @@ def list_runs(
     offset = offset_of(page_token)
     tracker = _deps.tracker(request)
     repo = PipelineRepo()
-    chosen: list[PipelineRunOut] = []
-    with tracker.store.read() as conn:
+
+    def read(conn: Any) -> tuple[list[PipelineRunOut], int]:
         records = repo.list_runs(conn, pipeline, offset + max_results + 1) if status is None else \
             repo.list_runs(conn, pipeline, 1_000_000)
         visible = []
@@ -179,9 +181,12 @@ def list_runs(
             if not allowed(request, "experiment", str(run.experiment_id), "read"):
                 continue
             visible.append((record, run))
-        for record, run in visible[offset : offset + max_results]:
-            chosen.append(PipelineRunOut(**_summary(record, run, repo.executions_of(conn, record.run_id))))
-    more = len(visible) > offset + max_results
+        chosen = [PipelineRunOut(**_summary(record, run, repo.executions_of(conn, record.run_id)))
+                  for record, run in visible[offset : offset + max_results]]
+        return chosen, len(visible)
+
+    chosen, seen = tracker.store.query(read, what="listing pipeline runs")
+    more = seen > offset + max_results
     return PipelineRunPage(runs=chosen, next_page_token=make_token(offset + max_results) if more else None)
 
 

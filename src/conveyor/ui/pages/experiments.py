@@ -24,8 +24,8 @@ def _counts(tracker: Any) -> dict[int, tuple[int, int | None]]:
         .where(runs.c.deleted_at.is_(None))
         .group_by(runs.c.experiment_id)
     )
-    with tracker.store.read() as conn:
-        return {exp_id: (n, last) for exp_id, n, last in conn.execute(query).all()}
+    rows = tracker.store.query(lambda conn: list(conn.execute(query).all()), what="counting the runs of experiments")
+    return {exp_id: (n, last) for exp_id, n, last in rows}
 
 
 def experiments_page(request: Request) -> Response:

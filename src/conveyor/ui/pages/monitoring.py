@@ -28,9 +28,8 @@ def monitoring_page(request: Request) -> Response:
 
     tracker = request.app.state.tracker
     repo = MonitoringRepo()
-    with tracker.store.read() as conn:
-        rows = repo.evaluations(conn, limit=2000)
-        alerts = repo.alerts(conn, limit=2000)
+    rows, alerts = tracker.store.query(lambda conn: (repo.evaluations(conn, limit=2000), repo.alerts(conn, limit=2000)),
+                                       what="reading monitor evaluations")
     models: dict[str, dict[str, Any]] = {}
     for r in rows:  # newest first
         if not allowed(request, "model", r.model):
@@ -124,10 +123,10 @@ def model_page(request: Request) -> Response:
                            hint="an integer from the evaluations table")
     monitor = request.query_params.get("monitor") or None
     repo = MonitoringRepo()
-    with tracker.store.read() as conn:
-        rows = repo.evaluations(conn, model=model, monitor=monitor, limit=200)
-        alerts = repo.alerts(conn, model=model, limit=200)
-        triggers = repo.triggers(conn, model=model, limit=200)
+    rows, alerts, triggers = tracker.store.query(
+        lambda conn: (repo.evaluations(conn, model=model, monitor=monitor, limit=200),
+                      repo.alerts(conn, model=model, limit=200), repo.triggers(conn, model=model, limit=200)),
+        what=f"reading the monitoring of {model!r}")
     if not rows:
         raise NotFound("monitored model", model, hint="/monitoring lists the models with monitor evaluations")
     config = _config(tracker, model, monitor)

@@ -40,16 +40,19 @@ def pipelines_page(request: Request) -> Response:
     tracker = request.app.state.tracker
     repo = PipelineRepo()
     name = request.query_params.get("pipeline") or None
-    with tracker.store.read() as conn:
-        records = repo.list_runs(conn, name, 100)
+
+    def read(conn: Any) -> list[dict[str, Any]]:
         rows = []
-        for r in records:
+        for r in repo.list_runs(conn, name, 100):
             run = tracker.store.runs.get(conn, r.run_id)
             if not allowed(request, "experiment", str(run.experiment_id)):
                 continue
             execs = repo.executions_of(conn, r.run_id)
             rows.append({"record": r, "run": run, "steps": len(execs), "cached": sum(e.cached for e in execs),
                          "failed": sum(e.status == "FAILED" for e in execs)})
+        return rows
+
+    rows = tracker.store.query(read, what="listing pipeline runs")
     return render(request, "pipelines.html", title="Pipeline runs", rows=rows, pipeline=name)
 
 
@@ -120,12 +123,15 @@ def run_page(request: Request) -> Response:
     tracker = request.app.state.tracker
     run_id = request.path_params["run_id"]
     repo = PipelineRepo()
-    with tracker.store.read() as conn:
+
+    def read(conn: Any) -> tuple[Any, Any, list[Any], dict[str, Any]]:
         record = _record(conn, run_id)
         run = tracker.store.runs.get(conn, run_id)
         require(request, "experiment", str(run.experiment_id))
         execs = repo.executions_of(conn, run_id)
-        runs = {e.run_id: tracker.store.runs.get(conn, e.run_id) for e in execs}
+        return record, run, execs, {e.run_id: tracker.store.runs.get(conn, e.run_id) for e in execs}
+
+    record, run, execs, runs = tracker.store.query(read, what=f"reading pipeline run {run_id}")
     cards = _step_cards(tracker, record, execs, runs)
     # lineage from the step that made the candidate reaches the model it registered and its alias
     candidate = (record.dag.get("candidate") or "").split(".")[0]

@@ -49,12 +49,15 @@ def _keys(tracker: Any, experiment_id: int) -> dict[str, list[str]]:
         select(runs.c.id).where(runs.c.experiment_id == experiment_id, runs.c.deleted_at.is_(None))
         .order_by(runs.c.start_time.desc()).limit(KEY_SAMPLE).scalar_subquery()
     )
-    out: dict[str, list[str]] = {}
-    with tracker.store.read() as conn:
+
+    def read(conn: Any) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
         for kind, table in (("params", params), ("metrics", latest_metrics), ("tags", run_tags)):
             query = select(table.c.key).where(table.c.run_id.in_(recent)).distinct().order_by(table.c.key)
             out[kind] = [k for k in conn.execute(query).scalars() if not (kind == "tags" and k.startswith("conveyor."))]
-    return out
+        return out
+
+    return tracker.store.query(read, what="reading the column keys of recent runs")  # type: ignore[no-any-return]
 
 
 def _column_value(run: Any, column: str) -> Any:
@@ -85,10 +88,11 @@ def runs_table(request: Request) -> Response:
     error: dict[str, Any] | None = None
     found: list[Any] = []
     try:
-        with tracker.store.read() as conn:
-            found = search_runs(conn, experiment_ids=[experiment.id], filter=text, order_by=[order] if order else [],
-                                max_results=size + 1, offset=(page - 1) * size,
-                                timeout=tracker.settings.search_timeout)
+        found = tracker.store.query(
+            lambda conn: search_runs(conn, experiment_ids=[experiment.id], filter=text,
+                                     order_by=[order] if order else [], max_results=size + 1,
+                                     offset=(page - 1) * size, timeout=tracker.settings.search_timeout),
+            what=f"searching the runs of experiment {experiment.name!r}")
     except FilterSyntaxError as exc:
         position = max(0, min(exc.position, len(exc.text)))
         error = {"message": str(exc).split(" at position ")[0], "position": position, "text": exc.text,
