@@ -372,7 +372,7 @@ class Log:
         return chosen.reset_index(drop=True)
 
 
-def test_a_batch_evaluated_with_its_own_start_is_what_the_report_recomputes(tracker, make_frame):
+def test_a_batch_evaluated_with_its_own_start_is_what_the_report_recomputes(tracker, make_frame, embedded_only):
     """The quickstart's loop: two batches in one hour, each evaluated alone. Narrowing the
     window inside the log reader stored the hour while the batch was compared, so the report
     (re-reading the stored window) disagreed with the stored p-value; ``since_ms`` stores the
