@@ -51,6 +51,8 @@ QUERIES: Final = (
 )
 #: ``conveyor.cli._common.EXIT_PROBLEMS``: doctor found problems.
 EXIT_PROBLEMS: Final = 1
+#: ``conveyor.store._maintenance.LEFTOVER_AGE``: incomplete writes older than this are leftovers.
+LEFTOVER_AGE: Final = 3600.0
 
 
 def _sqlite_path(metadata_url: str) -> str | None:
@@ -113,9 +115,8 @@ def quick_report(settings: Any, *, console: Any = None) -> DoctorReport | None:
         return None
     from conveyor.blobs._references import DoctorReport, check, expand
 
-    leftover_age = 3600.0  # conveyor.store._maintenance.LEFTOVER_AGE
     with ThreadPoolExecutor(max_workers=2) as pool:
-        listing, leftovers = pool.submit(blobs.sizes), pool.submit(blobs.leftovers, leftover_age)
+        listing, leftovers = pool.submit(blobs.sizes), pool.submit(blobs.leftovers, LEFTOVER_AGE)
         roots = sqlite_references(db)
         if roots is None:
             listing.cancel()
@@ -131,7 +132,7 @@ def quick_report(settings: Any, *, console: Any = None) -> DoctorReport | None:
 
 
 class _progress:
-    """The full command's transient progress bar (only when it would be shown)."""
+    """The full command's transient progress bar on ``console`` (none without one: ``--json``)."""
 
     def __init__(self, console: Any) -> None:
         self.bar: Any = None

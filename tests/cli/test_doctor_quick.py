@@ -16,7 +16,7 @@ import pytest
 
 import conveyor
 import conveyor.data as cd
-from conveyor._doctor_quick import QUERIES, SCHEMA_REVISION, sqlite_references
+from conveyor._doctor_quick import EXIT_PROBLEMS, LEFTOVER_AGE, QUERIES, SCHEMA_REVISION, sqlite_references
 from conveyor.blobs import BlobStore, Digest
 from conveyor.blobs._digest import hash_bytes
 
@@ -159,7 +159,10 @@ def test_the_fast_queries_are_the_stores_own(project: Path) -> None:
     from conveyor.store import DIGEST_COLUMNS, Store
     from conveyor.store._store import HEAD_REVISION
 
-    assert SCHEMA_REVISION == HEAD_REVISION
+    from conveyor.cli._common import EXIT_PROBLEMS as CLI_EXIT_PROBLEMS
+    from conveyor.store._maintenance import LEFTOVER_AGE as STORE_LEFTOVER_AGE
+
+    assert (SCHEMA_REVISION, LEFTOVER_AGE, EXIT_PROBLEMS) == (HEAD_REVISION, STORE_LEFTOVER_AGE, CLI_EXIT_PROBLEMS)
     compiled = set()
     for ref in DIGEST_COLUMNS:
         if ref.manifest is None or ref.manifest is False:
