@@ -4,13 +4,14 @@
 was start-up: importing SQLAlchemy (and every table of the metadata store), s3fs and
 aiobotocore, and creating an aiobotocore client. Here, with a SQLite metadata store, the
 referenced digests are read with the standard library's ``sqlite3`` (read-only, the very
-queries SQLAlchemy sends, pinned by ``tests/store/test_doctor_quick.py`` against
-``DIGEST_COLUMNS``), and an S3 artifact store is listed through botocore alone
+queries SQLAlchemy sends, pinned by ``tests/cli/test_doctor_quick.py`` against
+``DIGEST_COLUMNS``; PostgreSQL through the metadata store, SQLAlchemy and all), and an S3
+artifact store is listed through botocore alone
 (:mod:`conveyor.blobs._s3lite`). The comparison itself is :mod:`conveyor.blobs._references`,
 the code the full command runs, and :func:`render` prints the report for both.
 
 :func:`answer` returns None — and the full CLI answers instead, its way — for any store
-it does not handle (PostgreSQL, another schema revision, a missing file) and any error.
+it does not handle (another database, another schema revision, a missing file) and any error.
 """
 
 from __future__ import annotations
@@ -86,6 +87,19 @@ def sqlite_references(db: str) -> dict[str, bool] | None:
         conn.close()
 
 
+def _store_references(settings: Any) -> dict[str, bool]:
+    """The references through the metadata store (SQLAlchemy): PostgreSQL. Opening it checks
+    its schema as the full command does; an error sends the command to the full path."""
+    from conveyor.store import Store
+
+    store = Store.from_settings(settings)
+    try:
+        with store.read() as conn:
+            return store.referenced_digests(conn)
+    finally:
+        store.close()
+
+
 def _blobs(settings: Any) -> BlobStore | None:
     from conveyor.blobs import BlobStore
 
@@ -107,8 +121,9 @@ def quick_report(settings: Any, *, console: Any = None) -> DoctorReport | None:
     With a rich ``console`` (text output), the full command's progress bar is shown on it,
     the same rich ``Progress``: on a terminal a transient bar, elsewhere what rich prints
     for one (a blank line); with none (``--json``), nothing."""
-    db = _sqlite_path(str(settings.metadata_url))
-    if db is None:
+    url = str(settings.metadata_url)
+    db = _sqlite_path(url)
+    if db is None and not url.startswith("postgresql"):
         return None
     blobs = _blobs(settings)
     if blobs is None:
@@ -117,7 +132,7 @@ def quick_report(settings: Any, *, console: Any = None) -> DoctorReport | None:
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         listing, leftovers = pool.submit(blobs.sizes), pool.submit(blobs.leftovers, LEFTOVER_AGE)
-        roots = sqlite_references(db)
+        roots = sqlite_references(db) if db is not None else _store_references(settings)
         if roots is None:
             listing.cancel()
             leftovers.cancel()

@@ -43,7 +43,7 @@ def _run(project: Path, *args: str, fast: bool) -> subprocess.CompletedProcess[s
                           timeout=120)
 
 
-def _same_as_full_cli(project: Path, *, expect_fast: bool = True) -> list[str]:
+def _same_as_full_cli(project: Path, *, expect_fast: bool = True, loaded: str = "[]") -> list[str]:
     """Both outputs of both paths are equal; returns the fast text output's lines."""
     lines: list[str] = []
     for args in (("doctor", "--quick"), ("doctor", "--quick", "--json")):
@@ -51,7 +51,7 @@ def _same_as_full_cli(project: Path, *, expect_fast: bool = True) -> list[str]:
         assert "Traceback" not in fast.stderr + full.stderr, fast.stderr + full.stderr
         assert (fast.stdout, fast.returncode) == (full.stdout, full.returncode)
         if expect_fast:
-            assert "MODULES []" in fast.stderr, fast.stderr  # answered before Typer, SQLAlchemy, s3fs
+            assert f"MODULES {loaded}" in fast.stderr, fast.stderr  # answered before Typer, SQLAlchemy, s3fs
         else:
             assert "'typer'" in fast.stderr, fast.stderr
         lines = lines or fast.stdout.splitlines()
@@ -133,6 +133,21 @@ def test_s3_store_healthy_then_missing_truncated_and_missing_pack(
     text = "\n".join(lines)
     assert str(world["loose"][0]) in text and world["packs"][0] in text and str(world["loose"][1]) in text
     assert lines[-1] == "problems found"
+
+
+@pytest.mark.postgres
+def test_postgres_metadata_keeps_sqlalchemy_but_not_the_framework(project: Path, postgres_url: str) -> None:
+    from conveyor.store import Store
+
+    Store.open(postgres_url, create=True).close()
+    (project / "conveyor.toml").write_text(
+        f'[store]\nmetadata_url = "{postgres_url}"\n[tracking]\nflush_interval = 0.05\n', encoding="utf-8")
+    world = _populate(project)
+    lines = _same_as_full_cli(project, loaded="['sqlalchemy']")
+    assert lines[-1] == "healthy"
+    world["blobs"].delete(world["loose"][2])
+    lines = _same_as_full_cli(project, loaded="['sqlalchemy']")
+    assert str(world["loose"][2]) in _table(lines, "missing") and lines[-1] == "problems found"
 
 
 def test_another_schema_revision_goes_to_the_full_cli(project: Path) -> None:
