@@ -130,12 +130,14 @@ def quick_report(settings: Any, *, console: Any = None) -> DoctorReport | None:
         return None
     from conveyor.blobs._references import DoctorReport, check, expand
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    if db is not None and not os.path.isfile(db):
+        return None  # no metadata store: the full command says so
+    pool = ThreadPoolExecutor(max_workers=2)
+    answered = False
+    try:
         listing, leftovers = pool.submit(blobs.sizes), pool.submit(blobs.leftovers, LEFTOVER_AGE)
         roots = sqlite_references(db) if db is not None else _store_references(settings)
         if roots is None:
-            listing.cancel()
-            leftovers.cancel()
             return None
         report = DoctorReport(quick=True)
         with _progress(console) as update:
@@ -143,7 +145,11 @@ def quick_report(settings: Any, *, console: Any = None) -> DoctorReport | None:
             refs = expand(blobs, roots, stored=stored)
             check(report, blobs, refs, stored, quick=True, progress=update)
         report.leftover_files, report.leftover_bytes = leftovers.result()
-    return report
+        answered = True
+        return report
+    finally:
+        # Handing over to the full command: do not wait for listings it will redo.
+        pool.shutdown(wait=answered, cancel_futures=True)
 
 
 class _progress:
