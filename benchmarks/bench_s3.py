@@ -14,6 +14,11 @@ The baseline ("today's code") is extracted with ``git archive`` from a commit (d
 merge base with ``main``) into a temp folder and run with the same interpreter and venv.
 DVC runs from its own virtualenv (benchmarks/.venvs/dvc, ``pip install 'dvc[s3]'``).
 
+``--doctor-only`` times only ``doctor --quick`` (the store is still filled the same way:
+a data add of N files, 2N loose objects), ``--doctor-repeat K`` times it K times and reports
+the median, and ``--doctor-against REV`` times REV's code on the same store too, the two
+alternating (a same-minute before/after on a shared machine).
+
 Run: ``.venv/bin/python benchmarks/bench_s3.py [--files 2000] [--rtt-ms 20] [--baseline REV] [--get-repeat 3]``
 """
 
@@ -177,8 +182,15 @@ def main() -> None:
     parser.add_argument("--no-dvc", action="store_true")
     parser.add_argument("--get-repeat", type=int, default=1,
                         help="time data get this many times for both sides, alternating; report medians")
+    parser.add_argument("--doctor-only", action="store_true",
+                        help="time only doctor --quick (no baseline add/get, no full doctor, no DVC)")
+    parser.add_argument("--doctor-repeat", type=int, default=1, help="time doctor --quick this many times; median")
+    parser.add_argument("--doctor-against", default=None,
+                        help="git revision whose doctor --quick is timed on the same store, alternating")
     parser.add_argument("--proxy", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.doctor_only:
+        args.no_baseline = args.no_dvc = True
     if args.proxy:
         run_proxy(int(args.proxy[0]), int(args.proxy[1]), float(args.proxy[2]))
         return
@@ -229,14 +241,30 @@ def main() -> None:
         timed([sys.executable, "-c", seed], ours_project, ours_env | {"CONVEYOR_STORE_S3_ENDPOINT_URL": direct})
         objects = count_objects(direct, ours_env["CONVEYOR_STORE_ARTIFACTS_URL"])
         cli = [sys.executable, "-m", "conveyor"]
-        quick = timed([*cli, "doctor", "--quick"], ours_project, ours_env)
-        full = timed([*cli, "doctor"], ours_project, ours_env)
+        quicks: dict[str, list[float]] = {"now": [], "against": []}
+        with tempfile.TemporaryDirectory(prefix="conveyor-doctor-") as tmp:
+            against_src = baseline_tree(args.doctor_against, Path(tmp)) if args.doctor_against else None
+            for _ in range(max(1, args.doctor_repeat)):
+                quicks["now"].append(timed([*cli, "doctor", "--quick"], ours_project, ours_env))
+                if against_src is not None:
+                    quicks["against"].append(timed([*cli, "doctor", "--quick"], ours_project,
+                                                   ours_env | {"PYTHONPATH": str(against_src)}))
+        quick = statistics.median(quicks["now"])
+        print(f"doctor --quick: now {[round(t, 2) for t in quicks['now']]}"
+              + (f", {args.doctor_against} {[round(t, 2) for t in quicks['against']]}" if against_src else "")
+              + f" (load average {os.getloadavg()[0]:.1f})", flush=True)
+        full = float("nan") if args.doctor_only else timed([*cli, "doctor"], ours_project, ours_env)
         print(f"this checkout: add {ours['add']:.2f}s, get {ours['get']:.2f}s, doctor --quick {quick:.2f}s, "
               f"doctor {full:.2f}s ({objects} objects)", flush=True)
         rows.append((f"data add {args.files:,} × 10 KiB", f"{ours['add']:.2f}s", "", ""))
         rows.append((f"data get {args.files:,} × 10 KiB", f"{ours['get']:.2f}s", "", ""))
-        rows.append((f"doctor --quick, {objects:,} objects", f"{quick:.2f}s", "", ""))
-        rows.append((f"doctor (full, verifies content), {objects:,} objects", f"{full:.2f}s", "", ""))
+        median_of = f" (median of {len(quicks['now'])})" if len(quicks["now"]) > 1 else ""
+        rows.append((f"doctor --quick, {objects:,} objects{median_of}", f"{quick:.2f}s",
+                     f"{statistics.median(quicks['against']):.2f}s" if against_src else "",
+                     f"{statistics.median(quicks['against']) / quick:.1f}× (vs {args.doctor_against})"
+                     if against_src else ""))
+        if not args.doctor_only:
+            rows.append((f"doctor (full, verifies content), {objects:,} objects", f"{full:.2f}s", "", ""))
 
         if not args.no_baseline:
             with tempfile.TemporaryDirectory(prefix="conveyor-baseline-") as tmp:

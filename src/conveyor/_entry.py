@@ -1,11 +1,13 @@
-"""The ``conveyor`` command's entry point: two no-change answers before the CLI framework.
+"""The ``conveyor`` command's entry point: quick answers before the CLI framework.
 
 ``conveyor data status PATH`` and an unchanged ``conveyor data add PATH -n NAME`` are the
 checks that users, scripts and CI run over and over, and their answer is computed faster
 than Typer, Click and rich import. :func:`main` answers exactly those invocations itself —
 only when every argument is one it knows and the quick answer
 (:func:`conveyor.data._status.quick_unchanged`) exists — and otherwise runs the full CLI,
-which prints the same lines. Anything else (``--help``, a changed folder, an error) goes to
+which prints the same lines. ``conveyor doctor --quick [--json]`` is answered by
+:mod:`conveyor._doctor_quick` (SQLite metadata read with ``sqlite3``, S3 listed through
+botocore alone) when it can. Anything else (``--help``, a changed folder, an error) goes to
 the full CLI, so its messages and exit codes stay the CLI's own.
 """
 
@@ -72,6 +74,13 @@ def quick_answer(argv: list[str]) -> str | None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["doctor"]:
+        from conveyor._doctor_quick import answer as doctor_answer
+
+        code = doctor_answer(sys.argv[2:])
+        if code is not None:
+            sys.stdout.flush()
+            sys.exit(code)
     answer = quick_answer(sys.argv[1:])
     if answer is not None:
         sys.stdout.write(answer + "\n")

@@ -30,15 +30,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, Final
-
-import fsspec
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 from conveyor.errors import StorageError
 
 from ._backend import digest_from_parts, map_bounded, object_relpath
 from ._digest import ALGORITHM, CHUNK_SIZE, Blob, Digest, hash_bytes, hash_stream, new_hasher, read_chunks
 from ._s3errors import S3Context, s3_errors
+
+if TYPE_CHECKING:
+    import fsspec
 
 __all__ = ["FsspecBackend", "fast_timestamp", "s3_session"]
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from conveyor.cli._common import EXIT_PROBLEMS, console, esc, handle_errors, print_json, settings
 from conveyor.settings import CONFIG_FILE, Settings
@@ -186,6 +185,7 @@ def doctor(
 
     from concurrent.futures import ThreadPoolExecutor
 
+    from conveyor._doctor_quick import render
     from conveyor.blobs import BlobStore
 
     loaded = settings()
@@ -208,34 +208,9 @@ def doctor(
                 store, blobs, quick=quick, listing=listing, leftovers=leftovers,
                 progress=lambda i, n: bar.update(task, completed=i, total=n),  # type: ignore[arg-type]
             )
-    if as_json:
-        print_json(report.__dict__ | {"healthy": report.healthy})
-    else:
-        table = Table(title="conveyor doctor" + (" (quick: listings, sizes)" if quick else ""))
-        table.add_column("check")
-        table.add_column("result")
-        table.add_row("objects checked" if quick else "objects verified", str(report.checked))
-        table.add_row("missing", _list(report.missing, "red"))
-        table.add_row("corrupt (size mismatch)" if quick else "corrupt (digest mismatch)", _list(report.corrupt, "red"))
-        table.add_row("unreadable manifests (gc refuses to run)", _list(report.unreadable_manifests, "red"))
-        table.add_row("bad references", _list(report.bad_references, "red"))
-        leftovers = (
-            f"[red]{report.leftover_files} file(s), {report.leftover_bytes / 1e6:.1f} MB (run `conveyor gc`)[/]"
-            if report.leftover_files else "[green]none[/]"
-        )
-        table.add_row("leftovers of interrupted writes (> 1 h old)", leftovers)
-        table.add_row("orphans (run `conveyor gc`)", _list(report.orphans, "yellow"))
-        console.print(table)
-        console.print("[green]healthy[/]" if report.healthy else "[bold red]problems found[/]")
+    render(report, quick=quick, as_json=as_json, console=console)
     if not report.healthy:
         raise typer.Exit(EXIT_PROBLEMS)
-
-
-def _list(items: list[str], color: str) -> str:
-    if not items:
-        return "[green]none[/]"
-    shown = "\n".join(esc(i) for i in items[:20]) + (f"\n… and {len(items) - 20} more" if len(items) > 20 else "")
-    return f"[{color}]{shown}[/]"
 
 
 @handle_errors

@@ -22,8 +22,9 @@ from typing import Any, Final
 
 from sqlalchemy import delete
 
-from conveyor.blobs import BlobStore, Digest, Manifest
-from conveyor.errors import ConveyorError, CorruptObject
+from conveyor.blobs import BlobStore, Digest
+from conveyor.blobs._references import DoctorReport, References, check, expand  # noqa: F401 - re-exported
+from conveyor.errors import CorruptObject
 from conveyor.store._receipts import RECEIPT_TTL_MS, write_receipts
 from conveyor.store._store import Store
 
@@ -49,25 +50,6 @@ class UnreadableManifests(CorruptObject):
 
 
 @dataclass
-class DoctorReport:
-    checked: int = 0
-    quick: bool = False
-    missing: list[str] = field(default_factory=list)
-    corrupt: list[str] = field(default_factory=list)
-    unreadable_manifests: list[str] = field(default_factory=list)
-    orphans: list[str] = field(default_factory=list)
-    bad_references: list[str] = field(default_factory=list)
-    leftover_files: int = 0
-    leftover_bytes: int = 0
-
-    @property
-    def healthy(self) -> bool:
-        return not (
-            self.missing or self.corrupt or self.bad_references or self.unreadable_manifests or self.leftover_files
-        )
-
-
-@dataclass
 class GcReport:
     purged_runs: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -76,18 +58,6 @@ class GcReport:
     temp_files_removed: int = 0
     skipped_unreadable: list[str] = field(default_factory=list)
     dry_run: bool = False
-
-
-@dataclass
-class References:
-    """What the metadata references: digests (manifests expanded), known sizes, problems."""
-
-    digests: set[str] = field(default_factory=set)
-    sizes: dict[str, int] = field(default_factory=dict)
-    #: pack digest → the least size it must have (the end of the last file read from it)
-    packs: dict[str, int] = field(default_factory=dict)
-    bad: list[str] = field(default_factory=list)
-    unreadable: list[str] = field(default_factory=list)
 
 
 def referenced(store: Store, blobs: BlobStore, *, problems: list[str] | None = None) -> set[str]:
@@ -106,54 +76,6 @@ def references(store: Store, blobs: BlobStore, *, stored: Iterable[Digest] | Non
     with store.read() as conn:
         roots = store.referenced_digests(conn)
     return expand(blobs, roots, stored=stored)
-
-
-def expand(
-    blobs: BlobStore, roots: dict[str, bool], problems: list[str] | None = None, *, stored: Iterable[Digest] | None = None
-) -> References:
-    """The roots plus the entries of those that are manifests (read only those)."""
-    refs = References()
-    manifests: list[Digest] = []
-    for text, is_manifest in roots.items():
-        refs.digests.add(text)
-        try:
-            digest = Digest.parse(text)
-        except ConveyorError:
-            refs.bad.append(text)
-            continue
-        if is_manifest:
-            manifests.append(digest)
-    if stored is not None:
-        present = set(manifests) & set(stored)
-    else:
-        present = blobs.exists_many(manifests) if manifests else set()
-
-    def read(digest: Digest) -> Manifest | None:
-        if digest not in present:
-            return None
-        try:
-            return blobs.read_manifest(digest)
-        except (ConveyorError, RecursionError, MemoryError):
-            return None
-
-    # Concurrently: on S3 each manifest is a few requests.
-    for digest, manifest in zip(manifests, blobs.map(read, manifests), strict=True):
-        if manifest is None:
-            refs.unreadable.append(str(digest))
-            continue
-        for entry in manifest.entries:
-            if entry.pack is not None:
-                # A file in a pack is not an object: the pack is what must stay stored.
-                pack = str(entry.pack)
-                refs.digests.add(pack)
-                refs.packs[pack] = max(refs.packs.get(pack, 0), entry.offset + entry.size)
-                continue
-            refs.digests.add(str(entry.digest))
-            refs.sizes[str(entry.digest)] = entry.size
-    if problems is not None:
-        problems.extend(refs.bad)
-    refs.unreadable.sort()
-    return refs
 
 
 def doctor(
@@ -183,7 +105,7 @@ def doctor(
             roots = store.referenced_digests(conn)
         stored_listing = listing.result()  # one set of concurrent listings: existence and size
         refs = expand(blobs, roots, stored=stored_listing)
-        _check(report, blobs, refs, stored_listing, quick=quick, progress=progress)
+        check(report, blobs, refs, stored_listing, quick=quick, progress=progress)
         report.leftover_files, report.leftover_bytes = leftovers.result()
     finally:
         if pool is not None:
@@ -197,34 +119,6 @@ def start_listings(
     """Start what ``doctor`` needs from the artifact store (its listing, its leftovers) on
     ``pool``: on S3 they are round trips that can overlap opening the metadata store."""
     return pool.submit(blobs.sizes), pool.submit(blobs.leftovers, LEFTOVER_AGE)
-
-
-def _check(
-    report: DoctorReport, blobs: BlobStore, refs: References, listing: dict[Digest, tuple[int, float]], *,
-    quick: bool, progress: Progress | None,
-) -> None:
-    report.bad_references = refs.bad
-    report.unreadable_manifests = refs.unreadable
-    stored = {str(d): size for d, (size, _) in listing.items()}
-    valid = sorted(r for r in refs.digests if r not in refs.bad)
-    report.missing = [t for t in valid if t not in stored]
-    present = [t for t in valid if t in stored]
-    wrong_size = {t for t in present if t in refs.sizes and refs.sizes[t] != stored[t]}
-    # A pack shorter than its files' extent is truncated (a longer one is checked by hashing).
-    wrong_size |= {t for t in present if t in refs.packs and t not in refs.sizes and stored[t] < refs.packs[t]}
-    if quick:
-        report.corrupt = sorted(wrong_size)
-        report.checked = len(valid)
-        if progress:
-            progress(len(valid), len(valid))
-    else:
-        def check(text: str) -> bool:
-            return text not in wrong_size and blobs.verify(Digest.parse(text), size=stored[text])
-
-        ok = blobs.map(check, present, progress=progress)
-        report.corrupt = sorted(t for t, good in zip(present, ok, strict=True) if not good)
-        report.checked = len(valid)
-    report.orphans = sorted(t for t in stored if t not in refs.digests)
 
 
 def collect_garbage(
