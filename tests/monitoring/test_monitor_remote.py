@@ -347,3 +347,19 @@ def test_retrain_by_hand_runs_the_hook_here_and_the_failure_alert_is_sent(projec
     assert [p["kind"] for p in webhook.posts] == ["retrain_failed"]  # delivered before the command returned
     triggers = json.loads(_invoke("history", "--show", "triggers", "--json").output)
     assert [(t["reason"], t["status"]) for t in triggers] == [("command", "skipped"), ("command", "failed")]
+
+
+def test_since_ms_reaches_the_evaluation_in_both_modes(tracker: Any, server_side: Any, make_frame: Any) -> None:
+    """``evaluate(since_ms=…)`` (one batch of a longer window) means the same remotely: the
+    server evaluates that span, and a start after the end is the same error naming since_ms."""
+    from conveyor.errors import InvalidInput
+    from conveyor.monitoring import MonitorConfig, Monitoring
+
+    ref = conveyor.data.add(make_frame(seed=1), name="train", tracker=server_side).ref
+    config = MonitorConfig(name="m", model="churn", reference=ref, target="churned", window="1h")
+    with pytest.raises(InvalidInput, match="since_ms") as refused:
+        Monitoring(tracker).evaluate(config, since_ms=2_000_000, until_ms=1_000_000)
+    assert refused.value.field == "since_ms"
+    evaluation = Monitoring(tracker).evaluate(config, current=_window(make_frame, 1.0), since_ms=500_000,
+                                              until_ms=1_000_000)
+    assert evaluation.metrics["rows"] > 0
