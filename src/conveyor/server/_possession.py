@@ -21,6 +21,9 @@ else must be uploaded (the store keeps one copy anyway: only bandwidth is spent)
 
 The record of an upload is a ``write_receipts`` row (token: a hash of user and digest, no
 result), so no new table is needed; ``conveyor gc`` prunes it after a day like any receipt.
+Its token is a hash with a ``possession:`` prefix; every other writer of ``write_receipts``
+hashes a client's key with its own prefix, and none may ever store a raw client key as a
+token (that could forge a possession record).
 """
 
 from __future__ import annotations
@@ -62,9 +65,11 @@ def remember(request: Request, digests: Iterable[Digest | str]) -> None:
         return
     now = int(time.time() * 1000)
 
-    def write(conn: Any) -> None:  # refresh: a re-upload keeps the right for another day
-        conn.execute(write_receipts.delete().where(write_receipts.c.token.in_(tokens)))
-        conn.execute(write_receipts.insert(), [{"token": t, "at": now, "result": None} for t in tokens])
+    def write(conn: Any) -> None:  # an upsert: a re-upload keeps the right for another day
+        from conveyor.store._dialect import upsert
+
+        conn.execute(upsert(conn, write_receipts, ["token"], ["at"]),
+                     [{"token": t, "at": now, "result": None} for t in tokens])
 
     _deps.tracker(request).store.transaction(write, what="recording uploaded objects")
 
