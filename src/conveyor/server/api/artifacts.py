@@ -27,6 +27,7 @@ from conveyor.blobs import MANIFEST_MEDIA_TYPE, Digest, Manifest, ManifestEntry
 from conveyor.entities import Artifact
 from conveyor.errors import Conflict, InvalidInput, NotFound
 from conveyor.server._errors import ApiError
+from conveyor.server import _possession as possession
 from conveyor.server._paths import safe_path
 from conveyor.server.api import _deps
 from conveyor.server.api._errors import ApiV1Error
@@ -98,6 +99,7 @@ async def upload(request: Request, path: str, run_id: str = RunId) -> Response:
 
 def _store_blob(request: Request, spool: IO[bytes]) -> BlobOut:
     blob = _deps.tracker(request).blobs.put_stream(spool)  # type: ignore[arg-type]
+    possession.remember(request, [blob.digest])  # the caller sent these bytes: the folder may name them
     return BlobOut(digest=str(blob.digest), size=blob.size)
 
 
@@ -126,6 +128,8 @@ def create_folder(request: Request, path: str, body: FolderCreate, run_id: str =
         if entry.digest not in stored:
             raise InvalidInput(f"folder file {entry.path!r}: blob {entry.digest} was not uploaded",
                                field="entries", value=entry.path, hint="PUT its bytes to …/blobs first")
+    # Stored is not enough: the caller must have sent the bytes or may read something holding them.
+    possession.require(request, {f"folder file {e.path!r}": e.digest for e in entries}, "entries")
     manifest = Manifest.of(entries)
     for entry in entries:  # a size the client got wrong would break downloads and listings
         if tracker.blobs.size(entry.digest) != entry.size:

@@ -27,6 +27,7 @@ from starlette.responses import Response, StreamingResponse
 
 from conveyor.blobs import Digest
 from conveyor.errors import ConveyorError, NotFound
+from conveyor.server import _possession as possession
 from conveyor.server.api import _deps
 from conveyor.server.api._errors import ApiV1Error
 from conveyor.server.api._models import BlobOut, _Body, _Out, json_response
@@ -80,7 +81,36 @@ def missing(request: Request, body: DigestList, name: str = DatasetName) -> Resp
     writable(request, _name(name))
     wanted = {_digest(d, "digests"): d for d in body.digests}
     present = _deps.tracker(request).blobs.exists_many(wanted)
+    # "Missing" also for what the caller may not reference: they upload it, and learn nothing.
+    present = possession.held(request, present, lambda _: dataset_objects(request, name))
     return json_response(MissingOut(missing=sorted(str(d) for d in wanted if d not in present)))
+
+
+#: Folder versions (newest first) whose files a writer of the data set may reference unsent.
+_FOLDER_VERSIONS = 5
+
+
+def dataset_objects(request: Request, name: str) -> set[str]:
+    """The objects of data set ``name``'s versions (each version's own digest, and the files
+    of its newest folder versions): what a caller who may read it may reference unsent."""
+    from conveyor.store import DatasetRepo
+
+    tracker = _deps.tracker(request)
+    with tracker.store.read() as conn:
+        rows = DatasetRepo().versions(conn, name) if DatasetRepo().dataset_id(conn, name) is not None else []
+    found = {r.digest for r in rows}
+    folders = sorted((r for r in rows if r.kind == "folder"), key=lambda r: r.version, reverse=True)
+    for row in folders[:_FOLDER_VERSIONS]:
+        found |= _members(tracker.blobs, row.digest)
+    return found
+
+
+def require_possession(request: Request, name: str, digest: str, kind: str) -> None:
+    """A 403 unless the caller may reference the stored object ``digest`` (and, for a folder,
+    each stored file its manifest lists): they uploaded it or may read something holding it.
+    Objects not stored are left to the version code's own "not uploaded" error."""
+    possession.require_objects(request, {"digest": (_digest(digest), kind == "folder")}, "digest",
+                               lambda _: dataset_objects(request, name))
 
 
 async def _spool(request: Request, spool: IO[bytes]) -> Digest:
@@ -121,6 +151,7 @@ async def store_body(request: Request, wanted: Digest) -> Response:
             raise ApiV1Error("INVALID", f"the body hashes to {actual}, not {wanted}; nothing was stored",
                              field="body")
         blob = await run_in_threadpool(_deps.tracker(request).blobs.put_stream, spool)
+    await run_in_threadpool(possession.remember, request, [blob.digest])
     return json_response(BlobOut(digest=str(blob.digest), size=blob.size), 201)
 
 
@@ -201,4 +232,4 @@ def object_size(request: Request, name: str = DatasetName, digest: str = DigestT
     return Response(b"", media_type="application/octet-stream", headers=_found(request, name, digest, version)[2])
 
 
-__all__ = ["router", "writable"]
+__all__ = ["dataset_objects", "require_possession", "router", "writable"]

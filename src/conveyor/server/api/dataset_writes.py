@@ -26,7 +26,7 @@ from starlette.responses import Response
 
 from conveyor.server.api import _deps
 from conveyor.server.api._models import IDEMPOTENCY_KEY, RUN_ID, _Body, _Out, json_response, no_nul
-from conveyor.server.api.dataset_blobs import writable
+from conveyor.server.api.dataset_blobs import require_possession, writable
 from conveyor.server.api.datasets import DatasetVersionDetail
 from conveyor.server.api.runs import authorize_run
 
@@ -83,6 +83,7 @@ def create_version(
     new = writable(request, check_name(name))
     if body.run_id is not None:
         authorize_run(request, body.run_id, "edit")
+    require_possession(request, name, body.digest, body.kind)  # the objects are the caller's to name
     version = record_stored(resolve(_deps.tracker(request)), name, body.digest, body.kind, body.format, body.source,
                             body.run_id, receipt=receipt_token(idempotency_key, name))
     created = version.created

@@ -23,6 +23,7 @@ from starlette.responses import Response, StreamingResponse
 
 from conveyor.blobs import Digest
 from conveyor.errors import NotFound
+from conveyor.server import _possession as possession
 from conveyor.server.api import _deps
 from conveyor.server.api._models import RUN_ID, BlobOut, json_response
 from conveyor.server.api.artifacts import _chunks, _open
@@ -40,7 +41,29 @@ def missing(request: Request, body: DigestList, run_id: str = RunId) -> Response
     authorize_run(request, run_id, "edit")
     wanted = {_digest(d, "digests"): d for d in body.digests}
     present = _deps.tracker(request).blobs.exists_many(wanted)
+    # "Missing" also for what the caller may not reference: they upload it, and learn nothing.
+    present = possession.held(request, present, lambda rest: readable_outputs(request, rest))
     return json_response(MissingOut(missing=sorted(str(d) for d in wanted if d not in present)))
+
+
+def readable_outputs(request: Request, digests: Any) -> set[str]:
+    """Those of ``digests`` that are step outputs in experiments the caller may read."""
+    from conveyor.store._pipelines import step_outputs
+    from conveyor.store._runs import runs
+
+    texts = sorted({str(d) for d in digests})
+    if not texts:
+        return set()
+    by_experiment: dict[str, set[str]] = {}
+    with _deps.tracker(request).store.read() as conn:
+        for row in conn.execute(select(step_outputs.c.digest, runs.c.experiment_id)
+                                .join(runs, runs.c.id == step_outputs.c.run_id)
+                                .where(step_outputs.c.digest.in_(texts))):
+            by_experiment.setdefault(str(row.experiment_id), set()).add(row.digest)
+    found: set[str] = set()
+    for experiment in _deps.readable(request, "experiment", by_experiment) if by_experiment else ():
+        found |= by_experiment[experiment]
+    return found
 
 
 @router.put("/{digest}", response_model=BlobOut, status_code=201, openapi_extra=_OCTETS,
@@ -123,4 +146,4 @@ def object_size(request: Request, run_id: str = RunId, digest: str = DigestText)
     return Response(b"", media_type="application/octet-stream", headers=_found(request, run_id, digest)[2])
 
 
-__all__ = ["router"]
+__all__ = ["readable_outputs", "router"]

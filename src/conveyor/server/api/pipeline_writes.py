@@ -201,6 +201,23 @@ def _stored(request: Request, outputs: dict[str, Output], logs: str | None) -> d
     return found
 
 
+def _possessed(request: Request, outputs: dict[str, dict[str, str]], logs: str | None,
+               tracking: dict[str, Any] | None) -> None:
+    """A 403 unless the caller sent (or may read something holding) every object the step's
+    end names: outputs and what they list, the log, what the step logged (``_possession``)."""
+    from conveyor.blobs import Digest
+    from conveyor.server import _possession
+    from conveyor.server.api.pipeline_blobs import readable_outputs
+
+    named = {f"output {n!r}": (Digest.parse(o["digest"]), True) for n, o in outputs.items()}
+    if logs is not None:
+        named["logs"] = (Digest.parse(logs), False)
+    for path, digest, _size, _media, is_dir in (tracking or {}).get("artifacts", ()):
+        named[f"artifact {path!r}"] = (Digest.parse(digest), is_dir)
+    _possession.require_objects(request, named, "outputs",
+                                lambda rest: readable_outputs(request, rest))
+
+
 def _tracking(record: dict[str, Any] | None) -> dict[str, Any] | None:
     """A step's logged record, checked (keys, paths, digests) before the store code writes it."""
     if not record:
@@ -317,6 +334,7 @@ def close_step(request: Request, body: StepClose, run_id: str = RunId, step_run:
     tracker = _deps.tracker(request)
     outputs = _stored(request, body.outputs, body.logs)
     tracking = _tracking(body.tracking)
+    _possessed(request, outputs, body.logs, tracking)
     metrics = _metrics(body.metrics, "metrics")
     upstream = _refs(body.upstream, "upstream")
 

@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from conveyor.entities import Metric, RunStatus, now_ms
 from conveyor.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from conveyor.server import _possession as possession
 from conveyor.server.api import _deps
 from conveyor.server.api._models import (
     no_nul,
@@ -63,6 +64,17 @@ def authorize_run(request: Request, run_id: str, level: _deps.Level) -> None:
     _deps.authorize(request, "experiment", str(experiment_of(request, run_id)), level)
 
 
+def _packages_of_readable_runs(request: Request, digest: str) -> set[str]:
+    """{digest} when a run the caller may read names it as packages_digest (else empty)."""
+    from conveyor.store._runs import runs as runs_table
+
+    store = _deps.tracker(request).store
+    with store.read() as conn:
+        experiments = {str(r.experiment_id) for r in conn.execute(
+            select(runs_table.c.experiment_id).where(runs_table.c.packages_digest == digest).distinct())}
+    return {digest} if experiments and _deps.readable(request, "experiment", experiments) else set()
+
+
 @router.post("", response_model=RunOut, status_code=201, summary="Start a RUNNING run")
 def create(request: Request, body: RunCreate) -> Response:
     tracker = _deps.tracker(request)
@@ -84,12 +96,16 @@ def create(request: Request, body: RunCreate) -> Response:
     digest = body.packages_digest
     if body.packages is not None:
         digest = str(tracker.blobs.put_bytes(body.packages.encode()).digest)
+        possession.remember(request, [digest])  # later runs may name it as packages_digest
     elif digest is not None:
         from conveyor.blobs import Digest
 
         if not tracker.blobs.exists(Digest.parse(digest)):
             raise InvalidInput(f"packages_digest {digest} is not stored", field="packages_digest", value=digest,
                                hint="send the packages text once as packages")
+        # The run page shows that object's text: only what the caller sent or may read already.
+        possession.require(request, {"packages_digest": Digest.parse(digest)}, "packages_digest",
+                           lambda _: _packages_of_readable_runs(request, digest))
     fields = body.model_dump(exclude={"experiment", "run_id", "name", "tags", "parent_id", "packages",
                                       "packages_digest"})
     if _deps.user_name(request) is not None:

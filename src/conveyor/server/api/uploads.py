@@ -32,6 +32,7 @@ from conveyor.blobs import Digest
 from conveyor.blobs._digest import ALGORITHM, new_hasher
 from conveyor.entities import Artifact
 from conveyor.errors import Conflict, NotFound
+from conveyor.server import _possession as possession
 from conveyor.server._staging import MAX_PART, MAX_PARTS, Staging, Upload, new_upload_id, require_complete, staging_for
 from conveyor.server.api import _deps
 from conveyor.server.api._errors import ApiV1Error
@@ -138,8 +139,8 @@ def _create(request: Request, run_id: str, body: UploadCreate) -> UploadOut:
     presigned = (body.presigned and settings.presigned_urls and isinstance(staging, S3Staging)
                  and body.sha256 is not None and body.size <= PRESIGNED_MAX)
     mode = "presigned" if presigned else "parts"
-    if blobs.exists(digest) and blobs.size(digest) == body.size:
-        mode = "exists"
+    if blobs.exists(digest) and blobs.size(digest) == body.size and digest in possession.held(request, [digest]):
+        mode = "exists"  # stored, and the caller may reference it (else they send the bytes: no oracle)
     now = time.time()
     upload = Upload(new_upload_id(), run_id.lower(), rel, str(digest), body.size, body.part_size,
                     body.media_type or "", mode, _deps.user_name(request), now,
@@ -226,6 +227,8 @@ def _complete(request: Request, run_id: str, upload_id: str) -> ArtifactOut | Bl
         if upload.mode == "parts":
             require_complete(upload, staging.parts(upload))
         staging.assemble(upload)
+        if not upload.path:  # a folder's file: POST …/folders/{path} may name it now
+            possession.remember(request, [digest])
     if not upload.path:  # one file of a folder: recorded later by POST …/folders/{path}
         return BlobOut(digest=upload.digest, size=upload.size)
     import mimetypes
