@@ -16,21 +16,14 @@ from typing import Any
 
 import pytest
 
-from fixtures.remote import mode_project, mode_tracker, server_blobs
+from fixtures.remote import mode_project, stores_tracker
 
 
 @pytest.fixture
 def tracker(mode: str, store: Any, request: pytest.FixtureRequest, store_url: str, tmp_path: Path) -> Iterator[Any]:
     """A tracker over the parametrized stores: embedded, or remote through a live server
     (over PostgreSQL the server's artifacts are on moto's S3)."""
-    from conveyor.blobs import BlobStore
-
-    if mode == "embedded":
-        blobs = BlobStore.open(tmp_path / "artifacts")
-        blobs.init()
-    else:
-        blobs = server_blobs(request, store_url, tmp_path)
-    yield from mode_tracker(mode, store, blobs, tmp_path / "spool")
+    yield from stores_tracker(mode, store, request, store_url, tmp_path)
 
 
 @pytest.fixture

@@ -51,7 +51,9 @@ def checked(path: str, *, allow_empty: bool = False) -> str:
         raise ApiV1Error("INVALID", error.message, field="path") from None
 
 
-async def _spool(request: Request, spool: IO[bytes]) -> int:
+async def _spool(request: Request, spool: IO[bytes], hasher: Any = None) -> int:
+    """The request body into ``spool`` (rewound), at most ``MAX_UPLOAD_BYTES``, fed to
+    ``hasher`` on the way when given; returns its size."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
         raise ApiV1Error("TOO_LARGE", f"an upload is at most {MAX_UPLOAD_BYTES:,} bytes", field="body")
@@ -61,6 +63,8 @@ async def _spool(request: Request, spool: IO[bytes]) -> int:
             size += len(chunk)
             if size > MAX_UPLOAD_BYTES:
                 raise ApiV1Error("TOO_LARGE", f"an upload is at most {MAX_UPLOAD_BYTES:,} bytes", field="body")
+            if hasher is not None:
+                hasher.update(chunk)
             spool.write(chunk)
     except ClientDisconnect:
         raise ApiV1Error("INVALID", "the upload was cut off before its end; nothing was stored",

@@ -22,7 +22,6 @@ from typing import IO, Any
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
 from conveyor.blobs import Digest
@@ -31,7 +30,8 @@ from conveyor.server import _possession as possession
 from conveyor.server.api import _deps
 from conveyor.server.api._errors import ApiV1Error
 from conveyor.server.api._models import BlobOut, _Body, _Out, json_response
-from conveyor.server.api.artifacts import MAX_UPLOAD_BYTES, _chunks, _open, _range
+from conveyor.server.api.artifacts import _chunks, _open, _range
+from conveyor.server.api.artifacts import _spool as spool_body
 
 router = APIRouter(prefix="/datasets/{name}/blobs", tags=["datasets"])
 
@@ -117,21 +117,8 @@ async def _spool(request: Request, spool: IO[bytes]) -> Digest:
     """The request body into ``spool``, hashed on the way (bounded size)."""
     from conveyor.blobs._digest import ALGORITHM, new_hasher
 
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
-        raise ApiV1Error("TOO_LARGE", f"an upload is at most {MAX_UPLOAD_BYTES:,} bytes", field="body")
-    hasher, size = new_hasher(), 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_UPLOAD_BYTES:
-                raise ApiV1Error("TOO_LARGE", f"an upload is at most {MAX_UPLOAD_BYTES:,} bytes", field="body")
-            hasher.update(chunk)
-            spool.write(chunk)
-    except ClientDisconnect:
-        raise ApiV1Error("INVALID", "the upload was cut off before its end; nothing was stored",
-                         field="body") from None
-    spool.seek(0)
+    hasher = new_hasher()
+    await spool_body(request, spool, hasher)
     return Digest(ALGORITHM, hasher.hexdigest())
 
 
