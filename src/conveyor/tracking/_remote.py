@@ -36,16 +36,15 @@ import httpx
 
 from conveyor import errors as _errors
 from conveyor.blobs import Digest, Manifest
-from conveyor.entities import Artifact, Experiment, Metric, Run, RunStatus, now_ms
+from conveyor.entities import Artifact, Experiment, Metric, Run, RunStatus
 from conveyor.errors import ConveyorError, InvalidInput, NotFound, StorageError
 from conveyor.settings import ServerSettings, Settings, TrackingSettings
 from conveyor.store import DEFAULT_EXPERIMENT, Point, validate_key
 from conveyor.tracking import _capture, _uploads
-from conveyor.tracking._buffer import MetricBuffer
 from conveyor.tracking._heartbeat import Heartbeat
-from conveyor.tracking._spool import ReplayReport, Spool
+from conveyor.tracking._spool import ReplayReport, Spool, replay_files, store_key
 from conveyor.tracking._tracker import Tracker
-from conveyor.tracking._values import artifact_path, metric_step, metric_value
+from conveyor.tracking._values import artifact_path
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -246,46 +245,14 @@ class RemoteSpool(Spool):
     def add_batch(self, run_id: str, key: str, body: dict[str, Any]) -> None:
         self._append({"kind": "batch", "run": run_id, "key": key, "body": body})
 
-    def replay_own(self) -> ReplayReport:
-        with self._lock:
-            if self._handle is None or not self._pending:
-                return ReplayReport()
-            report = ReplayReport(files=1)
-            _replay_file(self.http, self.path, report)
-            self._handle.truncate(0)
-            self._handle.seek(0)
-            os.fsync(self._handle.fileno())
-            self._pending = 0
-            return report
+    def _replay_file(self, path: Path, report: ReplayReport) -> None:
+        _replay_file(self.http, path, report)
 
 
 def replay_remote(http: Http, folder: Path) -> ReplayReport:
     """Send every spool file of this server in ``folder`` that no live process holds."""
-    import fcntl
-
-    from conveyor.tracking._spool import store_key
-
-    report = ReplayReport()
-    if not folder.is_dir():
-        return report
-    prefix = store_key(_ServerKey(http.url)) + "-"  # type: ignore[arg-type]
-    for path in sorted(folder.glob(prefix + "*.jsonl")):
-        try:
-            handle = open(path, "r+", encoding="utf-8")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
-            continue
-        with handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                report.skipped_locked += 1
-                continue
-            if not path.exists():
-                continue
-            report.files += 1
-            _replay_file(http, path, report)
-            path.unlink(missing_ok=True)
-    return report
+    key = store_key(_ServerKey(http.url))  # type: ignore[arg-type]
+    return replay_files(folder, key, lambda path, report: _replay_file(http, path, report))
 
 
 def _replay_file(http: Http, path: Path, report: ReplayReport) -> None:
@@ -342,13 +309,10 @@ class RemoteTracker(Tracker):
         self.server = server
         self.project_settings = None
         self.http = Http(server)
-        self._buffer = MetricBuffer(
-            self._write_points, interval=self.settings.flush_interval, batch_size=self.settings.batch_size
+        self._start_buffering(
+            RemoteSpool(Path(spool_dir), self.http) if spool_dir is not None else None,
+            _RemoteHeartbeat(self.http, interval=self.settings.heartbeat_interval, also=self._replay_own),
         )
-        self._spool = RemoteSpool(Path(spool_dir), self.http) if spool_dir is not None else None  # type: ignore[assignment]
-        self._heartbeat = _RemoteHeartbeat(self.http, interval=self.settings.heartbeat_interval, also=self._replay_own)
-        self._known_runs: set[str] = set()
-        self._packages_digest = None
         self._send_lock = threading.Lock()
 
     @classmethod
@@ -387,37 +351,14 @@ class RemoteTracker(Tracker):
     def s3_endpoint_url(self) -> str | None:
         return None
 
-    def close(self) -> None:
-        self._heartbeat.close()
-        self._buffer.close()
-        if self._spool is not None:
-            self._replay_own()
-            self._spool.close()
+    def _close_backend(self) -> None:
         self.http.close()
 
-    # -- faults ---------------------------------------------------------------------------------
-    def sync(self, *, quiet: bool = False) -> ReplayReport:
-        """Send spooled batches (this process's and those dead processes left behind)."""
-        report = ReplayReport()
-        if self._spool is None:
-            return report
-        try:
-            own = self._spool.replay_own()
-            report = replay_remote(self.http, self._spool.folder)
-        except StorageError:
-            if not quiet:
-                raise
-            return report
-        for name in ("files", "batches_written", "batches_skipped", "points_written", "runs_ended"):
-            setattr(report, name, getattr(report, name) + getattr(own, name))
-        return report
+    # -- faults (``sync`` and ``_replay_own`` are Tracker's) ---------------------------------------
+    _backend_name = "the server"
 
-    def _replay_own(self) -> None:
-        if self._spool is not None and self._spool.pending:
-            try:
-                self._spool.replay_own()
-            except StorageError as exc:
-                _log.info("conveyor: the server is still unreachable: %s", exc)
+    def _replay_left(self, folder: Path) -> ReplayReport:
+        return replay_remote(self.http, folder)
 
     # -- experiments ----------------------------------------------------------------------------------
     def create_experiment(
@@ -529,14 +470,6 @@ class RemoteTracker(Tracker):
         answer: dict[str, Any] = self.http.json(
             "POST", f"/runs/{_id(run_id)}/batch", json=body, headers={"Idempotency-Key": key or uuid.uuid4().hex})
         return answer
-
-    def log_metric(
-        self, run_id: str, key: str, value: Any, step: int | None = None, timestamp: int | None = None
-    ) -> None:
-        """Buffer one point (no I/O on the caller's thread once the run is known)."""
-        self._require_run(run_id)
-        validate_key("metric", key)
-        self._buffer.add((run_id, key, metric_value(key, value), metric_step(key, step), timestamp or now_ms()))
 
     def _write_points(self, points: Sequence[Point]) -> None:
         by_run: dict[str, list[Point]] = {}
