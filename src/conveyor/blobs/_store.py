@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
-from conveyor.errors import InvalidInput, NotFound, UnsafePath
+from conveyor.errors import InvalidInput, NotFound
 
 from ._backend import Backend, map_bounded
 from ._digest import Blob, Digest, hash_bytes, hash_stream
@@ -17,7 +17,7 @@ from ._get import _WHOLE_READ, Checkout, Progress, _corrupt
 from ._local import LocalBackend
 from ._manifest import Manifest, ManifestEntry
 from ._pack import fetch_pack, put_packed
-from ._safepath import check_relative_path
+from ._safepath import check_relative_path, folder_files
 
 if TYPE_CHECKING:
     from conveyor.settings import Settings
@@ -236,21 +236,7 @@ class BlobStore(Checkout):
             return self._put_tree(root, pack)
 
     def _put_tree(self, root: Path, pack: bool | None) -> Blob:
-        files: list[tuple[str, Path]] = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            base = Path(dirpath)
-            for name in sorted(dirnames + filenames):
-                full = base / name
-                rel = full.relative_to(root).as_posix()
-                if full.is_symlink():
-                    raise UnsafePath(
-                        f"{rel!r} in {str(root)!r} is a symbolic link", field="path", value=rel,
-                        hint="copy the target into the folder, or remove the link",
-                    )
-                if name in filenames:
-                    check_relative_path(rel)
-                    files.append((rel, full))
-        entries = self.put_entries(files, pack=pack)
+        entries = self.put_entries(folder_files(root), pack=pack)
         return self.put_bytes(Manifest.of(entries).to_bytes())
 
     def put_entries(

@@ -8,7 +8,6 @@ parts, see ``_uploads``), listed, read and downloaded (checked against their dig
 from __future__ import annotations
 
 import mimetypes
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ import httpx
 
 from conveyor import errors as _errors
 from conveyor.blobs import Digest, Manifest
+from conveyor.blobs._safepath import folder_files
 from conveyor.entities import Artifact
 from conveyor.errors import InvalidInput, NotFound
 from conveyor.settings import ServerSettings
@@ -64,27 +64,13 @@ class RemoteArtifacts:
 
     def log_artifacts(self, run_id: str, local_dir: str | Path, artifact_path_: str | None = None) -> Artifact:
         """A folder: each file uploaded as a blob, then recorded as one manifest."""
-        from conveyor.blobs import check_relative_path
-        from conveyor.errors import UnsafePath
-
         source = Path(local_dir)
         if not source.is_dir():
             raise NotFound("folder", str(source))
         path = artifact_path(artifact_path_ or source.name)
         self._require_run(run_id)
-        files: list[tuple[str, Path]] = []
-        for dirpath, dirnames, filenames in os.walk(source):
-            base = Path(dirpath)
-            for name in sorted(dirnames + filenames):
-                full = base / name
-                rel = full.relative_to(source).as_posix()
-                if full.is_symlink():
-                    raise UnsafePath(f"{rel!r} in {str(source)!r} is a symbolic link", field="path", value=rel,
-                                     hint="copy the target into the folder, or remove the link")
-                if name in filenames:
-                    files.append((check_relative_path(rel), full))
         entries = []
-        for rel, full in sorted(files):
+        for rel, full in sorted(folder_files(source)):
             if full.stat().st_size > self.server.multipart_threshold:
                 blob = self._upload(run_id, None, full, "application/octet-stream")
             else:
