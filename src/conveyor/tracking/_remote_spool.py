@@ -10,7 +10,6 @@ tracker opened on the same server, or ``conveyor sync``.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from conveyor import errors as _errors
 from conveyor.errors import NotFound
 from conveyor.tracking._client import Http
 from conveyor.tracking._heartbeat import Heartbeat
-from conveyor.tracking._spool import ReplayReport, Spool, replay_files, store_key
+from conveyor.tracking._spool import ReplayReport, Spool, read_records, replay_files, store_key
 
 _log = logging.getLogger("conveyor.tracking")
 
@@ -68,12 +67,7 @@ def replay_remote(http: Http, folder: Path) -> ReplayReport:
 
 
 def _replay_file(http: Http, path: Path, report: ReplayReport) -> None:
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            _log.warning("conveyor: skipping a torn line %d of %s", number, path)
-            continue
+    for record in read_records(path):
         if record.get("kind") != "batch":
             continue
         run_id, key, body = record["run"], record["key"], record["body"]

@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -164,13 +164,17 @@ def replay_files(folder: Path, key: str, replay_file: Callable[[Path, ReplayRepo
     return report
 
 
-def _replay_file(store: Store, path: Path, report: ReplayReport) -> None:
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a spool file in order; a torn line (a crash mid-append) is skipped."""
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         try:
-            record = json.loads(line)
+            yield json.loads(line)
         except ValueError:
             log.warning("conveyor: skipping a torn line %d of %s", number, path)
-            continue
+
+
+def _replay_file(store: Store, path: Path, report: ReplayReport) -> None:
+    for record in read_records(path):
         if record.get("kind") == "metrics":
             points: list[Point] = [(r, k, float(v), int(s), int(t)) for r, k, v, s, t in record["points"]]
             batch = str(record["batch"])
