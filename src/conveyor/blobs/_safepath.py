@@ -18,7 +18,7 @@ from typing import Final
 
 from conveyor.errors import UnsafePath
 
-__all__ = ["check_relative_path", "inside_resolver", "resolve_inside"]
+__all__ = ["check_relative_path", "folder_files", "inside_resolver", "resolve_inside"]
 
 # "C:" as a first segment is a drive on Windows; refuse it everywhere so a manifest
 # written on Linux is also safe to materialize on Windows.
@@ -112,3 +112,22 @@ def inside_resolver(root: Path) -> Callable[[str], Path]:
         return candidate
 
     return resolve
+
+
+def folder_files(root: Path) -> list[tuple[str, Path]]:
+    """Every file below ``root`` as ``(safe relative POSIX path, full path)``, walked in
+    sorted order; a symbolic link anywhere in the folder is refused (``UnsafePath``)."""
+    files: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        base = Path(dirpath)
+        for name in sorted(dirnames + filenames):
+            full = base / name
+            rel = full.relative_to(root).as_posix()
+            if full.is_symlink():
+                raise UnsafePath(
+                    f"{rel!r} in {str(root)!r} is a symbolic link", field="path", value=rel,
+                    hint="copy the target into the folder, or remove the link",
+                )
+            if name in filenames:
+                files.append((check_relative_path(rel), full))
+    return files

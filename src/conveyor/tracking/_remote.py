@@ -16,311 +16,43 @@ sent is appended to this process's spool file (``[tracking] spool_dir``, the sam
 append-only, fsynced, ``flock``ed JSON-lines design as embedded mode) with its key, and sent
 again, under the same key, as soon as the server answers; files left by a process that
 died are sent by the next remote tracker opened on the same server, or ``conveyor sync``.
+
+The parts: ``_client`` (``Http``, retries, errors), ``_wire`` (JSON ↔ entities),
+``_remote_spool`` (spool and heartbeat), ``_remote_artifacts`` and ``_uploads``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import mimetypes
-import os
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
-
 from conveyor import errors as _errors
-from conveyor.blobs import Digest, Manifest
-from conveyor.entities import Artifact, Experiment, Metric, Run, RunStatus, now_ms
-from conveyor.errors import ConveyorError, InvalidInput, NotFound, StorageError
+from conveyor.entities import Experiment, Metric, Run, RunStatus
+from conveyor.errors import ConveyorError, InvalidInput, StorageError
 from conveyor.settings import ServerSettings, Settings, TrackingSettings
 from conveyor.store import DEFAULT_EXPERIMENT, Point, validate_key
-from conveyor.tracking import _capture, _uploads
-from conveyor.tracking._buffer import MetricBuffer
-from conveyor.tracking._heartbeat import Heartbeat
-from conveyor.tracking._spool import ReplayReport, Spool
+from conveyor.tracking import _capture
+from conveyor.tracking._client import AccessDenied, Http, ServerUnreachable
+from conveyor.tracking._remote_artifacts import RemoteArtifacts
+from conveyor.tracking._remote_spool import RemoteSpool, _RemoteHeartbeat, replay_remote
+from conveyor.tracking._spool import ReplayReport
 from conveyor.tracking._tracker import Tracker
-from conveyor.tracking._values import artifact_path, metric_step, metric_value
+from conveyor.tracking._wire import _experiment, _float, _id, _param, _point_json, _quote, _run
 
 if TYPE_CHECKING:
     import pandas as pd
 
 _log = logging.getLogger("conveyor.tracking")
 
-#: Backoff between retries: the first wait, the growth factor and the longest wait (seconds).
-BACKOFF_FIRST, BACKOFF_FACTOR, BACKOFF_MAX = 0.1, 2.0, 5.0
 #: Runs asked for per search page.
 PAGE_SIZE = 1000
-CHUNK = 1024 * 1024
 
 
-class ServerUnreachable(StorageError):
-    """The conveyor server did not answer (connection refused or reset, timeout, 5xx) within
-    ``[server] retry_seconds``."""
-
-
-class AccessDenied(ConveyorError, PermissionError):
-    """The server refused the request: no token, a wrong or revoked token, or no permission."""
-
-
-@dataclass(frozen=True)
-class _ServerKey:
-    """What the spool names its files after (a hash of this URL)."""
-
-    url: str
-
-
-def _error(response: httpx.Response) -> ConveyorError:
-    """The server's one error shape as the same ConveyorError subclass as embedded mode."""
-    try:
-        body = response.json()["error"]
-        code, message, field = str(body.get("code")), str(body.get("message")), body.get("field")
-    except (ValueError, KeyError, TypeError, AttributeError):
-        code, message, field = "", response.text[:500] or response.reason_phrase, None
-    status = response.status_code
-    named = getattr(_errors, response.headers.get("x-conveyor-error", ""), None)
-    if status in (401, 403):
-        return AccessDenied(f"the conveyor server refused: {message}",
-                            hint="check [server] token (CONVEYOR_SERVER_TOKEN) and your permissions")
-    if status == 404:
-        error: ConveyorError = NotFound.__new__(NotFound)
-        ConveyorError.__init__(error, message)
-        error.kind, error.name = "resource", field  # type: ignore[attr-defined]
-        return error
-    if status == 409:
-        cls = _errors.AlreadyExists if code == "ALREADY_EXISTS" else _errors.Conflict
-        error = cls.__new__(cls)
-        ConveyorError.__init__(error, message)
-        return error
-    if status >= 500:
-        return ServerUnreachable(f"the conveyor server failed: {message}",
-                                 hint="the server's log has the details")
-    cls = named if isinstance(named, type) and issubclass(named, InvalidInput) else InvalidInput
-    error = cls.__new__(cls)
-    InvalidInput.__init__(error, message, field=field)  # type: ignore[arg-type]
-    return error
-
-
-class Http:
-    """One keep-alive ``httpx.Client`` to ``<url>/api/v1`` with bounded retries."""
-
-    def __init__(self, settings: ServerSettings) -> None:
-        if settings.url is None:
-            raise InvalidInput("no server URL", field="server.url", hint="set CONVEYOR_SERVER_URL")
-        self.url = settings.url
-        self.retry_seconds = settings.retry_seconds
-        headers = {"User-Agent": "conveyor-remote"}
-        if settings.token:
-            headers["Authorization"] = f"Bearer {settings.token}"
-        self.client = httpx.Client(
-            base_url=self.url + "/api/v1",
-            headers=headers,
-            timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 5.0)),
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
-            follow_redirects=False,
-            # plain http needs no TLS context (loading the CA bundle costs ~0.5 s per process)
-            verify=self.url.startswith("https://"),
-        )
-
-    def close(self) -> None:
-        self.client.close()
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        retry: bool = True,
-        content: Callable[[], Any] | None = None,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        """The answer to one request; 4xx raise the matching ConveyorError at once, connection
-        errors and 5xx are retried (when ``retry``) until ``retry_seconds`` have passed.
-        ``content`` makes a fresh body per attempt (an open file for a streamed upload)."""
-        deadline = time.monotonic() + (self.retry_seconds if retry else 0.0)
-        wait = BACKOFF_FIRST
-        while True:
-            body = content() if content is not None else None
-            try:
-                if body is not None:
-                    kwargs["content"] = body
-                response = self.client.request(method, path, **kwargs)
-            except httpx.TransportError as exc:
-                failure: ConveyorError = ServerUnreachable(
-                    f"conveyor server {self.url} is unreachable: {type(exc).__name__}: {exc}",
-                    hint=f"check that `conveyor server` runs there; retried for {self.retry_seconds:g} s "
-                    "([server] retry_seconds, CONVEYOR_SERVER_RETRY_SECONDS)",
-                )
-                failure.__cause__ = exc
-            else:
-                if response.status_code < 400:
-                    return response
-                failure = _error(response)
-                if response.status_code < 500:
-                    raise failure
-            finally:
-                if body is not None and hasattr(body, "close"):
-                    body.close()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise failure
-            time.sleep(min(wait, left))
-            wait = min(wait * BACKOFF_FACTOR, BACKOFF_MAX)
-
-    def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self.request(method, path, **kwargs).json()
-
-    def error(self, response: httpx.Response) -> ConveyorError:
-        """The ConveyorError a (read) 4xx/5xx answer stands for (streamed requests)."""
-        return _error(response)
-
-
-# -- JSON → entities ------------------------------------------------------------------------------------
-def _float(value: Any) -> float:
-    return float(value)  # "NaN", "Infinity" and "-Infinity" parse as such
-
-
-_RUN_FIELDS = frozenset(Run.__dataclass_fields__)
-
-
-def _run(data: Mapping[str, Any]) -> Run:
-    fields = {k: v for k, v in data.items() if k in _RUN_FIELDS}  # a newer server may say more
-    fields["status"] = RunStatus(fields["status"])
-    fields["metrics"] = {k: _float(v) for k, v in fields["metrics"].items()}
-    return Run(**fields)
-
-
-def _experiment(data: Mapping[str, Any]) -> Experiment:
-    return Experiment(data["id"], data["name"], data["description"], data["archived"], data["created_at"],
-                      dict(data["tags"]))
-
-
-def _artifact(data: Mapping[str, Any]) -> Artifact:
-    return Artifact(data["run_id"], data["path"], data["digest"], data["size"], data["media_type"], data["is_dir"])
-
-
-def _point_json(point: Point) -> dict[str, Any]:
-    _, key, value, step, stamp = point
-    shown: Any = value if value == value and value not in (float("inf"), float("-inf")) else str(value)
-    if shown == "nan":
-        shown = "NaN"
-    elif shown == "inf":
-        shown = "Infinity"
-    elif shown == "-inf":
-        shown = "-Infinity"
-    return {"key": key, "value": shown, "step": step, "timestamp": stamp}
-
-
-def _quote(path: str) -> str:
-    from urllib.parse import quote
-
-    return quote(path, safe="/")
-
-
-class _RemoteHeartbeat(Heartbeat):
-    def __init__(self, http: Http, *, interval: float, also: Callable[[], None]) -> None:
-        super().__init__(None, interval=interval, also=also)  # type: ignore[arg-type]
-        self._http = http
-
-    def beat(self) -> None:
-        with self._lock:
-            ids = sorted(self._runs)
-        if ids:
-            self._http.request("POST", "/runs/heartbeat", json={"run_ids": ids}, retry=False)
-        if self._also is not None:
-            self._also()
-
-
-class RemoteSpool(Spool):
-    """This process's spool of batches the server did not take, replayed under their keys."""
-
-    def __init__(self, folder: Path, http: Http) -> None:
-        super().__init__(folder, _ServerKey(http.url))  # type: ignore[arg-type]
-        self.http = http
-
-    def add_batch(self, run_id: str, key: str, body: dict[str, Any]) -> None:
-        self._append({"kind": "batch", "run": run_id, "key": key, "body": body})
-
-    def replay_own(self) -> ReplayReport:
-        with self._lock:
-            if self._handle is None or not self._pending:
-                return ReplayReport()
-            report = ReplayReport(files=1)
-            _replay_file(self.http, self.path, report)
-            self._handle.truncate(0)
-            self._handle.seek(0)
-            os.fsync(self._handle.fileno())
-            self._pending = 0
-            return report
-
-
-def replay_remote(http: Http, folder: Path) -> ReplayReport:
-    """Send every spool file of this server in ``folder`` that no live process holds."""
-    import fcntl
-
-    from conveyor.tracking._spool import store_key
-
-    report = ReplayReport()
-    if not folder.is_dir():
-        return report
-    prefix = store_key(_ServerKey(http.url)) + "-"  # type: ignore[arg-type]
-    for path in sorted(folder.glob(prefix + "*.jsonl")):
-        try:
-            handle = open(path, "r+", encoding="utf-8")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
-            continue
-        with handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                report.skipped_locked += 1
-                continue
-            if not path.exists():
-                continue
-            report.files += 1
-            _replay_file(http, path, report)
-            path.unlink(missing_ok=True)
-    return report
-
-
-def _replay_file(http: Http, path: Path, report: ReplayReport) -> None:
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            _log.warning("conveyor: skipping a torn line %d of %s", number, path)
-            continue
-        if record.get("kind") != "batch":
-            continue
-        run_id, key, body = record["run"], record["key"], record["body"]
-        try:
-            answer = http.json("POST", f"/runs/{run_id}/batch", json=body, headers={"Idempotency-Key": key},
-                               retry=False)
-        except _errors.Conflict:
-            if body.get("end") is None:
-                raise
-            # the run was ended meanwhile (by `runs gc-stale`, say): keep its points
-            body = {**body, "end": None}
-            answer = http.json("POST", f"/runs/{run_id}/batch", json=body, headers={"Idempotency-Key": key},
-                               retry=False)
-        except NotFound:
-            _log.warning("conveyor: run %s is gone from the server; %d spooled point(s) dropped",
-                         run_id, len(body.get("metrics", [])))
-            continue
-        if answer["applied"]:
-            report.batches_written += 1
-            report.points_written += int(answer["metrics"])
-            report.runs_ended += int(body.get("end") is not None)
-        else:
-            report.batches_skipped += 1
-
-
-class RemoteTracker(Tracker):
+class RemoteTracker(RemoteArtifacts, Tracker):
     """The ``Tracker`` interface over a ``conveyor server`` (see the module's docstring).
 
     Example::
@@ -342,13 +74,10 @@ class RemoteTracker(Tracker):
         self.server = server
         self.project_settings = None
         self.http = Http(server)
-        self._buffer = MetricBuffer(
-            self._write_points, interval=self.settings.flush_interval, batch_size=self.settings.batch_size
+        self._start_buffering(
+            RemoteSpool(Path(spool_dir), self.http) if spool_dir is not None else None,
+            _RemoteHeartbeat(self.http, interval=self.settings.heartbeat_interval, also=self._replay_own),
         )
-        self._spool = RemoteSpool(Path(spool_dir), self.http) if spool_dir is not None else None  # type: ignore[assignment]
-        self._heartbeat = _RemoteHeartbeat(self.http, interval=self.settings.heartbeat_interval, also=self._replay_own)
-        self._known_runs: set[str] = set()
-        self._packages_digest = None
         self._send_lock = threading.Lock()
 
     @classmethod
@@ -387,37 +116,14 @@ class RemoteTracker(Tracker):
     def s3_endpoint_url(self) -> str | None:
         return None
 
-    def close(self) -> None:
-        self._heartbeat.close()
-        self._buffer.close()
-        if self._spool is not None:
-            self._replay_own()
-            self._spool.close()
+    def _close_backend(self) -> None:
         self.http.close()
 
-    # -- faults ---------------------------------------------------------------------------------
-    def sync(self, *, quiet: bool = False) -> ReplayReport:
-        """Send spooled batches (this process's and those dead processes left behind)."""
-        report = ReplayReport()
-        if self._spool is None:
-            return report
-        try:
-            own = self._spool.replay_own()
-            report = replay_remote(self.http, self._spool.folder)
-        except StorageError:
-            if not quiet:
-                raise
-            return report
-        for name in ("files", "batches_written", "batches_skipped", "points_written", "runs_ended"):
-            setattr(report, name, getattr(report, name) + getattr(own, name))
-        return report
+    # -- faults (``sync`` and ``_replay_own`` are Tracker's) ---------------------------------------
+    _backend_name = "the server"
 
-    def _replay_own(self) -> None:
-        if self._spool is not None and self._spool.pending:
-            try:
-                self._spool.replay_own()
-            except StorageError as exc:
-                _log.info("conveyor: the server is still unreachable: %s", exc)
+    def _replay_left(self, folder: Path) -> ReplayReport:
+        return replay_remote(self.http, folder)
 
     # -- experiments ----------------------------------------------------------------------------------
     def create_experiment(
@@ -530,14 +236,6 @@ class RemoteTracker(Tracker):
             "POST", f"/runs/{_id(run_id)}/batch", json=body, headers={"Idempotency-Key": key or uuid.uuid4().hex})
         return answer
 
-    def log_metric(
-        self, run_id: str, key: str, value: Any, step: int | None = None, timestamp: int | None = None
-    ) -> None:
-        """Buffer one point (no I/O on the caller's thread once the run is known)."""
-        self._require_run(run_id)
-        validate_key("metric", key)
-        self._buffer.add((run_id, key, metric_value(key, value), metric_step(key, step), timestamp or now_ms()))
-
     def _write_points(self, points: Sequence[Point]) -> None:
         by_run: dict[str, list[Point]] = {}
         for point in points:
@@ -575,144 +273,6 @@ class RemoteTracker(Tracker):
                               params=params)
         return [Metric(p["key"], _float(p["value"]), p["step"], p["timestamp"]) for p in data["points"]]
 
-    # -- artifacts ------------------------------------------------------------------------------------------
-    def log_artifact(self, run_id: str, local_path: str | Path, artifact_path_: str | None = None) -> Artifact:
-        source = Path(local_path)
-        if source.is_dir():
-            return self.log_artifacts(run_id, source, artifact_path_ or source.name)
-        if not source.is_file():
-            raise NotFound("file", str(source))
-        path = artifact_path(artifact_path_, source.name)
-        self._require_run(run_id)
-        media = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
-        if source.stat().st_size > self.server.multipart_threshold:
-            return _artifact(self._upload(run_id, path, source, media))
-        return self._put(run_id, path, lambda: open(source, "rb"), media)  # noqa: SIM115 - closed by Http
-
-    def _upload(self, run_id: str, path: str | None, source: Path, media: str) -> dict[str, Any]:
-        """A big file in parts, or straight to S3 (resumable: see ``_uploads``)."""
-        return _uploads.upload_file(self.http, _id(run_id), path, source, media,
-                                    part_size=self.server.multipart_part_size,
-                                    state_dir=getattr(self._spool, "folder", None))
-
-    def _put(self, run_id: str, path: str, body: Callable[[], Any], media: str) -> Artifact:
-        data = self.http.json("PUT", f"/runs/{_id(run_id)}/artifacts/{_quote(path)}", content=body,
-                              headers={"Content-Type": media})
-        return _artifact(data)
-
-    def log_artifacts(self, run_id: str, local_dir: str | Path, artifact_path_: str | None = None) -> Artifact:
-        """A folder: each file uploaded as a blob, then recorded as one manifest."""
-        from conveyor.blobs import check_relative_path
-        from conveyor.errors import UnsafePath
-
-        source = Path(local_dir)
-        if not source.is_dir():
-            raise NotFound("folder", str(source))
-        path = artifact_path(artifact_path_ or source.name)
-        self._require_run(run_id)
-        files: list[tuple[str, Path]] = []
-        for dirpath, dirnames, filenames in os.walk(source):
-            base = Path(dirpath)
-            for name in sorted(dirnames + filenames):
-                full = base / name
-                rel = full.relative_to(source).as_posix()
-                if full.is_symlink():
-                    raise UnsafePath(f"{rel!r} in {str(source)!r} is a symbolic link", field="path", value=rel,
-                                     hint="copy the target into the folder, or remove the link")
-                if name in filenames:
-                    files.append((check_relative_path(rel), full))
-        entries = []
-        for rel, full in sorted(files):
-            if full.stat().st_size > self.server.multipart_threshold:
-                blob = self._upload(run_id, None, full, "application/octet-stream")
-            else:
-                blob = self.http.json("PUT", f"/runs/{_id(run_id)}/blobs",
-                                      content=lambda f=full: open(f, "rb"))  # noqa: SIM115 - closed by Http
-            entries.append({"path": rel, "digest": blob["digest"], "size": blob["size"]})
-        data = self.http.json("POST", f"/runs/{_id(run_id)}/folders/{_quote(path)}", json={"entries": entries})
-        return _artifact(data)
-
-    def log_bytes(self, run_id: str, data: bytes, path: str, media_type: str | None = None) -> Artifact:
-        checked = artifact_path(path)
-        self._require_run(run_id)
-        media = media_type or mimetypes.guess_type(checked)[0] or "application/octet-stream"
-        return self._put(run_id, checked, lambda: data, media)
-
-    def list_artifacts(self, run_id: str, prefix: str = "") -> list[Artifact]:
-        found = self.http.json("GET", f"/runs/{_id(run_id)}/artifacts", params={"prefix": prefix})
-        return [_artifact(a) for a in found]
-
-    def artifact_files(self, run_id: str) -> list[tuple[str, int, str]]:
-        return [(f["path"], f["size"], f["digest"]) for f in self.http.json("GET", f"/runs/{_id(run_id)}/artifact-files")]
-
-    def get_artifact(self, run_id: str, path: str) -> Artifact:
-        checked = artifact_path(path)
-        for artifact in self.list_artifacts(run_id):
-            if artifact.path == checked:
-                return artifact
-        for full, size, digest in self.artifact_files(run_id):
-            if full == checked:
-                media = mimetypes.guess_type(full)[0] or "application/octet-stream"
-                return Artifact(run_id, checked, digest, size, media)
-        raise NotFound("artifact", checked)
-
-    def download_artifact(self, run_id: str, path: str, dest: str | Path | None = None, *, force: bool = False) -> Path:
-        """Like embedded mode: a file or a folder, written atomically, nothing overwritten
-        unless ``force``, nothing written into ``.git`` or onto a device."""
-        from conveyor.blobs._checkout import DestinationExists, check_destination
-
-        artifact = self.get_artifact(run_id, path)
-        name = Path(artifact.path).name
-        target = Path(name) if dest is None else Path(dest)
-        if not artifact.is_dir:
-            if target.is_dir() and not target.is_symlink():
-                target = target / name
-            if check_destination(target, Digest.parse(artifact.digest), artifact.size, force=force):
-                self._fetch(run_id, artifact.path, Digest.parse(artifact.digest), target, force)
-            return target
-        manifest = Manifest.from_bytes(self._read(run_id, artifact.path))
-        wanted, clashing = [], []
-        for entry in manifest.entries:
-            file = target / entry.path
-            try:
-                if check_destination(file, entry.digest, entry.size, force=force):
-                    wanted.append((entry, file))
-            except DestinationExists:
-                clashing.append(file)
-        if clashing:
-            raise DestinationExists(clashing)
-        for entry, file in wanted:
-            file.parent.mkdir(parents=True, exist_ok=True)
-            self._fetch(run_id, f"{artifact.path}/{entry.path}", entry.digest, file, force)
-        target.mkdir(parents=True, exist_ok=True)
-        return target
-
-    def _fetch(self, run_id: str, path: str, digest: Digest, target: Path, force: bool) -> None:
-        from conveyor.blobs._materialize import copy_to
-
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with _uploads.download(self.http, f"/runs/{_id(run_id)}/artifacts/{_quote(path)}") as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise _error(response)
-                actual = copy_to(_Reader(response.iter_bytes(CHUNK)), target, digest, hashing=True,  # type: ignore[arg-type]
-                                 force=force)
-        except httpx.TransportError as exc:
-            raise ServerUnreachable(f"downloading {path!r} from {self.http.url} failed: {exc}") from exc
-        if actual is not None and actual != digest:
-            raise _errors.CorruptObject(f"{path!r} arrived as {actual}, not {digest}",
-                                        hint="download it again")
-
-    def _read(self, run_id: str, path: str) -> bytes:
-        return _uploads.read_all(self.http.request("GET", f"/runs/{_id(run_id)}/artifacts/{_quote(path)}"))
-
-    def read_artifact(self, run_id: str, path: str) -> bytes:
-        artifact = self.get_artifact(run_id, path)
-        if artifact.is_dir:
-            raise InvalidInput(f"artifact {path!r} is a folder", field="path", value=path, hint="download it")
-        return self._read(run_id, artifact.path)
-
     # -- search ------------------------------------------------------------------------------------------
     def search_runs(  # type: ignore[override]
         self,
@@ -748,42 +308,6 @@ class RemoteTracker(Tracker):
         return runs_frame(found)
 
 
-class _Reader:
-    """A ``read(n)`` stream over an iterator of byte chunks (what ``copy_to`` reads)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._left = b""
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._left) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._left += chunk
-        if size < 0:
-            out, self._left = self._left, b""
-        else:
-            out, self._left = self._left[:size], self._left[size:]
-        return out
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-def _param(value: Any) -> str:
-    return value if isinstance(value, str) else str(value)
-
-
-def _id(run_id: str) -> str:
-    if not isinstance(run_id, str) or not run_id.isalnum() or not run_id.isascii() or len(run_id) > 32:
-        raise InvalidInput(f"run id {run_id!r} is not valid", field="run_id", value=run_id,
-                           hint="run ids are 32 hexadecimal characters")
-    return run_id
-
-
 def _remote_only(what: str) -> ConveyorError:
     return ConveyorError(
         f"{what} is not reachable in remote mode ([server] url is set): this client talks only to the server",
@@ -791,4 +315,4 @@ def _remote_only(what: str) -> ConveyorError:
     )
 
 
-__all__ = ["AccessDenied", "RemoteTracker", "ServerUnreachable"]
+__all__ = ["AccessDenied", "Http", "RemoteTracker", "ServerUnreachable"]

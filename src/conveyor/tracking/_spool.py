@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -52,6 +52,11 @@ class ReplayReport:
     points_written: int = 0
     runs_ended: int = 0
     skipped_locked: int = 0
+
+    def add(self, other: ReplayReport) -> None:
+        """Count ``other``'s replay in too (what ``sync`` adds of this process's own file)."""
+        for name in ("files", "batches_written", "batches_skipped", "points_written", "runs_ended"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 class Spool:
@@ -101,12 +106,16 @@ class Spool:
             if self._handle is None or not self._pending:
                 return ReplayReport()
             report = ReplayReport(files=1)
-            _replay_file(self.store, self.path, report)
+            self._replay_file(self.path, report)
             self._handle.truncate(0)
             self._handle.seek(0)
             os.fsync(self._handle.fileno())
             self._pending = 0
             return report
+
+    def _replay_file(self, path: Path, report: ReplayReport) -> None:
+        """Send one file's records to where they belong (the remote spool sends to the server)."""
+        _replay_file(self.store, path, report)
 
     def close(self) -> None:
         with self._lock:
@@ -126,10 +135,16 @@ class Spool:
 
 def replay(store: Store, folder: Path) -> ReplayReport:
     """Replay every spool file of ``store`` in ``folder`` that no live process holds."""
+    return replay_files(folder, store_key(store), lambda path, report: _replay_file(store, path, report))
+
+
+def replay_files(folder: Path, key: str, replay_file: Callable[[Path, ReplayReport], None]) -> ReplayReport:
+    """``replay_file`` each spool file named after ``key`` in ``folder`` that no live process
+    holds, then remove it (the embedded and the remote spools share this loop)."""
     report = ReplayReport()
     if not folder.is_dir():
         return report
-    prefix = store_key(store) + "-"
+    prefix = key + "-"
     for path in sorted(folder.glob(prefix + "*.jsonl")):
         try:
             handle = open(path, "r+", encoding="utf-8")  # noqa: SIM115 - closed below
@@ -144,18 +159,22 @@ def replay(store: Store, folder: Path) -> ReplayReport:
             if not path.exists():  # replayed and removed by another process meanwhile
                 continue
             report.files += 1
-            _replay_file(store, path, report)
+            replay_file(path, report)
             path.unlink(missing_ok=True)
     return report
 
 
-def _replay_file(store: Store, path: Path, report: ReplayReport) -> None:
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a spool file in order; a torn line (a crash mid-append) is skipped."""
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         try:
-            record = json.loads(line)
+            yield json.loads(line)
         except ValueError:
             log.warning("conveyor: skipping a torn line %d of %s", number, path)
-            continue
+
+
+def _replay_file(store: Store, path: Path, report: ReplayReport) -> None:
+    for record in read_records(path):
         if record.get("kind") == "metrics":
             points: list[Point] = [(r, k, float(v), int(s), int(t)) for r, k, v, s, t in record["points"]]
             batch = str(record["batch"])

@@ -61,13 +61,20 @@ class Tracker:
         self.store_settings = store_settings or store.settings
         #: The whole settings object when opened with ``from_settings`` (executors read Ray's).
         self.project_settings: Settings | None = None
+        self._start_buffering(
+            Spool(Path(spool_dir), store) if spool_dir is not None else None,
+            Heartbeat(store, interval=self.settings.heartbeat_interval, also=self._replay_own),
+        )
+        self._experiment_ids: dict[str, int] = {}
+
+    def _start_buffering(self, spool: Spool | None, heartbeat: Heartbeat) -> None:
+        """The metric buffer, spool and heartbeat (the same in embedded and remote mode)."""
         self._buffer = MetricBuffer(
             self._write_points, interval=self.settings.flush_interval, batch_size=self.settings.batch_size
         )
-        self._spool = Spool(Path(spool_dir), store) if spool_dir is not None else None
-        self._heartbeat = Heartbeat(store, interval=self.settings.heartbeat_interval, also=self._replay_own)
+        self._spool = spool
+        self._heartbeat = heartbeat
         self._known_runs: set[str] = set()
-        self._experiment_ids: dict[str, int] = {}
         self._packages_digest: str | None = None
 
     @classmethod
@@ -102,6 +109,9 @@ class Tracker:
         if self._spool is not None:
             self._replay_own()
             self._spool.close()
+        self._close_backend()
+
+    def _close_backend(self) -> None:
         self.store.close()
 
     # -- faults ---------------------------------------------------------------------------------------
@@ -117,24 +127,27 @@ class Tracker:
             return report
         try:
             own = self._spool.replay_own()
-            report = replay(self.store, self._spool.folder)
+            report = self._replay_left(self._spool.folder)
         except StorageError:
             if not quiet:
                 raise
             return report
-        report.files += own.files
-        report.batches_written += own.batches_written
-        report.batches_skipped += own.batches_skipped
-        report.points_written += own.points_written
-        report.runs_ended += own.runs_ended
+        report.add(own)
         return report
+
+    def _replay_left(self, folder: Path) -> ReplayReport:
+        """Replay the spool files dead processes left in ``folder``."""
+        return replay(self.store, folder)
+
+    #: What ``_replay_own`` says is still unreachable.
+    _backend_name = "the metadata store"
 
     def _replay_own(self) -> None:
         if self._spool is not None and self._spool.pending:
             try:
                 self._spool.replay_own()
             except StorageError as exc:
-                _log.info("conveyor: the metadata store is still unreachable: %s", exc)
+                _log.info("conveyor: %s is still unreachable: %s", self._backend_name, exc)
 
     def _spool_or_raise(self, exc: StorageError) -> Spool:
         """The spool when ``exc`` is a store that stayed unreachable; else re-raise."""
