@@ -67,7 +67,8 @@ def secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str, 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", f"AKIA{marker.upper()}")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", found["key"])
     monkeypatch.setenv("AWS_SESSION_TOKEN", found["token"])
-    url = postgres_url.replace("postgresql+psycopg://postgres@", f"postgresql+psycopg://postgres:{found['password']}@", 1)
+    scheme = "postgresql+psycopg://"
+    url = postgres_url.replace(f"{scheme}postgres@", f"{scheme}postgres:{found['password']}@", 1)
     assert found["password"] in url
     root = tmp_path / "project"
     root.mkdir()
