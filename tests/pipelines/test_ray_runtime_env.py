@@ -1,6 +1,6 @@
 """Ray gets what it needs: on a head started without any AWS_* variable, a pipeline whose
 artifacts live in S3 runs from the CLI with the project code shipped as working_dir, the
-driver's credentials passed (never printed), and a step's own error reported; a step's
+driver's credentials passed in the task argument (never printed), and a step's own error reported; a step's
 traceback survives a failed log upload."""
 
 from __future__ import annotations
@@ -86,24 +86,6 @@ def test_a_steps_own_error_survives_a_failed_log_upload(tmp_path: Path) -> None:
     assert "the-real-cause" in result["error"] and "log could not be stored" in result["error"]
     assert "KeyError" in result["traceback"]
     sys.modules.pop("doomed_step", None)
-
-
-def test_remote_mode_sends_no_store_setting_or_credential_to_ray(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from conveyor.pipelines._ray_env import runtime_env
-    from conveyor.settings import Settings
-
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-example-value")
-    settings = Settings.load(tmp_path, env={"CONVEYOR_STORE_ARTIFACTS_URL": "s3://bucket/c",
-                                            "CONVEYOR_STORE_S3_ENDPOINT_URL": "http://127.0.0.1:1"})
-    embedded = runtime_env(settings)["env_vars"]
-    assert embedded["AWS_SECRET_ACCESS_KEY"] == "secret-example-value"
-    assert embedded["CONVEYOR_STORE_ARTIFACTS_URL"] == "s3://bucket/c"
-    remote = runtime_env(settings, remote=True)
-    assert set(remote["env_vars"]) == {"CONVEYOR_EXPECTED_VERSION"}
-    assert remote["working_dir"] == str(tmp_path.resolve())
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 7, 64, 1 << 20])

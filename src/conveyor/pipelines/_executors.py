@@ -211,6 +211,9 @@ class RayExecutor:
                 except BaseException:
                     ray.shutdown()
                     raise
+        # store settings and credentials travel in each task's argument (see _ray_env)
+        self._env = _ray_env.task_env(settings, remote=remote)
+        self._secrets = _ray_env.secrets(settings, self._env)
         self.slots = max(1, max_workers or int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
         from conveyor.pipelines import _worker
 
@@ -220,21 +223,27 @@ class RayExecutor:
         resources: dict[str, Any] = {"num_cpus": options.cpus, "num_gpus": options.gpus, "max_retries": 0}
         if options.memory:
             resources["memory"] = options.memory
-        # remote mode: the server's URL and token travel in the task argument, never in a
-        # runtime_env (which Ray's runtime env agent logs, see _ray_env)
-        secret = (task.get("blobs", {}).get("server") or {}).get("token")
+        # store settings, credentials (remote mode: the server's URL and token) travel in the
+        # task argument, never in a runtime_env (which Ray's runtime env agent logs, see _ray_env)
+        secrets = [*self._secrets, (task.get("blobs", {}).get("server") or {}).get("token")]
+        if self._env:
+            task = {**task, "env": self._env}
         ref = self._remote.options(**resources).remote(json.dumps(task))
         ready, _ = self._ray.wait([ref], timeout=options.timeout)
         if not ready:
             self._ray.cancel(ref, force=True)
             return _timeout_result(options.timeout or 0)
-        try:
-            return dict(json.loads(self._ray.get(ref)))
-        except Exception as exc:  # a worker crash surfaces as a Ray error
-            from conveyor.pipelines._remote import mask
+        from conveyor.pipelines._ray_env import mask_all
 
+        try:
+            result = dict(json.loads(self._ray.get(ref)))
+        except Exception as exc:  # a worker crash surfaces as a Ray error
             return {"status": "FAILED", "outputs": {}, "logs": None, "metrics": None,
-                    "error": mask(f"Ray task failed: {exc}", secret)}
+                    "error": mask_all(f"Ray task failed: {exc}", secrets)}
+        for key in ("error", "traceback", "log_tail"):  # the metadata password too (not in the task)
+            if result.get(key):
+                result[key] = mask_all(result[key], secrets)
+        return result
 
     def close(self) -> None:
         pass

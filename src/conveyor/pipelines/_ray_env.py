@@ -1,21 +1,26 @@
 """What a Ray cluster needs from the driver: a bounded reachability check, the project's
-code, the store settings and credentials (in remote mode: none), and the same conveyor version.
+code, the store settings and credentials (in each task's argument, never in a runtime_env;
+in remote mode: none), and the same conveyor version.
 
 - ``probe``: a Ray GCS (and the Ray client server) is a gRPC server, so it answers an
   HTTP/2 connection preface with a SETTINGS frame at once. A port that accepts TCP but
   never answers (or answers something else) is reported within ``[ray] connect_timeout``
   instead of hanging ``ray.init``.
-- ``runtime_env``: the project folder as ``working_dir`` (``[ray] ship_code``), and as
-  ``env_vars`` the store settings plus the S3 credentials the driver itself resolved
+- ``runtime_env``: only what is not secret: the project folder as ``working_dir``
+  (``[ray] ship_code``) and the version check variable. Ray's runtime env agent logs every
+  ``runtime_env`` it creates, ``env_vars`` values included, in ``runtime_env_agent.log`` on
+  each node, and its state API shows a job's and a task's ``runtime_env``.
+- ``task_env``: the store settings plus the S3 credentials the driver itself resolved
   (environment, profile or config files, through botocore), so a cluster started without
-  any ``AWS_*`` variable still reads and writes the same bucket. The values are never
-  logged: ``describe`` shows only names.
-- remote mode (``[server] url``): no store setting and no credential leaves the driver (it
-  has none). The server's URL and token are not put in any ``runtime_env``: Ray's runtime
-  env agent logs every ``runtime_env`` it creates, ``env_vars`` values included, in
-  ``runtime_env_agent.log`` on each node, and its state API shows a task's ``runtime_env``.
-  They travel in the step's task argument instead (as in the local executor's private task
-  file), which Ray neither logs nor shows; the worker masks the token in what it reports.
+  any ``AWS_*`` variable still reads and writes the same bucket. They travel in each step's
+  task argument (as the local executor's private task file), which Ray neither logs nor
+  shows; the worker sets them in its own process environment for the step and masks the
+  secret ones (``secrets``) in the step's log and error texts. In remote mode (``[server]
+  url``) no store setting and no credential leaves the driver (it has none); the server's
+  URL and token travel in the task argument the same way.
+- ``secrets``: the values masked in what a step reports: the AWS secret key and session
+  token, and the metadata store's password (which never leaves the driver: steps write only
+  to the artifact store, the driver records runs).
 - ``check_version``: one tiny task on the cluster reports its conveyor version; a
   mismatch (or no conveyor at all) stops the run before any step starts.
 """
@@ -102,22 +107,56 @@ def s3_credentials() -> dict[str, str]:
 
 
 def runtime_env(settings: Any, *, remote: bool = False) -> dict[str, Any]:
-    """The ``runtime_env`` for ``ray.init``: code, store settings, credentials (``remote``:
-    code only; the server's URL and token go in each step's task argument)."""
-    # Steps write only to the artifact store (the driver records runs), so the metadata
-    # URL and its password stay on the driver.
-    env_vars = {"CONVEYOR_EXPECTED_VERSION": __version__}
-    if not remote:
-        env_vars["CONVEYOR_STORE_ARTIFACTS_URL"] = settings.artifacts_url
-        if settings.store.s3_endpoint_url:
-            env_vars["CONVEYOR_STORE_S3_ENDPOINT_URL"] = settings.store.s3_endpoint_url
-        if str(settings.artifacts_url).startswith("s3://"):
-            env_vars.update(s3_credentials())
-    env: dict[str, Any] = {"env_vars": env_vars}
+    """The ``runtime_env`` for ``ray.init``: code and version check only, nothing secret
+    (store settings and credentials go in each step's task argument: ``task_env``)."""
+    del remote  # the same either way: nothing a runtime_env carries is secret
+    env: dict[str, Any] = {"env_vars": {"CONVEYOR_EXPECTED_VERSION": __version__}}
     if settings.ray.ship_code:
         env["working_dir"] = str(Path(settings.root))
         env["excludes"] = [p.strip() for p in settings.ray.code_excludes.split(",") if p.strip()]
     return env
+
+
+#: the ``task_env`` variables whose values are secret (masked in what a step reports)
+SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def task_env(settings: Any, *, remote: bool = False) -> dict[str, str]:
+    """The variables a worker sets for a step: store settings and S3 credentials (``remote``:
+    none). Steps write only to the artifact store (the driver records runs), so the metadata
+    URL and its password stay on the driver."""
+    if remote:
+        return {}
+    env = {"CONVEYOR_STORE_ARTIFACTS_URL": str(settings.artifacts_url)}
+    if settings.store.s3_endpoint_url:
+        env["CONVEYOR_STORE_S3_ENDPOINT_URL"] = settings.store.s3_endpoint_url
+    if str(settings.artifacts_url).startswith("s3://"):
+        env.update(s3_credentials())
+    return env
+
+
+def secrets(settings: Any, env: dict[str, str]) -> list[str]:
+    """The values to mask in a step's log and error texts: the secret ``env`` values and the
+    metadata store's password."""
+    found = [env[name] for name in SECRET_VARS if env.get(name)]
+    try:
+        from sqlalchemy.engine import make_url
+
+        password = make_url(str(settings.metadata_url)).password
+    except Exception:  # not a URL SQLAlchemy parses: it has no password to hide
+        password = None
+    if password:
+        found.append(str(password))
+    return found
+
+
+def mask_all(text: str, found: Any) -> str:
+    """``text`` with every one of ``found`` (the ``secrets``; None entries ignored) masked."""
+    from conveyor.pipelines._remote import mask
+
+    for secret in found:
+        text = mask(text, secret)
+    return text
 
 
 def describe(env: dict[str, Any]) -> str:

@@ -1,8 +1,9 @@
 """What runs inside a worker (a local process or a Ray task): one attempt of one step.
 
 The worker touches only the artifact store, never the metadata store, so a Ray worker on
-another machine needs nothing but the artifact store URL (in remote mode: the server's URL
-and token; the token is masked in the step's log and error text). Input and output are JSON
+another machine needs nothing but the artifact store settings and S3 credentials (in remote
+mode: the server's URL and token), which arrive in the task itself (``env``, ``blobs``), never
+in a Ray runtime_env; the secret ones are masked in the step's log and error text. Input and output are JSON
 documents (no pickles cross the process boundary): inputs arrive as digests, outputs
 leave as digests of folders written by materializers, plus the captured stdout/stderr and
 what the step logged through the tracking API (``_steprun``: params, tags, metrics and the
@@ -53,7 +54,6 @@ def _resolve(module: str, qualname: str) -> Any:
 
 def execute(task: dict[str, Any]) -> dict[str, Any]:
     """Run one attempt of a step described by ``task``; never raises (errors are reported)."""
-    from conveyor.blobs import BlobStore, Digest
     from conveyor.pipelines import _materializers as mat
 
     for entry in reversed(task.get("sys_path", [])):
@@ -65,9 +65,37 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
         from conveyor.models import TrustPolicy, set_trust
 
         set_trust(TrustPolicy(tuple(task["trust"])))
+    with _task_env(task.get("env") or {}):
+        return _execute(task)
+
+
+@contextmanager
+def _task_env(env: dict[str, str]) -> Iterator[None]:
+    """The store settings and credentials the driver sent in the task argument (a Ray task's
+    argument is neither logged nor shown by Ray, a runtime_env is), set in this process's
+    environment for the step (its S3 client and the step's own code read them), then undone."""
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _execute(task: dict[str, Any]) -> dict[str, Any]:
+    from conveyor.blobs import Digest
+    from conveyor.pipelines import _materializers as mat
+    from conveyor.pipelines._ray_env import SECRET_VARS
+
     started = time.perf_counter()
     result: dict[str, Any] = {"status": "FAILED", "outputs": {}, "logs": None, "error": None, "metrics": None}
-    blobs, secret = _open_blobs(task["blobs"])
+    blobs, token = _open_blobs(task["blobs"])
+    env = task.get("env") or {}
+    secrets = [s for s in (token, *(env.get(name) for name in SECRET_VARS)) if s]
     with tempfile.TemporaryDirectory(prefix="conveyor-step-") as tmp:
         work = Path(tmp)
         log_path = work / "step.log"
@@ -97,23 +125,24 @@ def execute(task: dict[str, Any]) -> dict[str, Any]:
             if isinstance(exc, KeyboardInterrupt):
                 raise
         finally:
-            if secret:  # remote mode: the server token never leaves in what the step reports
-                from conveyor.pipelines._remote import mask, mask_file
+            if secrets:  # the server token, the AWS secret key never leave in what the step reports
+                from conveyor.pipelines._ray_env import mask_all
+                from conveyor.pipelines._remote import mask_file
 
                 for key in ("error", "traceback"):
                     if result.get(key):
-                        result[key] = mask(result[key], secret)
+                        result[key] = mask_all(result[key], secrets)
             try:
-                if secret:
+                for secret in secrets:
                     mask_file(log_path, secret)
                 result["logs"] = str(blobs.put_file(log_path).digest)
             except Exception as exc:  # the step's own outcome must survive a failed log upload
                 note = f"its log could not be stored: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
                 result["error"] = f"{result['error']}; {note}" if result["error"] else note
                 result["log_tail"] = log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
-                if secret:
-                    result["error"] = mask(result["error"], secret)
-                    result["log_tail"] = mask(result["log_tail"], secret)
+                if secrets:
+                    result["error"] = mask_all(result["error"], secrets)
+                    result["log_tail"] = mask_all(result["log_tail"], secrets)
                 if result["status"] == "FINISHED":
                     result["status"] = "FAILED"
             if recorder is not None:
