@@ -167,3 +167,14 @@ def hash_stream(stream: BinaryIO) -> Blob:
         hasher.update(chunk)
         size += len(chunk)
     return Blob(Digest(ALGORITHM, hasher.hexdigest()), size)
+
+
+def spool_hashed(stream: BinaryIO, spool: BinaryIO) -> tuple[Digest, int]:
+    """Copy ``stream`` into ``spool`` while hashing it: a remote object's key needs the digest
+    before its upload starts. Returns the digest and the size."""
+    hasher, size = new_hasher(), 0
+    for chunk in read_chunks(stream):
+        hasher.update(chunk)
+        spool.write(chunk)
+        size += len(chunk)
+    return Digest(ALGORITHM, hasher.hexdigest()), size

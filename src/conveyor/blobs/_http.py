@@ -31,7 +31,7 @@ from urllib.parse import quote
 from conveyor.errors import ConveyorError, CorruptObject, StorageError
 
 from ._backend import map_bounded
-from ._digest import ALGORITHM, Blob, Digest, hash_stream, new_hasher, read_chunks
+from ._digest import Blob, Digest, hash_stream, spool_hashed
 
 __all__ = ["HttpBackend", "MAX_DIGESTS"]
 
@@ -101,13 +101,8 @@ class HttpBackend:
         # The URL names the digest: spool while hashing, then upload the spooled bytes.
         fd, name = tempfile.mkstemp(prefix="conveyor-upload-")
         try:
-            hasher, size = new_hasher(), 0
             with os.fdopen(fd, "wb") as spool:
-                for chunk in read_chunks(stream):
-                    hasher.update(chunk)
-                    spool.write(chunk)
-                    size += len(chunk)
-            digest = Digest(ALGORITHM, hasher.hexdigest())
+                digest, size = spool_hashed(stream, spool)
             if not self.exists(digest):
                 self._upload(digest, lambda: open(name, "rb"))  # noqa: SIM115 - closed by Http
             return digest, size

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final
 from conveyor.errors import StorageError
 
 from ._backend import digest_from_parts, map_bounded, object_relpath
-from ._digest import ALGORITHM, CHUNK_SIZE, Blob, Digest, hash_bytes, hash_stream, new_hasher, read_chunks
+from ._digest import CHUNK_SIZE, Blob, Digest, hash_bytes, hash_stream, new_hasher, read_chunks, spool_hashed
 from ._s3errors import S3Context, s3_errors
 
 if TYPE_CHECKING:
@@ -182,12 +182,7 @@ class FsspecBackend:
     def put_stream(self, stream: BinaryIO) -> tuple[Digest, int]:
         # The key needs the digest before the upload starts: spool locally while hashing.
         with tempfile.TemporaryFile() as spool:
-            hasher, size = new_hasher(), 0
-            for chunk in read_chunks(stream):
-                hasher.update(chunk)
-                spool.write(chunk)
-                size += len(chunk)
-            digest = Digest(ALGORITHM, hasher.hexdigest())
+            digest, size = spool_hashed(stream, spool)
             if not self.exists(digest):
                 spool.seek(0)
                 if size <= _SMALL:
