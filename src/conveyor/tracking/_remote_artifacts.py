@@ -38,15 +38,7 @@ class RemoteArtifacts:
     if TYPE_CHECKING:
         def _require_run(self, run_id: str) -> None: ...
 
-    def log_artifact(self, run_id: str, local_path: str | Path, artifact_path_: str | None = None) -> Artifact:
-        source = Path(local_path)
-        if source.is_dir():
-            return self.log_artifacts(run_id, source, artifact_path_ or source.name)
-        if not source.is_file():
-            raise NotFound("file", str(source))
-        path = artifact_path(artifact_path_, source.name)
-        self._require_run(run_id)
-        media = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
+    def _log_file(self, run_id: str, path: str, source: Path, media: str) -> Artifact:
         if source.stat().st_size > self.server.multipart_threshold:
             return _artifact(self._upload(run_id, path, source, media))
         return self._put(run_id, path, lambda: open(source, "rb"), media)  # noqa: SIM115 - closed by Http

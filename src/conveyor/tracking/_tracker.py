@@ -447,8 +447,12 @@ class Tracker:
             raise NotFound("file", str(source))
         path = artifact_path(artifact_path_, source.name)
         self._require_run(run_id)
-        blob = self.blobs.put_file(source)
         media = mimetypes.guess_type(source.name)[0] or "application/octet-stream"
+        return self._log_file(run_id, path, source, media)
+
+    def _log_file(self, run_id: str, path: str, source: Path, media: str) -> Artifact:
+        """Store one checked file as ``path`` of the run (the remote tracker sends it instead)."""
+        blob = self.blobs.put_file(source)
         return self._record(Artifact(run_id, path, str(blob.digest), blob.size, media))
 
     def log_artifacts(self, run_id: str, local_dir: str | Path, artifact_path_: str | None = None) -> Artifact:
